@@ -1,0 +1,86 @@
+"""Metrics (from scikit-learn), stratified k-fold cross-validation, and the always-positive baseline."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from .config import Config
+from .data import LABEL2ID, LABELS
+
+METRIC_COLUMNS = ["accuracy", "macro_f1", "weighted_f1", *(f"f1_{c}" for c in LABELS)]
+
+
+def metrics(y_true, y_pred) -> dict:
+    """Accuracy, macro-F1, weighted-F1 and per-class precision/recall/F1."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    labels = list(range(len(LABELS)))
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    out = {
+        "accuracy": accuracy_score(y_true, y_pred),
+        "macro_f1": f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0),
+        "weighted_f1": f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0),
+    }
+    for k, c in enumerate(LABELS):
+        out.update({f"precision_{c}": p[k], f"recall_{c}": r[k], f"f1_{c}": f[k]})
+    return {k: float(v) for k, v in out.items()}
+
+
+def confusion(y_true, y_pred) -> pd.DataFrame:
+    """Confusion matrix with true classes as rows and predictions as columns."""
+    m = confusion_matrix(y_true, y_pred, labels=list(range(len(LABELS))))
+    return pd.DataFrame(m, index=pd.Index(LABELS, name="true"), columns=pd.Index(LABELS, name="predicted"))
+
+
+def always_positive(labels) -> dict:
+    """The baseline that answers "positive" for every row."""
+    labels = np.asarray(labels)
+    return metrics(labels, np.full_like(labels, LABEL2ID["positive"]))
+
+
+def folds(labels, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified, seeded k-fold (train index, test index) pairs."""
+    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(skf.split(np.zeros(len(labels)), labels))
+
+
+def cross_validate(cfg: Config, ds, features, models: list[str] | None = None, *, configs: dict | None = None) -> pd.DataFrame:
+    """Stratified k-fold CV of each model on all labelled rows (frozen-feature path).
+
+    In every fold a stratified 10% of the training folds is held out for early stopping, so the evaluation
+    fold is never looked at while training. ``configs`` maps a row name to its own Config (for ablations);
+    ``models`` names models to run with ``cfg``. Returns one row per (model, fold) with :data:`METRIC_COLUMNS`.
+    """
+    from .training import fit, make_data, new_classifier, predict_logits
+
+    runs = dict(configs or {})
+    for m in models or []:
+        runs[m] = cfg.replace(model=m)
+    guids = ds.train.guid.to_numpy()
+    y = ds.train.label.to_numpy()
+    rows = []
+    for name, c in runs.items():
+        feats = features(c) if callable(features) else features
+        for f, (tr, te) in enumerate(folds(y, c.folds, c.seed)):
+            inner_tr, inner_va = train_test_split(tr, test_size=0.1, random_state=c.seed, stratify=y[tr])
+            model = new_classifier(c, feats.text.dim, feats.image.dim)
+            fit(model, make_data(c, ds, guids[inner_tr], y[inner_tr], feats), make_data(c, ds, guids[inner_va], y[inner_va], feats), c)
+            pred = predict_logits(model, make_data(c, ds, guids[te], y[te], feats), c).argmax(1).numpy()
+            rows.append({"model": name, "fold": f, **metrics(y[te], pred)})
+    return pd.DataFrame(rows)
+
+
+def summarize(cv: pd.DataFrame, columns: list[str] | None = None, digits: int = 3) -> pd.DataFrame:
+    """Mean ± std over folds per model, as strings fit for a report table (row order kept)."""
+    columns = columns or METRIC_COLUMNS
+    g = cv.groupby("model", sort=False)[columns]
+    mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
+    return mean.round(digits).astype(str) + " ± " + std.round(digits).astype(str)
+
+
+def baseline_row(labels, k: int, seed: int) -> pd.DataFrame:
+    """Always-positive scored on the same folds as the models, as CV rows (model ``always_positive``)."""
+    labels = np.asarray(labels)
+    return pd.DataFrame([{"model": "always_positive", "fold": f, **always_positive(labels[te])}
+                         for f, (_, te) in enumerate(folds(labels, k, seed))])

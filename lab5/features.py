@@ -1,0 +1,185 @@
+"""The feature cache: frozen-encoder outputs for every guid, computed once and stored on disk.
+
+A cache file's name holds a key made of the encoder name, its weights fingerprint, its preprocessing, a
+fingerprint of the input files and the format version, so a changed file or encoder rebuilds it and nothing
+else does. Files are written atomically with a checksum beside them; a corrupt or truncated file is detected
+and rebuilt with a message.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import Config
+from .data import Dataset
+from .encoders import ImageEncoder, TextEncoder, image_encoder, text_encoder
+from .io import atomic_write_bytes
+from .training import resolve_device, seed_everything
+
+log = logging.getLogger("lab5")
+FORMAT_VERSION = 1
+
+
+@dataclass
+class FeatureSet:
+    """Pooled vectors (N, D) float32, sequences (N, L, D) float16 and their mask (N, L) for ``guids``."""
+
+    guids: list[str]
+    pooled: torch.Tensor
+    seq: torch.Tensor
+    mask: torch.Tensor
+    key: str = ""
+
+    def rows(self, guids) -> torch.Tensor:
+        """Row indices of ``guids`` (a KeyError names a guid that is not in the set)."""
+        pos = {g: i for i, g in enumerate(self.guids)}
+        return torch.tensor([pos[g] for g in guids], dtype=torch.long)
+
+    @property
+    def dim(self) -> int:
+        return self.pooled.shape[1]
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def text_input_fingerprint(ds: Dataset) -> str:
+    guids = list(ds.all.guid)
+    texts = list(ds.all.text)
+    return _sha256(json.dumps([guids, texts], ensure_ascii=False).encode())[:16]
+
+
+def image_input_fingerprint(ds: Dataset) -> str:
+    h = hashlib.sha256()
+    for guid in ds.all.guid:
+        h.update(guid.encode() + b"\0")
+        h.update(ds.image_path(guid).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_key(parts: dict) -> str:
+    return _sha256(json.dumps({**parts, "format": FORMAT_VERSION}, sort_keys=True).encode())[:16]
+
+
+def _load_cached(path: Path, guids: list[str]) -> FeatureSet | None:
+    meta_path = path.with_suffix(".json")
+    if not path.is_file() or not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        blob = path.read_bytes()
+        if _sha256(blob) != meta["sha256"]:
+            raise ValueError("checksum mismatch")
+        d = torch.load(io.BytesIO(blob), weights_only=True)
+        fs = FeatureSet(list(d["guids"]), d["pooled"], d["seq"], d["mask"], meta["key"])
+        if fs.guids != guids or list(fs.pooled.shape) != meta["pooled"] or list(fs.seq.shape) != meta["seq"]:
+            raise ValueError("shape or guid mismatch")
+        return fs
+    except Exception as e:  # any damage means: rebuild
+        log.warning("cache file %s is corrupt (%s); rebuilding it", path, e)
+        return None
+
+
+def _store(path: Path, fs: FeatureSet, parts: dict) -> None:
+    buf = io.BytesIO()
+    torch.save({"guids": fs.guids, "pooled": fs.pooled, "seq": fs.seq, "mask": fs.mask}, buf)
+    blob = buf.getvalue()
+    meta = {"key": fs.key, "sha256": _sha256(blob), "pooled": list(fs.pooled.shape), "seq": list(fs.seq.shape), **parts}
+    atomic_write_bytes(path, blob)
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
+
+
+def _cached(cfg: Config, kind: str, parts: dict, guids: list[str], build) -> FeatureSet:
+    key = cache_key(parts)
+    path = Path(cfg.cache) / f"{kind}-{parts['encoder'].replace('/', '_')}-{key}.pt"
+    fs = _load_cached(path, guids)
+    if fs is not None:
+        log.info("loaded %s features from %s", kind, path)
+        return fs
+    log.info("computing %s features with %s for %d pairs -> %s", kind, parts["encoder"], len(guids), path)
+    seed_everything(cfg.seed, cfg.threads)
+    pooled, seq, mask = build()
+    fs = FeatureSet(guids, pooled.float(), seq.half(), mask.bool(), key)
+    _store(path, fs, parts)
+    return fs
+
+
+def text_features(ds: Dataset, cfg: Config, encoder: TextEncoder | None = None) -> FeatureSet:
+    """Text features of every train and test guid (cached)."""
+    enc = encoder or text_encoder(cfg.text_encoder)
+    guids, texts = list(ds.all.guid), list(ds.all.text)
+    parts = {"encoder": enc.name, "weights": enc.fingerprint, "preprocessing": enc.preprocessing(cfg.max_length),
+             "inputs": text_input_fingerprint(ds)}
+    return _cached(cfg, "text", parts, guids, lambda: encode_texts(enc, texts, cfg))
+
+
+def image_features(ds: Dataset, cfg: Config, encoder: ImageEncoder | None = None) -> FeatureSet:
+    """Image features of every train and test guid (cached)."""
+    enc = encoder or image_encoder(cfg.image_encoder, cfg.image_size, cfg.seed)
+    guids = list(ds.all.guid)
+    parts = {"encoder": enc.name, "weights": enc.fingerprint, "preprocessing": enc.preprocessing(),
+             "inputs": image_input_fingerprint(ds)}
+    return _cached(cfg, "image", parts, guids, lambda: encode_images(enc, ds, guids, cfg))
+
+
+def encode_texts(enc: TextEncoder, texts: list[str], cfg: Config, batch_size: int = 64):
+    """Run the frozen text encoder over ``texts`` in batches."""
+    from tqdm.auto import tqdm
+
+    device = resolve_device(cfg.device)
+    enc = enc.to(device).eval()
+    out = []
+    with torch.inference_mode():
+        for i in tqdm(range(0, len(texts), batch_size), desc="text features", disable=not cfg.progress, unit="batch"):
+            t = enc.tokenize(texts[i:i + batch_size], cfg.max_length)
+            p, s, m = enc(t["input_ids"].to(device), t["attention_mask"].to(device))
+            out.append((p.float().cpu(), s.half().cpu(), m.cpu()))
+    return tuple(torch.cat(x) for x in zip(*out))
+
+
+class ImageFolder(torch.utils.data.Dataset):
+    """Images of ``guids`` through a transform (decoded with a JPEG draft for speed)."""
+
+    def __init__(self, ds: Dataset, guids: list[str], transform, min_side: int):
+        self.ds, self.guids, self.transform, self.min_side = ds, guids, transform, min_side
+
+    def __len__(self) -> int:
+        return len(self.guids)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.transform(self.ds.image(self.guids[i], self.min_side))
+
+
+def encode_images(enc: ImageEncoder, ds: Dataset, guids: list[str], cfg: Config, batch_size: int = 32):
+    """Run the frozen image encoder over the images of ``guids`` in batches."""
+    from tqdm.auto import tqdm
+
+    device = resolve_device(cfg.device)
+    enc = enc.to(device).eval()
+    loader = torch.utils.data.DataLoader(ImageFolder(ds, guids, enc.spec.transform(), enc.spec.resize), batch_size=batch_size)
+    out = []
+    with torch.inference_mode():
+        for x in tqdm(loader, desc="image features", disable=not cfg.progress, unit="batch"):
+            p, s, m = enc(x.to(device))
+            out.append((p.float().cpu(), s.half().cpu(), m.cpu()))
+    return tuple(torch.cat(x) for x in zip(*out))
+
+
+@dataclass
+class Features:
+    """Text and image features of one dataset, aligned by guid."""
+
+    text: FeatureSet
+    image: FeatureSet
+
+
+def load_features(ds: Dataset, cfg: Config) -> Features:
+    """Both modalities' features, from the cache or computed once."""
+    return Features(text_features(ds, cfg), image_features(ds, cfg))
