@@ -14,9 +14,10 @@ from pathlib import Path
 from .config import REPO_ROOT, Config, ConfigError
 from .data import DataError
 from .encoders import EncoderUnavailable
+from .reproduce import NotebookFailed
 
 log = logging.getLogger("lab5")
-USER_ERRORS = (DataError, EncoderUnavailable, ConfigError)
+USER_ERRORS = (DataError, EncoderUnavailable, ConfigError, NotebookFailed)
 DEFAULT_PREDICTIONS = REPO_ROOT / "test_with_label.txt"
 
 
@@ -118,18 +119,13 @@ def cmd_cv(cfg: Config, args) -> int:
 
 
 def cmd_evaluate(cfg: Config, args) -> int:
-    from .data import get_split, load_dataset
-    from .evaluation import confusion, metrics
+    from .data import load_dataset
+    from .evaluation import confusion, metrics, validation_predictions
     from .features import load_features
-    from .training import load_model, make_data, predict_logits
 
     model, cfg = _load_checkpoint(args.checkpoint, cfg)
     ds = load_dataset(cfg.data)
-    split = get_split(ds)
-    y = ds.train.set_index("guid").loc[list(split.val), "label"].to_numpy()
-    feats = None if cfg.finetune else load_features(ds, cfg)
-    enc = (model.text_encoder, model.image_encoder) if cfg.finetune else None
-    pred = predict_logits(model, make_data(cfg, ds, split.val, y, feats, enc), cfg).argmax(1).numpy()
+    y, pred = validation_predictions(model, cfg, ds, None if cfg.finetune else load_features(ds, cfg))
     m = metrics(y, pred)
     print(f"{cfg.model} on the {len(y)} validation rows: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}, "
           f"weighted-F1 {m['weighted_f1']:.3f}")
@@ -163,9 +159,12 @@ def cmd_predict(cfg: Config, args) -> int:
 
 
 def cmd_reproduce(cfg: Config, args) -> int:
-    from .notebooks import run_notebooks
+    from .data import resolve_data_dir
+    from .reproduce import run_notebooks
 
-    run_notebooks(cfg.data, only=args.only)
+    times = run_notebooks(resolve_data_dir(cfg.data), only=args.only)
+    print(f"reproduced {len(times)} notebooks in {sum(t for _, t in times):.0f}s: "
+          + ", ".join(f"{n} {t:.0f}s" for n, t in times))
     return 0
 
 

@@ -12,8 +12,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def default_data_dir() -> Path:
-    """``LAB5_DATA`` if set, else ``./data``."""
-    return Path(os.environ.get("LAB5_DATA", "data"))
+    """``LAB5_DATA`` if set, else ``./data`` (the repository's ``data/`` when run from ``notebooks/``)."""
+    if "LAB5_DATA" in os.environ:
+        return Path(os.environ["LAB5_DATA"])
+    return Path("data") if Path("data").is_dir() else REPO_ROOT / "data"
 
 
 def default_cache_dir() -> Path:

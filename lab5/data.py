@@ -393,3 +393,34 @@ def write_predictions(test: pd.DataFrame, predicted: dict[str, str], out: Path) 
 def read_labels_from_text(text: str) -> pd.DataFrame:
     rows = list(csv.reader(io.StringIO(text)))[1:]
     return pd.DataFrame(rows, columns=["guid", "tag"])
+
+
+# --------------------------------------------------------------------------- exploration
+_PATTERNS = {
+    "hashtags": r"#\w+",
+    "mentions": r"@\w+",
+    "urls": r"https?://\S+",
+    "retweet": r"^RT\b",
+}
+
+
+def text_stats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per tweet: words, characters, hashtags, mentions, URLs, emoji, whether it is a retweet."""
+    import emoji
+
+    out = pd.DataFrame({"guid": frame.guid, "tag": frame.tag, "encoding": frame.encoding})
+    out["words"] = frame.text.str.split().str.len()
+    out["chars"] = frame.text.str.len()
+    for name, pat in _PATTERNS.items():
+        out[name] = frame.text.str.count(pat)
+    out["emoji"] = [emoji.emoji_count(t) for t in frame.text]
+    return out
+
+
+def image_sizes(ds: Dataset, guids=None) -> pd.DataFrame:
+    """Width and height of each image (from the header; nothing decoded)."""
+    rows = []
+    for guid in (ds.all.guid if guids is None else guids):
+        with Image.open(ds.image_path(guid)) as img:
+            rows.append((guid, *img.size))
+    return pd.DataFrame(rows, columns=["guid", "width", "height"])

@@ -249,3 +249,18 @@ def image_encoder(name: str = "efficientnet-lite0", image_size: int = 224, seed:
     if name not in IMAGE_ENCODERS:
         raise EncoderUnavailable(f"unknown image encoder {name!r}; choose one of {', '.join(IMAGE_ENCODERS)}")
     return IMAGE_ENCODERS[name](image_size, seed)
+
+
+def imagenet_top1(enc: ImageEncoder, images: list) -> list[tuple[str, float]]:
+    """ImageNet class name and probability of each PIL image (a check that the weights and preprocessing fit)."""
+    from torchvision.models import ResNet50_Weights
+
+    categories = ResNet50_Weights.IMAGENET1K_V2.meta["categories"]  # ships with torchvision, no download
+    classify = getattr(enc.body, "_fc", None)
+    if classify is None:
+        raise EncoderUnavailable(f"{enc.name} has no ImageNet classifier head")
+    x = torch.stack([enc.spec.transform()(im) for im in images])
+    with torch.inference_mode():
+        p = classify(enc(x)[0]).softmax(-1)
+    conf, idx = p.max(-1)
+    return [(categories[i], float(c)) for i, c in zip(idx.tolist(), conf.tolist())]

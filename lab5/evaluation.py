@@ -84,3 +84,38 @@ def baseline_row(labels, k: int, seed: int) -> pd.DataFrame:
     labels = np.asarray(labels)
     return pd.DataFrame([{"model": "always_positive", "fold": f, **always_positive(labels[te])}
                          for f, (_, te) in enumerate(folds(labels, k, seed))])
+
+
+def validation_predictions(model, cfg: Config, ds, features=None) -> tuple[np.ndarray, np.ndarray]:
+    """(true labels, predicted labels) of ``model`` on the committed validation split."""
+    from .data import get_split
+    from .training import make_data, predict_logits
+
+    val = list(get_split(ds).val)
+    y = ds.train.set_index("guid").loc[val, "label"].to_numpy()
+    enc = (model.text_encoder, model.image_encoder) if cfg.finetune else None
+    pred = predict_logits(model, make_data(cfg, ds, val, y, features, enc), cfg).argmax(1).numpy()
+    return y, pred
+
+
+def misclassified(ds, y, pred, n: int = 8, seed: int = 0) -> pd.DataFrame:
+    """A seeded sample of validation tweets the model got wrong (true, predicted, text)."""
+    from .data import get_split
+
+    val = list(get_split(ds).val)
+    texts = ds.train.set_index("guid").loc[val, "text"].to_numpy()
+    wrong = np.flatnonzero(np.asarray(y) != np.asarray(pred))
+    pick = np.sort(np.random.default_rng(seed).choice(wrong, size=min(n, len(wrong)), replace=False))
+    return pd.DataFrame({"guid": [val[i] for i in pick], "true": [LABELS[y[i]] for i in pick],
+                         "predicted": [LABELS[pred[i]] for i in pick], "text": [texts[i][:100] for i in pick]})
+
+
+def paired_comparison(y, pred_a, pred_b, names: tuple[str, str] = ("a", "b")) -> pd.DataFrame:
+    """How often each of two models is right where the other is wrong, per true class."""
+    y, a, b = map(np.asarray, (y, pred_a, pred_b))
+    rows = []
+    for k, c in enumerate(LABELS):
+        m = y == k
+        rows.append({"class": c, "rows": int(m.sum()), f"only {names[0]} right": int(((a == y) & (b != y) & m).sum()),
+                     f"only {names[1]} right": int(((b == y) & (a != y) & m).sum()), "both right": int(((a == y) & (b == y) & m).sum())})
+    return pd.DataFrame(rows).set_index("class")

@@ -1,0 +1,137 @@
+"""Report figures and tables, each also saved to ``figures/`` under a stable name."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .config import REPO_ROOT
+from .data import LABELS, Dataset
+
+FIGURES = REPO_ROOT / "figures"
+CLASS_COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
+
+
+def save(fig: plt.Figure, name: str, folder: Path = FIGURES) -> Path:
+    """Save ``fig`` as ``figures/{name}.png`` (150 dpi, no timestamp metadata, so reruns give the same bytes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"Software": None})
+    return path
+
+
+def save_table(df: pd.DataFrame, name: str, folder: Path = FIGURES) -> Path:
+    """Save a report table as ``figures/{name}.csv``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.csv"
+    df.to_csv(path)
+    return path
+
+
+def class_balance(ds: Dataset) -> plt.Figure:
+    counts = ds.train.tag.value_counts().reindex(LABELS).fillna(0)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.bar(counts.index, counts.values, color=[CLASS_COLOURS[c] for c in counts.index])
+    for i, v in enumerate(counts.values):
+        ax.text(i, v, f"{int(v)}\n{v / counts.sum():.1%}", ha="center", va="bottom", fontsize=8)
+    ax.set(title=f"Class balance of train.txt ({int(counts.sum())} rows)", ylabel="pairs", ylim=(0, counts.max() * 1.25))
+    return fig
+
+
+def text_lengths(stats: pd.DataFrame) -> plt.Figure:
+    """Histogram of words per tweet by class; ``stats`` from :func:`lab5.data.text_stats`."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    bins = np.arange(0, stats.words.max() + 2)
+    for c in LABELS:
+        ax.hist(stats.loc[stats.tag == c, "words"], bins=bins, alpha=0.55, label=c, color=CLASS_COLOURS[c], density=True)
+    ax.set(title="Words per tweet", xlabel="words", ylabel="share of class")
+    ax.legend()
+    return fig
+
+
+def image_sizes(sizes: pd.DataFrame) -> plt.Figure:
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2))
+    a.scatter(sizes.width, sizes.height, s=3, alpha=0.3)
+    a.set(title="Image sizes", xlabel="width", ylabel="height")
+    b.hist(sizes.width / sizes.height, bins=40)
+    b.set(title="Aspect ratio (w/h)", xlabel="ratio", ylabel="images")
+    fig.tight_layout()
+    return fig
+
+
+def sample_grid(ds: Dataset, per_class: int = 4, seed: int = 0) -> plt.Figure:
+    """A few random pairs per class: the image with the start of its tweet."""
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(len(LABELS), per_class, figsize=(2.6 * per_class, 3.0 * len(LABELS)))
+    for r, c in enumerate(LABELS):
+        rows = ds.train[ds.train.tag == c]
+        for k, i in enumerate(rng.choice(len(rows), size=per_class, replace=False)):
+            guid, text = rows.guid.iloc[i], rows.text.iloc[i]
+            ax = axes[r, k]
+            ax.imshow(ds.image(guid, 160))
+            ax.set_xticks([]), ax.set_yticks([])
+            short = (text[:60] + "…") if len(text) > 60 else text
+            ax.set_title(f"{c} · {guid}\n{_wrap(short, 32)}", fontsize=7, color=CLASS_COLOURS[c])
+    fig.tight_layout()
+    return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text.replace("$", r"\$"), width)[:2])
+
+
+def learning_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figure:
+    """Training loss and validation macro-F1 per epoch for one or more runs."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for name, h in histories.items():
+        a.plot(h.epoch, h.train_loss, label=f"{name} train")
+        if "val_loss" in h:
+            a.plot(h.epoch, h.val_loss, "--", label=f"{name} val")
+            b.plot(h.epoch, h.val_macro_f1, label=name)
+    a.set(title="loss", xlabel="epoch")
+    b.set(title="validation macro-F1", xlabel="epoch")
+    a.legend(fontsize=7), b.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrices(matrices: dict[str, pd.DataFrame], title: str = "") -> plt.Figure:
+    """Row-normalised confusion matrices side by side, counts annotated."""
+    n = len(matrices)
+    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.2), squeeze=False)
+    for ax, (name, cm) in zip(axes[0], matrices.items()):
+        norm = cm.to_numpy() / np.maximum(1, cm.to_numpy().sum(1, keepdims=True))
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        for i in range(len(LABELS)):
+            for j in range(len(LABELS)):
+                ax.text(j, i, f"{cm.iat[i, j]}\n{norm[i, j]:.0%}", ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.6 else "black")
+        ax.set_xticks(range(len(LABELS)), LABELS, fontsize=7)
+        ax.set_yticks(range(len(LABELS)), LABELS, fontsize=7)
+        ax.set(title=name, xlabel="predicted", ylabel="true")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def metric_bars(cv: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", "macro_f1"), title: str = "") -> plt.Figure:
+    """Mean ± std over folds per model (rows of a per-fold CV table), one bar group per metric."""
+    g = cv.groupby("model", sort=False)[list(metrics)]
+    mean, std = g.mean(), g.std(ddof=1).fillna(0)
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(mean)), 3.6))
+    x = np.arange(len(mean))
+    w = 0.8 / len(metrics)
+    for k, m in enumerate(metrics):
+        ax.bar(x + k * w - 0.4 + w / 2, mean[m], w, yerr=std[m], capsize=3, label=m)
+    ax.set_xticks(x, mean.index, rotation=30, ha="right", fontsize=8)
+    ax.set(ylim=(0, 1), title=title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
