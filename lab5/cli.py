@@ -152,17 +152,19 @@ def cmd_predict(cfg: Config, args) -> int:
         ds = load_dataset(cfg.data)
     else:
         model = None
-    out = predict_test(cfg, ds, model, Path(args.out))
-    counts = __import__("pandas").read_csv(out, dtype=str).tag.value_counts()
+    out = Path(args.out)
+    predicted = predict_test(cfg, ds, model, out)
+    counts = __import__("pandas").Series(predicted).value_counts()
     print(f"wrote {len(ds.test)} predictions to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
 
 def cmd_reproduce(cfg: Config, args) -> int:
-    from .data import resolve_data_dir
+    from .data import load_dataset
     from .reproduce import run_notebooks
 
-    times = run_notebooks(resolve_data_dir(cfg.data), only=args.only)
+    ds = load_dataset(cfg.data)  # bad data: one clear error (exit 2) before any notebook starts
+    times = run_notebooks(ds.root, only=args.only)
     print(f"reproduced {len(times)} notebooks in {sum(t for _, t in times):.0f}s: "
           + ", ".join(f"{n} {t:.0f}s" for n, t in times))
     return 0
@@ -171,7 +173,7 @@ def cmd_reproduce(cfg: Config, args) -> int:
 def cmd_bench(cfg: Config, args) -> int:
     from .bench import run_bench
 
-    print(run_bench(cfg))
+    print(run_bench(cfg, cold_pairs=args.cold_pairs, naive_pairs=args.naive_pairs))
     return 0
 
 
@@ -203,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "predict":
             sp.add_argument("--out", default=str(DEFAULT_PREDICTIONS), help="predictions file (default test_with_label.txt)")
             sp.add_argument("--checkpoint", help="use this checkpoint instead of training the final model")
+        if name == "bench":
+            sp.add_argument("--cold-pairs", type=int, default=256, help="pairs encoded from scratch to time cold extraction")
+            sp.add_argument("--naive-pairs", type=int, default=0, help="pairs of the naive epoch to time (0: all, else scaled)")
         if name == "reproduce":
             sp.add_argument("--only", help="comma-separated notebook numbers to run (default: all)")
     return p

@@ -319,9 +319,14 @@ def make_split(train: pd.DataFrame, val_size: int = VAL_SIZE, seed: int = SPLIT_
     """A seeded, stratified draw of ``val_size`` validation guids (sorted numerically)."""
     from sklearn.model_selection import train_test_split
 
-    if len(train) <= val_size or train.label.value_counts().min() < 2:
+    if len(train) <= val_size:
         val_size = max(len(LABELS), len(train) // 5)
-    _, val = train_test_split(train.guid.to_numpy(), test_size=val_size, random_state=seed, stratify=train.label.to_numpy())
+    if len(train) < 2:
+        raise DataError(f"{TRAIN_FILE}: {len(train)} labelled rows; at least 2 are needed for a validation split")
+    counts = train.label.value_counts()
+    # stratify when every class can give a row to each side (a tiny or lopsided file is drawn plainly)
+    stratify = train.label.to_numpy() if counts.min() >= 2 and val_size >= len(counts) else None
+    _, val = train_test_split(train.guid.to_numpy(), test_size=val_size, random_state=seed, stratify=stratify)
     return sorted(val, key=_guid_key)
 
 

@@ -165,16 +165,16 @@ class ImageEncoder(nn.Module):
     """A CNN body: ``features(pixels)`` gives the final feature map (B, C, H, W)."""
 
     def __init__(self, name: str, body: nn.Module, features: Callable, dim: int, spec: ImageSpec, fingerprint: str,
-                 blocks: Callable[[], list[nn.Module]]):
+                 blocks: Callable[[nn.Module], list[nn.Module]]):
         super().__init__()
-        self.name, self.body, self._features, self.dim, self.spec, self.fingerprint = name, body, features, dim, spec, fingerprint
-        self._blocks = blocks
+        self.name, self.body, self.dim, self.spec, self.fingerprint = name, body, dim, spec, fingerprint
+        self._features, self._blocks = features, blocks  # both take the body, so a deep copy stays self-contained
 
     def preprocessing(self) -> str:
         return self.spec.describe()
 
     def forward(self, pixels: torch.Tensor):
-        fmap = self._features(pixels)
+        fmap = self._features(self.body, pixels)
         pooled = fmap.mean(dim=(2, 3))
         regions = F.adaptive_avg_pool2d(fmap, REGION_GRID).flatten(2).transpose(1, 2)
         mask = torch.ones(regions.shape[:2], dtype=torch.bool, device=regions.device)
@@ -186,7 +186,7 @@ class ImageEncoder(nn.Module):
             self.requires_grad_(True)
             return
         self.requires_grad_(False)
-        for b in self._blocks()[-blocks:]:
+        for b in self._blocks(self.body)[-blocks:]:
             b.requires_grad_(True)
 
 
@@ -206,8 +206,8 @@ def _efficientnet_lite0(image_size: int, seed: int) -> ImageEncoder:
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights"
         net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights))
     net.eval()
-    return ImageEncoder("efficientnet-lite0", net, net.extract_features, 1280, ImageSpec(224, 256),
-                        file_fingerprint(weights), lambda: [*net._blocks[-3:], net._conv_head, net._bn1])
+    return ImageEncoder("efficientnet-lite0", net, lambda body, x: body.extract_features(x), 1280, ImageSpec(224, 256),
+                        file_fingerprint(weights), lambda body: [*body._blocks[-3:], body._conv_head, body._bn1])
 
 
 def _resnet50(image_size: int, seed: int, pretrained: bool = True) -> ImageEncoder:
@@ -232,8 +232,8 @@ def _resnet50(image_size: int, seed: int, pretrained: bool = True) -> ImageEncod
     net.fc = nn.Identity()
     net.eval()
     body = nn.Sequential(*(list(net.children())[:-2]))
-    return ImageEncoder(name, body, body, 2048, ImageSpec(image_size, round(image_size * 256 / 224)), fp,
-                        lambda: [net.layer4])
+    return ImageEncoder(name, body, lambda b, x: b(x), 2048, ImageSpec(image_size, round(image_size * 256 / 224)), fp,
+                        lambda b: [b[-1]])  # layer4
 
 
 IMAGE_ENCODERS: dict[str, Callable[[int, int], ImageEncoder]] = {

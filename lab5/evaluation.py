@@ -64,7 +64,7 @@ def cross_validate(cfg: Config, ds, features, models: list[str] | None = None, *
         feats = features(c) if callable(features) else features
         for f, (tr, te) in enumerate(folds(y, c.folds, c.seed)):
             inner_tr, inner_va = train_test_split(tr, test_size=0.1, random_state=c.seed, stratify=y[tr])
-            model = new_classifier(c, feats.text.dim, feats.image.dim)
+            model = new_classifier(c, *feats.dims(), seq_dims=feats.seq_dims())
             fit(model, make_data(c, ds, guids[inner_tr], y[inner_tr], feats), make_data(c, ds, guids[inner_va], y[inner_va], feats), c)
             pred = predict_logits(model, make_data(c, ds, guids[te], y[te], feats), c).argmax(1).numpy()
             rows.append({"model": name, "fold": f, **metrics(y[te], pred)})

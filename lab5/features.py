@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .config import Config
+from .config import Config, ConfigError
 from .data import Dataset
 from .encoders import ImageEncoder, TextEncoder, image_encoder, text_encoder
 from .io import atomic_write_bytes
@@ -179,7 +179,34 @@ class Features:
     text: FeatureSet
     image: FeatureSet
 
+    def dims(self) -> tuple[int, int]:
+        """Widths of the pooled text and image vectors."""
+        return self.text.dim, self.image.dim
+
+    def seq_dims(self) -> tuple[int, int]:
+        """Widths of the token states and image regions."""
+        return self.text.seq.shape[-1], self.image.seq.shape[-1]
+
+
+def lexicon_scores(texts: list[str]) -> torch.Tensor:
+    """VADER's negative, neutral, positive and compound scores of each text (N, 4); its lexicon ships in the package."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    sia = SentimentIntensityAnalyzer()
+    return torch.tensor([[d["neg"], d["neu"], d["pos"], d["compound"]] for d in map(sia.polarity_scores, texts)])
+
+
+def with_lexicon(fs: FeatureSet, ds: Dataset) -> FeatureSet:
+    """Text features with the VADER scores appended to the pooled vector (cheap: computed, not cached)."""
+    lex = lexicon_scores(list(ds.all.text))
+    return FeatureSet(fs.guids, torch.cat([fs.pooled, lex], dim=1), fs.seq, fs.mask, fs.key + "+lexicon")
+
 
 def load_features(ds: Dataset, cfg: Config) -> Features:
-    """Both modalities' features, from the cache or computed once."""
-    return Features(text_features(ds, cfg), image_features(ds, cfg))
+    """Both modalities' features, from the cache or computed once (``cfg.text_features`` picks the text view)."""
+    if cfg.text_features not in ("tokens", "tokens+lexicon"):
+        raise ConfigError(f"unknown --text-features {cfg.text_features!r}; use tokens or tokens+lexicon")
+    text = text_features(ds, cfg)
+    if cfg.text_features == "tokens+lexicon":
+        text = with_lexicon(text, ds)
+    return Features(text, image_features(ds, cfg))

@@ -43,7 +43,7 @@ class TextOnly(Head):
 
     uses_image = False
 
-    def __init__(self, dt: int, di: int, cfg: Config):
+    def __init__(self, dt: int, di: int, cfg: Config, seq_dims: tuple[int, int] | None = None):
         super().__init__()
         self.net = nn.Sequential(_proj(dt, cfg.hidden, cfg.dropout), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, N_CLASSES))
 
@@ -56,7 +56,7 @@ class ImageOnly(Head):
 
     uses_text = False
 
-    def __init__(self, dt: int, di: int, cfg: Config):
+    def __init__(self, dt: int, di: int, cfg: Config, seq_dims: tuple[int, int] | None = None):
         super().__init__()
         self.net = nn.Sequential(_proj(di, cfg.hidden, cfg.dropout), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, N_CLASSES))
 
@@ -67,7 +67,7 @@ class ImageOnly(Head):
 class ConcatFusion(Head):
     """The reference report's "catmodel" done properly: projected text and image vectors, concatenated, MLP."""
 
-    def __init__(self, dt: int, di: int, cfg: Config):
+    def __init__(self, dt: int, di: int, cfg: Config, seq_dims: tuple[int, int] | None = None):
         super().__init__()
         self.t, self.i = _proj(dt, cfg.hidden, cfg.dropout), _proj(di, cfg.hidden, cfg.dropout)
         self.out = _mlp(2 * cfg.hidden, cfg.hidden, cfg.dropout)
@@ -85,12 +85,13 @@ class CrossAttentionFusion(Head):
 
     uses_sequences = True
 
-    def __init__(self, dt: int, di: int, cfg: Config):
+    def __init__(self, dt: int, di: int, cfg: Config, seq_dims: tuple[int, int] | None = None):
         super().__init__()
         h = cfg.attention_hidden
+        dts, dis = seq_dims or (dt, di)  # token/region widths (pooled text may carry extra lexicon scores)
         # no dropout on the (long) input sequences or attention maps: it cost more CPU time than it helped;
         # the pooled vectors are dropped out before the classifier instead
-        self.t, self.i = _proj(dt, h, 0.0), _proj(di, h, 0.0)
+        self.t, self.i = _proj(dts, h, 0.0), _proj(dis, h, 0.0)
         self.t2i = nn.MultiheadAttention(h, cfg.heads, batch_first=True)
         self.i2t = nn.MultiheadAttention(h, cfg.heads, batch_first=True)
         self.norm_t, self.norm_i = nn.LayerNorm(h), nn.LayerNorm(h)
@@ -118,7 +119,7 @@ class ReferenceGate(Head):
     extra L2 term in the loss - are not copied.)
     """
 
-    def __init__(self, dt: int, di: int, cfg: Config):
+    def __init__(self, dt: int, di: int, cfg: Config, seq_dims: tuple[int, int] | None = None):
         super().__init__()
         self.t = nn.Sequential(nn.Linear(dt, 512), nn.ReLU(), nn.Dropout(0.1))
         self.i = nn.Sequential(nn.Linear(di, 512), nn.ReLU(), nn.Dropout(0.1))
@@ -135,7 +136,7 @@ class GatedFusion(Head):
     """Gated multimodal unit: a learned per-feature gate z mixes tanh-projected text and image,
     h = z * tanh(Wt t) + (1 - z) * tanh(Wi i), so each sample decides how much to trust each modality."""
 
-    def __init__(self, dt: int, di: int, cfg: Config):
+    def __init__(self, dt: int, di: int, cfg: Config, seq_dims: tuple[int, int] | None = None):
         super().__init__()
         h = cfg.hidden
         self.nt, self.ni = nn.LayerNorm(dt), nn.LayerNorm(di)
@@ -154,7 +155,7 @@ class LateFusion(Head):
     """Late fusion: a text classifier and an image classifier whose probabilities are mixed with a learned
     weight; the output is the log of the mixture (so cross-entropy on it is the mixture's likelihood)."""
 
-    def __init__(self, dt: int, di: int, cfg: Config):
+    def __init__(self, dt: int, di: int, cfg: Config, seq_dims: tuple[int, int] | None = None):
         super().__init__()
         self.text, self.image = TextOnly(dt, di, cfg), ImageOnly(dt, di, cfg)
         self.mix = nn.Parameter(torch.tensor(1.0))  # sigmoid(1) = 0.73 to the text side at the start
@@ -186,6 +187,8 @@ class Classifier(nn.Module):
     def __init__(self, head: Head, text_encoder: nn.Module | None = None, image_encoder: nn.Module | None = None):
         super().__init__()
         self.head, self.text_encoder, self.image_encoder = head, text_encoder, image_encoder
+        # added to the logits: zero, or a decision rule tuned on validation rows (``Config.decision``)
+        self.register_buffer("logit_bias", torch.zeros(N_CLASSES))
 
     def encode(self, b: dict) -> dict:
         b = dict(b)
@@ -196,13 +199,14 @@ class Classifier(nn.Module):
         return b
 
     def forward(self, b: dict) -> torch.Tensor:
-        return self.head(self.encode(b))
+        return self.head(self.encode(b)) + self.logit_bias
 
 
-def build_head(name: str, text_dim: int, image_dim: int, cfg: Config) -> Head:
-    """A fresh head by name (see :data:`MODELS`)."""
+def build_head(name: str, text_dim: int, image_dim: int, cfg: Config, seq_dims: tuple[int, int] | None = None) -> Head:
+    """A fresh head by name (see :data:`MODELS`); ``seq_dims`` are the token/region widths when they differ."""
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    head = MODELS[name](text_dim, image_dim, cfg)
-    head.dims = {"text": text_dim, "image": image_dim}
+    seq_dims = tuple(seq_dims) if seq_dims else (text_dim, image_dim)
+    head = MODELS[name](text_dim, image_dim, cfg, seq_dims)
+    head.dims = {"text": text_dim, "image": image_dim, "text_seq": seq_dims[0], "image_seq": seq_dims[1]}
     return head

@@ -14,20 +14,19 @@ FIGURES = REPO_ROOT / "figures"
 CLASS_COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
 
 
-def save(fig: plt.Figure, name: str, folder: Path = FIGURES) -> Path:
-    """Save ``fig`` as ``figures/{name}.png`` (150 dpi, no timestamp metadata, so reruns give the same bytes)."""
+def save(fig: plt.Figure, name: str, folder: Path = FIGURES) -> None:
+    """Save ``fig`` as ``figures/{name}.png`` (150 dpi, no software metadata).
+
+    Returns nothing, so a notebook cell ending in ``save(...)`` shows the figure and no machine-specific path.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.png"
-    fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"Software": None})
-    return path
+    fig.savefig(folder / f"{name}.png", dpi=150, bbox_inches="tight", metadata={"Software": None})
 
 
-def save_table(df: pd.DataFrame, name: str, folder: Path = FIGURES) -> Path:
+def save_table(df: pd.DataFrame, name: str, folder: Path = FIGURES) -> None:
     """Save a report table as ``figures/{name}.csv``."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.csv"
-    df.to_csv(path)
-    return path
+    df.to_csv(folder / f"{name}.csv")
 
 
 def class_balance(ds: Dataset) -> plt.Figure:

@@ -30,7 +30,7 @@ def run_notebooks(data: Path, only: str | None = None, timeout: int = 1800) -> l
     """Execute each notebook with ``LAB5_DATA=data``; a failing cell raises :class:`NotebookFailed`."""
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
 
     os.environ["LAB5_DATA"] = str(Path(data).resolve())
     times = []
@@ -38,7 +38,9 @@ def run_notebooks(data: Path, only: str | None = None, timeout: int = 1800) -> l
     for k, path in enumerate(paths, 1):
         print(f"[{k}/{len(paths)}] {path.name} ...", end="", flush=True, file=sys.stderr)
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                extra_arguments=["--IPKernelApp.log_level=ERROR"], resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client.log.setLevel("WARNING")  # not its "Executing notebook with kernel" line
         t = time.perf_counter()
         try:
             client.execute()
@@ -46,6 +48,9 @@ def run_notebooks(data: Path, only: str | None = None, timeout: int = 1800) -> l
             cell = next((i for i, c in enumerate(nb.cells) if any(o.get("output_type") == "error" for o in c.get("outputs", []))), "?")
             print(" failed", file=sys.stderr)
             raise NotebookFailed(f"{path.name}: cell {cell} failed: {str(e).strip().splitlines()[-1]}") from None
+        except DeadKernelError:
+            print(" failed", file=sys.stderr)
+            raise NotebookFailed(f"{path.name}: the kernel died (out of memory, or killed) while running it") from None
         dt = time.perf_counter() - t
         atomic_write_bytes(path, nbformat.writes(nb).encode("utf-8") + b"\n")
         print(f" done in {dt:.0f}s", file=sys.stderr)

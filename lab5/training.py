@@ -90,20 +90,26 @@ class RawData:
 
     def __init__(self, ds, guids, labels, text_encoder, image_encoder, cfg: Config, train: bool):
         self.ds, self.guids, self.cfg = ds, list(guids), cfg
-        texts = ds.all.set_index("guid").loc[self.guids, "text"].tolist()
-        self.tokens = text_encoder.tokenize(texts, cfg.max_length)
-        self.transform = image_encoder.spec.transform(train=train)
-        self.min_side = image_encoder.spec.resize
+        self.tokens = None
+        if text_encoder is not None:
+            texts = ds.all.set_index("guid").loc[self.guids, "text"].tolist()
+            self.tokens = text_encoder.tokenize(texts, cfg.max_length)
+        self.transform = image_encoder.spec.transform(train=train) if image_encoder is not None else None
+        self.min_side = image_encoder.spec.resize if image_encoder is not None else None
         self.labels = torch.tensor(np.array(labels if labels is not None else [-1] * len(self.guids)), dtype=torch.long)
 
     def __len__(self) -> int:
         return len(self.guids)
 
     def batch(self, idx: torch.Tensor) -> dict:
-        ids, mask = self.tokens["input_ids"][idx], self.tokens["attention_mask"][idx]
-        n = int(mask.sum(1).max())
-        pixels = torch.stack([self.transform(self.ds.image(self.guids[j], self.min_side)) for j in idx.tolist()])
-        return {"input_ids": ids[:, :n], "attention_mask": mask[:, :n], "pixels": pixels, "label": self.labels[idx]}
+        b = {"label": self.labels[idx]}
+        if self.tokens is not None:
+            ids, mask = self.tokens["input_ids"][idx], self.tokens["attention_mask"][idx]
+            n = int(mask.sum(1).max())
+            b.update(input_ids=ids[:, :n], attention_mask=mask[:, :n])
+        if self.transform is not None:
+            b["pixels"] = torch.stack([self.transform(self.ds.image(self.guids[j], self.min_side)) for j in idx.tolist()])
+        return b
 
 
 def _to(b: dict, device: torch.device) -> dict:
@@ -167,6 +173,10 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
     from sklearn.metrics import f1_score
     from tqdm.auto import tqdm
 
+    if cfg.decision not in ("argmax", "tuned"):
+        raise ConfigError(f"unknown --decision {cfg.decision!r}; use argmax or tuned")
+    if cfg.balance not in ("none", "weights", "sampler"):
+        raise ConfigError(f"unknown --balance {cfg.balance!r}; use none, weights or sampler")
     seed_everything(cfg.seed, cfg.threads)
     device = resolve_device(cfg.device)
     model.to(device)
@@ -180,7 +190,7 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
     rows, best, best_state, best_epoch, bad, step = [], -1.0, None, 0, 0, 0
     bar = tqdm(range(1, cfg.epochs + 1), desc=f"train {type(getattr(model, 'head', model)).__name__}", disable=not cfg.progress)
     for epoch in bar:
-        model.train()
+        _train_mode(model)
         losses = []
         for idx in _batches(train, cfg, gen, shuffle=True):
             b = _to(train.batch(idx), device)
@@ -218,7 +228,41 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
     else:
         best_epoch = rows[-1]["epoch"]
     model.eval()
+    if cfg.decision == "tuned" and val is not None and len(val):
+        model.logit_bias.copy_(tune_logit_bias(predict_logits(model, val, cfg) - model.logit_bias.cpu(), val.labels))
     return TrainResult(model, pd.DataFrame(rows), best_epoch, best)
+
+
+def tune_logit_bias(logits: torch.Tensor, labels: torch.Tensor, grid=None) -> torch.Tensor:
+    """Offsets for the negative and neutral logits (positive fixed at 0) that maximise macro-F1 on these rows.
+
+    A grid search; ties go to the smallest offsets, so with no gain the rule stays argmax.
+    """
+    grid = torch.linspace(-1.0, 3.0, 17) if grid is None else grid
+    order = sorted(((abs(a) + abs(b), float(a), float(b)) for a in grid.tolist() for b in grid.tolist()))
+    biases = torch.tensor([[a, b, 0.0] for _, a, b in order])  # (K, 3)
+    preds = (logits.unsqueeze(0) + biases.unsqueeze(1)).argmax(-1)  # (K, N)
+    f1 = _macro_f1_many(preds, labels)
+    return biases[int(torch.argmax(f1))]  # argmax takes the first maximum: the smallest offsets
+
+
+def _macro_f1_many(preds: torch.Tensor, y: torch.Tensor, n: int = 3) -> torch.Tensor:
+    """Macro-F1 of each row of ``preds`` (K, N) against ``y`` (N) at once (the search objective only;
+    reported metrics come from scikit-learn)."""
+    f1s = []
+    for c in range(n):
+        p, t = preds == c, (y == c).unsqueeze(0)
+        tp = (p & t).sum(1).float()
+        f1s.append(2 * tp / (p.sum(1) + t.sum(1)).float().clamp(min=1))
+    return torch.stack(f1s).mean(0)
+
+
+def _train_mode(model: nn.Module) -> None:
+    """Train mode, except normalisation layers whose weights are frozen: their running statistics stay put."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
+            m.eval()
 
 
 @torch.no_grad()
@@ -251,18 +295,19 @@ def read_checkpoint(path: Path) -> tuple[Config, dict, dict]:
     try:
         meta = json.loads((path / "config.json").read_text())
         state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
-    except (OSError, ValueError, RuntimeError) as e:
+    except Exception as e:  # unreadable JSON, foreign bytes, a truncated zip: all mean "damaged"
         raise ConfigError(f"checkpoint {path} is missing or damaged ({e})") from None
     return Config.from_dict(meta.pop("config")), meta, state
 
 
 # --------------------------------------------------------------------------- stages
-def new_classifier(cfg: Config, text_dim: int, image_dim: int, encoders: tuple | None = None) -> nn.Module:
+def new_classifier(cfg: Config, text_dim: int, image_dim: int, encoders: tuple | None = None,
+                   seq_dims: tuple[int, int] | None = None) -> nn.Module:
     """A freshly initialised (seeded) classifier of ``cfg.model``, with encoders attached when given."""
     from .models import Classifier, build_head
 
     seed_everything(cfg.seed, cfg.threads)
-    head = build_head(cfg.model, text_dim, image_dim, cfg)
+    head = build_head(cfg.model, text_dim, image_dim, cfg, seq_dims)
     if encoders is None:
         return Classifier(head)
     t, i = encoders
@@ -298,12 +343,12 @@ def train_model(cfg: Config, ds, features=None, train_guids=None, val_guids=None
     labels = ds.train.set_index("guid")["label"]
     encoders = load_encoders(cfg) if cfg.finetune else None
     if encoders:
-        dims = encoders[0].dim, encoders[1].dim
+        model = new_classifier(cfg, encoders[0].dim, encoders[1].dim, encoders)
     else:
-        dims = features.text.dim, features.image.dim
-    tr = make_data(cfg, ds, train_guids, labels.loc[list(train_guids)].to_numpy(), features, encoders, train=True)
-    va = make_data(cfg, ds, val_guids, labels.loc[list(val_guids)].to_numpy(), features, encoders) if val_guids else None
-    model = new_classifier(cfg, *dims, encoders)
+        model = new_classifier(cfg, *features.dims(), seq_dims=features.seq_dims())
+    used = (model.text_encoder, model.image_encoder) if encoders else None  # only the encoders the head reads
+    tr = make_data(cfg, ds, train_guids, labels.loc[list(train_guids)].to_numpy(), features, used, train=True)
+    va = make_data(cfg, ds, val_guids, labels.loc[list(val_guids)].to_numpy(), features, used) if val_guids else None
     return fit(model, tr, va, cfg)
 
 
@@ -313,7 +358,7 @@ def model_meta(model: nn.Module, result: TrainResult | None = None) -> dict:
 
     assert isinstance(model, Classifier)
     head = model.head
-    dims = {"text_dim": _in_dim(head, "text"), "image_dim": _in_dim(head, "image")}
+    dims = {f"{k}_dim": _in_dim(head, k) for k in ("text", "image", "text_seq", "image_seq")}
     return {**dims, **({"best_epoch": result.best_epoch, "best_val_macro_f1": result.best_val_macro_f1} if result else {})}
 
 
@@ -325,7 +370,8 @@ def load_model(path: Path) -> tuple[nn.Module, Config]:
     """Rebuild a saved classifier; its predictions are identical to the saved model's."""
     cfg, meta, state = read_checkpoint(path)
     encoders = load_encoders(cfg) if cfg.finetune else None
-    model = new_classifier(cfg, meta["text_dim"], meta["image_dim"], encoders)
+    seq = (meta["text_seq_dim"], meta["image_seq_dim"]) if "text_seq_dim" in meta else None
+    model = new_classifier(cfg, meta["text_dim"], meta["image_dim"], encoders, seq)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

@@ -1,0 +1,105 @@
+"""``python -m lab5 bench``: speed and memory of the cached pipeline, and of the naive one it replaces.
+
+The naive pipeline is the reference report's: every epoch re-encodes every text and image through the frozen
+encoders before the fusion head sees them. Both are timed in the same run on the same machine.
+"""
+from __future__ import annotations
+
+import platform
+import resource
+import time
+
+import pandas as pd
+import torch
+
+from .config import Config
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (MiB, Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def run_bench(cfg: Config, cold_pairs: int = 256, naive_pairs: int = 0, models: list[str] | None = None) -> str:
+    """Measure and return the benchmark table as text (see the module docstring).
+
+    ``cold_pairs``: pairs encoded from scratch to time cold extraction; ``naive_pairs``: pairs of the naive epoch
+    timed (0: the whole training split; fewer are scaled linearly to one epoch, and the table says so).
+    """
+    from .data import get_split, load_dataset
+    from .encoders import image_encoder, text_encoder
+    from .features import encode_images, encode_texts, load_features
+    from .models import MODELS
+    from .training import FeatureData, fit, make_data, new_classifier, predict_logits, seed_everything, train_model
+
+    cfg = cfg.replace(progress=False)
+    seed_everything(cfg.seed, cfg.threads)
+    ds = load_dataset(cfg.data)
+    split = get_split(ds)
+    rows = []
+    tenc, ienc = text_encoder(cfg.text_encoder), image_encoder(cfg.image_encoder, cfg.image_size, cfg.seed)
+    sample = list(ds.all.guid[:cold_pairs])
+    texts = ds.all.set_index("guid").loc[sample, "text"].tolist()
+    _, t_text = _timed(lambda: encode_texts(tenc, texts, cfg))
+    _, t_img = _timed(lambda: encode_images(ienc, ds, sample, cfg))
+    rows.append(("features, cold", f"text ({tenc.name})", f"{len(sample) / t_text:.1f} pairs/s"))
+    rows.append(("features, cold", f"image ({ienc.name})", f"{len(sample) / t_img:.1f} pairs/s"))
+    rows.append(("features, cold", "all pairs, estimated", f"{len(ds.all) * (t_text + t_img) / len(sample):.0f} s"))
+    load_features(ds, cfg)  # make sure the cache is filled before timing a warm load
+    feats, t_warm = _timed(lambda: load_features(ds, cfg))
+    rows.append(("features, warm", f"{len(ds.all)} pairs from the cache", f"{t_warm:.1f} s ({len(ds.all) / t_warm:.0f} pairs/s)"))
+
+    for m in models or list(MODELS):
+        res, t = _timed(lambda: train_model(cfg.replace(model=m), ds, feats))
+        rows.append(("train from cache", f"{m} ({len(res.history)} epochs)", f"{t:.1f} s"))
+    model = res.model
+    test = make_data(cfg.replace(model=m), ds, list(ds.test.guid), None, feats)
+    _, t_pred = _timed(lambda: predict_logits(model, test, cfg))
+    rows.append(("predict", f"{len(ds.test)} test pairs ({m})", f"{len(ds.test) / t_pred:.0f} pairs/s"))
+
+    # one epoch of the concat head, cached versus naive
+    labels = ds.train.set_index("guid").label
+    guids = list(split.train)
+    c1 = cfg.replace(model="concat", epochs=1)
+    cached_model = new_classifier(c1, *feats.dims())
+    _, t_cached = _timed(lambda: fit(cached_model, FeatureData(feats, guids, labels.loc[guids].to_numpy(), sequences=False), None, c1))
+    n = naive_pairs or len(guids)
+    t_naive = _naive_epoch(c1, ds, guids[:n], labels, tenc, ienc, feats.text.dim, feats.image.dim) * len(guids) / n
+    rows.append(("one epoch, concat", "cached features", f"{t_cached:.2f} s"))
+    rows.append(("one epoch, concat", "naive: re-encode every pair" + ("" if n == len(guids) else f" ({n} pairs timed, scaled)"),
+                 f"{t_naive:.1f} s"))
+    rows.append(("one epoch, concat", "speed-up of the cache", f"{t_naive / t_cached:.0f}x"))
+    rows.append(("memory", "peak RSS of this run", f"{peak_rss_mib():.0f} MiB"))
+    table = pd.DataFrame(rows, columns=["what", "measured on", "result"])
+    head = f"lab5 bench: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    return head + "\n" + table.to_string(index=False)
+
+
+def _naive_epoch(cfg: Config, ds, guids, labels, tenc, ienc, text_dim: int, image_dim: int) -> float:
+    """Seconds for one epoch that re-encodes every batch's texts and images through the frozen encoders."""
+    from .features import ImageFolder
+    from .models import Classifier, build_head
+
+    model = Classifier(build_head("concat", text_dim, image_dim, cfg))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    folder = ImageFolder(ds, guids, ienc.spec.transform(), ienc.spec.resize)
+    texts = ds.all.set_index("guid").loc[guids, "text"].tolist()
+    y = torch.tensor(labels.loc[guids].to_numpy())
+    t = time.perf_counter()
+    for s in range(0, len(guids), cfg.batch_size):
+        idx = range(s, min(s + cfg.batch_size, len(guids)))
+        with torch.inference_mode():
+            tok = tenc.tokenize([texts[i] for i in idx], cfg.max_length)
+            tp, _, _ = tenc(tok["input_ids"], tok["attention_mask"])
+            ip, _, _ = ienc(torch.stack([folder[i] for i in idx]))
+        loss = torch.nn.functional.cross_entropy(model({"text_pooled": tp.clone(), "image_pooled": ip.clone()}), y[list(idx)])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t

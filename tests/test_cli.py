@@ -1,0 +1,190 @@
+"""lab5.cli: exit codes, one-line errors without tracebacks, and train -> predict end to end on synthetic data.
+
+Training runs route the encoders to the tiny seeded ones from conftest (``patched_encoders``), so a whole
+train -> predict cycle takes seconds; the real encoders are covered in test_encoders / test_features.
+"""
+from __future__ import annotations
+
+import pytest
+
+from lab5.cli import COMMANDS, main
+from lab5.data import read_labels
+
+from conftest import jpeg_bytes
+
+FAST = ["--device", "cpu", "--no-progress", "--epochs", "3", "--batch-size", "4", "--max-length", "16",
+        "--hidden", "16", "--attention-hidden", "8", "--heads", "2", "--threads", "1"]
+
+
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+def test_validate_prints_pair_counts_on_a_good_folder(dataset_factory, capsys):
+    root = dataset_factory(n_train=12, n_test=3)
+    (root / "data" / "2.txt").write_bytes("你好…".encode("gb18030"))
+    assert main(["validate", "--data", str(root), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out
+    assert "pairs: 12 train (labelled) + 3 test" in out
+    assert "positive 4 (33.3%)" in out
+    assert "14 UTF-8, 1 GBK/GB18030" in out
+    assert "images: 15 decoded" in out
+    assert "validation split: 3 of 12" in out
+
+
+def _missing_jpg(root):
+    (root / "data" / "5.jpg").unlink()
+    return "guid 5"
+
+
+def _unknown_tag(root):
+    (root / "train.txt").write_text((root / "train.txt").read_text().replace("\n5,neutral\n", "\n5,joyful\n"))
+    return "guid 5"
+
+
+def _duplicate_guid(root):
+    (root / "train.txt").write_text((root / "train.txt").read_text() + "5,negative\n")
+    return "guid 5"
+
+
+def _no_header(root):
+    lines = (root / "train.txt").read_text().splitlines(keepends=True)
+    (root / "train.txt").write_text("".join(lines[1:]))
+    return str(root / "train.txt")
+
+
+def _corrupt_jpg(root):
+    (root / "data" / "5.jpg").write_bytes(jpeg_bytes(noise=5)[:200])
+    return "guid 5"
+
+
+def _text_missing(root):
+    (root / "data" / "5.txt").unlink()
+    return "guid 5"
+
+
+@pytest.mark.parametrize("defect", [_missing_jpg, _unknown_tag, _duplicate_guid, _no_header, _corrupt_jpg, _text_missing],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_validate_exits_2_with_one_error_line_naming_the_defect(dataset_factory, capsys, defect):
+    root = dataset_factory(n_train=12, n_test=3)
+    needle = defect(root)
+    assert main(["validate", "--data", str(root), "--no-progress"]) == 2
+    cap = capsys.readouterr()
+    assert "Traceback" not in cap.err and cap.out == ""
+    errors = _error_lines(cap.err)
+    assert len(errors) == 1 and needle in errors[0]
+    assert len(cap.err.strip().splitlines()) == 1
+
+
+def test_validate_on_a_wrong_folder_exits_2_with_one_line(tmp_path, capsys):
+    assert main(["validate", "--data", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no dataset at") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_help_of_every_subcommand_exits_0(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m lab5 " + command) and "--data" in out
+
+
+def test_unknown_option_value_type_exits_2_from_argparse(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--epochs", "many"])
+    assert e.value.code == 2
+    assert "invalid int value" in capsys.readouterr().err
+
+
+def _train_predict(root, tmp_path, tag, model="concat"):
+    ck = tmp_path / f"ck-{tag}"
+    out = tmp_path / f"pred-{tag}.txt"
+    common = ["--data", str(root), "--cache", str(tmp_path / "cache"), *FAST]
+    assert main(["train", *common, "--model", model, "--out", str(ck)]) == 0
+    assert (ck / "model.pt").is_file() and (ck / "config.json").is_file()
+    assert main(["predict", *common, "--checkpoint", str(ck), "--out", str(out)]) == 0
+    return out
+
+
+def _shuffled_test_file(root, n_train):
+    order = [str(n_train + k) for k in (5, 2, 4, 1, 3)]  # a test file not in numeric order
+    (root / "test_without_label.txt").write_text("guid,tag\n" + "".join(f"{g},null\n" for g in order))
+    return order
+
+
+def test_train_then_predict_writes_valid_predictions_in_test_order_and_repeats_bytewise(
+        dataset_factory, tmp_path, capsys, patched_encoders):
+    root = dataset_factory(n_train=18, n_test=5)
+    test_order = _shuffled_test_file(root, 18)
+    first = _train_predict(root, tmp_path, "a")
+    out = capsys.readouterr().out
+    assert "concat: best epoch" in out and f"wrote 5 predictions to {first}" in out
+    df = read_labels(first)
+    assert list(df.guid) == test_order
+    assert set(df.tag) <= {"positive", "neutral", "negative"}
+    assert first.read_text().startswith("guid,tag\n")
+    second = _train_predict(root, tmp_path, "b")
+    assert second.read_bytes() == first.read_bytes()
+    assert patched_encoders["text"] >= 1 and patched_encoders["image"] >= 1
+
+
+def test_predict_command_exits_0_and_reports_the_counts(dataset_factory, tmp_path, capsys, patched_encoders):
+    root = dataset_factory(n_train=18, n_test=5)
+    test_order = _shuffled_test_file(root, 18)
+    out = tmp_path / "pred.txt"
+    rc = main(["predict", "--data", str(root), "--cache", str(tmp_path / "cache"), *FAST, "--model", "concat",
+               "--out", str(out)])
+    assert list(read_labels(out).guid) == test_order  # the file itself is fine
+    assert rc == 0
+    assert f"wrote 5 predictions to {out}" in capsys.readouterr().out
+
+
+def test_cv_prints_a_mean_std_table_with_the_baseline(dataset_factory, tmp_path, capsys, patched_encoders):
+    root = dataset_factory(n_train=45, n_test=2)
+    csv = tmp_path / "cv.csv"
+    assert main(["cv", "--data", str(root), "--cache", str(tmp_path / "cache"), *FAST, "--epochs", "1",
+                 "--folds", "3", "--models", "text,image", "--out", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "3-fold cross-validation on 45 labelled rows" in out
+    for name in ("always_positive", "text", "image"):
+        assert name in out
+    assert "±" in out
+    import pandas as pd
+
+    assert len(pd.read_csv(csv)) == 9
+
+
+def test_predict_with_a_bad_device_exits_2_and_writes_nothing(dataset_factory, tmp_path, capsys, patched_encoders):
+    root = dataset_factory(n_train=12, n_test=3)
+    out = tmp_path / "pred.txt"
+    rc = main(["predict", "--data", str(root), "--cache", str(tmp_path / "cache"), "--no-progress",
+               "--device", "tpu", "--out", str(out)])
+    assert rc == 2
+    err = capsys.readouterr().err
+    errors = _error_lines(err)
+    assert "Traceback" not in err and len(errors) == 1 and "unknown device 'tpu'" in errors[0]
+    assert not out.exists()
+
+
+def test_unknown_model_exits_2(dataset_factory, tmp_path, capsys, patched_encoders):
+    root = dataset_factory(n_train=12, n_test=3)
+    rc = main(["train", "--data", str(root), "--cache", str(tmp_path / "cache"), *FAST, "--model", "svm",
+               "--out", str(tmp_path / "ck")])
+    assert rc == 2
+    assert "unknown model 'svm'" in capsys.readouterr().err
+    assert not (tmp_path / "ck").exists()
+
+
+def test_evaluate_scores_a_checkpoint_on_the_validation_rows(dataset_factory, tmp_path, capsys, patched_encoders):
+    root = dataset_factory(n_train=18, n_test=2)
+    ck = tmp_path / "ck"
+    common = ["--data", str(root), "--cache", str(tmp_path / "cache"), *FAST]
+    assert main(["train", *common, "--model", "gated", "--out", str(ck)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", *common, "--checkpoint", str(ck)]) == 0
+    out = capsys.readouterr().out
+    assert "gated on the 3 validation rows: accuracy" in out
+    assert "negative" in out and "predicted" in out

@@ -1,0 +1,137 @@
+"""lab5.encoders: the packaged encoders (offline), masks, and the messages when weights are missing."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lab5.encoders import REGION_GRID, EncoderUnavailable, image_encoder, masked_mean, text_encoder
+
+from conftest import COLOURS
+from PIL import Image
+
+TEXTS = ["what a lovely day", "the bus leaves at nine and it is late again, as usual on mondays", ""]
+
+
+def test_masked_mean_ignores_masked_positions():
+    x = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [1e6, -1e6]]])
+    mask = torch.tensor([[True, True, False]])
+    assert torch.equal(masked_mean(x, mask), torch.tensor([[2.0, 3.0]]))
+    assert torch.equal(masked_mean(x, torch.zeros(1, 3, dtype=torch.bool)), torch.zeros(1, 2))  # no division by 0
+
+
+def test_minilm_pools_three_texts_to_384_dims_without_nan(minilm):
+    t = minilm.tokenize(TEXTS, 32)
+    with torch.inference_mode():
+        pooled, seq, mask = minilm(t["input_ids"], t["attention_mask"])
+    assert minilm.dim == 384
+    assert pooled.shape == (3, 384) and seq.shape == (3, 32, 384) and mask.shape == (3, 32)
+    assert not torch.isnan(pooled).any() and not torch.isnan(seq).any()
+    assert mask.dtype == torch.bool
+    assert mask[0].sum() < mask[1].sum()  # right padding: the short text has fewer real tokens
+    assert mask[2].sum() == 2  # an empty text is [CLS] [SEP]
+
+
+def test_minilm_gives_identical_outputs_twice(minilm):
+    t = minilm.tokenize(TEXTS, 32)
+    with torch.inference_mode():
+        a = minilm(t["input_ids"], t["attention_mask"])[0]
+        b = minilm(t["input_ids"], t["attention_mask"])[0]
+    assert torch.equal(a, b)
+
+
+def test_minilm_padding_is_masked_out(minilm):
+    """More padding (a longer max_length) must not change the pooled vector of a text."""
+    with torch.inference_mode():
+        short = minilm.tokenize(TEXTS[:1], 12)
+        long = minilm.tokenize(TEXTS[:1], 48)
+        assert long["attention_mask"].sum() == short["attention_mask"].sum()
+        a = minilm(short["input_ids"], short["attention_mask"])[0]
+        b = minilm(long["input_ids"], long["attention_mask"])[0]
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_minilm_truncates_to_max_length(minilm):
+    t = minilm.tokenize(["word " * 200], 16)
+    assert t["input_ids"].shape == (1, 16) and bool(t["attention_mask"].all())
+
+
+def _pixels(enc, n=2):
+    imgs = [Image.new("RGB", (40, 30), c) for c in list(COLOURS.values())[:n]]
+    tf = enc.spec.transform()
+    return torch.stack([tf(i) for i in imgs])
+
+
+def test_efficientnet_lite0_gives_pooled_vectors_and_a_region_grid(effnet):
+    x = _pixels(effnet)
+    assert x.shape == (2, 3, 224, 224)
+    with torch.inference_mode():
+        pooled, regions, mask = effnet(x)
+    assert pooled.shape == (2, 1280)
+    assert regions.shape == (2, REGION_GRID * REGION_GRID, 1280) == (2, 9, 1280)
+    assert mask.shape == (2, 9) and bool(mask.all())
+    assert not torch.isnan(pooled).any()
+    assert not torch.allclose(pooled[0], pooled[1])  # different images, different features
+
+
+def test_efficientnet_lite0_refuses_other_image_sizes():
+    with pytest.raises(EncoderUnavailable, match="224"):
+        image_encoder("efficientnet-lite0", image_size=128)
+
+
+def test_resnet50_scratch_works_offline_and_is_seeded():
+    enc = image_encoder("resnet50-scratch", image_size=64, seed=3)
+    assert enc.dim == 2048 and enc.fingerprint == "scratch-seed3"
+    x = _pixels(enc, 1)
+    assert x.shape == (1, 3, 64, 64)
+    with torch.inference_mode():
+        pooled, regions, mask = enc(x)
+    assert pooled.shape == (1, 2048) and regions.shape == (1, 9, 2048) and mask.shape == (1, 9)
+    assert not torch.isnan(pooled).any()
+    again = image_encoder("resnet50-scratch", image_size=64, seed=3)
+    for (n, a), (_, b) in zip(enc.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), n
+
+
+def test_resnet50_without_cached_weights_says_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "torch" / "hub"))
+    with pytest.raises(EncoderUnavailable) as e:
+        image_encoder("resnet50")
+    msg = str(e.value)
+    assert str(tmp_path / "torch" / "hub" / "checkpoints") in msg
+    assert "ResNet50_Weights.IMAGENET1K_V2" in msg and "TORCH_HOME" in msg
+
+
+def test_bert_without_local_weights_offline_says_how_to_get_them(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hf
+
+    home = tmp_path / "hf"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setattr(hf, "HF_HOME", str(home))
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    with pytest.raises(EncoderUnavailable) as e:
+        text_encoder("bert-base-uncased")
+    msg = str(e.value)
+    assert "'bert-base-uncased' is not on this machine" in msg
+    assert "AutoModel.from_pretrained('bert-base-uncased')" in msg and "--text-encoder" in msg
+    assert "\n" not in msg
+
+
+def test_unknown_image_encoder_is_refused_with_the_choices():
+    with pytest.raises(EncoderUnavailable) as e:
+        image_encoder("vgg16")
+    assert "'vgg16'" in str(e.value) and "efficientnet-lite0" in str(e.value) and "resnet50-scratch" in str(e.value)
+
+
+def test_trainable_top_freezes_all_but_the_top_layers(minilm, effnet):
+    import copy
+
+    t = copy.deepcopy(minilm)
+    t.trainable_top(2)
+    trainable = {n.split(".")[2] for n, p in t.model.named_parameters() if p.requires_grad}
+    assert trainable == {"4", "5"}  # MiniLM-L6: layers 4 and 5 of 0..5
+    assert not t.model.embeddings.word_embeddings.weight.requires_grad
+    t.trainable_top(0)
+    assert all(p.requires_grad for p in t.parameters())

@@ -1,0 +1,182 @@
+"""lab5.features: the on-disk feature cache (computed once, keyed by inputs, corruption rebuilt).
+
+The cache logic does not depend on which encoder fills it, so these tests use the tiny seeded encoders from
+conftest (same interfaces as MiniLM / EfficientNet, a fraction of the CPU time); one test runs the real pair.
+"""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+import lab5.features as F
+from lab5.data import load_dataset
+
+from conftest import jpeg_bytes, small_config
+
+
+@pytest.fixture
+def six(dataset_factory, tmp_path):
+    root = dataset_factory(n_train=4, n_test=2, name="ds")
+    return root, small_config(tmp_path, data=root, cache=tmp_path / "fcache")
+
+
+def _no_encoding(*a, **k):
+    raise AssertionError("the encoder ran although the cache holds these features")
+
+
+def _counting(monkeypatch, name):
+    calls = []
+    real = getattr(F, name)
+
+    def wrapper(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(F, name, wrapper)
+    return calls
+
+
+def test_text_features_are_computed_once_then_loaded_from_cache(six, tiny_text, monkeypatch):
+    root, cfg = six
+    ds = load_dataset(root)
+    calls = _counting(monkeypatch, "encode_texts")
+    first = F.text_features(ds, cfg, tiny_text)
+    assert calls == [1]
+    assert first.guids == [str(g) for g in range(1, 7)]
+    assert first.pooled.shape == (6, 16) and first.pooled.dtype == torch.float32
+    assert first.seq.shape == (6, cfg.max_length, 16) and first.seq.dtype == torch.float16
+    assert first.mask.shape == (6, cfg.max_length) and first.mask.dtype == torch.bool
+    assert len(list(cfg.cache.glob("text-tiny-bert-*.pt"))) == 1
+    monkeypatch.setattr(F, "encode_texts", _no_encoding)
+    second = F.text_features(load_dataset(root), cfg, tiny_text)
+    assert second.key == first.key
+    assert torch.equal(second.pooled, first.pooled) and torch.equal(second.seq, first.seq)
+    assert torch.equal(second.mask, first.mask)
+
+
+def test_image_features_are_computed_once_then_loaded_from_cache(six, tiny_image, monkeypatch):
+    root, cfg = six
+    calls = _counting(monkeypatch, "encode_images")
+    first = F.image_features(load_dataset(root), cfg, tiny_image)
+    assert calls == [1]
+    assert first.pooled.shape == (6, 12) and first.seq.shape == (6, 9, 12) and bool(first.mask.all())
+    monkeypatch.setattr(F, "encode_images", _no_encoding)
+    second = F.image_features(load_dataset(root), cfg, tiny_image)
+    assert second.key == first.key and torch.equal(second.pooled, first.pooled)
+
+
+def test_changing_one_text_changes_the_key_and_rebuilds(six, tiny_text, monkeypatch):
+    root, cfg = six
+    first = F.text_features(load_dataset(root), cfg, tiny_text)
+    (root / "data" / "3.txt").write_text("a completely different tweet")
+    calls = _counting(monkeypatch, "encode_texts")
+    second = F.text_features(load_dataset(root), cfg, tiny_text)
+    assert calls == [1] and second.key != first.key
+    changed = (second.pooled != first.pooled).any(1).tolist()
+    assert changed == [False, False, True, False, False, False]
+    assert len(list(cfg.cache.glob("text-*.pt"))) == 2
+
+
+def test_changing_one_image_changes_the_key_and_rebuilds(six, tiny_image, monkeypatch):
+    root, cfg = six
+    first = F.image_features(load_dataset(root), cfg, tiny_image)
+    (root / "data" / "5.jpg").write_bytes(jpeg_bytes(noise=5))
+    calls = _counting(monkeypatch, "encode_images")
+    second = F.image_features(load_dataset(root), cfg, tiny_image)
+    assert calls == [1] and second.key != first.key
+    assert not torch.allclose(second.pooled[4], first.pooled[4])
+    torch.testing.assert_close(second.pooled[:4], first.pooled[:4])
+
+
+def test_changing_max_length_changes_the_key(six, tiny_text):
+    root, cfg = six
+    ds = load_dataset(root)
+    a = F.text_features(ds, cfg, tiny_text)
+    b = F.text_features(ds, cfg.replace(max_length=8), tiny_text)
+    assert a.key != b.key and b.seq.shape[1] == 8
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "meta"])
+def test_corrupt_text_cache_is_detected_logged_and_rebuilt_identically(six, tiny_text, monkeypatch, caplog, damage):
+    root, cfg = six
+    ds = load_dataset(root)
+    first = F.text_features(ds, cfg, tiny_text)
+    (path,) = cfg.cache.glob("text-*.pt")
+    blob = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(blob[: len(blob) // 2])
+    elif damage == "flip":
+        k = len(blob) // 2
+        path.write_bytes(blob[:k] + bytes([blob[k] ^ 0xFF]) + blob[k + 1:])
+    else:
+        path.with_suffix(".json").write_text("{not json")
+    calls = _counting(monkeypatch, "encode_texts")
+    with caplog.at_level(logging.WARNING, logger="lab5"):
+        again = F.text_features(ds, cfg, tiny_text)
+    assert calls == [1]
+    assert any("corrupt" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
+    assert torch.equal(again.pooled, first.pooled) and torch.equal(again.seq, first.seq)
+    assert path.read_bytes() == blob  # the rebuilt file is byte-identical to the first one
+    # and now it loads without another rebuild
+    monkeypatch.setattr(F, "encode_texts", _no_encoding)
+    F.text_features(ds, cfg, tiny_text)
+
+
+def test_corrupt_image_cache_is_rebuilt_identically(six, tiny_image, caplog):
+    root, cfg = six
+    ds = load_dataset(root)
+    first = F.image_features(ds, cfg, tiny_image)
+    (path,) = cfg.cache.glob("image-*.pt")
+    path.write_bytes(path.read_bytes()[:100])
+    with caplog.at_level(logging.WARNING, logger="lab5"):
+        again = F.image_features(ds, cfg, tiny_image)
+    assert any("corrupt" in r.getMessage() for r in caplog.records)
+    assert torch.equal(again.pooled, first.pooled) and torch.equal(again.seq, first.seq)
+
+
+def test_feature_set_rows_names_an_unknown_guid():
+    fs = F.FeatureSet(["a", "b", "c"], torch.zeros(3, 2), torch.zeros(3, 1, 2), torch.ones(3, 1, dtype=torch.bool))
+    assert fs.rows(["c", "a"]).tolist() == [2, 0]
+    with pytest.raises(KeyError, match="zz"):
+        fs.rows(["zz"])
+
+
+def test_load_features_with_the_real_encoders_aligns_both_modalities(dataset_factory, tmp_path, minilm, effnet,
+                                                                    monkeypatch):
+    import lab5.features
+
+    root = dataset_factory(n_train=2, n_test=1, name="real")
+    cfg = small_config(tmp_path, data=root, cache=tmp_path / "real-cache")
+    monkeypatch.setattr(lab5.features, "text_encoder", lambda name: minilm)
+    monkeypatch.setattr(lab5.features, "image_encoder", lambda name, size, seed: effnet)
+    feats = F.load_features(load_dataset(root), cfg)
+    assert feats.text.guids == feats.image.guids == ["1", "2", "3"]
+    assert feats.text.pooled.shape == (3, 384) and feats.image.pooled.shape == (3, 1280)
+    assert not torch.isnan(feats.text.pooled).any() and not torch.isnan(feats.image.pooled).any()
+    names = sorted(p.name.split("-")[0] + "-" + p.name.split("-")[1] for p in cfg.cache.glob("*.pt"))
+    assert names == ["image-efficientnet", "text-minilm"]
+
+
+def test_tokens_plus_lexicon_appends_four_vader_scores_to_the_pooled_text(six, patched_encoders):
+    root, cfg = six
+    ds = load_dataset(root)
+    plain = F.load_features(ds, cfg.replace(text_features="tokens"))
+    lex = F.load_features(ds, cfg.replace(text_features="tokens+lexicon"))
+    assert lex.text.pooled.shape == (6, plain.text.dim + 4)
+    assert torch.equal(lex.text.pooled[:, :-4], plain.text.pooled) and torch.equal(lex.text.seq, plain.text.seq)
+    scores = lex.text.pooled[:, -4:]
+    assert bool(((scores >= -1) & (scores <= 1)).all())
+    row = {g: i for i, g in enumerate(lex.text.guids)}
+    assert ds.all.set_index("guid").tag[["1", "3"]].tolist() == ["positive", "negative"]  # "lovely" / "worst"
+    assert scores[row["1"], 3] > 0 > scores[row["3"], 3]  # VADER's compound score
+    assert patched_encoders == {"text": 2, "image": 2}
+
+
+def test_unknown_text_features_view_is_a_config_error(six):
+    from lab5.config import ConfigError
+
+    root, cfg = six
+    with pytest.raises(ConfigError, match="text-features"):
+        F.load_features(load_dataset(root), cfg.replace(text_features="bag-of-words"))

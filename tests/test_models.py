@@ -1,0 +1,111 @@
+"""lab5.models: every head gives (B, 3) logits, masks are honoured, and each can fit separable data."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lab5.config import ConfigError
+from lab5.models import MODELS, Classifier, CrossAttentionFusion, build_head
+from lab5.training import FeatureData, fit, new_classifier, predict_logits
+
+from conftest import make_features, small_config
+
+N = 30
+GUIDS = [f"g{i}" for i in range(N)]
+LABELS_ = [i % 3 for i in range(N)]
+
+
+@pytest.fixture(scope="module")
+def feats():
+    return make_features(GUIDS, LABELS_)
+
+
+def _batch(feats, n=8):
+    return FeatureData(feats, GUIDS[:n], LABELS_[:n]).batch(torch.arange(n))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_gives_three_logits_per_row_without_nan(name, feats, tmp_path):
+    cfg = small_config(tmp_path, model=name)
+    head = build_head(name, feats.text.dim, feats.image.dim, cfg).eval()
+    assert head.dims == {"text": 16, "image": 8, "text_seq": 16, "image_seq": 8}
+    with torch.no_grad():
+        out = head(_batch(feats))
+    assert out.shape == (8, 3) and out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_each_head_reads_only_the_modalities_it_declares(name, feats, tmp_path):
+    """Scrambling an unused modality leaves the logits unchanged; scrambling a used one changes them."""
+    cfg = small_config(tmp_path, model=name)
+    head = build_head(name, feats.text.dim, feats.image.dim, cfg).eval()
+    b = _batch(feats)
+    with torch.no_grad():
+        base = head(b)
+        for prefix, used in (("text", head.uses_text), ("image", head.uses_image)):
+            other = dict(b)
+            for k in (f"{prefix}_pooled", f"{prefix}_seq"):
+                other[k] = b[k].flip(0)
+            changed = not torch.allclose(head(other), base)
+            assert changed == used, (prefix, used)
+
+
+def test_unknown_model_name_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown model 'transformer'"):
+        build_head("transformer", 4, 4, small_config(tmp_path))
+
+
+def test_cross_attention_ignores_extra_masked_padding_tokens(feats, tmp_path):
+    cfg = small_config(tmp_path, model="cross_attention", dropout=0.3)
+    torch.manual_seed(0)
+    head = CrossAttentionFusion(feats.text.dim, feats.image.dim, cfg).eval()
+    b = _batch(feats)
+    extra = 5
+    g = torch.Generator().manual_seed(1)
+    padded = dict(b)
+    padded["text_seq"] = torch.cat([b["text_seq"], 50 * torch.randn(8, extra, 16, generator=g).half()], dim=1)
+    padded["text_mask"] = torch.cat([b["text_mask"], torch.zeros(8, extra, dtype=torch.bool)], dim=1)
+    scrambled = dict(b)
+    scrambled["text_seq"] = torch.where(b["text_mask"][..., None], b["text_seq"], -b["text_seq"] * 3)
+    with torch.no_grad():
+        base, w_t2i, w_i2t = head(b, return_attention=True)
+        torch.testing.assert_close(head(padded), base, atol=1e-5, rtol=0)
+        torch.testing.assert_close(head(scrambled), base, atol=1e-5, rtol=0)
+    # the image->text attention gives no weight to padded text positions
+    assert w_i2t.shape == (8, 9, b["text_mask"].shape[1])
+    assert float(w_i2t.masked_select(~b["text_mask"][:, None, :].expand_as(w_i2t)).abs().max()) == 0.0
+    torch.testing.assert_close(w_t2i.sum(-1), torch.ones(8, b["text_mask"].shape[1]))
+
+
+def test_classifier_adds_its_logit_bias(feats, tmp_path):
+    model = new_classifier(small_config(tmp_path, model="concat"), 16, 8).eval()
+    b = _batch(feats)
+    with torch.no_grad():
+        base = model(b)
+        model.logit_bias.copy_(torch.tensor([1.0, -2.0, 0.5]))
+        torch.testing.assert_close(model(b), base + torch.tensor([1.0, -2.0, 0.5]))
+    assert isinstance(model, Classifier) and model.text_encoder is None and model.image_encoder is None
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_each_model_overfits_thirty_separable_samples(name, feats, tmp_path):
+    cfg = small_config(tmp_path, model=name, epochs=10, batch_size=10, lr=1e-2, balance="none", decision="argmax")
+    data = FeatureData(feats, GUIDS, LABELS_, sequences=MODELS[name].uses_sequences)
+    model = new_classifier(cfg, feats.text.dim, feats.image.dim)
+    res = fit(model, data, None, cfg)
+    pred = predict_logits(res.model, data, cfg).argmax(1)
+    acc = float((pred == data.labels).float().mean())
+    assert acc >= 0.9, f"{name}: training accuracy {acc:.2f}"
+    assert res.history.train_loss.iloc[-1] < res.history.train_loss.iloc[0]
+
+
+def test_cross_attention_reads_token_widths_that_differ_from_the_pooled_text_width(tmp_path):
+    """With VADER scores appended, pooled text is wider than the token states; attention must use the token width."""
+    cfg = small_config(tmp_path, model="cross_attention")
+    head = build_head("cross_attention", 20, 8, cfg, seq_dims=(16, 8)).eval()
+    b = {"text_pooled": torch.randn(2, 20), "text_seq": torch.randn(2, 5, 16), "text_mask": torch.ones(2, 5, dtype=torch.bool),
+         "image_pooled": torch.randn(2, 8), "image_seq": torch.randn(2, 9, 8), "image_mask": torch.ones(2, 9, dtype=torch.bool)}
+    with torch.no_grad():
+        assert head(b).shape == (2, 3)
+    assert head.dims == {"text": 20, "image": 8, "text_seq": 16, "image_seq": 8}
