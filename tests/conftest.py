@@ -214,3 +214,15 @@ def patched_encoders(monkeypatch, tiny_text, tiny_image):
         monkeypatch.setattr(mod, "text_encoder", t)
         monkeypatch.setattr(mod, "image_encoder", i)
     return calls
+
+
+# 30 synthetic rows shared by the model and training tests
+N = 30
+GUIDS = [f"g{i}" for i in range(N)]
+LABELS_ = [i % 3 for i in range(N)]
+
+
+@pytest.fixture(scope="module")
+def feats():
+    """Separable synthetic features of GUIDS (see :func:`make_features`)."""
+    return make_features(GUIDS, LABELS_)

@@ -8,16 +8,8 @@ from lab5.config import ConfigError
 from lab5.models import MODELS, Classifier, CrossAttentionFusion, build_head
 from lab5.training import FeatureData, fit, new_classifier, predict_logits
 
-from conftest import make_features, small_config
+from conftest import GUIDS, LABELS_, small_config
 
-N = 30
-GUIDS = [f"g{i}" for i in range(N)]
-LABELS_ = [i % 3 for i in range(N)]
-
-
-@pytest.fixture(scope="module")
-def feats():
-    return make_features(GUIDS, LABELS_)
 
 
 def _batch(feats, n=8):

@@ -14,16 +14,8 @@ from lab5.config import Config, ConfigError
 from lab5.data import load_dataset
 from lab5.models import MODELS
 
-from conftest import make_features, small_config
+from conftest import GUIDS, LABELS_, make_features, small_config
 
-N = 30
-GUIDS = [f"g{i}" for i in range(N)]
-LABELS_ = [i % 3 for i in range(N)]
-
-
-@pytest.fixture(scope="module")
-def feats():
-    return make_features(GUIDS, LABELS_)
 
 
 def _data(feats, model="concat", guids=GUIDS, labels=LABELS_):
