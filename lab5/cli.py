@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from .config import REPO_ROOT, Config, ConfigError
 from .data import DataError
 from .encoders import EncoderUnavailable
@@ -110,7 +112,7 @@ def cmd_cv(cfg: Config, args) -> int:
     ds = load_dataset(cfg.data)
     models = args.models.split(",") if args.models else [cfg.model]
     cv = cross_validate(cfg, ds, load_features(ds, cfg), models)
-    cv = __import__("pandas").concat([baseline_row(ds.train.label, cfg.folds, cfg.seed), cv])
+    cv = pd.concat([baseline_row(ds.train.label, cfg.folds, cfg.seed), cv])
     print(f"{cfg.folds}-fold cross-validation on {len(ds.train)} labelled rows (mean ± std over folds)")
     print(summarize(cv, ["accuracy", "macro_f1", "f1_neutral"]).to_string())
     if args.out:
@@ -154,7 +156,7 @@ def cmd_predict(cfg: Config, args) -> int:
         model = None
     out = Path(args.out)
     predicted = predict_test(cfg, ds, model, out)
-    counts = __import__("pandas").Series(predicted).value_counts()
+    counts = pd.Series(predicted).value_counts()
     print(f"wrote {len(ds.test)} predictions to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 

@@ -188,3 +188,35 @@ def test_evaluate_scores_a_checkpoint_on_the_validation_rows(dataset_factory, tm
     out = capsys.readouterr().out
     assert "gated on the 3 validation rows: accuracy" in out
     assert "negative" in out and "predicted" in out
+
+
+@pytest.mark.parametrize("command", ["features", "train", "cv", "predict", "reproduce"])
+@pytest.mark.parametrize("defect", [_unknown_tag, _missing_jpg, _no_header], ids=lambda f: f.__name__.strip("_"))
+def test_every_command_refuses_bad_data_with_exit_2_naming_the_problem(dataset_factory, tmp_path, capsys, patched_encoders,
+                                                                       command, defect):
+    root = dataset_factory(n_train=12, n_test=3)
+    needle = defect(root)
+    args = [command, "--data", str(root), "--cache", str(tmp_path / "cache"), *FAST]
+    if command == "predict":
+        args += ["--out", str(tmp_path / "pred.txt")]
+    assert main(args) == 2
+    cap = capsys.readouterr()
+    assert "Traceback" not in cap.err
+    errors = _error_lines(cap.err)
+    assert len(errors) == 1 and needle in errors[0]
+    assert not (tmp_path / "pred.txt").exists()
+
+
+@pytest.mark.parametrize("command", ["features", "train", "predict"])
+def test_a_corrupt_image_stops_feature_extraction_with_exit_2_naming_guid_and_path(
+        dataset_factory, tmp_path, capsys, patched_encoders, command):
+    root = dataset_factory(n_train=12, n_test=3)
+    needle = _corrupt_jpg(root)
+    args = [command, "--data", str(root), "--cache", str(tmp_path / "cache"), *FAST]
+    if command == "predict":
+        args += ["--out", str(tmp_path / "pred.txt")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert needle in _error_lines(err)[0] and "5.jpg" in _error_lines(err)[0]
+    assert not (tmp_path / "pred.txt").exists()
