@@ -66,11 +66,12 @@ def run_bench(cfg: Config, cold_pairs: int = 256, naive_pairs: int = 0, models: 
     # one epoch of the concat head, cached versus naive
     labels = ds.train.set_index("guid").label
     guids = list(split.train)
-    c1 = cfg.replace(model="concat", epochs=1)
-    cached_model = new_classifier(c1, *feats.dims())
-    _, t_cached = _timed(lambda: fit(cached_model, FeatureData(feats, guids, labels.loc[guids].to_numpy(), sequences=False), None, c1))
+    c1 = cfg.replace(model="concat", epochs=1, text_features="tokens")  # encoder outputs only, on both sides
+    plain = load_features(ds, c1)
+    cached_model = new_classifier(c1, *plain.dims())
+    _, t_cached = _timed(lambda: fit(cached_model, FeatureData(plain, guids, labels.loc[guids].to_numpy(), sequences=False), None, c1))
     n = naive_pairs or len(guids)
-    t_naive = _naive_epoch(c1, ds, guids[:n], labels, tenc, ienc, feats.text.dim, feats.image.dim) * len(guids) / n
+    t_naive = _naive_epoch(c1, ds, guids[:n], labels, tenc, ienc, tenc.dim, ienc.dim) * len(guids) / n
     rows.append(("one epoch, concat", "cached features", f"{t_cached:.2f} s"))
     rows.append(("one epoch, concat", "naive: re-encode every pair" + ("" if n == len(guids) else f" ({n} pairs timed, scaled)"),
                  f"{t_naive:.1f} s"))
