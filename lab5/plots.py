@@ -14,13 +14,16 @@ FIGURES = REPO_ROOT / "figures"
 CLASS_COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
 
 
-def save(fig: plt.Figure, name: str, folder: Path = FIGURES) -> None:
+def save(fig: plt.Figure, name: str, folder: Path = FIGURES, close: bool = False) -> None:
     """Save ``fig`` as ``figures/{name}.png`` (150 dpi, no software metadata).
 
     Returns nothing, so a notebook cell ending in ``save(...)`` shows the figure and no machine-specific path.
+    ``close=True`` keeps it out of the notebook (for figures made of the course images, which are never committed).
     """
     folder.mkdir(parents=True, exist_ok=True)
     fig.savefig(folder / f"{name}.png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+    if close:
+        plt.close(fig)
 
 
 def save_table(df: pd.DataFrame, name: str, folder: Path = FIGURES) -> None:
