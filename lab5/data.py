@@ -6,6 +6,7 @@ nothing is dropped silently: decoding fallbacks, replaced bytes and empty texts 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import warnings
@@ -191,9 +192,9 @@ class Dataset:
     def image(self, guid: str, min_side: int | None = None) -> Image.Image:
         return load_image(self.image_path(guid), guid, min_side)
 
-    @property
+    @functools.cached_property
     def all(self) -> pd.DataFrame:
-        """Train then test rows, in file order: the order every feature cache uses."""
+        """Train then test rows, in file order: the order every feature cache uses (built once)."""
         return pd.concat([self.train.assign(split="train"), self.test.assign(split="test")], ignore_index=True)
 
     def encodings(self) -> Counter:
