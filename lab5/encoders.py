@@ -241,7 +241,6 @@ IMAGE_ENCODERS: dict[str, Callable[[int, int], ImageEncoder]] = {
     "resnet50": _resnet50,
     "resnet50-scratch": lambda size, seed: _resnet50(size, seed, pretrained=False),
 }
-TEXT_ENCODERS = ("minilm", "bert-base-uncased", "<any BERT-family id or folder>")
 
 
 def image_encoder(name: str = "efficientnet-lite0", image_size: int = 224, seed: int = 0) -> ImageEncoder:

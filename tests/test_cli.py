@@ -190,16 +190,19 @@ def test_evaluate_scores_a_checkpoint_on_the_validation_rows(dataset_factory, tm
     assert "negative" in out and "predicted" in out
 
 
+def _command_args(command, root, tmp_path):
+    """Arguments of a fast run of ``command`` on ``root`` (predictions, if any, to tmp_path/pred.txt)."""
+    args = [command, "--data", str(root), "--cache", str(tmp_path / "cache"), *FAST]
+    return args + ["--out", str(tmp_path / "pred.txt")] if command == "predict" else args
+
+
 @pytest.mark.parametrize("command", ["features", "train", "cv", "predict", "reproduce"])
 @pytest.mark.parametrize("defect", [_unknown_tag, _missing_jpg, _no_header], ids=lambda f: f.__name__.strip("_"))
 def test_every_command_refuses_bad_data_with_exit_2_naming_the_problem(dataset_factory, tmp_path, capsys, patched_encoders,
                                                                        command, defect):
     root = dataset_factory(n_train=12, n_test=3)
     needle = defect(root)
-    args = [command, "--data", str(root), "--cache", str(tmp_path / "cache"), *FAST]
-    if command == "predict":
-        args += ["--out", str(tmp_path / "pred.txt")]
-    assert main(args) == 2
+    assert main(_command_args(command, root, tmp_path)) == 2
     cap = capsys.readouterr()
     assert "Traceback" not in cap.err
     errors = _error_lines(cap.err)
@@ -212,10 +215,7 @@ def test_a_corrupt_image_stops_feature_extraction_with_exit_2_naming_guid_and_pa
         dataset_factory, tmp_path, capsys, patched_encoders, command):
     root = dataset_factory(n_train=12, n_test=3)
     needle = _corrupt_jpg(root)
-    args = [command, "--data", str(root), "--cache", str(tmp_path / "cache"), *FAST]
-    if command == "predict":
-        args += ["--out", str(tmp_path / "pred.txt")]
-    assert main(args) == 2
+    assert main(_command_args(command, root, tmp_path)) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert needle in _error_lines(err)[0] and "5.jpg" in _error_lines(err)[0]
