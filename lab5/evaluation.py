@@ -1,6 +1,10 @@
 """Metrics (from scikit-learn), stratified k-fold cross-validation, and the always-positive baseline."""
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
@@ -8,6 +12,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from .config import Config
 from .data import LABEL2ID, LABELS
+from .io import atomic_write_bytes
 
 METRIC_COLUMNS = ["accuracy", "macro_f1", "weighted_f1", *(f"f1_{c}" for c in LABELS)]
 
@@ -45,30 +50,68 @@ def folds(labels, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return list(skf.split(np.zeros(len(labels)), labels))
 
 
-def cross_validate(cfg: Config, ds, features, models: list[str] | None = None, *, configs: dict | None = None) -> pd.DataFrame:
+def cross_validate(cfg: Config, ds, features, models: list[str] | None = None, *, configs: dict | None = None,
+                   cache: bool = True) -> pd.DataFrame:
     """Stratified k-fold CV of each model on all labelled rows (frozen-feature path).
 
     In every fold a stratified 10% of the training folds is held out for early stopping, so the evaluation
     fold is never looked at while training. ``configs`` maps a row name to its own Config (for ablations);
     ``models`` names models to run with ``cfg``. Returns one row per (model, fold) with :data:`METRIC_COLUMNS`.
-    """
-    from .training import fit, make_data, new_classifier, predict_logits
 
+    With ``cache``, each run's fold metrics are stored under ``cfg.cache/cv/`` keyed by everything they depend on
+    (see :func:`cv_key`), so re-running a notebook re-reads them instead of training again.
+    """
     runs = dict(configs or {})
     for m in models or []:
         runs[m] = cfg.replace(model=m)
-    guids = ds.train.guid.to_numpy()
-    y = ds.train.label.to_numpy()
     rows = []
     for name, c in runs.items():
         feats = features(c) if callable(features) else features
-        for f, (tr, te) in enumerate(folds(y, c.folds, c.seed)):
-            inner_tr, inner_va = train_test_split(tr, test_size=0.1, random_state=c.seed, stratify=y[tr])
-            model = new_classifier(c, *feats.dims(), seq_dims=feats.seq_dims())
-            fit(model, make_data(c, ds, guids[inner_tr], y[inner_tr], feats), make_data(c, ds, guids[inner_va], y[inner_va], feats), c)
-            pred = predict_logits(model, make_data(c, ds, guids[te], y[te], feats), c).argmax(1).numpy()
-            rows.append({"model": name, "fold": f, **metrics(y[te], pred)})
+        path = Path(c.cache) / "cv" / f"{cv_key(c, ds, feats)}.json"
+        done = _read_cv(path) if cache else None
+        if done is None:
+            done = _cross_validate_one(c, ds, feats)
+            if cache:
+                atomic_write_bytes(path, json.dumps(done).encode())
+        rows += [{"model": name, **r} for r in done]
     return pd.DataFrame(rows)
+
+
+def _cross_validate_one(c: Config, ds, feats) -> list[dict]:
+    from .training import fit, make_data, new_classifier, predict_logits
+
+    guids = ds.train.guid.to_numpy()
+    y = ds.train.label.to_numpy()
+    rows = []
+    for f, (tr, te) in enumerate(folds(y, c.folds, c.seed)):
+        inner_tr, inner_va = train_test_split(tr, test_size=0.1, random_state=c.seed, stratify=y[tr])
+        model = new_classifier(c, *feats.dims(), seq_dims=feats.seq_dims())
+        fit(model, make_data(c, ds, guids[inner_tr], y[inner_tr], feats), make_data(c, ds, guids[inner_va], y[inner_va], feats), c)
+        pred = predict_logits(model, make_data(c, ds, guids[te], y[te], feats), c).argmax(1).numpy()
+        rows.append({"fold": f, **metrics(y[te], pred)})
+    return rows
+
+
+#: the modules whose code decides a CV result; their source is part of the CV cache key
+_CV_SOURCES = ("models.py", "training.py", "evaluation.py", "encoders.py")
+
+
+def cv_key(c: Config, ds, feats) -> str:
+    """A fingerprint of what a CV result depends on: the config (less paths and progress bars), the feature
+    cache keys, the labelled guids and the source of the modules that train and score."""
+    conf = {k: v for k, v in c.to_dict().items() if k not in ("data", "cache", "progress")}
+    code = [(Path(__file__).parent / n).read_bytes().decode() for n in _CV_SOURCES]
+    labels = list(zip(ds.train.guid, ds.train.label.astype(int).tolist()))
+    blob = json.dumps([conf, feats.text.key, feats.image.key, labels, code], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _read_cv(path: Path) -> list[dict] | None:
+    try:
+        rows = json.loads(path.read_text())
+        return rows if isinstance(rows, list) and all(set(METRIC_COLUMNS) <= set(r) for r in rows) else None
+    except (OSError, ValueError):
+        return None
 
 
 def summarize(cv: pd.DataFrame, columns: list[str] | None = None, digits: int = 3) -> pd.DataFrame:

@@ -120,3 +120,58 @@ def test_summarize_single_fold_has_zero_std():
     cv = pd.DataFrame({"model": ["m"], "fold": [0], **{c: [0.25] for c in METRIC_COLUMNS}})
     s = summarize(cv)
     assert list(s.columns) == METRIC_COLUMNS and (s.loc["m"] == "0.25 ± 0.0").all()
+
+
+# --------------------------------------------------------------------------- the CV result cache
+@pytest.fixture
+def cv_setup(dataset_factory, tmp_path, monkeypatch):
+    ds = load_dataset(dataset_factory(n_train=45, n_test=2))
+    feats = make_features(list(ds.all.guid), list(ds.all.label))
+    fits = []
+    real_fit = T.fit
+
+    def counting_fit(*a, **k):
+        fits.append(1)
+        return real_fit(*a, **k)
+
+    monkeypatch.setattr(T, "fit", counting_fit)
+    return ds, feats, small_config(tmp_path, folds=3, epochs=2), fits
+
+
+def test_cross_validation_results_are_reread_from_the_cache_not_retrained(cv_setup):
+    ds, feats, cfg, fits = cv_setup
+    first = cross_validate(cfg, ds, feats, ["concat"])
+    assert len(fits) == 3 and len(list((cfg.cache / "cv").glob("*.json"))) == 1
+    again = cross_validate(cfg, ds, feats, configs={"renamed": cfg.replace(model="concat")})
+    assert len(fits) == 3  # nothing trained again
+    pd.testing.assert_frame_equal(again.drop(columns="model"), first.drop(columns="model"))
+    assert set(again.model) == {"renamed"}
+
+
+def test_a_changed_setting_or_label_misses_the_cv_cache(cv_setup):
+    ds, feats, cfg, fits = cv_setup
+    cross_validate(cfg, ds, feats, ["concat"])
+    cross_validate(cfg.replace(lr=1e-3), ds, feats, ["concat"])
+    assert len(fits) == 6
+    ds.train.loc[0, "label"] = (ds.train.loc[0, "label"] + 1) % 3
+    cross_validate(cfg, ds, feats, ["concat"])
+    assert len(fits) == 9
+    cross_validate(cfg.replace(progress=True, cache=cfg.cache), ds, feats, ["concat"])  # progress bars don't matter
+    assert len(fits) == 9
+
+
+def test_a_damaged_cv_cache_file_is_recomputed(cv_setup):
+    ds, feats, cfg, fits = cv_setup
+    first = cross_validate(cfg, ds, feats, ["concat"])
+    (path,) = (cfg.cache / "cv").glob("*.json")
+    path.write_text('[{"fold": 0, "accura')
+    again = cross_validate(cfg, ds, feats, ["concat"])
+    assert len(fits) == 6
+    pd.testing.assert_frame_equal(again, first)
+
+
+def test_cross_validate_without_cache_writes_nothing(cv_setup):
+    ds, feats, cfg, fits = cv_setup
+    cross_validate(cfg, ds, feats, ["concat"], cache=False)
+    cross_validate(cfg, ds, feats, ["concat"], cache=False)
+    assert len(fits) == 6 and not (cfg.cache / "cv").exists()
