@@ -96,9 +96,15 @@ def cmd_train(cfg: Config, args) -> int:
     res = train_model(cfg, ds, _features_or_none(cfg, ds))
     out = Path(args.out or REPO_ROOT / "runs" / cfg.model)
     save_checkpoint(out, res.model, cfg, model_meta(res.model, res))
+    took = f"[{time.perf_counter() - t:.1f}s] -> {out}"
+    if "member" in res.history:  # an ensemble: one early-stopped run per member
+        best = res.history[res.history.best]
+        epochs = ", ".join(f"{r.member} {r.epoch}" for r in best.itertuples())
+        print(f"{cfg.model}: best epochs {epochs}; ensemble validation macro-F1 {res.best_val_macro_f1:.3f} {took}")
+        return 0
     last = res.history.set_index("epoch").loc[res.best_epoch]
     print(f"{cfg.model}: best epoch {res.best_epoch}/{len(res.history)}, validation accuracy {last.get('val_accuracy', float('nan')):.3f}, "
-          f"macro-F1 {last.get('val_macro_f1', float('nan')):.3f} [{time.perf_counter() - t:.1f}s] -> {out}")
+          f"macro-F1 {last.get('val_macro_f1', float('nan')):.3f} {took}")
     return 0
 
 

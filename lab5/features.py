@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .config import Config, ConfigError
-from .data import Dataset
+from .data import Dataset, encoder_texts
 from .encoders import ImageEncoder, TextEncoder, image_encoder, text_encoder
 from .io import atomic_write_bytes
 from .training import resolve_device, seed_everything
@@ -50,9 +50,7 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def text_input_fingerprint(ds: Dataset) -> str:
-    guids = list(ds.all.guid)
-    texts = list(ds.all.text)
+def text_input_fingerprint(guids: list[str], texts: list[str]) -> str:
     return _sha256(json.dumps([guids, texts], ensure_ascii=False).encode())[:16]
 
 
@@ -114,10 +112,15 @@ def _cached(cfg: Config, kind: str, parts: dict, guids: list[str], build) -> Fea
 def text_features(ds: Dataset, cfg: Config, encoder: TextEncoder | None = None) -> FeatureSet:
     """Text features of every train and test guid (cached)."""
     enc = encoder or text_encoder(cfg.text_encoder)
-    guids, texts = list(ds.all.guid), list(ds.all.text)
+    guids, texts = list(ds.all.guid), encoder_texts(ds.all.text, cfg.text_clean)
     parts = {"encoder": enc.name, "weights": enc.fingerprint, "preprocessing": enc.preprocessing(cfg.max_length),
-             "inputs": text_input_fingerprint(ds)}
-    return _cached(cfg, "text", parts, guids, lambda: encode_texts(enc, texts, cfg))
+             "inputs": text_input_fingerprint(guids, texts)}
+    layer = None
+    if cfg.text_top:  # states below the layers that will be fine-tuned
+        if not 0 < cfg.text_top <= enc.layers:
+            raise ConfigError(f"--text-top {cfg.text_top} is out of range: {enc.name} has {enc.layers} layers")
+        layer = parts["layer"] = enc.layers - cfg.text_top
+    return _cached(cfg, "text", parts, guids, lambda: encode_texts(enc, texts, cfg, layer))
 
 
 def image_features(ds: Dataset, cfg: Config, encoder: ImageEncoder | None = None) -> FeatureSet:
@@ -129,8 +132,8 @@ def image_features(ds: Dataset, cfg: Config, encoder: ImageEncoder | None = None
     return _cached(cfg, "image", parts, guids, lambda: encode_images(enc, ds, guids, cfg))
 
 
-def encode_texts(enc: TextEncoder, texts: list[str], cfg: Config, batch_size: int = 64):
-    """Run the frozen text encoder over ``texts`` in batches."""
+def encode_texts(enc: TextEncoder, texts: list[str], cfg: Config, layer: int | None = None, batch_size: int = 64):
+    """Run the frozen text encoder over ``texts`` in batches (states of ``layer``, default the last)."""
     from tqdm.auto import tqdm
 
     device = resolve_device(cfg.device)
@@ -139,7 +142,7 @@ def encode_texts(enc: TextEncoder, texts: list[str], cfg: Config, batch_size: in
     with torch.inference_mode():
         for i in tqdm(range(0, len(texts), batch_size), desc="text features", disable=not cfg.progress, unit="batch"):
             t = enc.tokenize(texts[i:i + batch_size], cfg.max_length)
-            p, s, m = enc(t["input_ids"].to(device), t["attention_mask"].to(device))
+            p, s, m = enc(t["input_ids"].to(device), t["attention_mask"].to(device), layer)
             out.append((p.float().cpu(), s.half().cpu(), m.cpu()))
     return tuple(torch.cat(x) for x in zip(*out))
 

@@ -10,6 +10,8 @@ from the feature cache (the default), or produced on the fly by the encoders whe
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -177,16 +179,42 @@ MODELS: dict[str, type[Head]] = {
 }
 
 
+class TextTop(nn.Module):
+    """The top transformer layers of the text encoder, fine-tuned on cached states of the layer below them.
+
+    It turns the cached ``text_seq`` (states after layer ``n - k``) into last-layer states and recomputes the
+    pooled vector from them; columns of ``text_pooled`` beyond the encoder width (the lexicon scores) are kept.
+    Fine-tuning the top of the encoder this way costs a fraction of running the whole encoder on each step.
+    """
+
+    def __init__(self, layers: nn.ModuleList):
+        super().__init__()
+        self.layers = copy.deepcopy(layers).requires_grad_(True)
+
+    def forward(self, b: dict) -> dict:
+        mask = b["text_mask"].bool()
+        h = b["text_seq"].float()
+        additive = (~mask)[:, None, None, :].to(h.dtype) * torch.finfo(h.dtype).min
+        for layer in self.layers:
+            h = layer(h, attention_mask=additive)
+            h = h[0] if isinstance(h, tuple) else h
+        d = h.shape[-1]
+        pooled = torch.cat([masked_mean(h, mask), b["text_pooled"][:, d:].to(h.dtype)], dim=-1)
+        return {**b, "text_seq": h, "text_pooled": pooled}
+
+
 class Classifier(nn.Module):
     """A head, with the encoders attached when fine-tuning end to end.
 
     With encoders, a batch holds ``input_ids``, ``attention_mask`` and ``pixels`` and the encoders produce the
-    feature dict; without, the batch already is the feature dict (from the cache).
+    feature dict; without, the batch already is the feature dict (from the cache). With ``text_top``, the cached
+    text states come from a lower layer and pass through the trainable top layers first.
     """
 
-    def __init__(self, head: Head, text_encoder: nn.Module | None = None, image_encoder: nn.Module | None = None):
+    def __init__(self, head: Head, text_encoder: nn.Module | None = None, image_encoder: nn.Module | None = None,
+                 text_top: TextTop | None = None):
         super().__init__()
-        self.head, self.text_encoder, self.image_encoder = head, text_encoder, image_encoder
+        self.head, self.text_encoder, self.image_encoder, self.text_top = head, text_encoder, image_encoder, text_top
         # added to the logits: zero, or a decision rule tuned on validation rows (``Config.decision``)
         self.register_buffer("logit_bias", torch.zeros(N_CLASSES))
 
@@ -196,10 +224,41 @@ class Classifier(nn.Module):
             b["text_pooled"], b["text_seq"], b["text_mask"] = self.text_encoder(b["input_ids"], b["attention_mask"])
         if self.image_encoder is not None and "pixels" in b:
             b["image_pooled"], b["image_seq"], b["image_mask"] = self.image_encoder(b["pixels"])
+        if self.text_top is not None and "text_seq" in b:
+            b = self.text_top(b)
         return b
 
     def forward(self, b: dict) -> torch.Tensor:
         return self.head(self.encode(b)) + self.logit_bias
+
+
+class Ensemble(nn.Module):
+    """Several classifiers trained one after another on the same rows; the output is the log of their mean
+    probabilities (so argmax is the averaged vote), plus a decision-rule bias like :class:`Classifier`'s."""
+
+    def __init__(self, members: dict[str, Classifier]):
+        super().__init__()
+        self.members = nn.ModuleDict(members)
+        self.register_buffer("logit_bias", torch.zeros(N_CLASSES))
+
+    def forward(self, b: dict) -> torch.Tensor:
+        p = torch.stack([torch.softmax(m(b).float(), -1) for m in self.members.values()]).mean(0)
+        return torch.log(p.clamp_min(1e-8)) + self.logit_bias
+
+
+def member_names(model: str) -> list[str]:
+    """The heads a model name stands for: ``"late"`` -> ``["late"]``, ``"late+gated"`` -> an ensemble of two."""
+    names = model.split("+")
+    unknown = [n for n in names if n not in MODELS]
+    if unknown or len(set(names)) != len(names):
+        problem = f"unknown model {unknown[0]!r}" if unknown else f"model {model!r} names a head twice"
+        raise ConfigError(f"{problem}; choose one of {', '.join(MODELS)}, or join several with + for an ensemble")
+    return names
+
+
+def uses_sequences(model: str) -> bool:
+    """Whether any head of ``model`` reads token / region sequences."""
+    return any(MODELS[n].uses_sequences for n in member_names(model))
 
 
 def build_head(name: str, text_dim: int, image_dim: int, cfg: Config, seq_dims: tuple[int, int] | None = None) -> Head:

@@ -92,7 +92,9 @@ class RawData:
         self.ds, self.guids, self.cfg = ds, list(guids), cfg
         self.tokens = None
         if text_encoder is not None:
-            texts = ds.all.set_index("guid").loc[self.guids, "text"].tolist()
+            from .data import encoder_texts
+
+            texts = encoder_texts(ds.all.set_index("guid").loc[self.guids, "text"], cfg.text_clean)
             self.tokens = text_encoder.tokenize(texts, cfg.max_length)
         self.transform = image_encoder.spec.transform(train=train) if image_encoder is not None else None
         self.min_side = image_encoder.spec.resize if image_encoder is not None else None
@@ -149,12 +151,12 @@ def _optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        encoder = name.startswith(("text_encoder.", "image_encoder."))
+        lr = cfg.encoder_lr if name.startswith(("text_encoder.", "image_encoder.")) else \
+            cfg.text_top_lr if name.startswith("text_top.") else cfg.lr
         decay = p.ndim > 1 and "norm" not in name.lower() and "bn" not in name.lower()
-        groups.setdefault((encoder, decay), []).append(p)
+        groups.setdefault((lr, decay), []).append(p)
     return torch.optim.AdamW(foreach=True, params=
-        [{"params": ps, "lr": cfg.encoder_lr if enc else cfg.lr, "weight_decay": cfg.weight_decay if dec else 0.0}
-         for (enc, dec), ps in groups.items()])
+        [{"params": ps, "lr": lr, "weight_decay": cfg.weight_decay if dec else 0.0} for (lr, dec), ps in groups.items()])
 
 
 def _schedule(opt: torch.optim.Optimizer, cfg: Config, total: int):
@@ -169,9 +171,18 @@ def _schedule(opt: torch.optim.Optimizer, cfg: Config, total: int):
 
 
 def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> TrainResult:
-    """Train ``model`` on ``train``, early-stopping on the macro-F1 of ``val``; returns the best weights' model."""
+    """Train ``model`` on ``train``, early-stopping on the macro-F1 of ``val``; returns the best weights' model.
+
+    An ensemble's members are fitted one after another, each with its own early stopping; the history then
+    has a ``member`` column and the decision rule (``cfg.decision``) is tuned on the averaged output.
+    """
     from sklearn.metrics import f1_score
     from tqdm.auto import tqdm
+
+    from .models import Ensemble
+
+    if isinstance(model, Ensemble):
+        return _fit_ensemble(model, train, val, cfg)
 
     if cfg.decision not in ("argmax", "tuned"):
         raise ConfigError(f"unknown --decision {cfg.decision!r}; use argmax or tuned")
@@ -231,6 +242,23 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
     if cfg.decision == "tuned" and val is not None and len(val):
         model.logit_bias.copy_(tune_logit_bias(predict_logits(model, val, cfg) - model.logit_bias.cpu(), val.labels))
     return TrainResult(model, pd.DataFrame(rows), best_epoch, best)
+
+
+def _fit_ensemble(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> TrainResult:
+    from sklearn.metrics import f1_score
+
+    histories, best = [], float("nan")
+    model.to(resolve_device(cfg.device))
+    for name, member in model.members.items():
+        res = fit(member, train, val, cfg.replace(model=name, decision="argmax"))
+        histories.append(res.history.assign(member=name, best=res.history.epoch == res.best_epoch))
+    model.eval()
+    if val is not None and len(val):
+        logits = predict_logits(model, val, cfg)
+        best = float(f1_score(val.labels.numpy(), logits.argmax(1).numpy(), average="macro"))
+        if cfg.decision == "tuned":
+            model.logit_bias.copy_(tune_logit_bias(logits - model.logit_bias.cpu(), val.labels))
+    return TrainResult(model, pd.concat(histories, ignore_index=True), 0, best)
 
 
 def tune_logit_bias(logits: torch.Tensor, labels: torch.Tensor, grid=None) -> torch.Tensor:
@@ -303,15 +331,31 @@ def read_checkpoint(path: Path) -> tuple[Config, dict, dict]:
 # --------------------------------------------------------------------------- stages
 def new_classifier(cfg: Config, text_dim: int, image_dim: int, encoders: tuple | None = None,
                    seq_dims: tuple[int, int] | None = None) -> nn.Module:
-    """A freshly initialised (seeded) classifier of ``cfg.model``, with encoders attached when given."""
-    from .models import Classifier, build_head
+    """A freshly initialised (seeded) classifier of ``cfg.model``, with encoders attached when given;
+    an :class:`~lab5.models.Ensemble` of such classifiers when ``cfg.model`` joins several names with ``+``."""
+    from .models import Classifier, Ensemble, build_head, member_names
 
+    names = member_names(cfg.model)
+    if len(names) > 1:
+        if cfg.finetune:
+            raise ConfigError("ensembles train on cached features; drop --finetune or name one model")
+        return Ensemble({n: new_classifier(cfg.replace(model=n), text_dim, image_dim, None, seq_dims) for n in names})
     seed_everything(cfg.seed, cfg.threads)
     head = build_head(cfg.model, text_dim, image_dim, cfg, seq_dims)
+    if cfg.text_top and cfg.finetune:
+        raise ConfigError("--text-top and --finetune both fine-tune the text encoder; use one of them")
     if encoders is None:
-        return Classifier(head)
+        return Classifier(head, text_top=_text_top(cfg) if cfg.text_top and head.uses_text else None)
     t, i = encoders
     return Classifier(head, t if head.uses_text else None, i if head.uses_image else None)
+
+
+def _text_top(cfg: Config) -> nn.Module:
+    """A trainable copy of the text encoder's top ``cfg.text_top`` layers."""
+    from .encoders import text_encoder
+    from .models import TextTop
+
+    return TextTop(text_encoder(cfg.text_encoder).model.encoder.layer[-cfg.text_top:])
 
 
 def load_encoders(cfg: Config) -> tuple:
@@ -328,9 +372,9 @@ def make_data(cfg: Config, ds, guids, labels, features=None, encoders=None, trai
     """Batches of cached features, or of raw pairs when fine-tuning."""
     if cfg.finetune:
         return RawData(ds, guids, labels, encoders[0], encoders[1], cfg, train)
-    from .models import MODELS
+    from .models import uses_sequences
 
-    return FeatureData(features, guids, labels, sequences=MODELS[cfg.model].uses_sequences)
+    return FeatureData(features, guids, labels, sequences=uses_sequences(cfg.model) or cfg.text_top > 0)
 
 
 def train_model(cfg: Config, ds, features=None, train_guids=None, val_guids=None) -> TrainResult:
@@ -354,8 +398,10 @@ def train_model(cfg: Config, ds, features=None, train_guids=None, val_guids=None
 
 def model_meta(model: nn.Module, result: TrainResult | None = None) -> dict:
     """What a checkpoint needs besides the config to rebuild the model."""
-    from .models import Classifier
+    from .models import Classifier, Ensemble
 
+    if isinstance(model, Ensemble):
+        model = next(iter(model.members.values()))
     assert isinstance(model, Classifier)
     head = model.head
     dims = {f"{k}_dim": _in_dim(head, k) for k in ("text", "image", "text_seq", "image_seq")}

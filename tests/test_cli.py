@@ -131,6 +131,19 @@ def test_train_then_predict_writes_valid_predictions_in_test_order_and_repeats_b
     assert patched_encoders["text"] >= 1 and patched_encoders["image"] >= 1
 
 
+@pytest.mark.parametrize("model, options", [("late+concat", []), ("late", ["--text-top", "1"])])
+def test_ensembles_and_top_layer_tuning_train_and_predict_from_the_command_line(
+        dataset_factory, tmp_path, capsys, patched_encoders, model, options):
+    root = dataset_factory(n_train=18, n_test=5)
+    ck, out = tmp_path / "ck", tmp_path / "pred.txt"
+    common = ["--data", str(root), "--cache", str(tmp_path / "cache"), *FAST, *options]
+    assert main(["train", *common, "--model", model, "--out", str(ck)]) == 0
+    printed = capsys.readouterr().out
+    assert (f"{model}: best epochs late " if "+" in model else f"{model}: best epoch ") in printed
+    assert main(["predict", *common, "--checkpoint", str(ck), "--out", str(out)]) == 0
+    assert len(read_labels(out)) == 5
+
+
 def test_predict_command_exits_0_and_reports_the_counts(dataset_factory, tmp_path, capsys, patched_encoders):
     root = dataset_factory(n_train=18, n_test=5)
     test_order = _shuffled_test_file(root, 18)

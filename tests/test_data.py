@@ -7,8 +7,9 @@ import os
 import pytest
 from PIL import Image
 
-from lab5.data import (DataError, check_images, decode_text, load_dataset, load_image, read_labels,
-                       resolve_data_dir)
+from lab5.config import ConfigError
+from lab5.data import (DataError, check_images, decode_text, encoder_texts, load_dataset, load_image,
+                       normalize_tweet, read_labels, resolve_data_dir)
 
 from conftest import jpeg_bytes
 
@@ -290,3 +291,25 @@ def test_unreadable_image_raises_data_error(tmp_path):
             load_image(p, "1")
     finally:
         os.chmod(p, 0o644)
+
+
+# --------------------------------------------------------------------------- tweet normalisation
+@pytest.mark.parametrize("raw, clean", [
+    ("RT @AmitSwami77: The conspirators have an evil eye &amp; more! #WeDemandSafety4Bapuji http://t.co/N8…",
+     "The conspirators have an evil eye & more! We Demand Safety 4 Bapuji http"),
+    ("@NYSE is looking a little despondent today...??? http://t.co/o5xiKyJgT7", "@user is looking a little despondent today...??? http"),
+    ("blue sky & snow at #ualbertafarm #UAlberta", "blue sky & snow at ualbertafarm U Alberta"),
+    ("#happy_days   with\n@Kokkie70 @63sjaak", "happy days with @user @user"),
+    ("#廃墟 #写真好きな人と繋がりたい", "廃墟 写真好きな人と繋がりたい"),
+    ("plain text stays", "plain text stays"),
+])
+def test_normalize_tweet_rewrites_links_handles_retweets_and_hashtags(raw, clean):
+    assert normalize_tweet(raw) == clean
+
+
+def test_encoder_texts_keeps_texts_unless_asked_and_refuses_unknown_modes():
+    texts = ["RT @a: hi http://x.y", "#GoodDay"]
+    assert encoder_texts(texts, "none") == texts
+    assert encoder_texts(texts, "tweet") == ["hi http", "Good Day"]
+    with pytest.raises(ConfigError, match="unknown --text-clean 'emoji'"):
+        encoder_texts(texts, "emoji")

@@ -10,6 +10,7 @@ import logging
 import pytest
 import torch
 
+import lab5.data
 import lab5.features as F
 from lab5.data import load_dataset
 
@@ -88,6 +89,19 @@ def test_changing_one_image_changes_the_key_and_rebuilds(six, tiny_image, monkey
     assert calls == [1] and second.key != first.key
     assert not torch.allclose(second.pooled[4], first.pooled[4])
     torch.testing.assert_close(second.pooled[:4], first.pooled[:4])
+
+
+def test_tweet_cleaning_changes_the_text_key_and_the_encoded_texts(six, tiny_text, monkeypatch):
+    root, cfg = six
+    ds = load_dataset(root)
+    seen = []
+    real = F.encode_texts
+    monkeypatch.setattr(F, "encode_texts", lambda enc, texts, *a, **k: seen.append(texts) or real(enc, texts, *a, **k))
+    plain = F.text_features(ds, cfg, tiny_text)
+    clean = F.text_features(ds, cfg.replace(text_clean="tweet"), tiny_text)
+    assert plain.key != clean.key
+    assert seen[0] == list(ds.all.text)
+    assert seen[1] == [lab5.data.normalize_tweet(t) for t in ds.all.text]
 
 
 def test_changing_max_length_changes_the_key(six, tiny_text):
