@@ -35,7 +35,7 @@ class Config:
     cache: Path = field(default_factory=default_cache_dir, metadata={"help": "feature cache folder (LAB5_CACHE)"})
     text_encoder: str = field(default="minilm", metadata={"help": "minilm, or a BERT-family Hugging Face id / local folder"})
     image_encoder: str = field(default="efficientnet-lite0", metadata={"help": "efficientnet-lite0 | resnet50 | resnet50-scratch"})
-    model: str = field(default="late", metadata={"help": "model name (see `lab5.models.MODELS`); names joined by + make an ensemble"})
+    model: str = field(default="cross_attention+gated+late", metadata={"help": "model name (see `lab5.models.MODELS`); names joined by + make an ensemble"})
     text_features: str = field(default="tokens+lexicon", metadata={"help": "tokens: encoder states only; tokens+lexicon: add VADER lexicon scores"})
     text_clean: str = field(default="none", metadata={"help": "none | tweet: links, handles, RT prefixes and hashtags normalised before encoding"})
     max_length: int = field(default=64, metadata={"help": "text tokens kept per tweet"})
