@@ -181,13 +181,12 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
 
     from .models import Ensemble
 
-    if isinstance(model, Ensemble):
-        return _fit_ensemble(model, train, val, cfg)
-
     if cfg.decision not in ("argmax", "tuned"):
         raise ConfigError(f"unknown --decision {cfg.decision!r}; use argmax or tuned")
     if cfg.balance not in ("none", "weights", "sampler"):
         raise ConfigError(f"unknown --balance {cfg.balance!r}; use none, weights or sampler")
+    if isinstance(model, Ensemble):
+        return _fit_ensemble(model, train, val, cfg)
     seed_everything(cfg.seed, cfg.threads)
     device = resolve_device(cfg.device)
     model.to(device)

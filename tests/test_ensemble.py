@@ -65,3 +65,9 @@ def test_ensemble_checkpoint_round_trips_to_identical_logits(feats, tmp_path):
 def test_ensembles_refuse_end_to_end_finetuning(feats, tmp_path):
     with pytest.raises(ConfigError, match="ensembles train on cached features"):
         _new(feats, small_config(tmp_path, model="late+gated", finetune=True))
+
+
+def test_an_ensemble_refuses_an_unknown_decision_rule(feats, tmp_path):
+    cfg = small_config(tmp_path, model="text+image", decision="vote")
+    with pytest.raises(ConfigError, match="unknown --decision 'vote'"):
+        T.fit(_new(feats, cfg), T.make_data(cfg, None, GUIDS, LABELS_, feats), None, cfg)
