@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from .config import ConfigError
+
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 """Class names by id: negative 0, neutral 1, positive 2 (the reference report's mapping)."""
 LABEL2ID: dict[str, int] = {name: i for i, name in enumerate(LABELS)}
@@ -165,8 +167,6 @@ def encoder_texts(texts, clean: str) -> list[str]:
         return list(texts)
     if clean == "tweet":
         return [normalize_tweet(t) for t in texts]
-    from .config import ConfigError
-
     raise ConfigError(f"unknown --text-clean {clean!r}; use none or tweet")
 
 
