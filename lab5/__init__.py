@@ -1,6 +1,12 @@
 """lab5: multimodal (tweet text + image) sentiment analysis, as small tested modules that notebooks import."""
-from .config import Config
-from .data import LABELS, DataError, Dataset, get_split, load_dataset
+from .runtime import pin_numerics_env
 
-__all__ = ["Config", "LABELS", "DataError", "Dataset", "get_split", "load_dataset"]
+pin_numerics_env()  # before anything imports torch: the same CPU kernels on every x86-64 machine (see runtime)
+
+from .config import Config  # noqa: E402
+from .data import LABELS, Dataset, load_dataset  # noqa: E402
+from .errors import ConfigError, DataError  # noqa: E402
+from .splits import get_split  # noqa: E402
+
+__all__ = ["Config", "ConfigError", "LABELS", "DataError", "Dataset", "get_split", "load_dataset"]
 __version__ = "0.1.0"

@@ -12,7 +12,16 @@ import time
 import pandas as pd
 import torch
 
+from .batches import FeatureData, make_data
 from .config import Config
+from .data import load_dataset
+from .encoders import image_encoder, text_encoder
+from .features import ImageFolder, encode_images, encode_texts, load_features
+from .models import MODELS, Classifier, build_head, build_model
+from .pipeline import train_model
+from .runtime import reproducible
+from .splits import get_split
+from .training import fit, predict_logits
 
 
 def peak_rss_mib() -> float:
@@ -32,16 +41,14 @@ def run_bench(cfg: Config, cold_pairs: int = 256, naive_pairs: int = 0, models: 
     ``cold_pairs``: pairs encoded from scratch to time cold extraction; ``naive_pairs``: pairs of the naive epoch
     timed (0: the whole training split; fewer are scaled linearly to one epoch, and the table says so).
     """
-    from .data import get_split, load_dataset
-    from .encoders import image_encoder, text_encoder
-    from .features import encode_images, encode_texts, load_features
-    from .models import MODELS
-    from .training import FeatureData, fit, make_data, new_classifier, predict_logits, seed_everything, train_model
-
     cfg = cfg.replace(progress=False)
-    seed_everything(cfg.seed, cfg.threads)
+    with reproducible(cfg.seed, cfg.threads):  # every timing at the config's thread count
+        return _bench(cfg, cold_pairs, naive_pairs, models)
+
+
+def _bench(cfg: Config, cold_pairs: int, naive_pairs: int, models: list[str] | None) -> str:
     ds = load_dataset(cfg.data)
-    split = get_split(ds)
+    split = get_split(ds, cfg.cache)
     rows = []
     tenc, ienc = text_encoder(cfg.text_encoder), image_encoder(cfg.image_encoder, cfg.image_size, cfg.seed)
     sample = list(ds.all.guid[:cold_pairs])
@@ -68,10 +75,10 @@ def run_bench(cfg: Config, cold_pairs: int = 256, naive_pairs: int = 0, models: 
     guids = list(split.train)
     c1 = cfg.replace(model="concat", epochs=1, text_features="tokens")  # encoder outputs only, on both sides
     plain = load_features(ds, c1)
-    cached_model = new_classifier(c1, *plain.dims())
+    cached_model = build_model(c1, plain.dims())
     _, t_cached = _timed(lambda: fit(cached_model, FeatureData(plain, guids, labels.loc[guids].to_numpy(), sequences=False), None, c1))
     n = naive_pairs or len(guids)
-    t_naive = _naive_epoch(c1, ds, guids[:n], labels, tenc, ienc, tenc.dim, ienc.dim) * len(guids) / n
+    t_naive = _naive_epoch(c1, ds, guids[:n], labels, tenc, ienc, plain.dims()) * len(guids) / n
     rows.append(("one epoch, concat", "cached features", f"{t_cached:.2f} s"))
     rows.append(("one epoch, concat", "naive: re-encode every pair" + ("" if n == len(guids) else f" ({n} pairs timed, scaled)"),
                  f"{t_naive:.1f} s"))
@@ -82,12 +89,9 @@ def run_bench(cfg: Config, cold_pairs: int = 256, naive_pairs: int = 0, models: 
     return head + "\n" + table.to_string(index=False)
 
 
-def _naive_epoch(cfg: Config, ds, guids, labels, tenc, ienc, text_dim: int, image_dim: int) -> float:
+def _naive_epoch(cfg: Config, ds, guids, labels, tenc, ienc, dims) -> float:
     """Seconds for one epoch that re-encodes every batch's texts and images through the frozen encoders."""
-    from .features import ImageFolder
-    from .models import Classifier, build_head
-
-    model = Classifier(build_head("concat", text_dim, image_dim, cfg))
+    model = Classifier(build_head("concat", dims, cfg))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     folder = ImageFolder(ds, guids, ienc.spec.transform(), ienc.spec.resize)
     texts = ds.all.set_index("guid").loc[guids, "text"].tolist()

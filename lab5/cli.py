@@ -1,6 +1,7 @@
 """Command line: ``python -m lab5 {validate,features,train,cv,evaluate,predict,reproduce,bench}``.
 
-A user's mistake (bad data, unknown option value, missing weights) prints one line and exits 2; never a traceback.
+A user's mistake (bad data, a bad option value, missing weights) prints one ``error:`` line (problems beyond the
+first indented below it) and exits 2, before any work where the mistake is in the options; never a traceback.
 """
 from __future__ import annotations
 
@@ -13,18 +14,32 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import REPO_ROOT, Config, ConfigError
-from .data import DataError
+from .bench import run_bench
+from .config import Config, find_project
+from .data import LABELS, load_dataset
 from .encoders import EncoderUnavailable
-from .reproduce import NotebookFailed
+from .errors import ConfigError, DataError, UserError
+from .evaluation import baseline_row, check_cv_rows, confusion, cross_validate, metrics, summarize, validation_predictions
+from .features import image_features, load_features, text_features
+from .images import check_images
+from .outputs import check_writable, is_course_data, output_root
+from .pipeline import load_model, predict_test, save_checkpoint, train_model
+from .reproduce import notebook_paths, run_notebooks, strip_ansi
+from .splits import get_split
 
 log = logging.getLogger("lab5")
-USER_ERRORS = (DataError, EncoderUnavailable, ConfigError, NotebookFailed)
-DEFAULT_PREDICTIONS = REPO_ROOT / "test_with_label.txt"
+USER_ERRORS = (UserError, EncoderUnavailable)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake reported as one ``error:`` line (``--help`` still shows the usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n")
 
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
-    """One option per Config field (``--text-encoder``, ``--lr``, ``--finetune``, ...)."""
+    """One option per Config field (``--text-encoder``, ``--lr``, ``--finetune``, ``--out-dir``, ...)."""
     for f in dataclasses.fields(Config):
         flag = "--" + f.name.replace("_", "-")
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
@@ -35,7 +50,7 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
             else:
                 p.add_argument(flag, dest=f.name, action="store_true", help=help_)
         else:
-            typ = {"int": int, "float": float, "Path": Path}.get(str(f.type), str)
+            typ = {"int": int, "float": float, "Path": Path, "Path | None": Path}.get(str(f.type), str)
             p.add_argument(flag, dest=f.name, type=typ, default=argparse.SUPPRESS, help=help_)
 
 
@@ -46,11 +61,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 # --------------------------------------------------------------------------- commands
 def cmd_validate(cfg: Config, args) -> int:
-    from .data import LABELS, check_images, get_split, load_dataset
-
+    """Reads and reports; writes nothing anywhere (a split not stored yet is drawn in memory)."""
     ds = load_dataset(cfg.data)
-    img = check_images(ds, progress=cfg.progress)
-    split = get_split(ds)
+    img = check_images(ds.image_paths(), progress=cfg.progress)
+    split = get_split(ds, cfg.cache, store=False)
     enc = ds.encodings()
     counts = ds.train.tag.value_counts()
     print(f"dataset {ds.root}: OK")
@@ -64,14 +78,13 @@ def cmd_validate(cfg: Config, args) -> int:
               + (" ..." if len(ds.empty_texts) > 5 else ""))
     print(f"  images: {img.count} decoded; sizes {img.min_size[0]}x{img.min_size[1]} to {img.max_size[0]}x{img.max_size[1]}; "
           f"modes {dict(img.modes)}")
-    print(f"  validation split: {len(split.val)} of {len(ds.train)} labelled rows ({split.path.name})")
+    stored = f"stored in {split.path}" if split.path else "not stored yet: drawn with seed 0, stored in the cache on first training"
+    print(f"  validation split: {len(split.val)} of {len(ds.train)} labelled rows ({stored})")
+    print(f"  dataset fingerprint {ds.fingerprint}" + (" (the course data)" if is_course_data(ds) else ""))
     return 0
 
 
 def cmd_features(cfg: Config, args) -> int:
-    from .data import load_dataset
-    from .features import image_features, text_features
-
     ds = load_dataset(cfg.data)
     for kind, fn in (("text", text_features), ("image", image_features)):
         t = time.perf_counter()
@@ -81,21 +94,13 @@ def cmd_features(cfg: Config, args) -> int:
     return 0
 
 
-def _features_or_none(cfg: Config, ds):
-    from .features import load_features
-
-    return None if cfg.finetune else load_features(ds, cfg)
-
-
 def cmd_train(cfg: Config, args) -> int:
-    from .data import load_dataset
-    from .training import model_meta, save_checkpoint, train_model
-
     ds = load_dataset(cfg.data)
+    out = Path(args.out) if args.out else output_root(cfg, ds).run(cfg.model)
+    check_writable(out, what="checkpoint folder")
     t = time.perf_counter()
-    res = train_model(cfg, ds, _features_or_none(cfg, ds))
-    out = Path(args.out or REPO_ROOT / "runs" / cfg.model)
-    save_checkpoint(out, res.model, cfg, model_meta(res.model, res))
+    res = train_model(cfg, ds, None if cfg.finetune else load_features(ds, cfg))
+    save_checkpoint(out, res.model, cfg, res)
     took = f"[{time.perf_counter() - t:.1f}s] -> {out}"
     if "member" in res.history:  # an ensemble: one early-stopped run per member
         best = res.history[res.history.best]
@@ -109,16 +114,15 @@ def cmd_train(cfg: Config, args) -> int:
 
 
 def cmd_cv(cfg: Config, args) -> int:
-    from .data import load_dataset
-    from .evaluation import baseline_row, cross_validate, summarize
-    from .features import load_features
-
     if cfg.finetune:
         raise ConfigError("cv runs on cached features; drop --finetune")
+    models = [m.strip() for m in args.models.split(",")] if args.models else [cfg.model]
+    configs = {m: cfg.replace(model=m) for m in models}  # each checked before any work
+    if args.out:
+        check_writable(Path(args.out), folder=False, what="CSV file")
     ds = load_dataset(cfg.data)
-    models = args.models.split(",") if args.models else [cfg.model]
-    cv = cross_validate(cfg, ds, load_features(ds, cfg), models)
-    cv = pd.concat([baseline_row(ds.train.label, cfg.folds, cfg.seed), cv])
+    check_cv_rows(ds, cfg.folds)
+    cv = pd.concat([baseline_row(ds.train.label, cfg.folds, cfg.seed), cross_validate(ds, configs)])
     print(f"{cfg.folds}-fold cross-validation on {len(ds.train)} labelled rows (mean ± std over folds)")
     print(summarize(cv, ["accuracy", "macro_f1", "f1_neutral"]).to_string())
     if args.out:
@@ -127,40 +131,25 @@ def cmd_cv(cfg: Config, args) -> int:
 
 
 def cmd_evaluate(cfg: Config, args) -> int:
-    from .data import load_dataset
-    from .evaluation import confusion, metrics, validation_predictions
-    from .features import load_features
-
-    model, cfg = _load_checkpoint(args.checkpoint, cfg)
+    model, cfg = load_model(Path(args.checkpoint), data=cfg.data, cache=cfg.cache, device=cfg.device, progress=cfg.progress)
     ds = load_dataset(cfg.data)
     y, pred = validation_predictions(model, cfg, ds, None if cfg.finetune else load_features(ds, cfg))
     m = metrics(y, pred)
-    print(f"{cfg.model} on the {len(y)} validation rows: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}, "
-          f"weighted-F1 {m['weighted_f1']:.3f}")
+    print(f"{cfg.model} on the {len(y)} validation rows (the early-stopping rows of a model trained by `train`): "
+          f"accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}, weighted-F1 {m['weighted_f1']:.3f}")
     print(confusion(y, pred).to_string())
     return 0
 
 
-def _load_checkpoint(path, cfg: Config):
-    from .training import load_model
-
-    model, saved = load_model(Path(path))
-    return model, saved.replace(data=cfg.data, cache=cfg.cache, device=cfg.device, progress=cfg.progress)
-
-
 def cmd_predict(cfg: Config, args) -> int:
-    from .data import load_dataset
-    from .training import predict_test
-
     ds = load_dataset(cfg.data)
     if len(ds.test) == 0:
         raise DataError(f"{ds.root}: no test_without_label.txt to predict")
+    out = Path(args.out) if args.out else output_root(cfg, ds).predictions
+    check_writable(out, folder=False, what="predictions file")
+    model = None
     if args.checkpoint:
-        model, cfg = _load_checkpoint(args.checkpoint, cfg)
-        ds = load_dataset(cfg.data)
-    else:
-        model = None
-    out = Path(args.out)
+        model, cfg = load_model(Path(args.checkpoint), data=cfg.data, cache=cfg.cache, device=cfg.device, progress=cfg.progress)
     predicted = predict_test(cfg, ds, model, out)
     counts = pd.Series(predicted).value_counts()
     print(f"wrote {len(ds.test)} predictions to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -168,50 +157,56 @@ def cmd_predict(cfg: Config, args) -> int:
 
 
 def cmd_reproduce(cfg: Config, args) -> int:
-    from .data import load_dataset
-    from .reproduce import run_notebooks
-
+    project = find_project()
+    if project is None:
+        raise ConfigError("reproduce runs a project checkout's notebooks: run it inside one (a folder with notebooks/ "
+                          "and pyproject.toml)")
+    paths = notebook_paths(project / "notebooks", args.only)
     ds = load_dataset(cfg.data)  # bad data: one clear error (exit 2) before any notebook starts
-    times = run_notebooks(ds.root, only=args.only)
+    out = output_root(cfg, ds).root
+    check_writable(out)
+    if out.resolve() != project:
+        print(f"outputs for {ds.root} go to {out} (figures/, test_with_label.txt, notebooks/)", file=sys.stderr)
+    times = run_notebooks(project, ds.root, out, paths)
     print(f"reproduced {len(times)} notebooks in {sum(t for _, t in times):.0f}s: "
-          + ", ".join(f"{n} {t:.0f}s" for n, t in times))
+          + ", ".join(f"{n} {t:.0f}s" for n, t in times) + f"; outputs in {out}")
     return 0
 
 
 def cmd_bench(cfg: Config, args) -> int:
-    from .bench import run_bench
-
+    if args.cold_pairs < 1 or args.naive_pairs < 0:
+        raise ConfigError("--cold-pairs must be at least 1 and --naive-pairs at least 0")
     print(run_bench(cfg, cold_pairs=args.cold_pairs, naive_pairs=args.naive_pairs))
     return 0
 
 
 COMMANDS = {
-    "validate": (cmd_validate, "check a dataset folder and print a summary (exit 2 on any problem)"),
+    "validate": (cmd_validate, "check a dataset folder and print a summary (exit 2 on any problem); writes nothing"),
     "features": (cmd_features, "compute (or load) the cached encoder features of every pair"),
-    "train": (cmd_train, "train one model on the committed split and save a checkpoint"),
+    "train": (cmd_train, "train one model on the stored split and save a checkpoint"),
     "cv": (cmd_cv, "stratified k-fold cross-validation of one or more models on cached features"),
-    "evaluate": (cmd_evaluate, "score a checkpoint on the committed validation split"),
+    "evaluate": (cmd_evaluate, "score a checkpoint on the stored validation split (its early-stopping rows)"),
     "predict": (cmd_predict, "write guid,tag predictions for test_without_label.txt"),
-    "reproduce": (cmd_reproduce, "execute notebooks 01-06 in order: figures/ and test_with_label.txt"),
+    "reproduce": (cmd_reproduce, "execute the notebooks in order: figures/, test_with_label.txt, executed notebooks"),
     "bench": (cmd_bench, "benchmark the cached pipeline against the naive one (speed, memory)"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lab5", description="Multimodal tweet sentiment analysis (text + image).")
+    p = _Parser(prog="python -m lab5", description="Multimodal tweet sentiment analysis (text + image).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_, description=help_)
         _add_config_options(sp)
         if name == "train":
-            sp.add_argument("--out", help="checkpoint folder (default runs/MODEL)")
+            sp.add_argument("--out", help="checkpoint folder (default <output root>/runs/MODEL)")
         if name == "cv":
             sp.add_argument("--models", help="comma-separated model names (default: --model)")
             sp.add_argument("--out", help="write the per-fold table to this CSV")
         if name == "evaluate":
             sp.add_argument("--checkpoint", required=True, help="checkpoint folder written by train")
         if name == "predict":
-            sp.add_argument("--out", default=str(DEFAULT_PREDICTIONS), help="predictions file (default test_with_label.txt)")
+            sp.add_argument("--out", help="predictions file (default <output root>/test_with_label.txt)")
             sp.add_argument("--checkpoint", help="use this checkpoint instead of training the final model")
         if name == "bench":
             sp.add_argument("--cold-pairs", type=int, default=256, help="pairs encoded from scratch to time cold extraction")
@@ -228,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_from_args(args)
         return COMMANDS[args.command][0](cfg, args)
     except USER_ERRORS as e:
-        lines = getattr(e, "problems", None) or str(e).splitlines() or [type(e).__name__]
+        lines = [strip_ansi(line) for line in (getattr(e, "problems", None) or str(e).splitlines() or [type(e).__name__])]
         print(f"error: {lines[0]}", file=sys.stderr)
         for line in lines[1:]:
             print(f"  {line}", file=sys.stderr)

@@ -1,38 +1,75 @@
-"""All configuration in one dataclass: data paths, encoders, model and training hyper-parameters."""
+"""All configuration in one dataclass, every value checked in one place (:meth:`Config.__post_init__`).
+
+Paths default from the environment and the current working directory, never from where the package is installed:
+``LAB5_DATA`` (the dataset), ``LAB5_CACHE`` (caches), ``LAB5_OUT`` (outputs; see :mod:`lab5.outputs`).
+"""
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Root of the repository (the folder holding ``lab5/``); figures and predictions go here.
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from .errors import ConfigError
+
+#: the heads of :data:`lab5.models.MODELS` (named here so that a config is checked without importing torch)
+MODEL_NAMES = ("text", "image", "concat", "cross_attention", "reference_gate", "gated", "late")
+#: the image encoders of :data:`lab5.encoders.IMAGE_ENCODERS`
+IMAGE_ENCODER_NAMES = ("efficientnet-lite0", "resnet50", "resnet50-scratch")
+CHOICES = {
+    "text_features": ("tokens", "tokens+lexicon"),
+    "text_clean": ("none", "tweet"),
+    "balance": ("none", "weights", "sampler"),
+    "decision": ("argmax", "tuned"),
+    "device": ("cpu", "cuda", "auto"),
+    "image_encoder": IMAGE_ENCODER_NAMES,
+}
+
+
+FLOATS = ("dropout", "lr", "encoder_lr", "weight_decay", "warmup", "clip", "text_top_lr")
+#: upper bounds: BERT-family encoders have 512 positions; seeds are 32-bit (NumPy)
+AT_MOST = {"max_length": 512, "seed": 2**32 - 1}
+
+
+def find_project(start: Path | None = None) -> Path | None:
+    """The project folder holding the current directory: the nearest folder with ``notebooks/`` and
+    ``pyproject.toml``, looking upwards from ``start`` (default: the current directory); None outside one."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "notebooks").is_dir() and (folder / "pyproject.toml").is_file():
+            return folder
+    return None
+
+
+def _home() -> Path:
+    """Where relative defaults live: the project folder, or the current directory outside a project."""
+    return find_project() or Path.cwd()
 
 
 def default_data_dir() -> Path:
-    """``LAB5_DATA`` if set, else ``./data`` (the repository's ``data/`` when run from ``notebooks/``)."""
-    if "LAB5_DATA" in os.environ:
-        return Path(os.environ["LAB5_DATA"])
-    return Path("data") if Path("data").is_dir() else REPO_ROOT / "data"
+    """``LAB5_DATA`` if set, else the project's ``data/`` (found from the current directory)."""
+    return Path(os.environ["LAB5_DATA"]) if os.environ.get("LAB5_DATA") else _home() / "data"
 
 
 def default_cache_dir() -> Path:
-    """``LAB5_CACHE`` if set, else ``.cache/`` in the repository (git-ignored)."""
-    return Path(os.environ.get("LAB5_CACHE", REPO_ROOT / ".cache"))
+    """``LAB5_CACHE`` if set, else the project's ``.cache/`` (git-ignored)."""
+    return Path(os.environ["LAB5_CACHE"]) if os.environ.get("LAB5_CACHE") else _home() / ".cache"
 
 
-class ConfigError(ValueError):
-    """A bad option value (unknown model, encoder, device, ...); the CLI turns it into exit code 2."""
+def default_out_dir() -> Path | None:
+    """``LAB5_OUT`` if set, else None: :func:`lab5.outputs.output_root` then decides from the dataset."""
+    return Path(os.environ["LAB5_OUT"]) if os.environ.get("LAB5_OUT") else None
 
 
 @dataclass
 class Config:
-    """Everything a run depends on. Every command and notebook builds one of these."""
+    """Everything a run depends on. Every command and notebook builds one of these; bad values raise ConfigError."""
 
     data: Path = field(default_factory=default_data_dir, metadata={"help": "dataset folder (LAB5_DATA, default ./data)"})
-    cache: Path = field(default_factory=default_cache_dir, metadata={"help": "feature cache folder (LAB5_CACHE)"})
+    cache: Path = field(default_factory=default_cache_dir, metadata={"help": "cache folder: features, CV results, splits of other datasets (LAB5_CACHE)"})
+    out_dir: Path | None = field(default_factory=default_out_dir, metadata={"help": "output folder (LAB5_OUT); default: the project folder for the course data, runs/<dataset>-<fingerprint>/ for any other"})
     text_encoder: str = field(default="minilm", metadata={"help": "minilm, or a BERT-family Hugging Face id / local folder"})
     image_encoder: str = field(default="efficientnet-lite0", metadata={"help": "efficientnet-lite0 | resnet50 | resnet50-scratch"})
     model: str = field(default="cross_attention+gated+late", metadata={"help": "model name (see `lab5.models.MODELS`); names joined by + make an ensemble"})
@@ -65,8 +102,63 @@ class Config:
     folds: int = field(default=5, metadata={"help": "folds of cross-validation"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
+    def __post_init__(self) -> None:
+        bad = [f"--{_flag(k)} must be a folder, not {v!r}" for k, v in
+               (("data", self.data), ("cache", self.cache), ("out_dir", self.out_dir or ".")) if not isinstance(v, (str, Path))]
+        if bad:
+            raise ConfigError(bad)
+        self.data, self.cache = Path(self.data), Path(self.cache)
+        self.out_dir = Path(self.out_dir) if self.out_dir is not None else None
+        problems = self.problems()
+        if problems:
+            raise ConfigError(problems)
+
+    def problems(self) -> list[str]:
+        """Every bad value, one line each (empty when the config is sound)."""
+        out = []
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            want = {"int": int, "float": (int, float), "bool": bool, "str": str}.get(str(f.type))
+            if want and (not isinstance(v, want) or (want is not bool and isinstance(v, bool))):
+                out.append(f"--{_flag(f.name)} must be {str(f.type)}, not {v!r}")
+        if out:
+            return out
+        infinite = [f"--{_flag(k)} must be a finite number, not {getattr(self, k)}" for k in FLOATS
+                    if not math.isfinite(getattr(self, k))]
+        if infinite:
+            return infinite
+        at_least = {"seed": 0, "max_length": 1, "image_size": 32, "hidden": 1, "attention_hidden": 1, "heads": 1, "epochs": 1,
+                    "batch_size": 1, "patience": 1, "text_top": 0, "finetune_layers": 0, "max_steps": 0, "threads": 1,
+                    "folds": 2, "weight_decay": 0, "clip": 0}
+        out += [f"--{_flag(k)} must be at least {lo}, not {getattr(self, k)}" for k, lo in at_least.items() if getattr(self, k) < lo]
+        out += [f"--{_flag(k)} must be at most {hi}, not {getattr(self, k)}" for k, hi in AT_MOST.items() if getattr(self, k) > hi]
+        out += [f"--{_flag(k)} must be above 0, not {getattr(self, k)}" for k in ("lr", "encoder_lr", "text_top_lr")
+                if not getattr(self, k) > 0]
+        out += [f"--{_flag(k)} must be in [0, 1), not {getattr(self, k)}" for k in ("dropout", "warmup")
+                if not 0 <= getattr(self, k) < 1]
+        out += [f"unknown --{_flag(k)} {getattr(self, k)!r}; use {', '.join(c)}" for k, c in CHOICES.items()
+                if getattr(self, k) not in c]
+        names = self.model.split("+")
+        unknown = [n for n in names if n not in MODEL_NAMES]
+        if unknown or len(set(names)) != len(names):
+            problem = f"unknown model {unknown[0]!r}" if unknown else f"model {self.model!r} names a head twice"
+            out.append(f"{problem}; choose one of {', '.join(MODEL_NAMES)}, or join several with + for an ensemble")
+        if not self.text_encoder:
+            out.append("--text-encoder is empty")
+        if self.heads >= 1 and self.attention_hidden % self.heads:
+            out.append(f"--attention-hidden {self.attention_hidden} is not a multiple of --heads {self.heads}")
+        if self.image_encoder == "efficientnet-lite0" and self.image_size != 224:
+            out.append("efficientnet-lite0 is built for 224x224 inputs (static padding); use --image-size 224")
+        if self.text_top and self.finetune:
+            out.append("--text-top and --finetune both fine-tune the text encoder; use one of them")
+        if self.finetune and len(names) > 1:
+            out.append("ensembles train on cached features; drop --finetune or name one model")
+        if self.device == "cuda" and not _cuda_available():
+            out.append("--device cuda was asked for, but torch sees no CUDA device (use --device cpu or auto)")
+        return out
+
     def replace(self, **changes) -> "Config":
-        """A copy with some fields changed."""
+        """A copy with some fields changed (checked like any other config)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -74,11 +166,22 @@ class Config:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
-        """Inverse of :meth:`to_dict`; unknown keys are ignored, missing ones take defaults."""
-        names = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs = {k: (Path(v) if k in ("data", "cache") else v) for k, v in d.items() if k in names}
-        return cls(**kwargs)
+    def from_dict(cls, d: dict, **overrides) -> "Config":
+        """Inverse of :meth:`to_dict`, with the ``overrides`` that are not None applied; unknown keys are ignored,
+        missing ones take defaults."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        given = {**d, **{k: v for k, v in overrides.items() if v is not None}}
+        return cls(**{k: v for k, v in given.items() if k in names and v is not None})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _cuda_available() -> bool:
+    import torch  # only when CUDA is asked for
+
+    return torch.cuda.is_available()

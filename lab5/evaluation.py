@@ -1,4 +1,5 @@
-"""Metrics (from scikit-learn), stratified k-fold cross-validation, and the always-positive baseline."""
+"""Metrics (from scikit-learn), stratified k-fold cross-validation with its result cache, the always-positive
+baseline, and per-row comparisons of models."""
 from __future__ import annotations
 
 import hashlib
@@ -10,9 +11,16 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from .batches import make_data
 from .config import Config
-from .data import LABEL2ID, LABELS
+from .data import LABEL2ID, LABELS, TRAIN_FILE, Dataset
+from .errors import ConfigError, DataError
+from .features import Features, feature_fields, load_features
 from .io import atomic_write_bytes
+from .models import build_model
+from .runtime import numerics, versions
+from .splits import get_split
+from .training import fit, predict_logits
 
 METRIC_COLUMNS = ["accuracy", "macro_f1", "weighted_f1", *(f"f1_{c}" for c in LABELS)]
 
@@ -50,23 +58,25 @@ def folds(labels, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return list(skf.split(np.zeros(len(labels)), labels))
 
 
-def cross_validate(cfg: Config, ds, features, models: list[str] | None = None, *, configs: dict | None = None,
-                   cache: bool = True) -> pd.DataFrame:
-    """Stratified k-fold CV of each model on all labelled rows (frozen-feature path).
+def cross_validate(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> pd.DataFrame:
+    """Stratified k-fold CV on all labelled rows of each named config (frozen-feature path).
 
-    In every fold a stratified 10% of the training folds is held out for early stopping, so the evaluation
-    fold is never looked at while training. ``configs`` maps a row name to its own Config (for ablations);
-    ``models`` names models to run with ``cfg``. Returns one row per (model, fold) with :data:`METRIC_COLUMNS`.
+    In every fold a stratified 10% of the training folds is held out for early stopping, so the evaluation fold is
+    never looked at while training. Returns one row per (name, fold) with :data:`METRIC_COLUMNS`.
 
-    With ``cache``, each run's fold metrics are stored under ``cfg.cache/cv/`` keyed by everything they depend on
+    With ``cache``, each run's fold metrics are stored under ``<cache>/cv/`` keyed by everything they depend on
     (see :func:`cv_key`), so re-running a notebook re-reads them instead of training again.
     """
-    runs = dict(configs or {})
-    for m in models or []:
-        runs[m] = cfg.replace(model=m)
-    rows = []
-    for name, c in runs.items():
-        feats = features(c) if callable(features) else features
+    for c in configs.values():
+        if c.finetune:
+            raise ConfigError("cross-validation runs on cached features; drop --finetune")
+        check_cv_rows(ds, c.folds)
+    rows, loaded = [], {}
+    for name, c in configs.items():
+        fields = feature_fields(c)
+        if fields not in loaded:
+            loaded = {fields: load_features(ds, c)}  # one feature set in memory at a time
+        feats = loaded[fields]
         path = Path(c.cache) / "cv" / f"{cv_key(c, ds, feats)}.json"
         done = _read_cv(path) if cache else None
         if done is None:
@@ -77,32 +87,42 @@ def cross_validate(cfg: Config, ds, features, models: list[str] | None = None, *
     return pd.DataFrame(rows)
 
 
-def _cross_validate_one(c: Config, ds, feats) -> list[dict]:
-    from .training import fit, make_data, new_classifier, predict_logits
+def check_cv_rows(ds: Dataset, k: int) -> None:
+    """Refuse, with a DataError, a labels file too small for ``k``-fold CV with its early-stopping carve-out."""
+    fewest = int(ds.train.label.value_counts().reindex(range(len(LABELS)), fill_value=0).min())
+    if fewest < k or len(ds.train) * (k - 1) / k < 30:
+        raise DataError(f"{ds.root / TRAIN_FILE}: {len(ds.train)} labelled rows are too few for {k}-fold cross-validation "
+                        f"(each class needs at least {k} rows, each training part at least 30)")
 
+
+def _cross_validate_one(c: Config, ds: Dataset, feats: Features) -> list[dict]:
     guids = ds.train.guid.to_numpy()
     y = ds.train.label.to_numpy()
     rows = []
     for f, (tr, te) in enumerate(folds(y, c.folds, c.seed)):
         inner_tr, inner_va = train_test_split(tr, test_size=0.1, random_state=c.seed, stratify=y[tr])
-        model = new_classifier(c, *feats.dims(), seq_dims=feats.seq_dims())
+        model = build_model(c, feats.dims())
         fit(model, make_data(c, ds, guids[inner_tr], y[inner_tr], feats), make_data(c, ds, guids[inner_va], y[inner_va], feats), c)
         pred = predict_logits(model, make_data(c, ds, guids[te], y[te], feats), c).argmax(1).numpy()
         rows.append({"fold": f, **metrics(y[te], pred)})
     return rows
 
 
-#: the modules whose code decides a CV result; their source is part of the CV cache key
-_CV_SOURCES = ("models.py", "training.py", "evaluation.py", "encoders.py")
+#: Bump when training or scoring semantics change (the loop, a head, the fold recipe, the lexicon scores):
+#: every cached CV result is then recomputed. Source edits that keep the numbers (comments, moves) keep the cache.
+CV_CACHE_VERSION = 1
+#: libraries whose versions can change a CV result (part of its cache key)
+CV_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
 
 
 def cv_key(c: Config, ds, feats) -> str:
-    """A fingerprint of what a CV result depends on: the config (less paths and progress bars), the feature
-    cache keys, the labelled guids and the source of the modules that train and score."""
-    conf = {k: v for k, v in c.to_dict().items() if k not in ("data", "cache", "progress")}
-    code = [(Path(__file__).parent / n).read_bytes().decode() for n in _CV_SOURCES]
+    """A fingerprint of what a CV result depends on: :data:`CV_CACHE_VERSION`, the config (less paths and progress
+    bars), the feature cache keys, the labelled guids, the library versions and the CPU numerics in force."""
+    conf = {k: v for k, v in c.to_dict().items() if k not in ("data", "cache", "out_dir", "progress")}
     labels = list(zip(ds.train.guid, ds.train.label.astype(int).tolist()))
-    blob = json.dumps([conf, feats.text.key, feats.image.key, labels, code], sort_keys=True, default=str)
+    blob = json.dumps({"version": CV_CACHE_VERSION, "config": conf, "features": [feats.text.key, feats.image.key],
+                       "labels": labels, "libraries": versions(*CV_LIBRARIES), "numerics": numerics()},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -129,23 +149,17 @@ def baseline_row(labels, k: int, seed: int) -> pd.DataFrame:
                          for f, (_, te) in enumerate(folds(labels, k, seed))])
 
 
-def validation_predictions(model, cfg: Config, ds, features=None) -> tuple[np.ndarray, np.ndarray]:
-    """(true labels, predicted labels) of ``model`` on the committed validation split."""
-    from .data import get_split
-    from .training import make_data, predict_logits
-
-    val = list(get_split(ds).val)
+def validation_predictions(model, cfg: Config, ds: Dataset, features: Features | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(true labels, predicted labels) of ``model`` on the stored validation split."""
+    val = list(get_split(ds, cfg.cache).val)
     y = ds.train.set_index("guid").loc[val, "label"].to_numpy()
-    enc = (model.text_encoder, model.image_encoder) if cfg.finetune else None
-    pred = predict_logits(model, make_data(cfg, ds, val, y, features, enc), cfg).argmax(1).numpy()
+    pred = predict_logits(model, make_data(cfg, ds, val, y, features, model), cfg).argmax(1).numpy()
     return y, pred
 
 
-def misclassified(ds, y, pred, n: int = 8, seed: int = 0) -> pd.DataFrame:
+def misclassified(ds: Dataset, y, pred, n: int = 8, seed: int = 0, cache: Path | None = None) -> pd.DataFrame:
     """A seeded sample of validation tweets the model got wrong (true, predicted, text)."""
-    from .data import get_split
-
-    val = list(get_split(ds).val)
+    val = list(get_split(ds, cache).val)
     texts = ds.train.set_index("guid").loc[val, "text"].to_numpy()
     wrong = np.flatnonzero(np.asarray(y) != np.asarray(pred))
     pick = np.sort(np.random.default_rng(seed).choice(wrong, size=min(n, len(wrong)), replace=False))

@@ -1,8 +1,8 @@
 """The feature cache: frozen-encoder outputs for every guid, computed once and stored on disk.
 
 A cache file's name holds a key made of the encoder name, its weights fingerprint, its preprocessing, a
-fingerprint of the input files and the format version, so a changed file or encoder rebuilds it and nothing
-else does. Files are written atomically with a checksum beside them; a corrupt or truncated file is detected
+fingerprint of the input files, the versions of the libraries that compute it, the CPU numerics and thread count
+in force, and the format version, so a changed file, encoder or library rebuilds it and nothing else does. Files are written atomically with a checksum beside them; a corrupt or truncated file is detected
 and rebuilt with a message.
 """
 from __future__ import annotations
@@ -11,19 +11,25 @@ import hashlib
 import io
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
-from .config import Config, ConfigError
-from .data import Dataset, encoder_texts
+from .config import Config
+from .data import Dataset
 from .encoders import ImageEncoder, TextEncoder, image_encoder, text_encoder
+from .errors import ConfigError
 from .io import atomic_write_bytes
-from .training import resolve_device, seed_everything
+from .runtime import numerics, reproducible, resolve_device, versions
+from .text import encoder_texts, lexicon_scores
 
 log = logging.getLogger("lab5")
 FORMAT_VERSION = 1
+#: libraries whose versions can change the encoders' numbers (part of every feature cache key)
+TEXT_LIBRARIES = ("torch", "transformers", "tokenizers")
+IMAGE_LIBRARIES = ("torch", "torchvision", "pillow", "efficientnet-lite-pytorch")
 
 
 @dataclass
@@ -95,6 +101,7 @@ def _store(path: Path, fs: FeatureSet, parts: dict) -> None:
 
 
 def _cached(cfg: Config, kind: str, parts: dict, guids: list[str], build) -> FeatureSet:
+    parts = {**parts, "numerics": numerics(), "threads": cfg.threads}
     key = cache_key(parts)
     path = Path(cfg.cache) / f"{kind}-{parts['encoder'].replace('/', '_')}-{key}.pt"
     fs = _load_cached(path, guids)
@@ -102,8 +109,8 @@ def _cached(cfg: Config, kind: str, parts: dict, guids: list[str], build) -> Fea
         log.info("loaded %s features from %s", kind, path)
         return fs
     log.info("computing %s features with %s for %d pairs -> %s", kind, parts["encoder"], len(guids), path)
-    seed_everything(cfg.seed, cfg.threads)
-    pooled, seq, mask = build()
+    with reproducible(cfg.seed, cfg.threads):
+        pooled, seq, mask = build()
     fs = FeatureSet(guids, pooled.float(), seq.half(), mask.bool(), key)
     _store(path, fs, parts)
     return fs
@@ -114,7 +121,7 @@ def text_features(ds: Dataset, cfg: Config, encoder: TextEncoder | None = None) 
     enc = encoder or text_encoder(cfg.text_encoder)
     guids, texts = list(ds.all.guid), encoder_texts(ds.all.text, cfg.text_clean)
     parts = {"encoder": enc.name, "weights": enc.fingerprint, "preprocessing": enc.preprocessing(cfg.max_length),
-             "inputs": text_input_fingerprint(guids, texts)}
+             "inputs": text_input_fingerprint(guids, texts), "libraries": versions(*TEXT_LIBRARIES)}
     layer = None
     if cfg.text_top:  # states below the layers that will be fine-tuned
         if not 0 < cfg.text_top <= enc.layers:
@@ -128,14 +135,12 @@ def image_features(ds: Dataset, cfg: Config, encoder: ImageEncoder | None = None
     enc = encoder or image_encoder(cfg.image_encoder, cfg.image_size, cfg.seed)
     guids = list(ds.all.guid)
     parts = {"encoder": enc.name, "weights": enc.fingerprint, "preprocessing": enc.preprocessing(),
-             "inputs": image_input_fingerprint(ds)}
+             "inputs": image_input_fingerprint(ds), "libraries": versions(*IMAGE_LIBRARIES)}
     return _cached(cfg, "image", parts, guids, lambda: encode_images(enc, ds, guids, cfg))
 
 
 def encode_texts(enc: TextEncoder, texts: list[str], cfg: Config, layer: int | None = None, batch_size: int = 64):
     """Run the frozen text encoder over ``texts`` in batches (states of ``layer``, default the last)."""
-    from tqdm.auto import tqdm
-
     device = resolve_device(cfg.device)
     enc = enc.to(device).eval()
     out = []
@@ -162,8 +167,6 @@ class ImageFolder(torch.utils.data.Dataset):
 
 def encode_images(enc: ImageEncoder, ds: Dataset, guids: list[str], cfg: Config, batch_size: int = 32):
     """Run the frozen image encoder over the images of ``guids`` in batches."""
-    from tqdm.auto import tqdm
-
     device = resolve_device(cfg.device)
     enc = enc.to(device).eval()
     loader = torch.utils.data.DataLoader(ImageFolder(ds, guids, enc.spec.transform(), enc.spec.resize), batch_size=batch_size)
@@ -175,6 +178,19 @@ def encode_images(enc: ImageEncoder, ds: Dataset, guids: list[str], cfg: Config,
     return tuple(torch.cat(x) for x in zip(*out))
 
 
+@dataclass(frozen=True)
+class Dims:
+    """Input widths of a model: pooled text and image vectors, token states and image regions."""
+
+    text: int
+    image: int
+    text_seq: int
+    image_seq: int
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
 @dataclass
 class Features:
     """Text and image features of one dataset, aligned by guid."""
@@ -182,21 +198,9 @@ class Features:
     text: FeatureSet
     image: FeatureSet
 
-    def dims(self) -> tuple[int, int]:
-        """Widths of the pooled text and image vectors."""
-        return self.text.dim, self.image.dim
-
-    def seq_dims(self) -> tuple[int, int]:
-        """Widths of the token states and image regions."""
-        return self.text.seq.shape[-1], self.image.seq.shape[-1]
-
-
-def lexicon_scores(texts: list[str]) -> torch.Tensor:
-    """VADER's negative, neutral, positive and compound scores of each text (N, 4); its lexicon ships in the package."""
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    sia = SentimentIntensityAnalyzer()
-    return torch.tensor([[d["neg"], d["neu"], d["pos"], d["compound"]] for d in map(sia.polarity_scores, texts)])
+    def dims(self) -> Dims:
+        """Widths of the pooled vectors (text may carry extra lexicon scores), token states and image regions."""
+        return Dims(self.text.dim, self.image.dim, self.text.seq.shape[-1], self.image.seq.shape[-1])
 
 
 def with_lexicon(fs: FeatureSet, ds: Dataset) -> FeatureSet:
@@ -205,10 +209,18 @@ def with_lexicon(fs: FeatureSet, ds: Dataset) -> FeatureSet:
     return FeatureSet(fs.guids, torch.cat([fs.pooled, lex], dim=1), fs.seq, fs.mask, fs.key + "+lexicon")
 
 
+#: the config fields that decide which features :func:`load_features` returns
+FEATURE_FIELDS = ("cache", "text_encoder", "image_encoder", "text_features", "text_clean", "max_length", "image_size",
+                  "text_top", "device", "seed", "threads")
+
+
+def feature_fields(cfg: Config) -> tuple:
+    """The values of :data:`FEATURE_FIELDS`: two configs that agree on them share their features."""
+    return tuple(getattr(cfg, f) for f in FEATURE_FIELDS)
+
+
 def load_features(ds: Dataset, cfg: Config) -> Features:
     """Both modalities' features, from the cache or computed once (``cfg.text_features`` picks the text view)."""
-    if cfg.text_features not in ("tokens", "tokens+lexicon"):
-        raise ConfigError(f"unknown --text-features {cfg.text_features!r}; use tokens or tokens+lexicon")
     text = text_features(ds, cfg)
     if cfg.text_features == "tokens+lexicon":
         text = with_lexicon(text, ds)

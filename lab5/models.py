@@ -15,8 +15,12 @@ import copy
 import torch
 from torch import nn
 
-from .config import Config, ConfigError
+from . import encoders
+from .config import Config
 from .encoders import masked_mean
+from .errors import ConfigError
+from .features import Dims
+from .runtime import reproducible
 
 N_CLASSES = 3
 
@@ -32,12 +36,11 @@ def _mlp(d_in: int, hidden: int, dropout: float) -> nn.Sequential:
 
 
 class Head(nn.Module):
-    """Base class: which modalities a head reads, and the input widths it was built for."""
+    """Base class: which modalities a head reads."""
 
     uses_text = True
     uses_image = True
     uses_sequences = False  # True: reads text_seq / image_seq, not only the pooled vectors
-    dims: dict[str, int]
 
 
 class TextOnly(Head):
@@ -45,9 +48,9 @@ class TextOnly(Head):
 
     uses_image = False
 
-    def __init__(self, dt: int, di: int, cfg: Config, seq_dims: tuple[int, int] | None = None):
+    def __init__(self, dims: Dims, cfg: Config):
         super().__init__()
-        self.net = nn.Sequential(_proj(dt, cfg.hidden, cfg.dropout), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, N_CLASSES))
+        self.net = nn.Sequential(_proj(dims.text, cfg.hidden, cfg.dropout), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, N_CLASSES))
 
     def forward(self, b: dict) -> torch.Tensor:
         return self.net(b["text_pooled"])
@@ -58,9 +61,9 @@ class ImageOnly(Head):
 
     uses_text = False
 
-    def __init__(self, dt: int, di: int, cfg: Config, seq_dims: tuple[int, int] | None = None):
+    def __init__(self, dims: Dims, cfg: Config):
         super().__init__()
-        self.net = nn.Sequential(_proj(di, cfg.hidden, cfg.dropout), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, N_CLASSES))
+        self.net = nn.Sequential(_proj(dims.image, cfg.hidden, cfg.dropout), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, N_CLASSES))
 
     def forward(self, b: dict) -> torch.Tensor:
         return self.net(b["image_pooled"])
@@ -69,8 +72,9 @@ class ImageOnly(Head):
 class ConcatFusion(Head):
     """The reference report's "catmodel" done properly: projected text and image vectors, concatenated, MLP."""
 
-    def __init__(self, dt: int, di: int, cfg: Config, seq_dims: tuple[int, int] | None = None):
+    def __init__(self, dims: Dims, cfg: Config):
         super().__init__()
+        dt, di = dims.text, dims.image
         self.t, self.i = _proj(dt, cfg.hidden, cfg.dropout), _proj(di, cfg.hidden, cfg.dropout)
         self.out = _mlp(2 * cfg.hidden, cfg.hidden, cfg.dropout)
 
@@ -87,10 +91,10 @@ class CrossAttentionFusion(Head):
 
     uses_sequences = True
 
-    def __init__(self, dt: int, di: int, cfg: Config, seq_dims: tuple[int, int] | None = None):
+    def __init__(self, dims: Dims, cfg: Config):
         super().__init__()
         h = cfg.attention_hidden
-        dts, dis = seq_dims or (dt, di)  # token/region widths (pooled text may carry extra lexicon scores)
+        dts, dis = dims.text_seq, dims.image_seq  # token/region widths (pooled text may carry extra lexicon scores)
         # no dropout on the (long) input sequences or attention maps: it cost more CPU time than it helped;
         # the pooled vectors are dropped out before the classifier instead
         self.t, self.i = _proj(dts, h, 0.0), _proj(dis, h, 0.0)
@@ -121,8 +125,9 @@ class ReferenceGate(Head):
     extra L2 term in the loss - are not copied.)
     """
 
-    def __init__(self, dt: int, di: int, cfg: Config, seq_dims: tuple[int, int] | None = None):
+    def __init__(self, dims: Dims, cfg: Config):
         super().__init__()
+        dt, di = dims.text, dims.image
         self.t = nn.Sequential(nn.Linear(dt, 512), nn.ReLU(), nn.Dropout(0.1))
         self.i = nn.Sequential(nn.Linear(di, 512), nn.ReLU(), nn.Dropout(0.1))
         self.att = nn.Linear(1024, 512)
@@ -138,8 +143,9 @@ class GatedFusion(Head):
     """Gated multimodal unit: a learned per-feature gate z mixes tanh-projected text and image,
     h = z * tanh(Wt t) + (1 - z) * tanh(Wi i), so each sample decides how much to trust each modality."""
 
-    def __init__(self, dt: int, di: int, cfg: Config, seq_dims: tuple[int, int] | None = None):
+    def __init__(self, dims: Dims, cfg: Config):
         super().__init__()
+        dt, di = dims.text, dims.image
         h = cfg.hidden
         self.nt, self.ni = nn.LayerNorm(dt), nn.LayerNorm(di)
         self.t, self.i = nn.Linear(dt, h), nn.Linear(di, h)
@@ -157,9 +163,9 @@ class LateFusion(Head):
     """Late fusion: a text classifier and an image classifier whose probabilities are mixed with a learned
     weight; the output is the log of the mixture (so cross-entropy on it is the mixture's likelihood)."""
 
-    def __init__(self, dt: int, di: int, cfg: Config, seq_dims: tuple[int, int] | None = None):
+    def __init__(self, dims: Dims, cfg: Config):
         super().__init__()
-        self.text, self.image = TextOnly(dt, di, cfg), ImageOnly(dt, di, cfg)
+        self.text, self.image = TextOnly(dims, cfg), ImageOnly(dims, cfg)
         self.mix = nn.Parameter(torch.tensor(1.0))  # sigmoid(1) = 0.73 to the text side at the start
 
     def forward(self, b: dict) -> torch.Tensor:
@@ -190,6 +196,11 @@ class TextTop(nn.Module):
     def __init__(self, layers: nn.ModuleList):
         super().__init__()
         self.layers = copy.deepcopy(layers).requires_grad_(True)
+
+    @classmethod
+    def from_encoder(cls, name: str, k: int) -> "TextTop":
+        """A trainable copy of the top ``k`` layers of text encoder ``name``."""
+        return cls(encoders.text_encoder(name).model.encoder.layer[-k:])
 
     def forward(self, b: dict) -> dict:
         mask = b["text_mask"].bool()
@@ -261,11 +272,30 @@ def uses_sequences(model: str) -> bool:
     return any(MODELS[n].uses_sequences for n in member_names(model))
 
 
-def build_head(name: str, text_dim: int, image_dim: int, cfg: Config, seq_dims: tuple[int, int] | None = None) -> Head:
-    """A fresh head by name (see :data:`MODELS`); ``seq_dims`` are the token/region widths when they differ."""
+def build_head(name: str, dims: Dims, cfg: Config) -> Head:
+    """A fresh head by name (see :data:`MODELS`)."""
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    seq_dims = tuple(seq_dims) if seq_dims else (text_dim, image_dim)
-    head = MODELS[name](text_dim, image_dim, cfg, seq_dims)
-    head.dims = {"text": text_dim, "image": image_dim, "text_seq": seq_dims[0], "image_seq": seq_dims[1]}
-    return head
+    return MODELS[name](dims, cfg)
+
+
+def build_model(cfg: Config, dims: Dims, encoders: tuple | None = None) -> nn.Module:
+    """A freshly initialised (seeded) model of ``cfg.model``: a :class:`Classifier`, with the encoders attached
+    when fine-tuning end to end, or an :class:`Ensemble` of classifiers when ``cfg.model`` joins names with ``+``."""
+    names = member_names(cfg.model)
+    if len(names) == 1:
+        model = _classifier(cfg, dims, encoders)
+    else:
+        model = Ensemble({n: _classifier(cfg.replace(model=n), dims, None) for n in names})
+    model.dims = dims  # the input widths it was built for (saved with checkpoints)
+    return model
+
+
+def _classifier(cfg: Config, dims: Dims, encoders: tuple | None) -> Classifier:
+    with reproducible(cfg.seed, cfg.threads):
+        head = build_head(cfg.model, dims, cfg)
+    if encoders is None:
+        top = TextTop.from_encoder(cfg.text_encoder, cfg.text_top) if cfg.text_top and head.uses_text else None
+        return Classifier(head, text_top=top)
+    t, i = encoders
+    return Classifier(head, t if head.uses_text else None, i if head.uses_image else None)

@@ -1,21 +1,21 @@
-"""Report figures and tables, each also saved to ``figures/`` under a stable name."""
+"""Report figures and tables, each saved under a stable name in a figures folder the caller gives
+(:attr:`lab5.outputs.Outputs.figures`)."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .config import REPO_ROOT
 from .data import LABELS, Dataset
 
-FIGURES = REPO_ROOT / "figures"
 CLASS_COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
 
 
-def save(fig: plt.Figure, name: str, folder: Path = FIGURES, close: bool = False) -> None:
-    """Save ``fig`` as ``figures/{name}.png`` (150 dpi, no software metadata).
+def save(fig: plt.Figure, name: str, folder: Path, close: bool = False) -> None:
+    """Save ``fig`` as ``{folder}/{name}.png`` (150 dpi, no software metadata).
 
     Returns nothing, so a notebook cell ending in ``save(...)`` shows the figure and no machine-specific path.
     ``close=True`` keeps it out of the notebook (for figures made of the course images, which are never committed).
@@ -26,8 +26,8 @@ def save(fig: plt.Figure, name: str, folder: Path = FIGURES, close: bool = False
         plt.close(fig)
 
 
-def save_table(df: pd.DataFrame, name: str, folder: Path = FIGURES) -> None:
-    """Save a report table as ``figures/{name}.csv``."""
+def save_table(df: pd.DataFrame, name: str, folder: Path) -> None:
+    """Save a report table as ``{folder}/{name}.csv``."""
     folder.mkdir(parents=True, exist_ok=True)
     df.to_csv(folder / f"{name}.csv")
 
@@ -43,7 +43,7 @@ def class_balance(ds: Dataset) -> plt.Figure:
 
 
 def text_lengths(stats: pd.DataFrame) -> plt.Figure:
-    """Histogram of words per tweet by class; ``stats`` from :func:`lab5.data.text_stats`."""
+    """Histogram of words per tweet by class; ``stats`` from :func:`lab5.text.text_stats`."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     bins = np.arange(0, stats.words.max() + 2)
     for c in LABELS:
@@ -81,8 +81,6 @@ def sample_grid(ds: Dataset, per_class: int = 4, seed: int = 0) -> plt.Figure:
 
 
 def _wrap(text: str, width: int) -> str:
-    import textwrap
-
     return "\n".join(textwrap.wrap(text.replace("$", r"\$"), width)[:2])
 
 

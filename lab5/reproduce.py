@@ -1,58 +1,83 @@
-"""``python -m lab5 reproduce``: execute notebooks 01-06 in order, in place (figures/, test_with_label.txt)."""
+"""``python -m lab5 reproduce``: execute the project's notebooks in order for one dataset and output root.
+
+Each kernel gets ``LAB5_DATA``, ``LAB5_OUT`` and the project folder first on ``PYTHONPATH``, so a checkout's notebooks
+import that checkout's ``lab5`` and write where the run says. Executed notebooks replace the committed ones only
+when the output root is the project folder itself (the course data, no ``--out-dir``); otherwise they are written to
+``<out>/notebooks/``.
+"""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
-from .config import REPO_ROOT, ConfigError
+from .errors import ConfigError, UserError
 from .io import atomic_write_bytes
 
-NOTEBOOKS = REPO_ROOT / "notebooks"
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-class NotebookFailed(Exception):
+class NotebookFailed(UserError):
     """A notebook cell raised; the message names the notebook and the cell."""
 
 
-def notebook_paths(only: str | None = None) -> list[Path]:
-    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-    if only:
-        wanted = {f"{int(n):02d}" for n in only.split(",")}
-        paths = [p for p in paths if p.name[:2] in wanted]
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal colour codes (tracebacks from a kernel carry them)."""
+    return _ANSI.sub("", text)
+
+
+def notebook_paths(folder: Path, only: str | None = None) -> list[Path]:
+    """The numbered notebooks of ``folder``, or those whose numbers ``only`` lists (``"1,3"``); an unknown number
+    is a ConfigError, raised before anything runs."""
+    paths = sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
     if not paths:
-        raise ConfigError(f"no notebooks to run in {NOTEBOOKS}" + (f" matching --only {only}" if only else ""))
-    return paths
+        raise ConfigError(f"no numbered notebooks in {folder}")
+    if only is None:
+        return paths
+    by_number = {p.name[:2]: p for p in paths}
+    wanted = [w.strip() for w in only.split(",") if w.strip()]
+    bad = [w for w in wanted if not w.isdigit() or f"{int(w):02d}" not in by_number]
+    if bad or not wanted:
+        raise ConfigError(f"--only {only!r} names no notebook of {', '.join(by_number)}" if not wanted else
+                          f"--only: no notebook numbered {bad[0]!r}; choose from {', '.join(by_number)}")
+    numbers = {f"{int(w):02d}" for w in wanted}
+    return [p for p in paths if p.name[:2] in numbers]
 
 
-def run_notebooks(data: Path, only: str | None = None, timeout: int = 1800) -> list[tuple[str, float]]:
-    """Execute each notebook with ``LAB5_DATA=data``; a failing cell raises :class:`NotebookFailed`."""
+def run_notebooks(project: Path, data: Path, out: Path, paths: list[Path], timeout: int = 3600) -> list[tuple[str, float]]:
+    """Execute ``paths`` in order with the kernel environment described above; a failing cell raises
+    :class:`NotebookFailed` (one line, no colour codes). Returns (name, seconds) per notebook."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, DeadKernelError
 
-    os.environ["LAB5_DATA"] = str(Path(data).resolve())
+    project, out = Path(project).resolve(), Path(out).resolve()
+    env = {**os.environ, "LAB5_DATA": str(Path(data).resolve()), "LAB5_OUT": str(out),
+           "PYTHONPATH": os.pathsep.join([str(project), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    in_place = out == project
     times = []
-    paths = notebook_paths(only)
     for k, path in enumerate(paths, 1):
         print(f"[{k}/{len(paths)}] {path.name} ...", end="", flush=True, file=sys.stderr)
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                extra_arguments=["--IPKernelApp.log_level=ERROR"], resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                                resources={"metadata": {"path": str(path.parent)}})
         client.log.setLevel("WARNING")  # not its "Executing notebook with kernel" line
         t = time.perf_counter()
         try:
-            client.execute()
+            client.execute(env=env)
         except CellExecutionError as e:
             cell = next((i for i, c in enumerate(nb.cells) if any(o.get("output_type") == "error" for o in c.get("outputs", []))), "?")
             print(" failed", file=sys.stderr)
-            raise NotebookFailed(f"{path.name}: cell {cell} failed: {str(e).strip().splitlines()[-1]}") from None
+            last = strip_ansi(str(e)).strip().splitlines()[-1]
+            raise NotebookFailed(f"{path.name}: cell {cell} failed: {last}") from None
         except DeadKernelError:
             print(" failed", file=sys.stderr)
             raise NotebookFailed(f"{path.name}: the kernel died (out of memory, or killed) while running it") from None
         dt = time.perf_counter() - t
-        atomic_write_bytes(path, nbformat.writes(nb).encode("utf-8") + b"\n")
+        target = path if in_place else out / "notebooks" / path.name
+        atomic_write_bytes(target, nbformat.writes(nb).encode("utf-8") + b"\n")
         print(f" done in {dt:.0f}s", file=sys.stderr)
         times.append((path.name, dt))
     return times

@@ -1,7 +1,8 @@
 """Shared fixtures: synthetic datasets, synthetic features, the real encoders (loaded once), isolation.
 
 Nothing here needs the internet or the course data: Hugging Face is forced offline before anything
-imports transformers, the feature cache and the stored splits go to a per-test tmp folder.
+imports transformers; every test runs in its own tmp folder (the current directory), with the caches
+(``LAB5_CACHE``, which also holds the splits of synthetic datasets) and the outputs (``LAB5_OUT``) under it.
 """
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# lab5 first: its __init__ pins the CPU numerics in the environment, which works only before torch is imported
+import lab5  # noqa: E402, F401, I001
+
 import io  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -19,10 +23,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import lab5.data  # noqa: E402
-from lab5.features import Features
 from lab5.config import Config  # noqa: E402
 from lab5.data import LABELS  # noqa: E402
+from lab5.features import Features, FeatureSet  # noqa: E402
 
 # one thread: the tests' models are tiny, and on a busy 2-core machine torch's thread pool spins badly
 torch.set_num_threads(1)
@@ -86,16 +89,16 @@ def dataset_factory(tmp_path):
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    """Every test: feature cache in tmp, stored splits in tmp (never lab5/splits), quiet progress bars."""
-    cache = tmp_path / "cache"
+    """Every test: runs in its tmp folder, with the caches (features, CV results, splits of synthetic datasets:
+    ``<cache>/splits``) and the outputs in tmp, so that nothing is written into the checkout; no real data."""
+    cache, out = tmp_path / "cache", tmp_path / "out"
     monkeypatch.setenv("LAB5_CACHE", str(cache))
+    monkeypatch.setenv("LAB5_OUT", str(out))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.delenv("LAB5_DATA", raising=False)  # no test may wander into real data by default
-    splits = tmp_path / "splits"
-    # get_split's default splits_dir is bound at definition time: redirect it for every caller
-    monkeypatch.setattr(lab5.data.get_split, "__defaults__", (splits,))
-    return {"cache": cache, "splits": splits}
+    monkeypatch.chdir(tmp_path)  # relative defaults (./data, the project folder) resolve inside tmp
+    return {"cache": cache, "out": out}
 
 
 #: LAB5_DATA as the session started (the autouse fixture hides it from the tests)
@@ -112,18 +115,12 @@ def small_config(tmp_path: Path, **kw) -> Config:
 
 
 # --------------------------------------------------------------------------- synthetic features
-class FakeFeatures(Features):
-    """:class:`lab5.features.Features` built from synthetic FeatureSets."""
-
-
 def make_features(guids, labels, *, dt: int = 16, di: int = 8, length: int = 6, regions: int = 9,
-                  noise: float = 0.3, seed: int = 0) -> FakeFeatures:
+                  noise: float = 0.3, seed: int = 0) -> Features:
     """Linearly separable features: each class has its own mean in both modalities (and in every token).
 
     Text sequences are right-padded with varying lengths; padded positions hold garbage that must be ignored.
     """
-    from lab5.features import FeatureSet
-
     g = torch.Generator().manual_seed(seed)
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).clamp(min=0)
     n = len(guids)
@@ -138,8 +135,8 @@ def make_features(guids, labels, *, dt: int = 16, di: int = 8, length: int = 6, 
     iseq = ip[:, None, :] + noise * torch.randn(n, regions, di, generator=g)
     imask = torch.ones(n, regions, dtype=torch.bool)
     guids = list(guids)
-    return FakeFeatures(FeatureSet(guids, tp.float(), tseq.half(), tmask, "fake-text"),
-                        FeatureSet(guids, ip.float(), iseq.half(), imask, "fake-image"))
+    return Features(FeatureSet(guids, tp.float(), tseq.half(), tmask, "fake-text"),
+                    FeatureSet(guids, ip.float(), iseq.half(), imask, "fake-image"))
 
 
 # --------------------------------------------------------------------------- the real encoders, once
@@ -195,8 +192,14 @@ def tiny_image():
 
 @pytest.fixture
 def patched_encoders(monkeypatch, tiny_text, tiny_image):
-    """Route lab5's ``text_encoder`` / ``image_encoder`` (as the feature cache and the CLI call them) to the tiny
-    encoders: the pipeline is exercised end to end in seconds; the real encoders are tested on their own."""
+    """Route lab5's ``text_encoder`` / ``image_encoder`` to the tiny encoders: the pipeline is exercised end to end
+    in seconds; the real encoders are tested on their own.
+
+    ``lab5.models`` (``TextTop.from_encoder``) and ``lab5.pipeline`` (``load_encoders``) call them through the
+    ``lab5.encoders`` module, so patching it covers them; ``lab5.features`` and ``lab5.bench`` import the names
+    themselves and are patched too. Counts the calls per modality.
+    """
+    import lab5.bench
     import lab5.encoders
     import lab5.features
 
@@ -210,7 +213,7 @@ def patched_encoders(monkeypatch, tiny_text, tiny_image):
         calls["image"] += 1
         return tiny_image
 
-    for mod in (lab5.encoders, lab5.features):
+    for mod in (lab5.encoders, lab5.features, lab5.bench):
         monkeypatch.setattr(mod, "text_encoder", t)
         monkeypatch.setattr(mod, "image_encoder", i)
     return calls

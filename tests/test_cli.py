@@ -5,12 +5,16 @@ train -> predict cycle takes seconds; the real encoders are covered in test_enco
 """
 from __future__ import annotations
 
+import nbformat
+import pandas as pd
 import pytest
+from conftest import jpeg_bytes
 
 from lab5.cli import COMMANDS, main
-from lab5.data import read_labels
-
-from conftest import jpeg_bytes
+from lab5.data import load_dataset, read_labels
+from lab5.evaluation import confusion, metrics, summarize, validation_predictions
+from lab5.features import load_features
+from lab5.pipeline import load_model
 
 FAST = ["--device", "cpu", "--no-progress", "--epochs", "3", "--batch-size", "4", "--max-length", "16",
         "--hidden", "16", "--attention-hidden", "8", "--heads", "2", "--threads", "1"]
@@ -29,8 +33,9 @@ def test_validate_prints_pair_counts_on_a_good_folder(dataset_factory, capsys):
     assert "pairs: 12 train (labelled) + 3 test" in out
     assert "positive 4 (33.3%)" in out
     assert "14 UTF-8, 1 GBK/GB18030" in out
-    assert "images: 15 decoded" in out
-    assert "validation split: 3 of 12" in out
+    assert "images: 15 decoded; sizes 32x32 to 32x32; modes {'RGB': 15}" in out
+    assert "validation split: 3 of 12 labelled rows (not stored yet" in out
+    assert "(the course data)" not in out
 
 
 def _missing_jpg(root):
@@ -128,7 +133,7 @@ def test_train_then_predict_writes_valid_predictions_in_test_order_and_repeats_b
     assert first.read_text().startswith("guid,tag\n")
     second = _train_predict(root, tmp_path, "b")
     assert second.read_bytes() == first.read_bytes()
-    assert patched_encoders["text"] >= 1 and patched_encoders["image"] >= 1
+    assert patched_encoders == {"text": 4, "image": 4}  # train and predict load the (tiny) encoders, twice
 
 
 @pytest.mark.parametrize("model, options", [("late+concat", []), ("late", ["--text-top", "1"])])
@@ -150,9 +155,11 @@ def test_predict_command_exits_0_and_reports_the_counts(dataset_factory, tmp_pat
     out = tmp_path / "pred.txt"
     rc = main(["predict", "--data", str(root), "--cache", str(tmp_path / "cache"), *FAST, "--model", "concat",
                "--out", str(out)])
-    assert list(read_labels(out).guid) == test_order  # the file itself is fine
+    written = read_labels(out)
+    assert list(written.guid) == test_order  # the file itself is fine
     assert rc == 0
-    assert f"wrote 5 predictions to {out}" in capsys.readouterr().out
+    counts = written.tag.value_counts()
+    assert f"wrote 5 predictions to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) in capsys.readouterr().out
 
 
 def test_cv_prints_a_mean_std_table_with_the_baseline(dataset_factory, tmp_path, capsys, patched_encoders):
@@ -162,12 +169,10 @@ def test_cv_prints_a_mean_std_table_with_the_baseline(dataset_factory, tmp_path,
                  "--folds", "3", "--models", "text,image", "--out", str(csv)]) == 0
     out = capsys.readouterr().out
     assert "3-fold cross-validation on 45 labelled rows" in out
-    for name in ("always_positive", "text", "image"):
-        assert name in out
-    assert "±" in out
-    import pandas as pd
-
-    assert len(pd.read_csv(csv)) == 9
+    table = pd.read_csv(csv)
+    assert summarize(table, ["accuracy", "macro_f1", "f1_neutral"]).to_string() in out  # the printed table is the CSV's
+    assert len(table) == 9 and list(table.model) == ["always_positive"] * 3 + ["text"] * 3 + ["image"] * 3
+    assert table[table.model == "always_positive"].accuracy.tolist() == pytest.approx([1 / 3] * 3)
 
 
 def test_predict_with_a_bad_device_exits_2_and_writes_nothing(dataset_factory, tmp_path, capsys, patched_encoders):
@@ -178,7 +183,7 @@ def test_predict_with_a_bad_device_exits_2_and_writes_nothing(dataset_factory, t
     assert rc == 2
     err = capsys.readouterr().err
     errors = _error_lines(err)
-    assert "Traceback" not in err and len(errors) == 1 and "unknown device 'tpu'" in errors[0]
+    assert "Traceback" not in err and len(errors) == 1 and "unknown --device 'tpu'" in errors[0]
     assert not out.exists()
 
 
@@ -199,8 +204,24 @@ def test_evaluate_scores_a_checkpoint_on_the_validation_rows(dataset_factory, tm
     capsys.readouterr()
     assert main(["evaluate", *common, "--checkpoint", str(ck)]) == 0
     out = capsys.readouterr().out
-    assert "gated on the 3 validation rows: accuracy" in out
-    assert "negative" in out and "predicted" in out
+    model, cfg = load_model(ck)
+    ds = load_dataset(root)
+    y, pred = validation_predictions(model, cfg, ds, load_features(ds, cfg))
+    m = metrics(y, pred)
+    assert (f"gated on the 3 validation rows (the early-stopping rows of a model trained by `train`): "
+            f"accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}, weighted-F1 {m['weighted_f1']:.3f}\n") in out
+    assert out.endswith(confusion(y, pred).to_string() + "\n")
+
+
+def _project(tmp_path):
+    """A project checkout to run ``reproduce`` in: a numbered notebook (which must never run here) and pyproject.toml."""
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("raise SystemExit('the notebook ran')")]
+    nbformat.write(nb, project / "notebooks" / "01_x.ipynb")
+    return project
 
 
 def _command_args(command, root, tmp_path):
@@ -212,15 +233,18 @@ def _command_args(command, root, tmp_path):
 @pytest.mark.parametrize("command", ["features", "train", "cv", "predict", "reproduce"])
 @pytest.mark.parametrize("defect", [_unknown_tag, _missing_jpg, _no_header], ids=lambda f: f.__name__.strip("_"))
 def test_every_command_refuses_bad_data_with_exit_2_naming_the_problem(dataset_factory, tmp_path, capsys, patched_encoders,
-                                                                       command, defect):
+                                                                       monkeypatch, command, defect):
     root = dataset_factory(n_train=12, n_test=3)
     needle = defect(root)
+    if command == "reproduce":
+        monkeypatch.chdir(_project(tmp_path))  # reproduce runs inside a project; bad data stops it before a notebook
     assert main(_command_args(command, root, tmp_path)) == 2
     cap = capsys.readouterr()
     assert "Traceback" not in cap.err
     errors = _error_lines(cap.err)
     assert len(errors) == 1 and needle in errors[0]
     assert not (tmp_path / "pred.txt").exists()
+    assert not (tmp_path / "out").exists()  # nothing written to the output root
 
 
 @pytest.mark.parametrize("command", ["features", "train", "predict"])

@@ -1,13 +1,14 @@
 """lab5.encoders: the packaged encoders (offline), masks, and the messages when weights are missing."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
-
-from lab5.encoders import REGION_GRID, EncoderUnavailable, image_encoder, masked_mean, text_encoder
-
 from conftest import COLOURS
 from PIL import Image
+
+from lab5.encoders import REGION_GRID, EncoderUnavailable, image_encoder, masked_mean, text_encoder
 
 TEXTS = ["what a lovely day", "the bus leaves at nine and it is late again, as usual on mondays", ""]
 
@@ -126,8 +127,6 @@ def test_unknown_image_encoder_is_refused_with_the_choices():
 
 
 def test_trainable_top_freezes_all_but_the_top_layers(minilm, effnet):
-    import copy
-
     t = copy.deepcopy(minilm)
     t.trainable_top(2)
     trainable = {n.split(".")[2] for n, p in t.model.named_parameters() if p.requires_grad}
@@ -135,3 +134,14 @@ def test_trainable_top_freezes_all_but_the_top_layers(minilm, effnet):
     assert not t.model.embeddings.word_embeddings.weight.requires_grad
     t.trainable_top(0)
     assert all(p.requires_grad for p in t.parameters())
+    e = copy.deepcopy(effnet)
+    e.trainable_top(2)  # EfficientNet's last stages: ..., the head convolution, its batch norm
+    assert {n.split(".")[1] for n, p in e.named_parameters() if p.requires_grad} == {"_conv_head", "_bn1"}
+
+
+def test_trainable_top_on_a_deep_copy_of_an_image_encoder_leaves_the_original_alone():
+    enc = image_encoder("resnet50-scratch", image_size=64)
+    dup = copy.deepcopy(enc)
+    dup.trainable_top(1)
+    assert all(p.requires_grad for p in enc.parameters())
+    assert {n.split(".")[1] for n, p in dup.named_parameters() if p.requires_grad} == {"7"}  # layer4 only

@@ -6,14 +6,29 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from conftest import make_features, small_config
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-import lab5.training as T
-from lab5.data import load_dataset
-from lab5.evaluation import (METRIC_COLUMNS, always_positive, baseline_row, confusion, cross_validate, folds,
-                             metrics, summarize)
-
-from conftest import make_features, small_config
+import lab5.evaluation as E
+from lab5.data import LABELS, load_dataset
+from lab5.errors import ConfigError, DataError
+from lab5.evaluation import (
+    METRIC_COLUMNS,
+    always_positive,
+    baseline_row,
+    confusion,
+    cross_validate,
+    cv_key,
+    folds,
+    metrics,
+    misclassified,
+    paired_comparison,
+    summarize,
+    validation_predictions,
+)
+from lab5.models import build_model
+from lab5.splits import get_split
 
 Y_TRUE = [0, 0, 1, 1, 1, 2, 2, 2, 2, 2]
 Y_PRED = [0, 1, 1, 1, 2, 2, 2, 0, 2, 1]
@@ -66,43 +81,7 @@ def test_baseline_row_scores_always_positive_on_each_fold():
     rows = baseline_row(y, 5, seed=0)
     assert list(rows.fold) == [0, 1, 2, 3, 4] and set(rows.model) == {"always_positive"}
     assert rows.accuracy.tolist() == pytest.approx([0.5] * 5)
-
-
-def test_cross_validate_gives_a_row_per_fold_and_never_evaluates_on_training_rows(dataset_factory, tmp_path, monkeypatch):
-    ds = load_dataset(dataset_factory(n_train=45, n_test=2))  # 30 rows per training fold: 3 held out to stop on
-    feats = make_features(list(ds.all.guid), list(ds.all.label))
-    cfg = small_config(tmp_path, folds=3, epochs=2)
-    real_fit, real_predict = T.fit, T.predict_logits
-    log, inside = [], []
-
-    def spy_fit(model, train, val, c):
-        log.append(("fit", set(train.guids), set(val.guids)))
-        inside.append(1)
-        try:
-            return real_fit(model, train, val, c)
-        finally:
-            inside.pop()
-
-    def spy_predict(model, data, c):
-        if not inside:
-            log.append(("eval", set(data.guids)))
-        return real_predict(model, data, c)
-
-    monkeypatch.setattr(T, "fit", spy_fit)
-    monkeypatch.setattr(T, "predict_logits", spy_predict)
-    cv = cross_validate(cfg, ds, feats, ["text", "concat"])
-    assert len(cv) == 6 and list(cv.model) == ["text"] * 3 + ["concat"] * 3
-    assert list(cv.fold) == [0, 1, 2] * 2
-    assert set(METRIC_COLUMNS) <= set(cv.columns)
-    assert cv[METRIC_COLUMNS].notna().all().all()
-    assert [e[0] for e in log] == ["fit", "eval"] * 6
-    evaluated = []
-    for (_, tr, va), (_, te) in zip(log[0::2], log[1::2]):
-        assert te and not te & tr and not te & va and not tr & va
-        assert not te & set(ds.test.guid)
-        evaluated.append(te)
-    all_labelled = set(ds.train.guid)
-    assert set().union(*evaluated[:3]) == all_labelled and sum(map(len, evaluated[:3])) == 45  # each row once per model
+    assert rows.macro_f1.tolist() == pytest.approx([(2 * 0.5 / 1.5) / 3] * 5)  # positive F1 2/3, the others 0
 
 
 def test_summarize_formats_mean_plus_minus_std_in_model_order():
@@ -122,56 +101,224 @@ def test_summarize_single_fold_has_zero_std():
     assert list(s.columns) == METRIC_COLUMNS and (s.loc["m"] == "0.25 ± 0.0").all()
 
 
-# --------------------------------------------------------------------------- the CV result cache
+# --------------------------------------------------------------------------- cross-validation
 @pytest.fixture
 def cv_setup(dataset_factory, tmp_path, monkeypatch):
+    """45 labelled rows (30 per training fold, 3 of them held out to stop on) with separable synthetic features that
+    ``cross_validate`` loads through a counting stand-in for ``load_features``; ``fit`` is counted too."""
     ds = load_dataset(dataset_factory(n_train=45, n_test=2))
     feats = make_features(list(ds.all.guid), list(ds.all.label))
-    fits = []
-    real_fit = T.fit
+    calls = {"fit": 0, "load_features": 0}
+    real_fit = E.fit
 
     def counting_fit(*a, **k):
-        fits.append(1)
+        calls["fit"] += 1
         return real_fit(*a, **k)
 
-    monkeypatch.setattr(T, "fit", counting_fit)
-    return ds, feats, small_config(tmp_path, folds=3, epochs=2), fits
+    def fake_load_features(d, c):
+        calls["load_features"] += 1
+        assert d is ds
+        return feats
+
+    monkeypatch.setattr(E, "fit", counting_fit)
+    monkeypatch.setattr(E, "load_features", fake_load_features)
+    return ds, feats, small_config(tmp_path, folds=3, epochs=2), calls
 
 
+def _configs(cfg, *names):
+    return {n: cfg.replace(model=n) for n in names}
+
+
+def test_cross_validate_gives_a_row_per_fold_and_never_evaluates_on_training_rows(cv_setup, monkeypatch):
+    ds, feats, cfg, calls = cv_setup
+    real_fit, real_predict = E.fit, E.predict_logits
+    log, inside = [], []
+
+    def spy_fit(model, train, val, c):
+        log.append(("fit", set(train.guids), set(val.guids)))
+        inside.append(1)
+        try:
+            return real_fit(model, train, val, c)
+        finally:
+            inside.pop()
+
+    def spy_predict(model, data, c):
+        out = real_predict(model, data, c)
+        if not inside:
+            log.append(("eval", set(data.guids), data.labels.numpy(), out.argmax(1).numpy()))
+        return out
+
+    monkeypatch.setattr(E, "fit", spy_fit)
+    monkeypatch.setattr(E, "predict_logits", spy_predict)
+    cv = cross_validate(ds, _configs(cfg, "text", "concat"))
+    assert len(cv) == 6 and list(cv.model) == ["text"] * 3 + ["concat"] * 3
+    assert list(cv.fold) == [0, 1, 2] * 2
+    assert set(METRIC_COLUMNS) <= set(cv.columns)
+    assert [e[0] for e in log] == ["fit", "eval"] * 6
+    evaluated = []
+    for k, ((_, tr, va), (_, te, y, pred)) in enumerate(zip(log[0::2], log[1::2])):
+        assert te and not te & tr and not te & va and not tr & va
+        assert not te & set(ds.test.guid)
+        assert len(va) == 3 and len(tr) == 27  # a tenth of the 30 training rows stops early
+        row = cv.iloc[k]
+        assert {c: row[c] for c in METRIC_COLUMNS} == pytest.approx({c: metrics(y, pred)[c] for c in METRIC_COLUMNS})
+        evaluated.append(te)
+    all_labelled = set(ds.train.guid)
+    assert set().union(*evaluated[:3]) == all_labelled and sum(map(len, evaluated[:3])) == 45  # each row once per model
+    assert cv[cv.model == "concat"].macro_f1.min() > 0.9  # separable features: concat learns them in two epochs
+    assert calls["load_features"] == 1  # both configs share their features
+
+
+def test_configs_with_other_features_load_their_own(cv_setup):
+    ds, feats, cfg, calls = cv_setup
+    cross_validate(ds, {"a": cfg.replace(model="text"), "b": cfg.replace(model="text", max_length=8),
+                        "c": cfg.replace(model="image", max_length=8)})
+    assert calls["load_features"] == 2
+
+
+def test_too_few_rows_for_cross_validation_is_a_data_error(dataset_factory, tmp_path, monkeypatch):
+    ds = load_dataset(dataset_factory(n_train=30, n_test=2))  # 20 rows per training part with 3 folds
+    monkeypatch.setattr(E, "load_features", lambda d, c: make_features(list(d.all.guid), list(d.all.label)))
+    with pytest.raises(DataError, match="30 labelled rows are too few for 3-fold cross-validation"):
+        cross_validate(ds, {"text": small_config(tmp_path, model="text", folds=3)})
+    tags = ["positive"] * 40 + ["neutral"] * 3 + ["negative"] * 2
+    lopsided = load_dataset(dataset_factory(n_train=45, n_test=2, tags=tags))
+    with pytest.raises(DataError, match="each class needs at least 3 rows"):
+        cross_validate(lopsided, {"text": small_config(tmp_path, model="text", folds=3)})
+
+
+def test_cross_validation_of_a_finetuning_config_is_a_config_error(dataset_factory, tmp_path):
+    ds = load_dataset(dataset_factory(n_train=6, n_test=1))
+    with pytest.raises(ConfigError, match="cross-validation runs on cached features"):
+        cross_validate(ds, {"ft": small_config(tmp_path, model="concat", finetune=True)})
+
+
+# --------------------------------------------------------------------------- the CV result cache
 def test_cross_validation_results_are_reread_from_the_cache_not_retrained(cv_setup):
-    ds, feats, cfg, fits = cv_setup
-    first = cross_validate(cfg, ds, feats, ["concat"])
-    assert len(fits) == 3 and len(list((cfg.cache / "cv").glob("*.json"))) == 1
-    again = cross_validate(cfg, ds, feats, configs={"renamed": cfg.replace(model="concat")})
-    assert len(fits) == 3  # nothing trained again
+    ds, feats, cfg, calls = cv_setup
+    first = cross_validate(ds, _configs(cfg, "concat"))
+    assert calls["fit"] == 3 and len(list((cfg.cache / "cv").glob("*.json"))) == 1
+    again = cross_validate(ds, {"renamed": cfg.replace(model="concat")})
+    assert calls["fit"] == 3  # nothing trained again
     pd.testing.assert_frame_equal(again.drop(columns="model"), first.drop(columns="model"))
     assert set(again.model) == {"renamed"}
 
 
 def test_a_changed_setting_or_label_misses_the_cv_cache(cv_setup):
-    ds, feats, cfg, fits = cv_setup
-    cross_validate(cfg, ds, feats, ["concat"])
-    cross_validate(cfg.replace(lr=1e-3), ds, feats, ["concat"])
-    assert len(fits) == 6
+    ds, feats, cfg, calls = cv_setup
+    cross_validate(ds, _configs(cfg, "concat"))
+    cross_validate(ds, _configs(cfg.replace(lr=1e-3), "concat"))
+    assert calls["fit"] == 6
     ds.train.loc[0, "label"] = (ds.train.loc[0, "label"] + 1) % 3
-    cross_validate(cfg, ds, feats, ["concat"])
-    assert len(fits) == 9
-    cross_validate(cfg.replace(progress=True, cache=cfg.cache), ds, feats, ["concat"])  # progress bars don't matter
-    assert len(fits) == 9
+    cross_validate(ds, _configs(cfg, "concat"))
+    assert calls["fit"] == 9
+    cross_validate(ds, _configs(cfg.replace(progress=True), "concat"))  # progress bars don't matter
+    assert calls["fit"] == 9
 
 
 def test_a_damaged_cv_cache_file_is_recomputed(cv_setup):
-    ds, feats, cfg, fits = cv_setup
-    first = cross_validate(cfg, ds, feats, ["concat"])
+    ds, feats, cfg, calls = cv_setup
+    first = cross_validate(ds, _configs(cfg, "concat"))
     (path,) = (cfg.cache / "cv").glob("*.json")
     path.write_text('[{"fold": 0, "accura')
-    again = cross_validate(cfg, ds, feats, ["concat"])
-    assert len(fits) == 6
+    again = cross_validate(ds, _configs(cfg, "concat"))
+    assert calls["fit"] == 6
     pd.testing.assert_frame_equal(again, first)
 
 
 def test_cross_validate_without_cache_writes_nothing(cv_setup):
-    ds, feats, cfg, fits = cv_setup
-    cross_validate(cfg, ds, feats, ["concat"], cache=False)
-    cross_validate(cfg, ds, feats, ["concat"], cache=False)
-    assert len(fits) == 6 and not (cfg.cache / "cv").exists()
+    ds, feats, cfg, calls = cv_setup
+    cross_validate(ds, _configs(cfg, "concat"), cache=False)
+    cross_validate(ds, _configs(cfg, "concat"), cache=False)
+    assert calls["fit"] == 6 and not (cfg.cache / "cv").exists()
+
+
+# --------------------------------------------------------------------------- what the CV cache key depends on
+@pytest.fixture
+def key_setup(dataset_factory, tmp_path):
+    ds = load_dataset(dataset_factory(n_train=9, n_test=1))
+    return ds, make_features(list(ds.all.guid), list(ds.all.label)), small_config(tmp_path, model="concat")
+
+
+def test_cv_key_changes_with_the_cache_version(key_setup, monkeypatch):
+    ds, feats, cfg = key_setup
+    before = cv_key(cfg, ds, feats)
+    assert cv_key(cfg, ds, feats) == before
+    monkeypatch.setattr(E, "CV_CACHE_VERSION", E.CV_CACHE_VERSION + 1)
+    assert cv_key(cfg, ds, feats) != before
+
+
+@pytest.mark.parametrize("change", [{"lr": 2e-3}, {"model": "late"}, {"epochs": 4}, {"folds": 4}, {"seed": 1},
+                                    {"balance": "weights"}, {"decision": "tuned"}, {"threads": 2}, {"dropout": 0.1}])
+def test_cv_key_changes_with_a_config_value(key_setup, change):
+    ds, feats, cfg = key_setup
+    assert cv_key(cfg.replace(**change), ds, feats) != cv_key(cfg, ds, feats)
+
+
+@pytest.mark.parametrize("field", ["data", "cache", "out_dir", "progress"])
+def test_cv_key_ignores_paths_and_progress_bars(key_setup, tmp_path, field):
+    ds, feats, cfg = key_setup
+    value = {"data": tmp_path / "other-data", "cache": tmp_path / "other-cache", "out_dir": tmp_path / "other-out",
+             "progress": True}[field]
+    assert getattr(cfg, field) != value
+    assert cv_key(cfg.replace(**{field: value}), ds, feats) == cv_key(cfg, ds, feats)
+
+
+def test_cv_key_changes_with_the_features_the_labels_and_the_libraries(key_setup, monkeypatch):
+    ds, feats, cfg = key_setup
+    before = cv_key(cfg, ds, feats)
+    other = make_features(list(ds.all.guid), list(ds.all.label))
+    other.text.key = "another-text-cache"
+    assert cv_key(cfg, ds, other) != before
+    real_versions = E.versions
+    monkeypatch.setattr(E, "versions", lambda *p: {**real_versions(*p), "scikit-learn": "0.1"})
+    assert cv_key(cfg, ds, feats) != before
+    monkeypatch.setattr(E, "versions", real_versions)
+    ds.train.loc[3, "label"] = (ds.train.loc[3, "label"] + 1) % 3
+    assert cv_key(cfg, ds, feats) != before
+
+
+# --------------------------------------------------------------------------- looking at one model's predictions
+@pytest.fixture
+def trained(dataset_factory, tmp_path):
+    ds = load_dataset(dataset_factory(n_train=30, n_test=3))
+    feats = make_features(list(ds.all.guid), list(ds.all.label))
+    cfg = small_config(tmp_path, model="text")
+    return ds, feats, cfg, build_model(cfg, feats.dims())
+
+
+def test_validation_predictions_score_the_stored_validation_rows(trained):
+    ds, feats, cfg, model = trained
+    with torch.no_grad():
+        model.logit_bias.copy_(torch.tensor([0.0, 0.0, 100.0]))  # always positive
+    y, pred = validation_predictions(model, cfg, ds, feats)
+    split = get_split(ds, cfg.cache)
+    assert y.tolist() == ds.train.set_index("guid").loc[list(split.val), "label"].tolist()
+    assert pred.tolist() == [2] * len(split.val) == [2] * 6
+
+
+def test_misclassified_samples_wrong_validation_rows_with_their_texts(trained):
+    ds, feats, cfg, _ = trained
+    val = list(get_split(ds, cfg.cache).val)
+    y = ds.train.set_index("guid").loc[val, "label"].to_numpy()
+    pred = y.copy()
+    pred[[1, 4]] = (pred[[1, 4]] + 1) % 3
+    table = misclassified(ds, y, pred, n=8, seed=0, cache=cfg.cache)
+    assert table.guid.tolist() == [val[1], val[4]]
+    texts = ds.train.set_index("guid").text
+    assert table.to_dict("records") == [{"guid": val[i], "true": LABELS[y[i]], "predicted": LABELS[pred[i]],
+                                          "text": texts[val[i]][:100]} for i in (1, 4)]
+    assert len(misclassified(ds, y, pred, n=1, seed=0, cache=cfg.cache)) == 1
+    assert misclassified(ds, y, y, cache=cfg.cache).empty
+
+
+def test_paired_comparison_counts_where_each_model_alone_is_right():
+    y = [0, 0, 1, 1, 2, 2]
+    a = [0, 1, 1, 0, 2, 2]
+    b = [0, 0, 0, 0, 2, 1]
+    table = paired_comparison(y, a, b, ("a", "b"))
+    assert table.to_dict("index") == {
+        "negative": {"rows": 2, "only a right": 0, "only b right": 1, "both right": 1},
+        "neutral": {"rows": 2, "only a right": 1, "only b right": 0, "both right": 0},
+        "positive": {"rows": 2, "only a right": 1, "only b right": 0, "both right": 1},
+    }

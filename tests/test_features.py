@@ -1,20 +1,20 @@
-"""lab5.features: the on-disk feature cache (computed once, keyed by inputs, corruption rebuilt).
+"""lab5.features: the on-disk feature cache (computed once, keyed by inputs, libraries and numerics; corruption rebuilt).
 
 The cache logic does not depend on which encoder fills it, so these tests use the tiny seeded encoders from
 conftest (same interfaces as MiniLM / EfficientNet, a fraction of the CPU time); one test runs the real pair.
 """
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 import torch
+from conftest import jpeg_bytes, make_features, small_config
 
-import lab5.data
 import lab5.features as F
 from lab5.data import load_dataset
-
-from conftest import jpeg_bytes, small_config
+from lab5.text import lexicon_scores, normalize_tweet
 
 
 @pytest.fixture
@@ -66,6 +66,7 @@ def test_image_features_are_computed_once_then_loaded_from_cache(six, tiny_image
     monkeypatch.setattr(F, "encode_images", _no_encoding)
     second = F.image_features(load_dataset(root), cfg, tiny_image)
     assert second.key == first.key and torch.equal(second.pooled, first.pooled)
+    assert torch.equal(second.seq, first.seq) and torch.equal(second.mask, first.mask)
 
 
 def test_changing_one_text_changes_the_key_and_rebuilds(six, tiny_text, monkeypatch):
@@ -101,7 +102,7 @@ def test_tweet_cleaning_changes_the_text_key_and_the_encoded_texts(six, tiny_tex
     clean = F.text_features(ds, cfg.replace(text_clean="tweet"), tiny_text)
     assert plain.key != clean.key
     assert seen[0] == list(ds.all.text)
-    assert seen[1] == [lab5.data.normalize_tweet(t) for t in ds.all.text]
+    assert seen[1] == [normalize_tweet(t) for t in ds.all.text]
 
 
 def test_changing_max_length_changes_the_key(six, tiny_text):
@@ -159,12 +160,10 @@ def test_feature_set_rows_names_an_unknown_guid():
 
 def test_load_features_with_the_real_encoders_aligns_both_modalities(dataset_factory, tmp_path, minilm, effnet,
                                                                     monkeypatch):
-    import lab5.features
-
     root = dataset_factory(n_train=2, n_test=1, name="real")
     cfg = small_config(tmp_path, data=root, cache=tmp_path / "real-cache")
-    monkeypatch.setattr(lab5.features, "text_encoder", lambda name: minilm)
-    monkeypatch.setattr(lab5.features, "image_encoder", lambda name, size, seed: effnet)
+    monkeypatch.setattr(F, "text_encoder", lambda name: minilm)
+    monkeypatch.setattr(F, "image_encoder", lambda name, size, seed: effnet)
     feats = F.load_features(load_dataset(root), cfg)
     assert feats.text.guids == feats.image.guids == ["1", "2", "3"]
     assert feats.text.pooled.shape == (3, 384) and feats.image.pooled.shape == (3, 1280)
@@ -181,16 +180,62 @@ def test_tokens_plus_lexicon_appends_four_vader_scores_to_the_pooled_text(six, p
     assert lex.text.pooled.shape == (6, plain.text.dim + 4)
     assert torch.equal(lex.text.pooled[:, :-4], plain.text.pooled) and torch.equal(lex.text.seq, plain.text.seq)
     scores = lex.text.pooled[:, -4:]
-    assert bool(((scores >= -1) & (scores <= 1)).all())
+    torch.testing.assert_close(scores, lexicon_scores(list(ds.all.text)).float())  # VADER's scores, in the row order
     row = {g: i for i, g in enumerate(lex.text.guids)}
     assert ds.all.set_index("guid").tag[["1", "3"]].tolist() == ["positive", "negative"]  # "lovely" / "worst"
     assert scores[row["1"], 3] > 0 > scores[row["3"], 3]  # VADER's compound score
     assert patched_encoders == {"text": 2, "image": 2}
 
 
-def test_unknown_text_features_view_is_a_config_error(six):
-    from lab5.config import ConfigError
-
+# --------------------------------------------------------------------------- what the cache key holds
+def test_the_thread_count_is_part_of_the_key(six, tiny_text, monkeypatch):
     root, cfg = six
-    with pytest.raises(ConfigError, match="text-features"):
-        F.load_features(load_dataset(root), cfg.replace(text_features="bag-of-words"))
+    ds = load_dataset(root)
+    one = F.text_features(ds, cfg, tiny_text)
+    calls = _counting(monkeypatch, "encode_texts")
+    two = F.text_features(ds, cfg.replace(threads=2), tiny_text)
+    assert calls == [1] and two.key != one.key
+    meta = json.loads(next(cfg.cache.glob(f"text-*-{two.key}.json")).read_text())
+    assert meta["threads"] == 2 and meta["key"] == two.key
+
+
+def test_library_versions_and_numerics_are_part_of_the_key(six, tiny_image, monkeypatch):
+    root, cfg = six
+    ds = load_dataset(root)
+    base = F.image_features(ds, cfg, tiny_image)
+    meta = json.loads(next(cfg.cache.glob(f"image-*-{base.key}.json")).read_text())
+    assert set(meta["libraries"]) == set(F.IMAGE_LIBRARIES) and meta["numerics"] == F.numerics()
+    real_versions, real_numerics = F.versions, F.numerics
+    monkeypatch.setattr(F, "versions", lambda *p: {**real_versions(*p), "torch": "0.0.1"})
+    newer = F.image_features(ds, cfg, tiny_image)
+    monkeypatch.setattr(F, "versions", real_versions)
+    monkeypatch.setattr(F, "numerics", lambda: {**real_numerics(), "cpu_capability": "DEFAULT"})
+    native = F.image_features(ds, cfg, tiny_image)
+    assert len({base.key, newer.key, native.key}) == 3
+    assert len(list(cfg.cache.glob("image-*.pt"))) == 3
+
+
+def test_settings_that_do_not_change_the_features_keep_the_key(six, tiny_text, monkeypatch):
+    root, cfg = six
+    ds = load_dataset(root)
+    first = F.text_features(ds, cfg, tiny_text)
+    monkeypatch.setattr(F, "encode_texts", _no_encoding)
+    for other in (cfg.replace(model="late", lr=1e-2, epochs=9, balance="weights"), cfg.replace(progress=True)):
+        assert F.text_features(ds, other, tiny_text).key == first.key
+
+
+# --------------------------------------------------------------------------- dims and feature fields
+def test_dims_are_the_pooled_and_sequence_widths_of_both_modalities():
+    feats = make_features(["a", "b", "c"], [0, 1, 2], dt=16, di=8)
+    assert feats.dims() == F.Dims(text=16, image=8, text_seq=16, image_seq=8)
+    assert feats.dims().to_dict() == {"text": 16, "image": 8, "text_seq": 16, "image_seq": 8}
+    wider = F.Features(F.FeatureSet(feats.text.guids, torch.zeros(3, 20), feats.text.seq, feats.text.mask), feats.image)
+    assert wider.dims() == F.Dims(20, 8, 16, 8)  # lexicon columns widen the pooled text, not the token states
+
+
+def test_feature_fields_tell_which_configs_share_their_features(tmp_path):
+    cfg = small_config(tmp_path)
+    assert F.feature_fields(cfg) == F.feature_fields(cfg.replace(model="late", lr=1e-2, folds=4, progress=True))
+    for change in ({"text_features": "tokens+lexicon"}, {"max_length": 8}, {"threads": 2}, {"seed": 1},
+                   {"cache": tmp_path / "other"}, {"text_clean": "tweet"}, {"text_top": 1}):
+        assert F.feature_fields(cfg.replace(**change)) != F.feature_fields(cfg), change

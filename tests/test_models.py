@@ -1,15 +1,15 @@
-"""lab5.models: every head gives (B, 3) logits, masks are honoured, and each can fit separable data."""
+"""lab5.models: every head gives (B, 3) logits, masks are honoured, each can fit separable data; build_model."""
 from __future__ import annotations
 
 import pytest
 import torch
-
-from lab5.config import ConfigError
-from lab5.models import MODELS, Classifier, CrossAttentionFusion, build_head
-from lab5.training import FeatureData, fit, new_classifier, predict_logits
-
 from conftest import GUIDS, LABELS_, small_config
 
+from lab5.batches import FeatureData
+from lab5.errors import ConfigError
+from lab5.features import Dims
+from lab5.models import MODELS, Classifier, CrossAttentionFusion, build_head, build_model, member_names, uses_sequences
+from lab5.training import fit, predict_logits
 
 
 def _batch(feats, n=8):
@@ -19,8 +19,8 @@ def _batch(feats, n=8):
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_model_gives_three_logits_per_row_without_nan(name, feats, tmp_path):
     cfg = small_config(tmp_path, model=name)
-    head = build_head(name, feats.text.dim, feats.image.dim, cfg).eval()
-    assert head.dims == {"text": 16, "image": 8, "text_seq": 16, "image_seq": 8}
+    head = build_head(name, feats.dims(), cfg).eval()
+    assert isinstance(head, MODELS[name])
     with torch.no_grad():
         out = head(_batch(feats))
     assert out.shape == (8, 3) and out.dtype == torch.float32
@@ -31,7 +31,7 @@ def test_every_model_gives_three_logits_per_row_without_nan(name, feats, tmp_pat
 def test_each_head_reads_only_the_modalities_it_declares(name, feats, tmp_path):
     """Scrambling an unused modality leaves the logits unchanged; scrambling a used one changes them."""
     cfg = small_config(tmp_path, model=name)
-    head = build_head(name, feats.text.dim, feats.image.dim, cfg).eval()
+    head = build_head(name, feats.dims(), cfg).eval()
     b = _batch(feats)
     with torch.no_grad():
         base = head(b)
@@ -43,15 +43,27 @@ def test_each_head_reads_only_the_modalities_it_declares(name, feats, tmp_path):
             assert changed == used, (prefix, used)
 
 
+def test_unimodal_heads_declare_one_modality_and_only_cross_attention_reads_sequences():
+    assert [n for n, h in MODELS.items() if not h.uses_image] == ["text"]
+    assert [n for n, h in MODELS.items() if not h.uses_text] == ["image"]
+    assert [n for n, h in MODELS.items() if h.uses_sequences] == ["cross_attention"]
+
+
 def test_unknown_model_name_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="unknown model 'transformer'"):
-        build_head("transformer", 4, 4, small_config(tmp_path))
+        build_head("transformer", Dims(4, 4, 4, 4), small_config(tmp_path))
+
+
+def test_member_names_and_sequences_of_plain_and_joined_names():
+    assert member_names("late") == ["late"] and member_names("late+gated") == ["late", "gated"]
+    assert uses_sequences("cross_attention") and uses_sequences("late+cross_attention")
+    assert not uses_sequences("late+gated") and not uses_sequences("concat")
 
 
 def test_cross_attention_ignores_extra_masked_padding_tokens(feats, tmp_path):
     cfg = small_config(tmp_path, model="cross_attention", dropout=0.3)
     torch.manual_seed(0)
-    head = CrossAttentionFusion(feats.text.dim, feats.image.dim, cfg).eval()
+    head = CrossAttentionFusion(feats.dims(), cfg).eval()
     b = _batch(feats)
     extra = 5
     g = torch.Generator().manual_seed(1)
@@ -70,34 +82,67 @@ def test_cross_attention_ignores_extra_masked_padding_tokens(feats, tmp_path):
     torch.testing.assert_close(w_t2i.sum(-1), torch.ones(8, b["text_mask"].shape[1]))
 
 
+def test_cross_attention_reads_token_widths_that_differ_from_the_pooled_text_width(tmp_path):
+    """With VADER scores appended, pooled text is wider than the token states; attention must use the token width."""
+    cfg = small_config(tmp_path, model="cross_attention")
+    dims = Dims(text=20, image=8, text_seq=16, image_seq=8)
+    model = build_model(cfg, dims).eval()
+    assert model.dims == dims
+    assert model.head.t[0].normalized_shape == (16,) and model.head.i[0].normalized_shape == (8,)
+    b = {"text_pooled": torch.randn(2, 20), "text_seq": torch.randn(2, 5, 16), "text_mask": torch.ones(2, 5, dtype=torch.bool),
+         "image_pooled": torch.randn(2, 8), "image_seq": torch.randn(2, 9, 8), "image_mask": torch.ones(2, 9, dtype=torch.bool)}
+    with torch.no_grad():
+        assert model(b).shape == (2, 3)
+
+
+# --------------------------------------------------------------------------- build_model
+def test_build_model_makes_a_classifier_without_encoders_and_records_its_dims(feats, tmp_path):
+    model = build_model(small_config(tmp_path, model="concat"), feats.dims())
+    assert isinstance(model, Classifier) and isinstance(model.head, MODELS["concat"])
+    assert model.text_encoder is None and model.image_encoder is None and model.text_top is None
+    assert model.dims == feats.dims()
+    assert torch.equal(model.logit_bias, torch.zeros(3))
+
+
+def test_build_model_is_seeded_and_leaves_the_global_random_state_alone(feats, tmp_path):
+    cfg = small_config(tmp_path, model="gated")
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    a = build_model(cfg, feats.dims()).state_dict()
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.rand(10)  # another global state: the weights must not depend on it
+    b = build_model(cfg, feats.dims()).state_dict()
+    c = build_model(cfg.replace(seed=1), feats.dims()).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["head.t.weight"], c["head.t.weight"])
+
+
+def test_build_model_attaches_only_the_encoders_its_head_reads(tmp_path, tiny_text, tiny_image):
+    dims = Dims(tiny_text.dim, tiny_image.dim, tiny_text.dim, tiny_image.dim)
+    both = build_model(small_config(tmp_path, model="concat"), dims, (tiny_text, tiny_image))
+    assert both.text_encoder is tiny_text and both.image_encoder is tiny_image
+    text = build_model(small_config(tmp_path, model="text"), dims, (tiny_text, tiny_image))
+    assert text.text_encoder is tiny_text and text.image_encoder is None
+    image = build_model(small_config(tmp_path, model="image"), dims, (tiny_text, tiny_image))
+    assert image.text_encoder is None and image.image_encoder is tiny_image
+
+
 def test_classifier_adds_its_logit_bias(feats, tmp_path):
-    model = new_classifier(small_config(tmp_path, model="concat"), 16, 8).eval()
+    model = build_model(small_config(tmp_path, model="concat"), Dims(16, 8, 16, 8)).eval()
     b = _batch(feats)
     with torch.no_grad():
         base = model(b)
         model.logit_bias.copy_(torch.tensor([1.0, -2.0, 0.5]))
         torch.testing.assert_close(model(b), base + torch.tensor([1.0, -2.0, 0.5]))
-    assert isinstance(model, Classifier) and model.text_encoder is None and model.image_encoder is None
 
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_each_model_overfits_thirty_separable_samples(name, feats, tmp_path):
     cfg = small_config(tmp_path, model=name, epochs=10, batch_size=10, lr=1e-2, balance="none", decision="argmax")
     data = FeatureData(feats, GUIDS, LABELS_, sequences=MODELS[name].uses_sequences)
-    model = new_classifier(cfg, feats.text.dim, feats.image.dim)
+    model = build_model(cfg, feats.dims())
     res = fit(model, data, None, cfg)
     pred = predict_logits(res.model, data, cfg).argmax(1)
     acc = float((pred == data.labels).float().mean())
     assert acc >= 0.9, f"{name}: training accuracy {acc:.2f}"
     assert res.history.train_loss.iloc[-1] < res.history.train_loss.iloc[0]
-
-
-def test_cross_attention_reads_token_widths_that_differ_from_the_pooled_text_width(tmp_path):
-    """With VADER scores appended, pooled text is wider than the token states; attention must use the token width."""
-    cfg = small_config(tmp_path, model="cross_attention")
-    head = build_head("cross_attention", 20, 8, cfg, seq_dims=(16, 8)).eval()
-    b = {"text_pooled": torch.randn(2, 20), "text_seq": torch.randn(2, 5, 16), "text_mask": torch.ones(2, 5, dtype=torch.bool),
-         "image_pooled": torch.randn(2, 8), "image_seq": torch.randn(2, 9, 8), "image_mask": torch.ones(2, 9, dtype=torch.bool)}
-    with torch.no_grad():
-        assert head(b).shape == (2, 3)
-    assert head.dims == {"text": 20, "image": 8, "text_seq": 16, "image_seq": 8}

@@ -1,18 +1,26 @@
-"""lab5.plots (every report figure is written), lab5.bench (the table and the ratio) and lab5.reproduce (failures
-name the notebook and the cell)."""
+"""lab5.plots (every report figure is written where the caller says), lab5.bench (the table and its arithmetic) and
+lab5.reproduce (notebooks run in order with the run's environment; failures name the notebook and the cell)."""
 from __future__ import annotations
+
+import json
 
 import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-
-from lab5 import load_dataset, plots
-from lab5.data import LABELS, image_sizes, text_stats
-
+import torch
 from conftest import small_config
 
+import lab5.bench
+from lab5 import load_dataset, plots
+from lab5.data import LABELS
+from lab5.errors import ConfigError
+from lab5.images import image_sizes
+from lab5.reproduce import NotebookFailed, notebook_paths, run_notebooks, strip_ansi
+from lab5.text import text_stats
 
+
+# --------------------------------------------------------------------------- plots
 def test_every_report_figure_and_table_is_written_under_its_name(dataset_factory, tmp_path):
     ds = load_dataset(dataset_factory(n_train=12, n_test=3))
     out = tmp_path / "figs"
@@ -23,38 +31,77 @@ def test_every_report_figure_and_table_is_written_under_its_name(dataset_factory
     figures = {
         "balance": plots.class_balance(ds),
         "lengths": plots.text_lengths(text_stats(ds.train)),
-        "sizes": plots.image_sizes(image_sizes(ds)),
+        "sizes": plots.image_sizes(image_sizes(ds.image_paths())),
         "grid": plots.sample_grid(ds, per_class=2),
         "curves": plots.learning_curves({"x": history}, "t"),
         "confusion": plots.confusion_matrices({"x": cm, "y": cm}),
         "bars": plots.metric_bars(cv),
     }
     for name, fig in figures.items():
-        assert plots.save(fig, name, folder=out) is None  # no path echoed into notebook outputs
+        assert plots.save(fig, name, out) is None  # no path echoed into notebook outputs
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    plots.save_table(cv, "table", folder=out)
-    assert pd.read_csv(out / "table.csv", index_col=0).shape == cv.shape
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.png" for n in figures)
+    plots.save_table(cv, "table", out)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "table.csv", index_col=0), cv)
 
 
-def test_text_stats_counts_hashtags_mentions_urls_and_retweets():
-    frame = pd.DataFrame({"guid": ["1"], "tag": ["positive"], "encoding": ["utf-8"],
-                          "text": ["RT @a: so #happy #sun http://x.y/z"]})
-    row = text_stats(frame).iloc[0]
-    assert (row.hashtags, row.mentions, row.urls, row.retweet, row.words) == (2, 1, 1, 1, 6)
+def test_figures_and_tables_need_a_folder(tmp_path):
+    fig = plots.metric_bars(pd.DataFrame({"model": ["a"], "fold": [0], "accuracy": [0.5], "macro_f1": [0.4]}))
+    with pytest.raises(TypeError):
+        plots.save(fig, "curves")
+    with pytest.raises(TypeError):
+        plots.save_table(pd.DataFrame({"a": [1]}), "table")
+    assert not list(tmp_path.rglob("*.png")) and not list(tmp_path.rglob("*.csv"))
 
 
-def test_bench_prints_every_measurement_and_the_speedup_of_the_cache(dataset_factory, tmp_path, patched_encoders):
-    from lab5.bench import run_bench
+def test_the_class_balance_bars_count_each_class(dataset_factory):
+    ds = load_dataset(dataset_factory(n_train=7, n_test=1, tags=["positive"] * 4 + ["neutral"] * 2 + ["negative"]))
+    fig = plots.class_balance(ds)
+    bars = fig.axes[0].patches
+    assert [b.get_height() for b in bars] == [1, 2, 4]  # negative, neutral, positive
+    assert "7 rows" in fig.axes[0].get_title()
 
+
+# --------------------------------------------------------------------------- bench
+class _Clock:
+    """A perf_counter that advances one second per reading: every timed span lasts exactly one second."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_bench_prints_every_measurement_and_the_speedup_of_the_cache(dataset_factory, tmp_path, patched_encoders, monkeypatch):
     root = dataset_factory(n_train=24, n_test=3)
-    table = run_bench(small_config(tmp_path, data=root), cold_pairs=6, naive_pairs=8, models=["text", "concat"])
-    for needle in ("features, cold", "features, warm", "train from cache", "predict", "naive: re-encode every pair",
-                   "speed-up of the cache", "peak RSS"):
-        assert needle in table
-    speedup = float(table.split("speed-up of the cache")[1].split()[0].rstrip("x"))
-    assert speedup > 0
+    monkeypatch.setattr(lab5.bench, "time", _Clock())
+    threads = torch.get_num_threads()
+    table = lab5.bench.run_bench(small_config(tmp_path, data=root), cold_pairs=6, naive_pairs=5, models=["text", "concat"])
+    assert torch.get_num_threads() == threads
+    lines = table.splitlines()
+    assert lines[0].startswith("lab5 bench: ") and ", 1 torch threads, " in lines[0]
+    rows = [" ".join(line.split()) for line in lines[1:]]
+    # every timed span lasts one second: 6 pairs per second cold, 27 pairs x 2 s / 6 pairs estimated, and the naive
+    # epoch times 5 of the 20 training pairs (1 s) and scales them to the split: 4 s, four times the cached epoch
+    assert rows[:-1] == [
+        "what measured on result",
+        "features, cold text (tiny-bert) 6.0 pairs/s",
+        "features, cold image (tiny-cnn) 6.0 pairs/s",
+        "features, cold all pairs, estimated 9 s",
+        "features, warm 27 pairs from the cache 1.0 s (27 pairs/s)",
+        "train from cache text (3 epochs) 1.0 s",
+        "train from cache concat (3 epochs) 1.0 s",
+        "predict 3 test pairs (concat) 3 pairs/s",
+        "one epoch, concat cached features 1.00 s",
+        "one epoch, concat naive: re-encode every pair (5 pairs timed, scaled) 4.0 s",
+        "one epoch, concat speed-up of the cache 4x",
+    ]
+    assert rows[-1].startswith("memory peak RSS of this run ") and int(rows[-1].split()[-2]) > 0
 
 
+# --------------------------------------------------------------------------- reproduce
 def _notebook(path, *sources):
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
@@ -62,23 +109,67 @@ def _notebook(path, *sources):
     nbformat.write(nb, path)
 
 
-def test_reproduce_runs_notebooks_in_order_and_names_the_failing_cell(tmp_path, monkeypatch):
-    import lab5.reproduce as R
+@pytest.fixture
+def project(tmp_path):
+    root = tmp_path / "project"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    _notebook(root / "notebooks" / "01_ok.ipynb", "import json, os, sys\n"
+              "print(json.dumps([os.environ['LAB5_DATA'], os.environ['LAB5_OUT'], sys.path[:3], os.getcwd()]))")
+    _notebook(root / "notebooks" / "02_bad.ipynb", "x = 1", "raise ValueError('\\x1b[31mboom\\x1b[0m')")
+    _notebook(root / "notebooks" / "03_more.ipynb", "print(3)")
+    (root / "notebooks" / "helper.ipynb").write_text("{}")  # not numbered: never run
+    return root
 
-    monkeypatch.setattr(R, "NOTEBOOKS", tmp_path)
-    _notebook(tmp_path / "01_ok.ipynb", "print(1 + 1)")
-    _notebook(tmp_path / "02_bad.ipynb", "x = 1", "raise ValueError('boom')")
-    assert [p.name for p in R.notebook_paths("1")] == ["01_ok.ipynb"]
-    with pytest.raises(R.NotebookFailed, match=r"02_bad.ipynb: cell 1 failed: .*boom"):
-        R.run_notebooks(tmp_path)
-    executed = nbformat.read(tmp_path / "01_ok.ipynb", as_version=4)
-    assert executed.cells[0].outputs[0]["text"] == "2\n"  # written back in place, with its output
+
+def test_notebook_paths_picks_the_numbered_notebooks_in_order(project):
+    folder = project / "notebooks"
+    assert [p.name for p in notebook_paths(folder)] == ["01_ok.ipynb", "02_bad.ipynb", "03_more.ipynb"]
+    assert [p.name for p in notebook_paths(folder, "3,1")] == ["01_ok.ipynb", "03_more.ipynb"]
+    assert [p.name for p in notebook_paths(folder, " 02 ")] == ["02_bad.ipynb"]
 
 
-def test_reproduce_with_no_matching_notebook_is_a_config_error(tmp_path, monkeypatch):
-    import lab5.reproduce as R
-    from lab5.config import ConfigError
+@pytest.mark.parametrize("only, message", [("7", "--only: no notebook numbered '7'; choose from 01, 02, 03"),
+                                           ("1,x", "no notebook numbered 'x'"), (",", "--only ',' names no notebook")])
+def test_an_unknown_notebook_number_is_a_config_error(project, only, message):
+    with pytest.raises(ConfigError) as e:
+        notebook_paths(project / "notebooks", only)
+    assert message in str(e.value)
 
-    monkeypatch.setattr(R, "NOTEBOOKS", tmp_path)
-    with pytest.raises(ConfigError):
-        R.notebook_paths("7")
+
+def test_a_folder_without_numbered_notebooks_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="no numbered notebooks in"):
+        notebook_paths(tmp_path)
+
+
+def test_reproduce_runs_notebooks_in_order_in_place_and_names_the_failing_cell(project, tmp_path):
+    data = tmp_path / "data"
+    paths = notebook_paths(project / "notebooks")
+    committed_bad, committed_more = (project / "notebooks" / "02_bad.ipynb").read_bytes(), paths[2].read_bytes()
+    with pytest.raises(NotebookFailed) as e:
+        run_notebooks(project, data, project, paths)
+    assert str(e.value) == "02_bad.ipynb: cell 1 failed: ValueError: boom"  # one line, no colour codes
+    executed = nbformat.read(project / "notebooks" / "01_ok.ipynb", as_version=4)  # written back in place
+    env_data, env_out, path, cwd = json.loads(executed.cells[0].outputs[0]["text"])
+    assert (env_data, env_out) == (str(data.resolve()), str(project.resolve()))
+    assert str(project.resolve()) in path and cwd == str((project / "notebooks").resolve())
+    assert (project / "notebooks" / "02_bad.ipynb").read_bytes() == committed_bad  # a failed notebook is not written
+    assert paths[2].read_bytes() == committed_more  # and the run stops there
+    assert not [p.name for p in (project / "notebooks").iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_reproduce_for_another_output_root_writes_executed_notebooks_there(project, tmp_path):
+    before = {p.name: p.read_bytes() for p in (project / "notebooks").iterdir()}
+    out = tmp_path / "elsewhere"
+    times = run_notebooks(project, tmp_path / "data", out, notebook_paths(project / "notebooks", "1,3"))
+    assert [name for name, _ in times] == ["01_ok.ipynb", "03_more.ipynb"] and all(t >= 0 for _, t in times)
+    assert {p.name: p.read_bytes() for p in (project / "notebooks").iterdir()} == before  # the project's are untouched
+    assert sorted(p.name for p in (out / "notebooks").iterdir()) == ["01_ok.ipynb", "03_more.ipynb"]
+    executed = nbformat.read(out / "notebooks" / "01_ok.ipynb", as_version=4)
+    assert json.loads(executed.cells[0].outputs[0]["text"])[1] == str(out.resolve())
+    assert nbformat.read(out / "notebooks" / "03_more.ipynb", as_version=4).cells[0].outputs[0]["text"] == "3\n"
+
+
+def test_strip_ansi_removes_terminal_colour_codes():
+    assert strip_ansi("\x1b[0;31mValueError\x1b[0m: \x1b[1mboom\x1b[?25h") == "ValueError: boom"
+    assert strip_ansi("plain [1] text") == "plain [1] text"

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import GUIDS, LABELS_, small_config
 
 import lab5.features as F
-import lab5.training as T
-from lab5.config import ConfigError
+from lab5.batches import make_data
 from lab5.data import load_dataset
 from lab5.encoders import masked_mean
-from lab5.models import TextTop
-
-from conftest import GUIDS, LABELS_, small_config
+from lab5.errors import ConfigError
+from lab5.models import TextTop, build_model
+from lab5.pipeline import load_model, save_checkpoint
+from lab5.training import fit, make_optimizer, predict_logits
 
 
 @pytest.fixture
@@ -64,12 +65,13 @@ def test_top_layers_on_cached_lower_states_reproduce_the_whole_encoder(tiny_text
 def test_text_top_is_a_copy_and_training_leaves_the_encoder_alone(feats, tmp_path, patched_encoders, tiny_text):
     before = {k: v.clone() for k, v in tiny_text.state_dict().items()}
     cfg = small_config(tmp_path, model="late", text_top=1, epochs=2, text_top_lr=1e-2)
-    model = T.new_classifier(cfg, *feats.dims(), seq_dims=feats.seq_dims())
-    assert model.text_top is not None
+    model = build_model(cfg, feats.dims())
+    assert model.text_top is not None and patched_encoders["text"] == 1  # copied from the (patched) text encoder
+    assert len(model.text_top.layers) == 1
     start = {k: v.clone() for k, v in model.text_top.state_dict().items()}
-    data = T.make_data(cfg, None, GUIDS, LABELS_, feats)
+    data = make_data(cfg, None, GUIDS, LABELS_, feats)
     assert "text_seq" in data.batch(torch.arange(2))  # a pooled-only head still gets the states to tune
-    T.fit(model, data, None, cfg)
+    fit(model, data, None, cfg)
     assert any(not torch.equal(start[k], v) for k, v in model.text_top.state_dict().items())
     for k, v in tiny_text.state_dict().items():
         assert torch.equal(before[k], v), k
@@ -77,31 +79,33 @@ def test_text_top_is_a_copy_and_training_leaves_the_encoder_alone(feats, tmp_pat
 
 def test_image_only_head_gets_no_text_top(feats, tmp_path, patched_encoders):
     cfg = small_config(tmp_path, model="image", text_top=1)
-    assert T.new_classifier(cfg, *feats.dims(), seq_dims=feats.seq_dims()).text_top is None
+    assert build_model(cfg, feats.dims()).text_top is None
 
 
 def test_text_top_gets_its_own_learning_rate(feats, tmp_path, patched_encoders):
     cfg = small_config(tmp_path, model="late", text_top=1, lr=1e-3, text_top_lr=3e-5)
-    model = T.new_classifier(cfg, *feats.dims(), seq_dims=feats.seq_dims())
-    opt = T._optimizer(model, cfg)
+    model = build_model(cfg, feats.dims())
+    opt = make_optimizer(model, cfg)
     top = {id(p) for p in model.text_top.parameters()}
     for group in opt.param_groups:
         in_top = {id(p) in top for p in group["params"]}
         assert len(in_top) == 1
         assert group["lr"] == (3e-5 if in_top.pop() else 1e-3)
+    assert {g["lr"] for g in opt.param_groups} == {1e-3, 3e-5}
+    assert sum(len(g["params"]) for g in opt.param_groups if g["lr"] == 3e-5) == len(list(model.text_top.parameters()))
 
 
 def test_checkpoint_with_text_top_round_trips_to_identical_logits(feats, tmp_path, patched_encoders):
     cfg = small_config(tmp_path, model="gated", text_top=1, epochs=2)
-    model = T.new_classifier(cfg, *feats.dims(), seq_dims=feats.seq_dims())
-    data = T.make_data(cfg, None, GUIDS, LABELS_, feats)
-    T.fit(model, data, None, cfg)
-    T.save_checkpoint(tmp_path / "ck", model, cfg, T.model_meta(model))
-    loaded, cfg2 = T.load_model(tmp_path / "ck")
-    assert torch.equal(T.predict_logits(loaded, data, cfg2), T.predict_logits(model, data, cfg))
+    model = build_model(cfg, feats.dims())
+    data = make_data(cfg, None, GUIDS, LABELS_, feats)
+    fit(model, data, None, cfg)
+    save_checkpoint(tmp_path / "ck", model, cfg)
+    loaded, cfg2 = load_model(tmp_path / "ck")
+    assert loaded.text_top is not None
+    assert torch.equal(predict_logits(loaded, data, cfg2), predict_logits(model, data, cfg))
 
 
-def test_text_top_and_finetune_together_is_a_config_error(feats, tmp_path, patched_encoders):
-    cfg = small_config(tmp_path, model="late", text_top=1, finetune=True)
-    with pytest.raises(ConfigError, match="use one of them"):
-        T.new_classifier(cfg, *feats.dims(), seq_dims=feats.seq_dims())
+def test_text_top_and_finetune_together_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="--text-top and --finetune both fine-tune the text encoder; use one of them"):
+        small_config(tmp_path, model="late", text_top=1, finetune=True)

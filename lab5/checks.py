@@ -1,0 +1,46 @@
+"""Checks that notebooks run on their own results, so that ``pytest --nbval`` holds on any CPU yet still fails on a
+real regression.
+
+Float rounding differs between CPUs, and early stopping can turn a last-digit difference into another best epoch,
+so a metric reproduces exactly only on the machine that produced it. A notebook therefore prints its raw metrics in
+a cell that nbval does not compare, and states each headline number as a check with an explicit tolerance: the
+check's printout is the same on every machine where the number is within the tolerance, and the cell raises
+:class:`RegressionError` where it is not. On a dataset other than the course data the committed values do not
+apply: the checks say so and pass.
+"""
+from __future__ import annotations
+
+from .data import Dataset
+from .outputs import is_course_data
+
+
+class RegressionError(Exception):
+    """A result moved further from its committed value than its stated tolerance."""
+
+
+class Expectations:
+    """Committed reference values of one dataset's results; checked only on the course data."""
+
+    def __init__(self, ds: Dataset):
+        self.active = is_course_data(ds)
+
+    def close(self, what: str, value: float, expected: float, tol: float) -> None:
+        """``value`` must lie within ``tol`` of the committed ``expected``."""
+        self._check(what, abs(float(value) - expected) <= tol, f"within {tol} of the committed {expected}",
+                    f"is {float(value):.4f}, more than {tol} from the committed {expected}")
+
+    def at_least(self, what: str, value: float, minimum: float) -> None:
+        """``value`` must be at least ``minimum``."""
+        self._check(what, float(value) >= minimum, f"at least {minimum}", f"is {float(value):.4f}, below the required {minimum}")
+
+    def at_most(self, what: str, value: float, maximum: float) -> None:
+        """``value`` must be at most ``maximum``."""
+        self._check(what, float(value) <= maximum, f"at most {maximum}", f"is {float(value):.4f}, above the allowed {maximum}")
+
+    def _check(self, what: str, ok: bool, passed: str, failed: str) -> None:
+        if not self.active:
+            print(f"{what}: not checked (committed values are for the course data)")
+        elif not ok:
+            raise RegressionError(f"{what} {failed}")
+        else:
+            print(f"{what}: {passed}")

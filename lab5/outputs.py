@@ -1,0 +1,83 @@
+"""Where outputs go: one output root per run, never the package's install folder.
+
+* ``--out-dir`` / ``LAB5_OUT`` when given;
+* else, for the course data, the project folder found from the current directory (its committed ``figures/``,
+  ``test_with_label.txt`` and notebooks are the course deliverable);
+* else, for any other dataset, ``<project>/runs/<dataset-name>-<fingerprint>/``, so that the deliverable is never
+  overwritten by another dataset's results.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config, find_project
+from .data import Dataset
+from .errors import ConfigError
+
+#: :attr:`lab5.data.Dataset.fingerprint` of the course data (train.txt + test_without_label.txt)
+COURSE_DATASET = "22abc7daf210db48"
+PREDICTIONS = "test_with_label.txt"
+
+
+def is_course_data(ds: Dataset) -> bool:
+    return ds.fingerprint == COURSE_DATASET
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The output root and the places under it."""
+
+    root: Path
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / PREDICTIONS
+
+    @property
+    def notebooks(self) -> Path:
+        return self.root / "notebooks"
+
+    def run(self, name: str) -> Path:
+        """A checkpoint folder, ``runs/<name>``."""
+        return self.root / "runs" / name
+
+
+def output_root(cfg: Config, ds: Dataset) -> Outputs:
+    """The output root of ``cfg`` for dataset ``ds`` (see the module docstring)."""
+    if cfg.out_dir is not None:
+        return Outputs(Path(cfg.out_dir))
+    home = find_project() or Path.cwd()
+    if is_course_data(ds):
+        return Outputs(home)
+    return Outputs(home / "runs" / f"{ds.root.resolve().name}-{ds.fingerprint}")
+
+
+def committed_predictions() -> Path | None:
+    """The project's committed ``test_with_label.txt`` (None outside a project or when there is none)."""
+    project = find_project()
+    path = project / PREDICTIONS if project else None
+    return path if path is not None and path.is_file() else None
+
+
+def check_writable(path: Path, *, folder: bool = True, what: str = "output folder") -> None:
+    """Refuse, before any work, a path that cannot be written: a file where a folder is wanted (or the reverse),
+    or a nearest existing parent that this user cannot write to. Creates nothing."""
+    path = Path(path).resolve()
+    if path.exists():
+        if path.is_dir() != folder:
+            raise ConfigError(f"{what} {path} is a {'file' if folder else 'folder'}")
+        probe = path if folder else path.parent
+    else:
+        probe = path.parent
+        while not probe.exists():
+            probe = probe.parent
+        if not probe.is_dir():
+            raise ConfigError(f"{what} {path} cannot be created: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {path} cannot be written: no write permission on {probe}")

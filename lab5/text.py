@@ -1,0 +1,103 @@
+"""Tweet texts: decoding (UTF-8 or GB18030, nothing dropped), tweet cleaning, lexicon scores, statistics."""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class DecodedText:
+    text: str
+    encoding: str  # "utf-8", "gb18030", or "gb18030+replace" when some bytes decode in neither
+    replaced: int  # bytes (runs) that decoded in neither encoding and became U+FFFD
+
+
+def decode_text(raw: bytes) -> DecodedText:
+    """Decode tweet bytes: UTF-8 (BOM allowed), else GB18030; never drop a byte.
+
+    Bytes valid in neither become U+FFFD and are counted in ``replaced``.
+    """
+    try:
+        return DecodedText(raw.decode("utf-8-sig").strip(), "utf-8", 0)
+    except UnicodeDecodeError:
+        pass
+    try:
+        return DecodedText(raw.decode("gb18030").strip(), "gb18030", 0)
+    except UnicodeDecodeError:
+        text = raw.decode("gb18030", errors="replace")
+        return DecodedText(text.strip(), "gb18030+replace", text.count("\ufffd"))
+
+
+def read_text(path: Path, guid: str) -> DecodedText:
+    """Read and decode one tweet; a missing or unreadable file raises :class:`DataError`."""
+    try:
+        return decode_text(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise DataError(f"guid {guid}: text file missing: {path}") from None
+    except OSError as e:
+        raise DataError(f"guid {guid}: text file {path} cannot be read ({e.strerror})") from None
+
+
+_URL = re.compile(r"https?://\S*|www\.\S+")
+_RT = re.compile(r"^RT\s+@\w+:?\s*")
+_MENTION = re.compile(r"@\w+")
+_HASHTAG = re.compile(r"#(\w+)")
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
+
+
+def normalize_tweet(text: str) -> str:
+    """Tweet-aware text for the encoder: no retweet prefix, ``@user`` for handles, ``http`` for links,
+    hashtags as the words they join (``#WeDemandSafety4Bapuji`` -> ``We Demand Safety 4 Bapuji``), HTML entities
+    unescaped and whitespace squeezed. Non-Latin text is kept as it is."""
+    text = html.unescape(text)
+    text = _RT.sub("", text)
+    text = _URL.sub("http", text)
+    text = _MENTION.sub("@user", text)
+    text = _HASHTAG.sub(lambda m: _CAMEL.sub(" ", m.group(1)).replace("_", " "), text)
+    text = text.replace("\u2026", "...")  # the ellipsis Twitter puts on cut-off text
+    return " ".join(text.split())
+
+
+def encoder_texts(texts, clean: str) -> list[str]:
+    """The texts as the text encoder reads them: unchanged (``none``) or :func:`normalize_tweet` (``tweet``)."""
+    if clean == "none":
+        return list(texts)
+    if clean == "tweet":
+        return [normalize_tweet(t) for t in texts]
+    raise ConfigError(f"unknown --text-clean {clean!r}; use none or tweet")
+
+
+def lexicon_scores(texts: list[str]) -> torch.Tensor:
+    """VADER's negative, neutral, positive and compound scores of each text (N, 4); its lexicon ships in the package."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    sia = SentimentIntensityAnalyzer()
+    return torch.tensor([[d["neg"], d["neu"], d["pos"], d["compound"]] for d in map(sia.polarity_scores, texts)])
+
+
+_PATTERNS = {
+    "hashtags": r"#\w+",
+    "mentions": r"@\w+",
+    "urls": r"https?://\S+",
+    "retweet": r"^RT\b",
+}
+
+
+def text_stats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per tweet: words, characters, hashtags, mentions, URLs, emoji, whether it is a retweet."""
+    import emoji
+
+    out = pd.DataFrame({"guid": frame.guid, "tag": frame.tag, "encoding": frame.encoding})
+    out["words"] = frame.text.str.split().str.len()
+    out["chars"] = frame.text.str.len()
+    for name, pat in _PATTERNS.items():
+        out[name] = frame.text.str.count(pat)
+    out["emoji"] = [emoji.emoji_count(t) for t in frame.text]
+    return out

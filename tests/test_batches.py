@@ -1,0 +1,107 @@
+"""lab5.batches: feature batches (padding trimmed), raw batches for fine-tuning, class weights and batch orders."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import GUIDS, LABELS_, small_config
+
+from lab5.batches import FeatureData, RawData, batch_order, class_weights, make_data
+from lab5.data import load_dataset
+from lab5.features import Dims
+from lab5.models import build_model
+from lab5.text import normalize_tweet
+
+
+def test_class_weights_match_scikit_learn_balanced():
+    from sklearn.utils.class_weight import compute_class_weight
+
+    y = np.array([0] * 2 + [1] * 5 + [2] * 13)
+    expected = compute_class_weight("balanced", classes=np.arange(3), y=y)
+    torch.testing.assert_close(class_weights(torch.tensor(y)), torch.tensor(expected, dtype=torch.float32))
+
+
+def test_class_weights_of_an_absent_class_stay_finite():
+    w = class_weights(torch.tensor([0, 0, 2, 2]))
+    assert w.tolist() == [pytest.approx(4 / 6), pytest.approx(4 / 3), pytest.approx(4 / 6)]
+
+
+class _Labels:
+    labels = torch.tensor([0] * 10 + [1] * 30 + [2] * 160)
+
+    def __len__(self):
+        return 200
+
+
+def test_sampler_balances_the_classes_it_draws():
+    drawn = torch.cat(list(batch_order(_Labels(), 50, torch.Generator().manual_seed(0), shuffle=True, balanced=True)))
+    assert len(drawn) == 200
+    share = torch.bincount(_Labels.labels[drawn], minlength=3).float() / 200
+    assert bool((share > 0.2).all()), share  # each class about a third, against 5% / 15% / 80% in the data
+    plain = torch.cat(list(batch_order(_Labels(), 50, torch.Generator().manual_seed(0), shuffle=True)))
+    assert sorted(plain.tolist()) == list(range(200)) and plain.tolist() != list(range(200))  # a real permutation
+
+
+def test_batch_order_without_shuffling_is_the_data_order_in_batches_of_the_given_size():
+    batches = [b.tolist() for b in batch_order(_Labels(), 64)]
+    assert [len(b) for b in batches] == [64, 64, 64, 8]
+    assert sum(batches, []) == list(range(200))
+
+
+def test_shuffled_batch_order_follows_its_generator():
+    a = torch.cat(list(batch_order(_Labels(), 50, torch.Generator().manual_seed(3), shuffle=True)))
+    b = torch.cat(list(batch_order(_Labels(), 50, torch.Generator().manual_seed(3), shuffle=True)))
+    c = torch.cat(list(batch_order(_Labels(), 50, torch.Generator().manual_seed(4), shuffle=True)))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+# --------------------------------------------------------------------------- feature batches
+def test_feature_batches_trim_text_padding_to_the_longest_text(feats):
+    data = FeatureData(feats, GUIDS[:4], LABELS_[:4])
+    assert len(data) == 4 and data.labels.tolist() == LABELS_[:4]
+    lengths = feats.text.mask[:4].sum(1)  # 2, 3, 4, 5 real tokens of 6
+    b = data.batch(torch.tensor([0, 1]))
+    assert b["text_seq"].shape == (2, int(lengths[:2].max()), 16) and b["text_mask"].shape == (2, 3)
+    assert b["image_seq"].shape == (2, 9, 8) and b["label"].tolist() == LABELS_[:2]
+    assert torch.equal(b["text_pooled"], feats.text.pooled[:2])
+
+
+def test_feature_batches_follow_the_guids_not_the_feature_order(feats):
+    data = FeatureData(feats, [GUIDS[5], GUIDS[2]], [9, 8])
+    b = data.batch(torch.arange(2))
+    assert torch.equal(b["image_pooled"], feats.image.pooled[[5, 2]]) and b["label"].tolist() == [9, 8]
+
+
+def test_pooled_only_batches_skip_the_sequences_and_unlabelled_rows_get_minus_one(feats):
+    b = FeatureData(feats, GUIDS[:3], sequences=False).batch(torch.arange(3))
+    assert "text_seq" not in b and "image_seq" not in b and b["label"].tolist() == [-1, -1, -1]
+
+
+@pytest.mark.parametrize("model, text_top, sequences", [("concat", 0, False), ("cross_attention", 0, True),
+                                                         ("late+gated", 0, False), ("late", 1, True)])
+def test_make_data_gathers_sequences_only_for_models_that_read_them(feats, tmp_path, model, text_top, sequences):
+    data = make_data(small_config(tmp_path, model=model, text_top=text_top), None, GUIDS[:4], LABELS_[:4], feats)
+    assert isinstance(data, FeatureData)
+    assert ("text_seq" in data.tensors) == sequences
+
+
+# --------------------------------------------------------------------------- raw batches for fine-tuning
+def test_make_data_when_finetuning_feeds_the_models_encoders_raw_pairs(dataset_factory, tmp_path, tiny_text, tiny_image):
+    root = dataset_factory(n_train=6, n_test=2)
+    ds = load_dataset(root)
+    cfg = small_config(tmp_path, data=root, model="concat", finetune=True, text_clean="tweet")
+    model = build_model(cfg, Dims(16, 12, 16, 12), (tiny_text, tiny_image))
+    guids = ["3", "1", "5"]
+    data = make_data(cfg, ds, guids, [0, 2, 1], None, model, train=False)
+    assert isinstance(data, RawData) and len(data) == 3
+    b = data.batch(torch.tensor([0, 2]))
+    assert b["pixels"].shape == (2, 3, 32, 32) and b["label"].tolist() == [0, 1]
+    texts = [normalize_tweet(t) for t in ds.all.set_index("guid").loc[["3", "5"], "text"]]
+    assert texts[0] == "terrible food and rude staff 3"  # tweet cleaning applied: '#3' became '3'
+    expected = tiny_text.tokenize(texts, cfg.max_length)
+    n = int(expected["attention_mask"].sum(1).max())
+    assert torch.equal(b["input_ids"], expected["input_ids"][:, :n]) and torch.equal(b["attention_mask"], expected["attention_mask"][:, :n])
+    text_only = make_data(cfg.replace(model="text"), ds, guids, None,
+                          model=build_model(cfg.replace(model="text"), Dims(16, 12, 16, 12), (tiny_text, tiny_image)))
+    tb = text_only.batch(torch.arange(3))
+    assert "pixels" not in tb and tb["label"].tolist() == [-1, -1, -1]

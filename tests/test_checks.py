@@ -1,0 +1,51 @@
+"""lab5.checks: the notebooks' regression checks hold committed values with tolerances, on the course data only."""
+from __future__ import annotations
+
+import pytest
+
+import lab5.outputs
+from lab5.checks import Expectations, RegressionError
+from lab5.data import load_dataset
+
+
+@pytest.fixture
+def ds(dataset_factory):
+    return load_dataset(dataset_factory(n_train=6, n_test=2))
+
+
+def test_on_another_dataset_the_checks_say_so_and_pass(ds, capsys):
+    expect = Expectations(ds)
+    assert not expect.active
+    expect.close("accuracy", 0.1, 0.9, 0.01)
+    expect.at_least("macro-F1", 0.0, 0.5)
+    expect.at_most("loss", 9.0, 1.0)
+    assert capsys.readouterr().out.splitlines() == [
+        f"{what}: not checked (committed values are for the course data)" for what in ("accuracy", "macro-F1", "loss")]
+
+
+@pytest.fixture
+def course(ds, monkeypatch):
+    monkeypatch.setattr(lab5.outputs, "COURSE_DATASET", ds.fingerprint)  # this dataset stands for the course data
+    expect = Expectations(ds)
+    assert expect.active
+    return expect
+
+
+def test_on_the_course_data_a_value_within_its_tolerance_passes_with_a_stable_printout(course, capsys):
+    course.close("accuracy", 0.7249, 0.72, 0.005)
+    course.close("accuracy", 0.7151, 0.72, 0.005)
+    course.at_least("macro-F1", 0.6, 0.6)
+    course.at_most("loss", 0.5, 0.5)
+    assert capsys.readouterr().out.splitlines() == ["accuracy: within 0.005 of the committed 0.72"] * 2 + [
+        "macro-F1: at least 0.6", "loss: at most 0.5"]
+
+
+@pytest.mark.parametrize("check, args, message", [
+    ("close", (0.731, 0.72, 0.01), "accuracy is 0.7310, more than 0.01 from the committed 0.72"),
+    ("at_least", (0.59, 0.6), "accuracy is 0.5900, below the required 0.6"),
+    ("at_most", (0.61, 0.6), "accuracy is 0.6100, above the allowed 0.6"),
+])
+def test_on_the_course_data_a_regression_raises(course, check, args, message):
+    with pytest.raises(RegressionError) as e:
+        getattr(course, check)("accuracy", *args)
+    assert str(e.value) == message

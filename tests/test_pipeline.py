@@ -1,0 +1,269 @@
+"""lab5.pipeline: training on the stored split (nothing leaks), predicting the test set, checkpoints, fine-tuning."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pandas as pd
+import pytest
+import torch
+from conftest import GUIDS, LABELS_, make_dataset, make_features, small_config
+
+import lab5.encoders
+import lab5.pipeline as P
+from lab5.batches import FeatureData, make_data
+from lab5.config import Config
+from lab5.data import load_dataset
+from lab5.errors import ConfigError
+from lab5.features import Dims
+from lab5.models import MODELS, Classifier, TextTop, uses_sequences
+from lab5.submission import read_predictions
+from lab5.training import TrainResult, fit, predict_logits
+
+
+def _data(feats, model="concat", guids=GUIDS, labels=LABELS_):
+    return FeatureData(feats, guids, labels, sequences=uses_sequences(model))
+
+
+def _trained(feats, tmp_path, **kw):
+    cfg = small_config(tmp_path, **{"model": "concat", "epochs": 2, **kw})
+    model = P.new_model(cfg, feats)
+    res = fit(model, _data(feats, cfg.model, GUIDS[:24], LABELS_[:24]), _data(feats, cfg.model, GUIDS[24:], LABELS_[24:]), cfg)
+    return res, cfg
+
+
+# --------------------------------------------------------------------------- the split is shared, nothing leaks
+def test_every_stage_trains_on_the_same_split_and_never_sees_a_val_guid(dataset_factory, tmp_path, monkeypatch):
+    ds = load_dataset(dataset_factory(n_train=30, n_test=3))
+    feats = make_features(list(ds.all.guid), list(ds.all.label))
+    real_get_split = P.get_split
+    splits, seen = [], []
+
+    def spy_split(d, *a, **k):
+        splits.append(real_get_split(d, *a, **k))
+        return splits[-1]
+
+    def spy_fit(model, train, val, cfg):
+        seen.append((cfg.model, list(train.guids), list(val.guids), train, val))
+        return TrainResult(model, pd.DataFrame(), 0, 0.0)
+
+    monkeypatch.setattr(P, "get_split", spy_split)
+    monkeypatch.setattr(P, "fit", spy_fit)
+    cfg = small_config(tmp_path)
+    for name in MODELS:
+        P.train_model(cfg.replace(model=name), load_dataset(ds.root), feats)
+    assert len(splits) == len(MODELS) and all(s == splits[0] for s in splits)
+    split = splits[0]
+    assert split.path == cfg.cache / "splits" / f"val-{ds.labels_fingerprint}.txt"
+    val = set(split.val)
+    assert val and not val & set(split.train) and not val & set(ds.test.guid)
+    labels = ds.train.set_index("guid").label
+    for name, tr, va, train_data, val_data in seen:
+        assert not val & set(tr), name
+        assert tr == list(split.train) and va == list(split.val), name
+        assert isinstance(train_data, FeatureData)
+        assert train_data.labels.tolist() == labels.loc[tr].tolist()
+        assert val_data.labels.tolist() == labels.loc[va].tolist()
+    assert [s[0] for s in seen] == list(MODELS)
+
+
+def test_train_model_on_given_guids_does_not_touch_the_split(dataset_factory, tmp_path, monkeypatch):
+    ds = load_dataset(dataset_factory(n_train=30, n_test=3))
+    feats = make_features(list(ds.all.guid), list(ds.all.label))
+    monkeypatch.setattr(P, "get_split", lambda *a, **k: pytest.fail("read the split although guids were given"))
+    res = P.train_model(small_config(tmp_path, model="text"), ds, feats, train_guids=list(ds.train.guid), val_guids=[])
+    assert len(res.history) == 3 and "val_macro_f1" not in res.history
+
+
+# --------------------------------------------------------------------------- predicting the test set
+def test_predict_test_trains_on_the_split_and_writes_the_test_files_order(dataset_factory, tmp_path, patched_encoders):
+    root = dataset_factory(n_train=18, n_test=5)
+    (root / "test_without_label.txt").write_text("guid,tag\n21,null\n19,null\n23,null\n20,null\n22,null\n")
+    ds = load_dataset(root)
+    cfg = small_config(tmp_path, data=root, model="late", epochs=2)
+    out = tmp_path / "pred" / "test_with_label.txt"
+    tags = P.predict_test(cfg, ds, out=out)
+    assert list(tags) == ["21", "19", "23", "20", "22"] and set(tags.values()) <= {"positive", "neutral", "negative"}
+    assert read_predictions(out).to_dict("list") == {"guid": list(tags), "tag": list(tags.values())}
+    assert (cfg.cache / "splits").is_dir()  # trained on the stored split
+    assert patched_encoders == {"text": 1, "image": 1}
+
+
+def test_predict_test_with_a_model_uses_it_and_trains_nothing(dataset_factory, tmp_path, patched_encoders, monkeypatch):
+    root = dataset_factory(n_train=18, n_test=5)
+    ds = load_dataset(root)
+    cfg = small_config(tmp_path, data=root, model="text")
+    model = P.train_model(cfg, ds, P.load_features(ds, cfg)).model
+    monkeypatch.setattr(P, "train_model", lambda *a, **k: pytest.fail("trained although a model was given"))
+    with torch.no_grad():
+        model.logit_bias.copy_(torch.tensor([0.0, 100.0, 0.0]))  # whatever the head says: neutral
+    assert P.predict_test(cfg, ds, model) == {g: "neutral" for g in ds.test.guid}
+    assert not (tmp_path / "out").exists()  # nothing written without ``out``
+
+
+# --------------------------------------------------------------------------- checkpoints
+@pytest.mark.parametrize("model", ["concat", "cross_attention", "late"])
+def test_checkpoint_round_trip_gives_identical_logits(feats, tmp_path, model):
+    res, cfg = _trained(feats, tmp_path, model=model, decision="tuned")
+    path = tmp_path / "ck"
+    P.save_checkpoint(path, res.model, cfg, res)
+    loaded, cfg2 = P.load_model(path)
+    assert cfg2 == cfg
+    assert loaded.dims == res.model.dims == feats.dims()
+    assert torch.equal(loaded.logit_bias, res.model.logit_bias)
+    data = _data(feats, model)
+    assert torch.equal(predict_logits(loaded, data, cfg2), predict_logits(res.model, data, cfg))
+
+
+def test_checkpoint_records_config_dims_and_the_best_epoch(feats, tmp_path):
+    res, cfg = _trained(feats, tmp_path)
+    P.save_checkpoint(tmp_path / "ck", res.model, cfg, res)
+    meta = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert meta["config"] == cfg.to_dict()
+    assert meta["dims"] == {"text": 16, "image": 8, "text_seq": 16, "image_seq": 8}
+    assert (meta["best_epoch"], meta["best_val_macro_f1"]) == (res.best_epoch, res.best_val_macro_f1)
+    P.save_checkpoint(tmp_path / "bare", res.model, cfg)
+    assert "best_epoch" not in json.loads((tmp_path / "bare" / "config.json").read_text())
+
+
+def test_load_model_applies_overrides(feats, tmp_path):
+    res, cfg = _trained(feats, tmp_path)
+    P.save_checkpoint(tmp_path / "ck", res.model, cfg, res)
+    _, cfg2 = P.load_model(tmp_path / "ck", cache=tmp_path / "elsewhere", progress=True, device="cpu")
+    assert cfg2 == cfg.replace(cache=tmp_path / "elsewhere", progress=True)
+    with pytest.raises(ConfigError, match="unknown --device 'tpu'"):
+        P.load_model(tmp_path / "ck", device="tpu")
+
+
+def test_checkpoint_that_does_not_fit_its_model_is_a_config_error(feats, tmp_path):
+    res, cfg = _trained(feats, tmp_path, epochs=1)
+    path = tmp_path / "ck"
+    P.save_checkpoint(path, res.model, cfg.replace(model="gated"), res)
+    with pytest.raises(ConfigError, match="does not fit model 'gated'"):
+        P.load_model(path)
+
+
+def test_missing_or_truncated_checkpoint_is_a_config_error(feats, tmp_path):
+    with pytest.raises(ConfigError, match="missing or damaged"):
+        P.load_model(tmp_path / "nothing-here")
+    res, cfg = _trained(feats, tmp_path, epochs=1)
+    path = tmp_path / "ck"
+    P.save_checkpoint(path, res.model, cfg, res)
+    blob = (path / "model.pt").read_bytes()
+    (path / "model.pt").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ConfigError, match=f"checkpoint {path} is missing or damaged"):
+        P.load_model(path)
+
+
+@pytest.mark.parametrize("damage", ["garbage model", "no dims", "bad json", "bad value"])
+def test_damaged_checkpoint_is_a_config_error(feats, tmp_path, damage):
+    res, cfg = _trained(feats, tmp_path, epochs=1)
+    path = tmp_path / "ck"
+    P.save_checkpoint(path, res.model, cfg, res)
+    meta = json.loads((path / "config.json").read_text())
+    if damage == "garbage model":
+        (path / "model.pt").write_bytes(b"this is not a checkpoint")
+    elif damage == "no dims":
+        (path / "config.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "dims"}))
+    elif damage == "bad json":
+        (path / "config.json").write_text("{")
+    else:
+        (path / "config.json").write_text(json.dumps({**meta, "config": {**meta["config"], "epochs": 0}}))
+    with pytest.raises(ConfigError, match="--epochs must be at least 1" if damage == "bad value" else "missing or damaged"):
+        P.load_model(path)
+
+
+# --------------------------------------------------------------------------- encoders: patched, loaded, fine-tuned
+def test_patched_encoders_reach_every_caller_through_the_encoders_module(tmp_path, patched_encoders, tiny_text, tiny_image):
+    """``load_encoders`` and ``TextTop.from_encoder`` call lab5.encoders' functions through the module: the fixture
+    that patches the module reaches them."""
+    t, i = P.load_encoders(small_config(tmp_path, model="concat", finetune=True, finetune_layers=0))
+    assert (t, i) == (tiny_text, tiny_image)
+    top = TextTop.from_encoder("minilm", 1)
+    assert torch.equal(top.layers[0].output.dense.weight, tiny_text.model.encoder.layer[-1].output.dense.weight)
+    assert patched_encoders == {"text": 2, "image": 1}
+
+
+@pytest.fixture
+def encoder_copies(monkeypatch, tiny_text, tiny_image):
+    """Fresh copies of the tiny encoders on each call, so that fine-tuning never trains the shared ones."""
+    monkeypatch.setattr(lab5.encoders, "text_encoder", lambda name="minilm": copy.deepcopy(tiny_text))
+    monkeypatch.setattr(lab5.encoders, "image_encoder", lambda name="x", size=224, seed=0: copy.deepcopy(tiny_image))
+
+
+def test_new_model_when_finetuning_attaches_encoders_frozen_but_for_their_top(tmp_path, encoder_copies):
+    cfg = small_config(tmp_path, model="concat", finetune=True, finetune_layers=1)
+    model = P.new_model(cfg)
+    assert isinstance(model, Classifier) and model.dims == Dims(16, 12, 16, 12)
+    text_trainable = {n.split(".")[3] for n, p in model.text_encoder.named_parameters() if p.requires_grad}
+    assert text_trainable == {"1"}  # the top one of the two layers
+    assert [n for n, p in model.image_encoder.named_parameters() if p.requires_grad] == ["body.3.weight", "body.3.bias"]
+
+
+def test_finetuned_checkpoint_round_trips_to_identical_logits(dataset_factory, tmp_path, encoder_copies, tiny_text):
+    root = dataset_factory(n_train=8, n_test=2)
+    ds = load_dataset(root)
+    cfg = small_config(tmp_path, data=root, model="concat", finetune=True, finetune_layers=0, max_steps=2, lr=1e-2,
+                       encoder_lr=1e-2)
+    res = P.train_model(cfg, ds, None, train_guids=list(ds.train.guid), val_guids=[])
+    assert not torch.equal(res.model.text_encoder.model.encoder.layer[0].output.dense.weight,
+                           tiny_text.model.encoder.layer[0].output.dense.weight)  # trained, and only the copy
+    P.save_checkpoint(tmp_path / "ck", res.model, cfg, res)
+    loaded, cfg2 = P.load_model(tmp_path / "ck")
+    data = make_data(cfg2, ds, list(ds.all.guid), None, None, loaded)
+    assert torch.equal(predict_logits(loaded, data, cfg2), predict_logits(res.model, data, cfg))
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory, minilm, effnet):
+    """One optimiser step of --finetune through copies of the real MiniLM and EfficientNet (loaded once)."""
+    tmp = tmp_path_factory.mktemp("finetune")
+    root = make_dataset(tmp, n_train=4, n_test=1)
+    ds = load_dataset(root)
+    cfg = Config(data=root, cache=tmp / "cache", out_dir=tmp / "out", model="concat", finetune=True, max_steps=1,
+                 epochs=1, batch_size=2, device="cpu", progress=False, max_length=16, lr=1e-2, encoder_lr=1e-3,
+                 text_features="tokens", threads=1)
+    steps = []
+    real_step = torch.optim.AdamW.step
+
+    def counting_step(self, *a, **k):
+        steps.append(1)
+        return real_step(self, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lab5.encoders, "text_encoder", lambda name: copy.deepcopy(minilm))
+        mp.setattr(lab5.encoders, "image_encoder", lambda name, size, seed: copy.deepcopy(effnet))
+        mp.setattr(torch.optim.AdamW, "step", counting_step)
+        res = P.train_model(cfg, ds, None, train_guids=list(ds.train.guid), val_guids=[])
+    return res, steps
+
+
+def _diff(model, reference):
+    ref = dict(reference.named_parameters())
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), ref[n].detach())}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    return changed, trainable
+
+
+def test_finetune_runs_one_step_and_updates_only_the_top_encoder_layers(finetuned, minilm, effnet):
+    res, steps = finetuned
+    assert steps == [1] and len(res.history) == 1
+    model = res.model
+    assert model.text_encoder is not None and model.image_encoder is not None
+    changed, trainable = _diff(model.text_encoder, minilm)
+    assert trainable == {n for n, _ in minilm.named_parameters() if n.startswith(("model.encoder.layer.4.", "model.encoder.layer.5."))}
+    assert changed and changed <= trainable  # frozen text weights are bit-identical
+    assert any(n.startswith("model.encoder.layer.5.") for n in changed)
+    changed, trainable = _diff(model.image_encoder, effnet)
+    assert changed and changed <= trainable
+    assert not any(n.startswith(("body._conv_stem", "body._blocks.0.")) for n in trainable)
+
+
+def test_finetune_leaves_frozen_cnn_blocks_batchnorm_statistics_unchanged(finetuned, effnet):
+    res, _ = finetuned
+    frozen = [n for n, m in effnet.named_modules() if isinstance(m, torch.nn.BatchNorm2d)
+              and not any(p.requires_grad for p in res.model.image_encoder.get_submodule(n).parameters())]
+    assert frozen
+    after = res.model.image_encoder
+    for n in frozen:
+        assert torch.equal(after.get_submodule(n).running_mean, effnet.get_submodule(n).running_mean), n
