@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import GUIDS, LABELS_, small_config
+from synthetic import GUIDS, LABELS_, small_config
 
 from lab5.batches import FeatureData, RawData, batch_order, class_weights, make_data
 from lab5.data import load_dataset

@@ -8,7 +8,7 @@ from __future__ import annotations
 import nbformat
 import pandas as pd
 import pytest
-from conftest import jpeg_bytes
+from synthetic import jpeg_bytes
 
 from lab5.cli import COMMANDS, main
 from lab5.data import load_dataset, read_labels

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import jpeg_bytes
+from synthetic import jpeg_bytes
 
 from lab5.data import LABEL2ID, LABELS, Dataset, guid_key, load_dataset, parse_labels, read_labels, resolve_data_dir
 from lab5.errors import DataError

@@ -5,8 +5,8 @@ import copy
 
 import pytest
 import torch
-from conftest import COLOURS
 from PIL import Image
+from synthetic import COLOURS
 
 from lab5.encoders import REGION_GRID, EncoderUnavailable, image_encoder, masked_mean, text_encoder
 

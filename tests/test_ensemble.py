@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import GUIDS, LABELS_, small_config
 from sklearn.metrics import f1_score
+from synthetic import GUIDS, LABELS_, small_config
 
 from lab5.batches import FeatureData, make_data
 from lab5.errors import ConfigError

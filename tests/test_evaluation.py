@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import make_features, small_config
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+from synthetic import make_features, small_config
 
 import lab5.evaluation as E
 from lab5.data import LABELS, load_dataset

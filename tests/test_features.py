@@ -10,7 +10,7 @@ import logging
 
 import pytest
 import torch
-from conftest import jpeg_bytes, make_features, small_config
+from synthetic import jpeg_bytes, make_features, small_config
 
 import lab5.features as F
 from lab5.data import load_dataset

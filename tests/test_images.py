@@ -5,8 +5,8 @@ import io
 import os
 
 import pytest
-from conftest import jpeg_bytes
 from PIL import Image
+from synthetic import jpeg_bytes
 
 from lab5.data import load_dataset
 from lab5.errors import DataError

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_dataset
+from synthetic import make_dataset
 
 import lab5
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import GUIDS, LABELS_, small_config
+from synthetic import GUIDS, LABELS_, small_config
 
 from lab5.batches import FeatureData
 from lab5.errors import ConfigError

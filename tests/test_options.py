@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_dataset
+from synthetic import make_dataset
 
 import lab5
 from lab5.cli import main

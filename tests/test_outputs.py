@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import jpeg_bytes, make_dataset
+from synthetic import jpeg_bytes, make_dataset
 
 import lab5
 from lab5.cli import main

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 import torch
-from conftest import GUIDS, LABELS_, make_dataset, make_features, small_config
+from synthetic import GUIDS, LABELS_, make_dataset, make_features, small_config
 
 import lab5.encoders
 import lab5.pipeline as P

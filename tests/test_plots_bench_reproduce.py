@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import small_config
+from synthetic import small_config
 
 import lab5.bench
 from lab5 import load_dataset, plots

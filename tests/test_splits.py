@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REAL_DATA_DIR
+from synthetic import REAL_DATA_DIR
 
 import lab5.splits as S
 from lab5.data import LABELS, Dataset, load_dataset

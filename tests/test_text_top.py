@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import GUIDS, LABELS_, small_config
+from synthetic import GUIDS, LABELS_, small_config
 
 import lab5.features as F
 from lab5.batches import make_data

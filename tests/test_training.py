@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import GUIDS, LABELS_, make_features, small_config
 from sklearn.metrics import f1_score
+from synthetic import GUIDS, LABELS_, make_features, small_config
 from torch import nn
 
 import lab5.training as T
