@@ -149,3 +149,24 @@ GUIDS = [f"g{i}" for i in range(N)]
 
 
 LABELS_ = [i % 3 for i in range(N)]
+
+
+def work_folder(tmp_path: Path, monkeypatch) -> Path:
+    """Make ``tmp_path/work`` the current directory (a working folder apart from the datasets beside it)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+def snapshot(*roots: Path) -> dict[str, tuple]:
+    """(mtime, size) of every file and folder under ``roots`` (a folder's mtime changes when anything is created in
+    it, even a temporary file removed again)."""
+    out = {}
+    for root in map(Path, roots):
+        if not root.exists():
+            continue
+        for p in [root, *root.rglob("*")]:
+            st = p.lstat()
+            out[str(p)] = (st.st_mtime_ns, st.st_size if p.is_file() else "dir")
+    return out

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from synthetic import make_dataset
+from synthetic import make_dataset, work_folder
 
 import lab5
 
@@ -23,18 +23,9 @@ OLD_PREDICTIONS = b"guid,tag\n25,positive\n26,neutral\n27,negative\n# an earlier
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Overrides conftest's autouse fixture of the same name, so that these tests do not depend on its state (it is
-    being migrated): cache and outputs in tmp, no real data, offline, the working folder is ``tmp_path/work``."""
-    cache, out, work = tmp_path / "lab5-cache", tmp_path / "lab5-out", tmp_path / "work"
-    work.mkdir()
-    monkeypatch.setenv("LAB5_CACHE", str(cache))
-    monkeypatch.setenv("LAB5_OUT", str(out))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    monkeypatch.delenv("LAB5_DATA", raising=False)
-    monkeypatch.chdir(work)
-    return {"cache": cache, "out": out, "work": work}
+def isolated(isolated, tmp_path, monkeypatch):
+    """conftest's isolation, run from ``tmp_path/work``: a working folder apart from the datasets beside it."""
+    return {**isolated, "work": work_folder(tmp_path, monkeypatch)}
 
 
 def cli_env(cache: Path, out: Path) -> dict[str, str]:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from synthetic import jpeg_bytes, make_dataset
+from synthetic import jpeg_bytes, make_dataset, snapshot, work_folder
 
 import lab5
 from lab5.cli import main
@@ -26,30 +26,10 @@ needs_kernel = pytest.mark.skipif(importlib.util.find_spec("ipykernel") is None 
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Overrides conftest's autouse fixture of the same name, so that these tests do not depend on its state (it is
-    being migrated): cache and outputs in tmp, no real data, offline, the working folder is ``tmp_path/work``."""
-    cache, out, work = tmp_path / "lab5-cache", tmp_path / "lab5-out", tmp_path / "work"
-    work.mkdir()
-    monkeypatch.setenv("LAB5_CACHE", str(cache))
-    monkeypatch.setenv("LAB5_OUT", str(out))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    monkeypatch.delenv("LAB5_DATA", raising=False)
-    monkeypatch.chdir(work)
-    return {"cache": cache, "out": out, "work": work}
+def isolated(isolated, tmp_path, monkeypatch):
+    """conftest's isolation, run from ``tmp_path/work``: a working folder apart from the datasets beside it."""
+    return {**isolated, "work": work_folder(tmp_path, monkeypatch)}
 
-
-def snapshot(*roots: Path) -> dict[str, tuple]:
-    """(mtime, size) of every file and folder under ``roots``."""
-    out = {}
-    for root in map(Path, roots):
-        if not root.exists():
-            continue
-        for p in [root, *root.rglob("*")]:
-            st = p.lstat()
-            out[str(p)] = (st.st_mtime_ns, st.st_size if p.is_file() else "dir")
-    return out
 
 
 def package_snapshot() -> tuple[set[str], dict[str, tuple]]:
