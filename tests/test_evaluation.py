@@ -322,3 +322,13 @@ def test_paired_comparison_counts_where_each_model_alone_is_right():
         "neutral": {"rows": 2, "only a right": 1, "only b right": 0, "both right": 0},
         "positive": {"rows": 2, "only a right": 1, "only b right": 0, "both right": 1},
     }
+
+
+def test_check_cv_rows_refuses_too_few_rows_per_class_or_in_all(dataset_factory):
+    ds = load_dataset(dataset_factory(n_train=45, n_test=3))  # 15 rows per class
+    E.check_cv_rows(ds, 3)  # 30 training rows a fold, 15 >= 3 per class: accepted
+    with pytest.raises(DataError, match="too few for 16-fold"):
+        E.check_cv_rows(ds, 16)  # a class has fewer rows than folds
+    small = load_dataset(dataset_factory(n_train=30, n_test=3))
+    with pytest.raises(DataError, match="30 labelled rows are too few for 2-fold"):
+        E.check_cv_rows(small, 2)  # 15 training rows a fold

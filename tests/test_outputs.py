@@ -345,3 +345,17 @@ def test_a_failing_cell_raises_notebook_failed_naming_notebook_and_cell(tmp_path
     assert "ValueError" in message and "boom 42" in message
     assert source.read_bytes() == committed
     assert not (out / "notebooks" / "01_fails.ipynb").exists()
+
+
+def test_committed_predictions_is_the_project_file_or_none(tmp_path, monkeypatch):
+    from lab5.outputs import committed_predictions
+
+    project = tmp_path / "proj"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("")
+    monkeypatch.chdir(project / "notebooks")
+    assert committed_predictions() is None  # a project without the file
+    (project / PREDICTIONS).write_text("guid,tag\n1,positive\n")
+    assert committed_predictions() == project.resolve() / PREDICTIONS
+    monkeypatch.chdir(tmp_path)
+    assert committed_predictions() is None  # outside any project
