@@ -19,7 +19,7 @@ from .config import Config, find_project
 from .data import LABELS, load_dataset
 from .encoders import EncoderUnavailable
 from .errors import ConfigError, DataError, UserError
-from .evaluation import baseline_row, check_cv_rows, confusion, cross_validate, metrics, summarize, validation_predictions
+from .evaluation import baseline_row, confusion, cross_validate, metrics, summarize, validation_predictions
 from .features import image_features, load_features, text_features
 from .images import check_images
 from .outputs import check_writable, is_course_data, output_root
@@ -114,15 +114,13 @@ def cmd_train(cfg: Config, args) -> int:
 
 
 def cmd_cv(cfg: Config, args) -> int:
-    if cfg.finetune:
-        raise ConfigError("cv runs on cached features; drop --finetune")
     models = [m.strip() for m in args.models.split(",")] if args.models else [cfg.model]
     configs = {m: cfg.replace(model=m) for m in models}  # each checked before any work
     if args.out:
         check_writable(Path(args.out), folder=False, what="CSV file")
     ds = load_dataset(cfg.data)
-    check_cv_rows(ds, cfg.folds)
-    cv = pd.concat([baseline_row(ds.train.label, cfg.folds, cfg.seed), cross_validate(ds, configs)])
+    scores = cross_validate(ds, configs)  # refuses --finetune and too few rows before any work
+    cv = pd.concat([baseline_row(ds.train.label, cfg.folds, cfg.seed), scores])
     print(f"{cfg.folds}-fold cross-validation on {len(ds.train)} labelled rows (mean ± std over folds)")
     print(summarize(cv, ["accuracy", "macro_f1", "f1_neutral"]).to_string())
     if args.out:
