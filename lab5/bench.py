@@ -50,14 +50,18 @@ def _bench(cfg: Config, cold_pairs: int, naive_pairs: int, models: list[str] | N
     ds = load_dataset(cfg.data)
     split = get_split(ds, cfg.cache)
     rows = []
-    tenc, ienc = text_encoder(cfg.text_encoder), image_encoder(cfg.image_encoder, cfg.image_size, cfg.seed)
+    tenc, ienc = text_encoder(cfg.text_encoder, cfg.cache), image_encoder(cfg.image_encoder, cfg.image_size, cfg.seed)
     sample = list(ds.all.guid[:cold_pairs])
     texts = ds.all.set_index("guid").loc[sample, "text"].tolist()
+    _, t_text_old = _timed(lambda: _old_encode_texts(tenc, texts, cfg))
+    _, t_img_old = _timed(lambda: _old_encode_images(ienc, ds, sample, cfg))
     _, t_text = _timed(lambda: encode_texts(tenc, texts, cfg))
     _, t_img = _timed(lambda: encode_images(ienc, ds, sample, cfg))
-    rows.append(("features, cold", f"text ({tenc.name})", f"{len(sample) / t_text:.1f} pairs/s"))
-    rows.append(("features, cold", f"image ({ienc.name})", f"{len(sample) / t_img:.1f} pairs/s"))
-    rows.append(("features, cold", "all pairs, estimated", f"{len(ds.all) * (t_text + t_img) / len(sample):.0f} s"))
+    for what, new, old in ((f"text ({tenc.name})", t_text, t_text_old), (f"image ({ienc.name})", t_img, t_img_old)):
+        rows.append(("features, cold", f"{what}, old path", f"{len(sample) / old:.1f} pairs/s"))
+        rows.append(("features, cold", f"{what}, new path", f"{len(sample) / new:.1f} pairs/s ({old / new:.1f}x)"))
+    rows.append(("features, cold", "all pairs, estimated", f"{len(ds.all) * (t_text + t_img) / len(sample):.0f} s "
+                 f"(old path {len(ds.all) * (t_text_old + t_img_old) / len(sample):.0f} s)"))
     load_features(ds, cfg)  # make sure the cache is filled before timing a warm load
     feats, t_warm = _timed(lambda: load_features(ds, cfg))
     rows.append(("features, warm", f"{len(ds.all)} pairs from the cache", f"{t_warm:.1f} s ({len(ds.all) / t_warm:.0f} pairs/s)"))
@@ -87,6 +91,24 @@ def _bench(cfg: Config, cold_pairs: int, naive_pairs: int, models: list[str] | N
     table = pd.DataFrame(rows, columns=["what", "measured on", "result"])
     head = f"lab5 bench: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
     return head + "\n" + table.to_string(index=False)
+
+
+def _old_encode_texts(enc, texts: list[str], cfg: Config, batch_size: int = 64) -> None:
+    """The extraction path before feature format 2 (the bench's control): every text padded to ``max_length``,
+    batches in file order."""
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch_size):
+            t = enc.tokenize(texts[i:i + batch_size], cfg.max_length)
+            enc(t["input_ids"], t["attention_mask"])
+
+
+def _old_encode_images(enc, ds, guids: list[str], cfg: Config, batch_size: int = 32) -> None:
+    """The extraction path before feature format 2 (the bench's control): default (contiguous) memory format."""
+    enc = enc.to(memory_format=torch.contiguous_format)
+    loader = torch.utils.data.DataLoader(ImageFolder(ds, guids, enc.spec.transform(), enc.spec.resize), batch_size=batch_size)
+    with torch.inference_mode():
+        for x in loader:
+            enc(x)
 
 
 def _naive_epoch(cfg: Config, ds, guids, labels, tenc, ienc, dims) -> float:
