@@ -9,7 +9,7 @@ import torch
 from .config import Config
 from .data import Dataset
 from .features import Features
-from .models import uses_sequences
+from .models import text_key_suffix, uses_sequences
 from .text import encoder_texts
 
 
@@ -30,11 +30,17 @@ class FeatureData:
 
     def __init__(self, features: Features, guids, labels=None, sequences: bool = True):
         self.guids = list(guids)
-        t, i = features.text, features.image
-        tr, ir = t.rows(self.guids), i.rows(self.guids)
-        self.tensors = {"text_pooled": t.pooled[tr], "text_mask": t.mask[tr], "image_pooled": i.pooled[ir], "image_mask": i.mask[ir]}
+        i = features.image
+        ir = i.rows(self.guids)
+        self.tensors = {"image_pooled": i.pooled[ir], "image_mask": i.mask[ir]}
         if sequences:  # heads that read only pooled vectors skip gathering the (large) sequences
-            self.tensors.update(text_seq=t.seq[tr], image_seq=i.seq[ir])
+            self.tensors["image_seq"] = i.seq[ir]
+        self.suffixes = ["", *(text_key_suffix(name) for name in features.more_text)]
+        for suffix, t in zip(self.suffixes, [features.text, *features.more_text.values()]):
+            tr = t.rows(self.guids)
+            self.tensors.update({"text_pooled" + suffix: t.pooled[tr], "text_mask" + suffix: t.mask[tr]})
+            if sequences:
+                self.tensors["text_seq" + suffix] = t.seq[tr]
         self.labels = _labels(labels, len(self.guids))
 
     def __len__(self) -> int:
@@ -42,10 +48,11 @@ class FeatureData:
 
     def batch(self, idx: torch.Tensor) -> dict:
         b = {k: v[idx] for k, v in self.tensors.items()}
-        n = max(1, int(b["text_mask"].sum(1).max()))  # right-padded: keep only the longest text's tokens
-        b["text_mask"] = b["text_mask"][:, :n]
-        if "text_seq" in b:
-            b["text_seq"] = b["text_seq"][:, :n]
+        for s in self.suffixes:
+            n = max(1, int(b["text_mask" + s].sum(1).max()))  # right-padded: keep only the longest text's tokens
+            b["text_mask" + s] = b["text_mask" + s][:, :n]
+            if "text_seq" + s in b:
+                b["text_seq" + s] = b["text_seq" + s][:, :n]
         b["label"] = self.labels[idx]
         return b
 

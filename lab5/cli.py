@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .bench import run_bench
-from .config import Config, find_project
+from .config import Config, find_project, text_encoder_names
 from .data import LABELS, load_dataset
 from .encoders import EncoderUnavailable
 from .errors import ConfigError, DataError, UserError
@@ -86,9 +86,10 @@ def cmd_validate(cfg: Config, args) -> int:
 
 def cmd_features(cfg: Config, args) -> int:
     ds = load_dataset(cfg.data)
-    for kind, fn in (("text", text_features), ("image", image_features)):
+    jobs = [(f"text ({name})", text_features, cfg.replace(text_encoder=name)) for name in text_encoder_names(cfg.text_encoder)]
+    for kind, fn, c in [*jobs, (f"image ({cfg.image_encoder})", image_features, cfg)]:
         t = time.perf_counter()
-        fs = fn(ds, cfg)
+        fs = fn(ds, c)
         print(f"{kind}: {len(fs.guids)} pairs, pooled {tuple(fs.pooled.shape)}, sequence {tuple(fs.seq.shape)} "
               f"[{time.perf_counter() - t:.1f}s]")
     return 0

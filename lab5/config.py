@@ -17,12 +17,17 @@ from .errors import ConfigError
 #: the heads of :data:`lab5.models.MODELS` (named here so that a config is checked without importing torch)
 MODEL_NAMES = ("text", "image", "concat", "cross_attention", "reference_gate", "gated", "late")
 #: the image encoders of :data:`lab5.encoders.IMAGE_ENCODERS`
-IMAGE_ENCODER_NAMES = ("efficientnet-lite0", "resnet50", "resnet50-scratch")
+IMAGE_ENCODER_NAMES = ("efficientnet-lite0", "efficientnet-lite2", "resnet50", "resnet50-scratch")
+#: the input side each image encoder is built for (what ``--image-size 0`` means); the EfficientNet-Lite models pad
+#: statically and accept no other size
+NATIVE_IMAGE_SIZE = {"efficientnet-lite0": 224, "efficientnet-lite2": 260, "resnet50": 224, "resnet50-scratch": 224}
+FIXED_SIZE_ENCODERS = ("efficientnet-lite0", "efficientnet-lite2")
 CHOICES = {
     "text_features": ("tokens", "tokens+lexicon"),
     "text_clean": ("none", "tweet"),
     "balance": ("none", "weights", "sampler"),
     "decision": ("argmax", "tuned"),
+    "combine": ("mean", "temperature", "stack", "mean+offsets", "temperature+offsets", "stack+offsets"),
     "device": ("cpu", "cuda", "auto"),
     "image_encoder": IMAGE_ENCODER_NAMES,
 }
@@ -31,6 +36,12 @@ CHOICES = {
 FLOATS = ("dropout", "lr", "encoder_lr", "weight_decay", "warmup", "clip", "text_top_lr")
 #: upper bounds: BERT-family encoders have 512 positions; seeds are 32-bit (NumPy)
 AT_MOST = {"max_length": 512, "seed": 2**32 - 1}
+
+
+def text_encoder_names(text_encoder: str) -> list[str]:
+    """The text encoders a ``--text-encoder`` value names: one, or several joined with ``+`` (an ensemble whose
+    heads are trained once on each encoder's features)."""
+    return text_encoder.split("+")
 
 
 def find_project(start: Path | None = None) -> Path | None:
@@ -70,13 +81,13 @@ class Config:
     data: Path = field(default_factory=default_data_dir, metadata={"help": "dataset folder (LAB5_DATA, default ./data)"})
     cache: Path = field(default_factory=default_cache_dir, metadata={"help": "cache folder: features, CV results, splits of other datasets (LAB5_CACHE)"})
     out_dir: Path | None = field(default_factory=default_out_dir, metadata={"help": "output folder (LAB5_OUT); default: the project folder for the course data, runs/<dataset>-<fingerprint>/ for any other"})
-    text_encoder: str = field(default="minilm", metadata={"help": "minilm, or a BERT-family Hugging Face id / local folder"})
-    image_encoder: str = field(default="efficientnet-lite0", metadata={"help": "efficientnet-lite0 | resnet50 | resnet50-scratch"})
+    text_encoder: str = field(default="minilm", metadata={"help": "minilm | mpnet, or a BERT-family Hugging Face id / local folder; several joined with + make an ensemble with every head on each"})
+    image_encoder: str = field(default="efficientnet-lite0", metadata={"help": "efficientnet-lite0 | efficientnet-lite2 | resnet50 | resnet50-scratch"})
     model: str = field(default="cross_attention+gated+late", metadata={"help": "model name (see `lab5.models.MODELS`); names joined by + make an ensemble"})
     text_features: str = field(default="tokens+lexicon", metadata={"help": "tokens: encoder states only; tokens+lexicon: add VADER lexicon scores"})
     text_clean: str = field(default="none", metadata={"help": "none | tweet: links, handles, RT prefixes and hashtags normalised before encoding"})
     max_length: int = field(default=64, metadata={"help": "text tokens kept per tweet"})
-    image_size: int = field(default=224, metadata={"help": "image side fed to the CNN"})
+    image_size: int = field(default=0, metadata={"help": "image side fed to the CNN (0: the encoder's own, 224 px; 260 for efficientnet-lite2)"})
     hidden: int = field(default=256, metadata={"help": "width of the fusion layers"})
     attention_hidden: int = field(default=128, metadata={"help": "width of the cross-attention layers (kept small: CPU time)"})
     heads: int = field(default=4, metadata={"help": "attention heads in cross-attention fusion"})
@@ -87,9 +98,11 @@ class Config:
     encoder_lr: float = field(default=2e-5, metadata={"help": "learning rate of encoder weights when fine-tuning"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (in the optimiser only)"})
     warmup: float = field(default=0.1, metadata={"help": "fraction of steps spent warming up"})
+    early_stopping: bool = field(default=True, metadata={"help": "hold rows out and keep the epoch with the best macro-F1 on them (CV: a tenth of each training part; predict: the stored validation split); with --no-early-stopping, train on every labelled row for exactly --epochs epochs"})
     patience: int = field(default=5, metadata={"help": "epochs without a better validation macro-F1 before stopping"})
     balance: str = field(default="none", metadata={"help": "none | weights (class-weighted loss) | sampler (balanced sampling)"})
     decision: str = field(default="argmax", metadata={"help": "argmax | tuned: per-class logit offsets that maximise macro-F1 on the validation rows"})
+    combine: str = field(default="mean", metadata={"help": "how members' probabilities become a label, fitted on the out-of-fold probabilities of this config's CV (see lab5.decisions): mean | temperature | stack, each optionally +offsets (the neutral rule tuned on all OOF rows)"})
     clip: float = field(default=1.0, metadata={"help": "gradient-norm clipping (0 turns it off)"})
     text_top: int = field(default=0, metadata={"help": "top text-encoder layers fine-tuned on cached states of the layer below (0: frozen features)"})
     text_top_lr: float = field(default=1e-4, metadata={"help": "learning rate of the fine-tuned top text layers"})
@@ -127,7 +140,7 @@ class Config:
                     if not math.isfinite(getattr(self, k))]
         if infinite:
             return infinite
-        at_least = {"seed": 0, "max_length": 1, "image_size": 32, "hidden": 1, "attention_hidden": 1, "heads": 1, "epochs": 1,
+        at_least = {"seed": 0, "max_length": 1, "image_size": 0, "hidden": 1, "attention_hidden": 1, "heads": 1, "epochs": 1,
                     "batch_size": 1, "patience": 1, "text_top": 0, "finetune_layers": 0, "max_steps": 0, "threads": 1,
                     "folds": 2, "weight_decay": 0, "clip": 0}
         out += [f"--{_flag(k)} must be at least {lo}, not {getattr(self, k)}" for k, lo in at_least.items() if getattr(self, k) < lo]
@@ -143,12 +156,24 @@ class Config:
         if unknown or len(set(names)) != len(names):
             problem = f"unknown model {unknown[0]!r}" if unknown else f"model {self.model!r} names a head twice"
             out.append(f"{problem}; choose one of {', '.join(MODEL_NAMES)}, or join several with + for an ensemble")
-        if not self.text_encoder:
-            out.append("--text-encoder is empty")
+        encoders = text_encoder_names(self.text_encoder)
+        if not all(encoders) or len(set(encoders)) != len(encoders):
+            out.append(f"--text-encoder {self.text_encoder!r} must name one encoder, or several different ones joined with +")
+        elif len(encoders) > 1 and (self.finetune or self.text_top):
+            out.append("--finetune and --text-top fine-tune one text encoder; name one in --text-encoder")
         if self.heads >= 1 and self.attention_hidden % self.heads:
             out.append(f"--attention-hidden {self.attention_hidden} is not a multiple of --heads {self.heads}")
-        if self.image_encoder == "efficientnet-lite0" and self.image_size != 224:
-            out.append("efficientnet-lite0 is built for 224x224 inputs (static padding); use --image-size 224")
+        if 0 < self.image_size < 32:
+            out.append(f"--image-size must be 0 (the encoder's own) or at least 32, not {self.image_size}")
+        native = NATIVE_IMAGE_SIZE.get(self.image_encoder)
+        if self.image_encoder in FIXED_SIZE_ENCODERS and self.image_size > 0 and self.image_size != native:
+            out.append(f"{self.image_encoder} is built for {native}x{native} inputs (static padding); use --image-size {native} or 0")
+        if self.decision == "tuned" and not self.early_stopping:
+            out.append("--decision tuned is tuned on the early-stopping rows; drop --no-early-stopping or use --decision argmax")
+        if self.combine != "mean" and self.decision != "argmax":
+            out.append(f"--combine {self.combine} and --decision {self.decision} are two decision rules; use one of them")
+        if self.combine != "mean" and self.finetune:
+            out.append("--combine is fitted on cross-validation, which runs on cached features; drop --finetune")
         if self.text_top and self.finetune:
             out.append("--text-top and --finetune both fine-tune the text encoder; use one of them")
         if self.finetune and len(names) > 1:

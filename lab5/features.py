@@ -11,13 +11,13 @@ import hashlib
 import io
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from .config import Config
+from .config import Config, text_encoder_names
 from .data import Dataset
 from .encoders import ImageEncoder, TextEncoder, image_encoder, text_encoder
 from .errors import ConfigError
@@ -207,14 +207,22 @@ class Dims:
 
 @dataclass
 class Features:
-    """Text and image features of one dataset, aligned by guid."""
+    """Text and image features of one dataset, aligned by guid; ``more_text`` holds the text features of further
+    text encoders (by name) when a config joins several with ``+`` for an ensemble."""
 
     text: FeatureSet
     image: FeatureSet
+    more_text: dict[str, FeatureSet] = field(default_factory=dict)
 
-    def dims(self) -> Dims:
-        """Widths of the pooled vectors (text may carry extra lexicon scores), token states and image regions."""
-        return Dims(self.text.dim, self.image.dim, self.text.seq.shape[-1], self.image.seq.shape[-1])
+    def dims(self) -> Dims | dict[str, Dims]:
+        """Widths of the pooled vectors (text may carry extra lexicon scores), token states and image regions; with
+        several text encoders, a dict of them by text encoder (the first one under the name "")."""
+        def of(text: FeatureSet) -> Dims:
+            return Dims(text.dim, self.image.dim, text.seq.shape[-1], self.image.seq.shape[-1])
+
+        if not self.more_text:
+            return of(self.text)
+        return {"": of(self.text), **{name: of(fs) for name, fs in self.more_text.items()}}
 
 
 def with_lexicon(fs: FeatureSet, ds: Dataset) -> FeatureSet:
@@ -234,8 +242,12 @@ def feature_fields(cfg: Config) -> tuple:
 
 
 def load_features(ds: Dataset, cfg: Config) -> Features:
-    """Both modalities' features, from the cache or computed once (``cfg.text_features`` picks the text view)."""
-    text = text_features(ds, cfg)
-    if cfg.text_features == "tokens+lexicon":
-        text = with_lexicon(text, ds)
-    return Features(text, image_features(ds, cfg))
+    """Both modalities' features, from the cache or computed once (``cfg.text_features`` picks the text view); every
+    text encoder of a joined ``cfg.text_encoder`` (``minilm+mpnet``) gives its own text features."""
+    first, *more = text_encoder_names(cfg.text_encoder)
+
+    def text_of(name: str) -> FeatureSet:
+        text = text_features(ds, cfg.replace(text_encoder=name))
+        return with_lexicon(text, ds) if cfg.text_features == "tokens+lexicon" else text
+
+    return Features(text_of(first), image_features(ds, cfg), {name: text_of(name) for name in more})

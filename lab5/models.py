@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from . import encoders
-from .config import Config
+from .config import Config, text_encoder_names
 from .encoders import masked_mean
 from .errors import ConfigError
 from .features import Dims
@@ -247,14 +247,31 @@ class Ensemble(nn.Module):
     """Several classifiers trained one after another on the same rows; the output is the log of their mean
     probabilities (so argmax is the averaged vote), plus a decision-rule bias like :class:`Classifier`'s."""
 
-    def __init__(self, members: dict[str, Classifier]):
+    def __init__(self, members: dict[str, Classifier], text_suffixes: dict[str, str] | None = None):
         super().__init__()
         self.members = nn.ModuleDict(members)
+        self.text_suffixes = text_suffixes or {}  # member -> key suffix of its text features ("" or absent: the first)
         self.register_buffer("logit_bias", torch.zeros(N_CLASSES))
 
+    def routed_members(self) -> list[tuple[str, nn.Module]]:
+        """(name, module) per member, each module reading the ensemble's batches as that member should (a member
+        on a further text encoder is wrapped so that it finds its own features under the plain keys)."""
+        return [(n, _Routed(m, self.text_suffixes[n]) if self.text_suffixes.get(n) else m) for n, m in self.members.items()]
+
     def forward(self, b: dict) -> torch.Tensor:
-        p = torch.stack([torch.softmax(m(b).float(), -1) for m in self.members.values()]).mean(0)
+        p = torch.stack([torch.softmax(m(b).float(), -1) for _, m in self.routed_members()]).mean(0)
         return torch.log(p.clamp_min(1e-8)) + self.logit_bias
+
+
+class _Routed(nn.Module):
+    """A member of an :class:`Ensemble` fed with the features of its own text encoder (keys ending in ``suffix``)."""
+
+    def __init__(self, member: nn.Module, suffix: str):
+        super().__init__()
+        self.member, self.suffix = member, suffix
+
+    def forward(self, b: dict) -> torch.Tensor:
+        return self.member({**b, **{k[:-len(self.suffix)]: v for k, v in b.items() if k.endswith(self.suffix)}})
 
 
 def member_names(model: str) -> list[str]:
@@ -265,6 +282,21 @@ def member_names(model: str) -> list[str]:
         problem = f"unknown model {unknown[0]!r}" if unknown else f"model {model!r} names a head twice"
         raise ConfigError(f"{problem}; choose one of {', '.join(MODELS)}, or join several with + for an ensemble")
     return names
+
+
+def text_key_suffix(text_encoder: str) -> str:
+    """Suffix of the batch keys that carry a further text encoder's features (``text_pooled@mpnet``)."""
+    return "@" + text_encoder.replace(".", "_")
+
+
+def ensemble_members(cfg: Config) -> dict[str, tuple[str, str]]:
+    """Member name -> (head, text encoder) of ``cfg``: every head of ``cfg.model`` on every text encoder of
+    ``cfg.text_encoder``. With one text encoder the members are named by their head alone (``late``); with several,
+    ``late@mpnet``."""
+    heads, encoders = member_names(cfg.model), text_encoder_names(cfg.text_encoder)
+    if len(encoders) == 1:
+        return {h: (h, encoders[0]) for h in heads}
+    return {f"{h}{text_key_suffix(e)}": (h, e) for e in encoders for h in heads}
 
 
 def uses_sequences(model: str) -> bool:
@@ -279,14 +311,21 @@ def build_head(name: str, dims: Dims, cfg: Config) -> Head:
     return MODELS[name](dims, cfg)
 
 
-def build_model(cfg: Config, dims: Dims, encoders: tuple | None = None) -> nn.Module:
-    """A freshly initialised (seeded) model of ``cfg.model``: a :class:`Classifier`, with the encoders attached
-    when fine-tuning end to end, or an :class:`Ensemble` of classifiers when ``cfg.model`` joins names with ``+``."""
-    names = member_names(cfg.model)
-    if len(names) == 1:
-        model = _classifier(cfg, dims, encoders)
+def build_model(cfg: Config, dims: Dims | dict[str, Dims], encoders: tuple | None = None) -> nn.Module:
+    """A freshly initialised (seeded) model of ``cfg``: a :class:`Classifier`, with the encoders attached when
+    fine-tuning end to end, or an :class:`Ensemble` of classifiers when ``cfg.model`` or ``cfg.text_encoder`` joins
+    names with ``+`` (``dims``: by text encoder, as :meth:`lab5.features.Features.dims` gives them, when several)."""
+    members = ensemble_members(cfg)
+    first = text_encoder_names(cfg.text_encoder)[0]
+
+    def dims_of(encoder: str) -> Dims:
+        return dims if isinstance(dims, Dims) else dims["" if encoder == first else encoder]
+
+    if len(members) == 1:
+        model = _classifier(cfg, dims_of(first), encoders)
     else:
-        model = Ensemble({n: _classifier(cfg.replace(model=n), dims, None) for n in names})
+        model = Ensemble({n: _classifier(cfg.replace(model=h, text_encoder=e), dims_of(e), None) for n, (h, e) in members.items()},
+                         {n: text_key_suffix(e) for n, (h, e) in members.items() if e != first})
     model.dims = dims  # the input widths it was built for (saved with checkpoints)
     return model
 

@@ -12,10 +12,12 @@ from . import encoders
 from .batches import make_data
 from .config import Config
 from .data import LABELS, Dataset
+from .decisions import Decision
 from .errors import ConfigError
 from .features import Dims, Features, load_features
 from .io import atomic_write_bytes
-from .models import build_model
+from .evaluation import cv_runs
+from .models import Ensemble, build_model
 from .splits import get_split
 from .submission import write_predictions
 from .training import TrainResult, fit, predict_logits
@@ -23,7 +25,7 @@ from .training import TrainResult, fit, predict_logits
 
 def load_encoders(cfg: Config) -> tuple:
     """Text and image encoders for fine-tuning, frozen but for their top ``cfg.finetune_layers`` layers/blocks."""
-    t = encoders.text_encoder(cfg.text_encoder)
+    t = encoders.text_encoder(cfg.text_encoder, cfg.cache)
     i = encoders.image_encoder(cfg.image_encoder, cfg.image_size, cfg.seed)
     t.trainable_top(cfg.finetune_layers)
     i.trainable_top(cfg.finetune_layers)
@@ -52,15 +54,24 @@ def train_model(cfg: Config, ds: Dataset, features: Features | None = None, trai
 
 
 def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: Path | None = None) -> dict[str, str]:
-    """Predicted tag of every test guid; trains ``cfg.model`` on the stored split when no model is given.
+    """Predicted tag of every test guid; when no model is given, trains ``cfg.model`` on the stored split (with
+    early stopping) or on every labelled row (``cfg.early_stopping`` off).
 
     With ``out``, the ``guid,tag`` file is written (checked, atomically) in the test file's order.
     """
     feats = None if cfg.finetune else load_features(ds, cfg)
-    if model is None:
-        model = train_model(cfg, ds, feats).model
+    if model is None:  # with early stopping: the stored split; without: every labelled row, no rows held out
+        rows = None if cfg.early_stopping else (list(ds.train.guid), [])
+        model = train_model(cfg, ds, feats, *(rows or ())).model
     guids = list(ds.test.guid)
-    pred = predict_logits(model, make_data(cfg, ds, guids, None, feats, model), cfg).argmax(1).tolist()
+    test = make_data(cfg, ds, guids, None, feats, model)
+    if cfg.combine == "mean":
+        pred = predict_logits(model, test, cfg).argmax(1).tolist()
+    else:  # the decision is fitted on the out-of-fold probabilities of this config's CV (cached)
+        run = cv_runs(ds, {"final": cfg})["final"]
+        decision = Decision(cfg.combine).fit(list(run.member_probs.values()), ds.train.label.to_numpy())
+        members = [m for _, m in model.routed_members()] if isinstance(model, Ensemble) else [model]
+        pred = decision.predict([predict_logits(m, test, cfg).softmax(1).numpy() for m in members]).tolist()
     tags = {g: LABELS[p] for g, p in zip(guids, pred)}
     if out is not None:
         write_predictions(ds.test, tags, out)
@@ -73,7 +84,8 @@ def save_checkpoint(path: Path, model: nn.Module, cfg: Config, result: TrainResu
     path = Path(path)
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
-    meta = {"config": cfg.to_dict(), "dims": model.dims.to_dict()}
+    dims = model.dims
+    meta = {"config": cfg.to_dict(), "dims": dims.to_dict() if isinstance(dims, Dims) else {k: d.to_dict() for k, d in dims.items()}}
     if result is not None:
         meta.update(best_epoch=result.best_epoch, best_val_macro_f1=result.best_val_macro_f1)
     atomic_write_bytes(path / "model.pt", buf.getvalue())
@@ -87,7 +99,8 @@ def load_model(path: Path, **overrides) -> tuple[nn.Module, Config]:
     try:
         meta = json.loads((path / "config.json").read_text())
         state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
-        cfg, dims = Config.from_dict(meta["config"], **overrides), Dims(**meta["dims"])
+        cfg, dims = Config.from_dict(meta["config"], **overrides), meta["dims"]
+        dims = Dims(**dims) if "text" in dims else {k: Dims(**d) for k, d in dims.items()}
     except ConfigError:
         raise
     except Exception as e:  # unreadable JSON, foreign bytes, a truncated zip, missing keys: all mean "damaged"

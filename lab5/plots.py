@@ -135,3 +135,65 @@ def metric_bars(cv: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", "macro
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highlight: str | None = None) -> plt.Figure:
+    """Dot-and-whisker plot of per-fold paired differences (from :func:`lab5.evaluation.paired_differences`), one
+    panel per metric: the dot is the mean difference, the whisker spans the worst to the best fold, and the label
+    says on how many folds the model beat its control. ``highlight`` draws one model (the final one) in colour."""
+    fig, axes = plt.subplots(1, len(diffs), figsize=(4.6 * len(diffs), 0.45 * len(next(iter(diffs.values()))) + 1.4),
+                             sharey=True, squeeze=False)
+    for ax, (metric, d) in zip(axes[0], diffs.items()):
+        y = np.arange(len(d))[::-1]
+        colours = ["#c0392b" if m == highlight else "#34495e" for m in d.index]
+        ax.hlines(y, d["min"], d["max"], color=colours, lw=1.5)
+        ax.scatter(d["mean"], y, color=colours, zorder=3)
+        ax.axvline(0, color="grey", lw=0.8, ls="--")
+        for yi, (m, r) in zip(y, d.iterrows()):
+            ax.annotate(f"{r.better_folds}/{r.folds}", (r["max"], yi), xytext=(4, 0), textcoords="offset points",
+                        va="center", fontsize=8)
+        ax.set_yticks(y, [f"{m}  (vs {r.control})" for m, r in d.iterrows()], fontsize=8)
+        ax.set_xlabel(f"{metric.replace('_', '-')} difference against the control (points)")
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:+.0f}"))
+        ax.grid(axis="x", alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def reliability(p: np.ndarray, y: np.ndarray, title: str, bins: int = 10) -> plt.Figure:
+    """Reliability diagram: accuracy against confidence of the predicted class, in equal-width confidence bins
+    (bar width shows the bin, the number on top its rows); the diagonal is perfect calibration."""
+    from .decisions import expected_calibration_error
+
+    conf, right = p.max(1), p.argmax(1) == y
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    fig, ax = plt.subplots(figsize=(4.4, 4))
+    for b in range(bins):
+        rows = which == b
+        if rows.any():
+            ax.bar(edges[b], right[rows].mean(), width=1 / bins, align="edge", color="#5d8aa8", edgecolor="white")
+            ax.text(edges[b] + 0.5 / bins, right[rows].mean() + 0.01, str(int(rows.sum())), ha="center", fontsize=7)
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
+    ax.set(xlim=(0, 1), ylim=(0, 1.08), xlabel="confidence of the predicted class", ylabel="accuracy",
+           title=f"{title}\nECE {expected_calibration_error(p, y, bins):.3f}")
+    fig.tight_layout()
+    return fig
+
+
+def label_distribution(shares: pd.DataFrame, title: str) -> plt.Figure:
+    """Class shares side by side (columns of ``shares``: e.g. training prior, OOF predictions, test predictions)."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    x = np.arange(len(LABELS))
+    w = 0.8 / len(shares.columns)
+    for k, col in enumerate(shares.columns):
+        bars = ax.bar(x + k * w - 0.4 + w / 2, shares[col].reindex(LABELS), w, label=col)
+        ax.bar_label(bars, fmt="{:.1%}", fontsize=7)
+    ax.set_xticks(x, LABELS)
+    ax.set(ylabel="share of rows", title=title, ylim=(0, float(shares.max().max()) * 1.2))
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

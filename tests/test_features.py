@@ -162,7 +162,7 @@ def test_load_features_with_the_real_encoders_aligns_both_modalities(dataset_fac
                                                                     monkeypatch):
     root = dataset_factory(n_train=2, n_test=1, name="real")
     cfg = small_config(tmp_path, data=root, cache=tmp_path / "real-cache")
-    monkeypatch.setattr(F, "text_encoder", lambda name: minilm)
+    monkeypatch.setattr(F, "text_encoder", lambda name, cache: minilm)
     monkeypatch.setattr(F, "image_encoder", lambda name, size, seed: effnet)
     feats = F.load_features(load_dataset(root), cfg)
     assert feats.text.guids == feats.image.guids == ["1", "2", "3"]
@@ -239,3 +239,33 @@ def test_feature_fields_tell_which_configs_share_their_features(tmp_path):
     for change in ({"text_features": "tokens+lexicon"}, {"max_length": 8}, {"threads": 2}, {"seed": 1},
                    {"cache": tmp_path / "other"}, {"text_clean": "tweet"}, {"text_top": 1}):
         assert F.feature_fields(cfg.replace(**change)) != F.feature_fields(cfg), change
+
+
+# --------------------------------------------------------------------------- the fast extraction paths
+def test_length_sorted_text_batches_give_each_text_what_it_gets_alone(minilm, tmp_path):
+    texts = ["a much longer tweet about a sunny day at the beach with friends", "ok", "", "sad news today #rip",
+             "a b c d e f g h i j k l m n o p"]
+    cfg = small_config(tmp_path, max_length=16)
+    pooled, seq, mask = F.encode_texts(minilm, texts, cfg, batch_size=2)  # batches mix lengths and order
+    assert seq.shape == (5, 16, 384) and mask.shape == (5, 16)
+    for i, t in enumerate(texts):
+        tok = minilm.tokenize([t], 16)
+        with torch.inference_mode():
+            p, h, m = minilm(tok["input_ids"], tok["attention_mask"])
+        assert torch.equal(mask[i], m[0])
+        assert torch.allclose(pooled[i], p[0], atol=1e-5)
+        n = int(m.sum())
+        assert torch.allclose(seq[i, :n].float(), h[0, :n], atol=2e-3)  # float16 storage
+        assert not seq[i, n:].any()  # padding positions hold zeros
+
+
+def test_channels_last_image_features_agree_with_the_default_layout(effnet, dataset_factory, tmp_path):
+    ds = load_dataset(dataset_factory(n_train=3, n_test=1))
+    cfg = small_config(tmp_path)
+    guids = list(ds.all.guid)
+    pooled, regions, _ = F.encode_images(effnet, ds, guids, cfg)
+    x = torch.stack([F.ImageFolder(ds, guids, effnet.spec.transform(), effnet.spec.resize)[i] for i in range(len(guids))])
+    ref = effnet.to(memory_format=torch.contiguous_format)
+    with torch.inference_mode():
+        p0, r0, _ = ref(x)
+    assert torch.allclose(pooled, p0, atol=1e-4) and torch.allclose(regions.float(), r0, atol=1e-2)

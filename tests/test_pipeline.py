@@ -101,6 +101,41 @@ def test_predict_test_with_a_model_uses_it_and_trains_nothing(dataset_factory, t
     assert not (tmp_path / "out").exists()  # nothing written without ``out``
 
 
+def test_predict_without_early_stopping_trains_once_on_every_labelled_row(dataset_factory, tmp_path, patched_encoders,
+                                                                           monkeypatch):
+    ds = load_dataset(dataset_factory(n_train=18, n_test=5))
+    seen = []
+    real_fit = P.fit
+
+    def spy_fit(model, train, val, cfg):
+        seen.append((sorted(train.guids), val))
+        return real_fit(model, train, val, cfg)
+
+    monkeypatch.setattr(P, "fit", spy_fit)
+    cfg = small_config(tmp_path, data=ds.root, model="late", epochs=2, early_stopping=False)
+    P.predict_test(cfg, ds)
+    assert seen == [(sorted(ds.train.guid), None)]
+    assert not (cfg.cache / "splits").exists()  # no rows held out, so no split drawn
+
+
+def test_predict_with_a_fitted_combiner_decides_by_the_decision_fitted_on_the_cvs_oof_rows(dataset_factory, tmp_path,
+                                                                                        patched_encoders):
+    from lab5.decisions import Decision
+    from lab5.evaluation import cv_runs
+
+    ds = load_dataset(dataset_factory(n_train=45, n_test=6))
+    cfg = small_config(tmp_path, data=ds.root, model="late+concat", epochs=2, early_stopping=False, combine="stack")
+    feats = P.load_features(ds, cfg)
+    model = P.train_model(cfg, ds, feats, list(ds.train.guid), []).model
+    tags = P.predict_test(cfg, ds, model)
+    run = cv_runs(ds, {"again": cfg})["again"]  # cached by predict_test: read, not trained again
+    assert list(run.member_probs) == ["late", "concat"]
+    decision = Decision("stack").fit(list(run.member_probs.values()), ds.train.label.to_numpy())
+    test = make_data(cfg, ds, list(ds.test.guid), None, feats, model)
+    members = [predict_logits(m, test, cfg).softmax(1).numpy() for m in model.members.values()]
+    assert list(tags.values()) == [["negative", "neutral", "positive"][k] for k in decision.predict(members)]
+
+
 # --------------------------------------------------------------------------- checkpoints
 @pytest.mark.parametrize("model", ["concat", "cross_attention", "late"])
 def test_checkpoint_round_trip_gives_identical_logits(feats, tmp_path, model):
@@ -187,7 +222,7 @@ def test_patched_encoders_reach_every_caller_through_the_encoders_module(tmp_pat
 @pytest.fixture
 def encoder_copies(monkeypatch, tiny_text, tiny_image):
     """Fresh copies of the tiny encoders on each call, so that fine-tuning never trains the shared ones."""
-    monkeypatch.setattr(lab5.encoders, "text_encoder", lambda name="minilm": copy.deepcopy(tiny_text))
+    monkeypatch.setattr(lab5.encoders, "text_encoder", lambda name="minilm", cache=None: copy.deepcopy(tiny_text))
     monkeypatch.setattr(lab5.encoders, "image_encoder", lambda name="x", size=224, seed=0: copy.deepcopy(tiny_image))
 
 
@@ -231,7 +266,7 @@ def finetuned(tmp_path_factory, minilm, effnet):
         return real_step(self, *a, **k)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(lab5.encoders, "text_encoder", lambda name: copy.deepcopy(minilm))
+        mp.setattr(lab5.encoders, "text_encoder", lambda name, cache=None: copy.deepcopy(minilm))
         mp.setattr(lab5.encoders, "image_encoder", lambda name, size, seed: copy.deepcopy(effnet))
         mp.setattr(torch.optim.AdamW, "step", counting_step)
         res = P.train_model(cfg, ds, None, train_guids=list(ds.train.guid), val_guids=[])

@@ -83,13 +83,16 @@ def test_bench_prints_every_measurement_and_the_speedup_of_the_cache(dataset_fac
     lines = table.splitlines()
     assert lines[0].startswith("lab5 bench: ") and ", 1 torch threads, " in lines[0]
     rows = [" ".join(line.split()) for line in lines[1:]]
-    # every timed span lasts one second: 6 pairs per second cold, 27 pairs x 2 s / 6 pairs estimated, and the naive
-    # epoch times 5 of the 20 training pairs (1 s) and scales them to the split: 4 s, four times the cached epoch
+    # every timed span lasts one second: 6 pairs per second cold on the old and the new path alike (1.0x), 27 pairs
+    # x 2 s / 6 pairs estimated, and the naive epoch times 5 of the 20 training pairs (1 s) and scales them to the
+    # split: 4 s, four times the cached epoch
     assert rows[:-1] == [
         "what measured on result",
-        "features, cold text (tiny-bert) 6.0 pairs/s",
-        "features, cold image (tiny-cnn) 6.0 pairs/s",
-        "features, cold all pairs, estimated 9 s",
+        "features, cold text (tiny-bert), old path 6.0 pairs/s",
+        "features, cold text (tiny-bert), new path 6.0 pairs/s (1.0x)",
+        "features, cold image (tiny-cnn), old path 6.0 pairs/s",
+        "features, cold image (tiny-cnn), new path 6.0 pairs/s (1.0x)",
+        "features, cold all pairs, estimated 9 s (old path 9 s)",
         "features, warm 27 pairs from the cache 1.0 s (27 pairs/s)",
         "train from cache text (3 epochs) 1.0 s",
         "train from cache concat (3 epochs) 1.0 s",

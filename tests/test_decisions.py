@@ -1,0 +1,85 @@
+"""Decisions fitted on out-of-fold probabilities: temperatures, averaging, stacking, offsets, cross-fitting, ECE."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lab5.decisions import Decision, cross_fit, expected_calibration_error, fit_temperature, log_loss, softmax
+from lab5.errors import ConfigError
+
+
+def _members(n=600, seed=0):
+    """Labels; the calibrated posterior (a unit Gaussian shifted by 1.5 at the true class gives ``softmax(1.5 z)``),
+    the same over-confident by a factor of 3, and a member that knows nothing."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    z = rng.normal(size=(n, 3))
+    z[np.arange(n), y] += 1.5
+    calibrated = softmax(1.5 * z)
+    overconfident = softmax(4.5 * z)
+    noisy = softmax(rng.normal(size=(n, 3)))
+    return y, calibrated, overconfident, noisy
+
+
+def test_fit_temperature_undoes_a_known_sharpening():
+    y, calibrated, overconfident, _ = _members(4000)
+    assert fit_temperature(overconfident, y) == pytest.approx(3.0, rel=0.1)
+    assert fit_temperature(calibrated, y) == pytest.approx(1.0, rel=0.1)
+
+
+def test_temperature_scaling_lowers_the_log_loss_and_keeps_each_members_argmax():
+    y, _, overconfident, noisy = _members()
+    d = Decision("temperature").fit([overconfident], y)
+    p = d.probabilities([overconfident])
+    assert log_loss(p, y) < log_loss(overconfident, y) - 0.1
+    assert (p.argmax(1) == overconfident.argmax(1)).all()
+
+
+def test_mean_is_the_plain_average_and_fits_nothing():
+    y, a, _, b = _members()
+    np.testing.assert_allclose(Decision("mean").fit([a, b], y).probabilities([a, b]), (a + b) / 2)
+
+
+def test_stacking_learns_to_ignore_a_useless_member():
+    y, a, _, noise = _members(2000)
+    stacked = cross_fit("stack", [a, noise], y, np.arange(len(y)) % 5)
+    mean = cross_fit("mean", [a, noise], y, np.arange(len(y)) % 5)
+    assert (stacked.argmax(1) == y).mean() > (mean.argmax(1) == y).mean() + 0.02
+
+
+def test_offsets_shift_decisions_toward_a_rare_class_when_that_raises_macro_f1():
+    rng = np.random.default_rng(1)
+    y = np.where(rng.random(3000) < 0.1, 1, rng.integers(0, 2, 3000) * 2)  # class 1 is rare
+    z = rng.normal(size=(3000, 3))
+    z[np.arange(3000), y] += 1.0
+    z[:, 1] -= 1.5  # and under-predicted
+    p = softmax(z)
+    d = Decision("mean+offsets").fit([p], y)
+    assert d.offsets[1] > 0 and d.offsets[2] == 0
+    assert (d.predict([p]) == 1).sum() > (p.argmax(1) == 1).sum()
+
+
+def test_cross_fit_never_uses_a_folds_own_labels():
+    y, a, b, _ = _members()
+    fold_of = np.arange(len(y)) % 4
+    before = cross_fit("stack+offsets", [a, b], y, fold_of)
+    changed = y.copy()
+    changed[fold_of == 0] = (changed[fold_of == 0] + 1) % 3  # relabel fold 0 only
+    after = cross_fit("stack+offsets", [a, b], changed, fold_of)
+    np.testing.assert_array_equal(after[fold_of == 0], before[fold_of == 0])
+    assert not np.allclose(after[fold_of == 1], before[fold_of == 1])
+
+
+def test_an_unknown_decision_is_refused_with_the_choices():
+    with pytest.raises(ConfigError, match="use one of mean, temperature, stack"):
+        Decision("vote")
+    with pytest.raises(ConfigError):
+        Decision("mean+bias")
+
+
+def test_expected_calibration_error_is_zero_when_confidence_matches_accuracy_and_large_when_not():
+    y = np.array([0] * 80 + [1] * 20)
+    p = np.tile([0.8, 0.1, 0.1], (100, 1))  # 80% confident and 80% right
+    assert expected_calibration_error(p, y) == pytest.approx(0.0, abs=1e-12)
+    sure = np.tile([1.0, 0.0, 0.0], (100, 1))  # fully confident, 80% right
+    assert expected_calibration_error(sure, y) == pytest.approx(0.2)
