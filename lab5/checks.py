@@ -1,7 +1,7 @@
 """Checks that notebooks run on their own results, so that ``pytest --nbval`` holds on any CPU yet still fails on a
 real regression.
 
-Float rounding differs between CPUs, and early stopping can turn a last-digit difference into another best epoch,
+Float rounding differs between CPUs, and training turns a last-digit difference into slightly different weights,
 so a metric reproduces exactly only on the machine that produced it. A notebook therefore prints its raw metrics in
 a cell that nbval does not compare, and states each headline number as a check with an explicit tolerance: the
 check's printout is the same on every machine where the number is within the tolerance, and the cell raises

@@ -141,8 +141,8 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
     """Dot-and-whisker plot of per-fold paired differences (from :func:`lab5.evaluation.paired_differences`), one
     panel per metric: the dot is the mean difference, the whisker spans the worst to the best fold, and the label
     says on how many folds the model beat its control. ``highlight`` draws one model (the final one) in colour."""
-    fig, axes = plt.subplots(1, len(diffs), figsize=(4.6 * len(diffs), 0.45 * len(next(iter(diffs.values()))) + 1.4),
-                             sharey=True, squeeze=False)
+    rows = len(next(iter(diffs.values())))
+    fig, axes = plt.subplots(1, len(diffs), figsize=(4.4 * len(diffs) + 3.4, 0.32 * rows + 1.3), sharey=True, squeeze=False)
     for ax, (metric, d) in zip(axes[0], diffs.items()):
         y = np.arange(len(d))[::-1]
         colours = ["#c0392b" if m == highlight else "#34495e" for m in d.index]
@@ -153,7 +153,7 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
             ax.annotate(f"{r.better_folds}/{r.folds}", (r["max"], yi), xytext=(4, 0), textcoords="offset points",
                         va="center", fontsize=8)
         ax.set_yticks(y, [f"{m}  (vs {r.control})" for m, r in d.iterrows()], fontsize=8)
-        ax.set_xlabel(f"{metric.replace('_', '-')} difference against the control (points)")
+        ax.set_xlabel(f"{metric.replace('_', '-')}: difference (points)")
         ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:+.0f}"))
         ax.grid(axis="x", alpha=0.3)
     if title:

@@ -17,7 +17,8 @@ from lab5.features import load_features
 from lab5.pipeline import load_model
 
 FAST = ["--device", "cpu", "--no-progress", "--epochs", "3", "--batch-size", "4", "--max-length", "16",
-        "--hidden", "16", "--attention-hidden", "8", "--heads", "2", "--threads", "1"]
+        "--hidden", "16", "--attention-hidden", "8", "--heads", "2", "--threads", "1", "--text-encoder", "minilm",
+        "--early-stopping"]
 
 
 def _error_lines(err: str) -> list[str]:

@@ -110,7 +110,8 @@ def test_sigint_during_training_keeps_the_old_predictions(tmp_path, isolated):
     out.parent.mkdir()
     out.write_bytes(OLD_PREDICTIONS)
     cache = isolated["cache"]
-    args = ["predict", "--data", ds, "--out", out, "--no-progress", "--epochs", "200", "--patience", "200", "--batch-size", "2"]
+    args = ["predict", "--data", ds, "--out", out, "--no-progress", "--epochs", "200", "--patience", "200", "--batch-size", "2",
+            "--text-encoder", "minilm", "--early-stopping"]
     child = Child(tmp_path, args, cli_env(cache, isolated["out"]), "predict")
     try:
         # training has started once both feature files are complete and the split has been stored
@@ -134,7 +135,7 @@ def test_sigint_while_encoding_leaves_only_complete_cache_files(tmp_path, isolat
     ds = make_dataset(tmp_path, n_train=24, n_test=3, name="ds")
     cache = isolated["cache"]
     env = cli_env(cache, isolated["out"])
-    child = Child(tmp_path, ["features", "--data", ds, "--no-progress"], env, "features")
+    child = Child(tmp_path, ["features", "--data", ds, "--no-progress", "--text-encoder", "minilm"], env, "features")
     try:
         child.wait_for(lambda: "computing text features" in child.stderr, "'computing text features' line")
         rc = child.interrupt()
@@ -145,7 +146,7 @@ def test_sigint_while_encoding_leaves_only_complete_cache_files(tmp_path, isolat
     assert_cache_complete(cache)
     assert not tmp_files(cache)
 
-    rerun = subprocess.run([sys.executable, "-m", "lab5", "features", "--data", str(ds), "--no-progress"],
+    rerun = subprocess.run([sys.executable, "-m", "lab5", "features", "--data", str(ds), "--no-progress", "--text-encoder", "minilm"],
                            cwd=tmp_path / "work", env=env, capture_output=True, text=True,
                            timeout=300)
     assert rerun.returncode == 0, rerun.stderr

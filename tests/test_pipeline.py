@@ -257,7 +257,7 @@ def finetuned(tmp_path_factory, minilm, effnet):
     ds = load_dataset(root)
     cfg = Config(data=root, cache=tmp / "cache", out_dir=tmp / "out", model="concat", finetune=True, max_steps=1,
                  epochs=1, batch_size=2, device="cpu", progress=False, max_length=16, lr=1e-2, encoder_lr=1e-3,
-                 text_features="tokens", threads=1)
+                 text_features="tokens", threads=1, text_encoder="minilm")
     steps = []
     real_step = torch.optim.AdamW.step
 
