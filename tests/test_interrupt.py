@@ -150,6 +150,6 @@ def test_sigint_while_encoding_leaves_only_complete_cache_files(tmp_path, isolat
                            cwd=tmp_path / "work", env=env, capture_output=True, text=True,
                            timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert "text: 27 pairs" in rerun.stdout and "image: 27 pairs" in rerun.stdout
+    assert "text (minilm): 27 pairs" in rerun.stdout and "image (efficientnet-lite0): 27 pairs" in rerun.stdout
     assert len(assert_cache_complete(cache)) == 2
     assert not tmp_files(cache)
