@@ -43,12 +43,14 @@ def class_balance(ds: Dataset) -> plt.Figure:
 
 
 def text_lengths(stats: pd.DataFrame) -> plt.Figure:
-    """Histogram of words per tweet by class; ``stats`` from :func:`lab5.text.text_stats`."""
+    """Distribution of words per tweet by class (outlined, so the three classes stay readable where they overlap);
+    ``stats`` from :func:`lab5.text.text_stats`."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     bins = np.arange(0, stats.words.max() + 2)
     for c in LABELS:
-        ax.hist(stats.loc[stats.tag == c, "words"], bins=bins, alpha=0.55, label=c, color=CLASS_COLOURS[c], density=True)
-    ax.set(title="Words per tweet", xlabel="words", ylabel="share of class")
+        ax.hist(stats.loc[stats.tag == c, "words"], bins=bins, histtype="step", lw=1.6, label=c, color=CLASS_COLOURS[c],
+                density=True)
+    ax.set(title=f"Words per tweet by class (train.txt, n={len(stats)})", xlabel="words per tweet", ylabel="share of the class")
     ax.legend()
     return fig
 
@@ -56,9 +58,9 @@ def text_lengths(stats: pd.DataFrame) -> plt.Figure:
 def image_sizes(sizes: pd.DataFrame) -> plt.Figure:
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2))
     a.scatter(sizes.width, sizes.height, s=3, alpha=0.3)
-    a.set(title="Image sizes", xlabel="width", ylabel="height")
+    a.set(title=f"Image sizes (n={len(sizes)})", xlabel="width (pixels)", ylabel="height (pixels)")
     b.hist(sizes.width / sizes.height, bins=40)
-    b.set(title="Aspect ratio (w/h)", xlabel="ratio", ylabel="images")
+    b.set(title="Aspect ratio", xlabel="width / height", ylabel="images")
     fig.tight_layout()
     return fig
 
@@ -84,35 +86,47 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text.replace("$", r"\$"), width)[:2])
 
 
+#: one colour per model, the same in every figure
+MODEL_COLOURS = {"text": "#1f77b4", "image": "#ff7f0e", "concat": "#2ca02c", "cross_attention": "#d62728",
+                 "reference_gate": "#9467bd", "gated": "#8c564b", "late": "#e377c2"}
+
+
 def learning_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figure:
-    """Training loss and validation macro-F1 per epoch for one or more runs."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    """Per epoch, for one or more runs: training loss (solid) and validation loss (dashed) on the left, validation
+    macro-F1 on the right; one colour per model (:data:`MODEL_COLOURS`), the legend beside the panels."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
     for name, h in histories.items():
-        a.plot(h.epoch, h.train_loss, label=f"{name} train")
+        colour = MODEL_COLOURS.get(name)
+        a.plot(h.epoch, h.train_loss, color=colour, label=f"{name}, train")
         if "val_loss" in h:
-            a.plot(h.epoch, h.val_loss, "--", label=f"{name} val")
-            b.plot(h.epoch, h.val_macro_f1, label=name)
-    a.set(title="loss", xlabel="epoch")
-    b.set(title="validation macro-F1", xlabel="epoch")
-    a.legend(fontsize=7), b.legend(fontsize=7)
+            a.plot(h.epoch, h.val_loss, "--", color=colour, label=f"{name}, validation")
+            b.plot(h.epoch, h.val_macro_f1, marker="o", color=colour, label=name)
+    a.set(title="loss", xlabel="epoch", ylabel="cross-entropy")
+    b.set(title="validation macro-F1", xlabel="epoch", ylabel="macro-F1")
+    for ax in (a, b):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    b.legend(*a.get_legend_handles_labels(), fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def confusion_matrices(matrices: dict[str, pd.DataFrame], title: str = "") -> plt.Figure:
-    """Row-normalised confusion matrices side by side, counts annotated."""
+def confusion_matrices(matrices: dict[str, pd.DataFrame], title: str = "", columns: int = 3) -> plt.Figure:
+    """Row-normalised confusion matrices on a grid of at most ``columns`` per row, counts and shares annotated."""
     n = len(matrices)
-    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.2), squeeze=False)
-    for ax, (name, cm) in zip(axes[0], matrices.items()):
+    rows, cols = -(-n // columns), min(n, columns)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.3 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (name, cm) in zip(axes.flat, matrices.items()):
         norm = cm.to_numpy() / np.maximum(1, cm.to_numpy().sum(1, keepdims=True))
         ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
         for i in range(len(LABELS)):
             for j in range(len(LABELS)):
-                ax.text(j, i, f"{cm.iat[i, j]}\n{norm[i, j]:.0%}", ha="center", va="center", fontsize=7,
+                ax.text(j, i, f"{cm.iat[i, j]}\n{norm[i, j]:.0%}", ha="center", va="center", fontsize=8,
                         color="white" if norm[i, j] > 0.6 else "black")
-        ax.set_xticks(range(len(LABELS)), LABELS, fontsize=7)
-        ax.set_yticks(range(len(LABELS)), LABELS, fontsize=7)
+        ax.set_xticks(range(len(LABELS)), LABELS, fontsize=8)
+        ax.set_yticks(range(len(LABELS)), LABELS, fontsize=8)
         ax.set(title=name, xlabel="predicted", ylabel="true")
     if title:
         fig.suptitle(title)
@@ -120,19 +134,17 @@ def confusion_matrices(matrices: dict[str, pd.DataFrame], title: str = "") -> pl
     return fig
 
 
-def metric_bars(cv: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", "macro_f1"), title: str = "") -> plt.Figure:
-    """Mean ± std over folds per model (rows of a per-fold CV table), one bar group per metric."""
-    g = cv.groupby("model", sort=False)[list(metrics)]
-    mean, std = g.mean(), g.std(ddof=1).fillna(0)
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(mean)), 3.6))
-    x = np.arange(len(mean))
-    w = 0.8 / len(metrics)
-    for k, m in enumerate(metrics):
-        ax.bar(x + k * w - 0.4 + w / 2, mean[m], w, yerr=std[m], capsize=3, label=m)
-    ax.set_xticks(x, mean.index, rotation=30, ha="right", fontsize=8)
-    ax.set(ylim=(0, 1), title=title)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend()
+def per_class_f1(cv: pd.DataFrame, models: list[str], title: str) -> plt.Figure:
+    """Mean F1 of each class over the folds, per model (rows of a per-fold CV table), on a zoomed axis."""
+    f1 = cv.groupby("model", sort=False)[[f"f1_{c}" for c in LABELS]].mean().loc[models]
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(models) + 1.3))
+    y = np.arange(len(models))[::-1]
+    for c in LABELS:
+        ax.scatter(f1[f"f1_{c}"], y, color=CLASS_COLOURS[c], label=c, s=30)
+    ax.set_yticks(y, models, fontsize=8)
+    ax.set(xlabel="F1 (mean over 5 folds)", title=title)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig
 

@@ -27,26 +27,34 @@ def test_every_report_figure_and_table_is_written_under_its_name(dataset_factory
     history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_loss": [1.1, 0.9], "val_macro_f1": [0.3, 0.5]})
     cm = pd.DataFrame(np.eye(3, dtype=int), index=LABELS, columns=LABELS)
     cv = pd.DataFrame({"model": ["a", "a", "b", "b"], "fold": [0, 1, 0, 1], "accuracy": [0.6, 0.7, 0.5, 0.5],
-                       "macro_f1": [0.4, 0.5, 0.3, 0.35]})
+                       "macro_f1": [0.4, 0.5, 0.3, 0.35], "f1_negative": [0.5, 0.6, 0.4, 0.4],
+                       "f1_neutral": [0.1, 0.2, 0.0, 0.1], "f1_positive": [0.7, 0.8, 0.6, 0.6]})
+    from lab5.evaluation import paired_differences
+    probs = np.array([[0.8, 0.1, 0.1], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])
     figures = {
         "balance": plots.class_balance(ds),
         "lengths": plots.text_lengths(text_stats(ds.train)),
         "sizes": plots.image_sizes(image_sizes(ds.image_paths())),
         "grid": plots.sample_grid(ds, per_class=2),
         "curves": plots.learning_curves({"x": history}, "t"),
-        "confusion": plots.confusion_matrices({"x": cm, "y": cm}),
-        "bars": plots.metric_bars(cv),
+        "confusion": plots.confusion_matrices({"x": cm, "y": cm, "z": cm, "w": cm}),
+        "per_class": plots.per_class_f1(cv, ["a", "b"], "t"),
+        "paired": plots.paired_differences({"accuracy": paired_differences(cv, {"b": "a"})}, "t", highlight="b"),
+        "reliability": plots.reliability(probs, np.array([0, 1, 2]), "t"),
+        "shares": plots.label_distribution(pd.DataFrame({"x": [0.2, 0.1, 0.7]}, index=LABELS), "t"),
     }
     for name, fig in figures.items():
         assert plots.save(fig, name, out) is None  # no path echoed into notebook outputs
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.png" for n in figures)
+    grid = figures["confusion"].axes  # four matrices on a grid of at most three a row: 2 x 3, two panels blank
+    assert len(grid) == 6 and sum(ax.axison for ax in grid) == 4
     plots.save_table(cv, "table", out)
     pd.testing.assert_frame_equal(pd.read_csv(out / "table.csv", index_col=0), cv)
 
 
-def test_figures_and_tables_need_a_folder(tmp_path):
-    fig = plots.metric_bars(pd.DataFrame({"model": ["a"], "fold": [0], "accuracy": [0.5], "macro_f1": [0.4]}))
+def test_figures_and_tables_need_a_folder(dataset_factory, tmp_path):
+    fig = plots.class_balance(load_dataset(dataset_factory(n_train=3, n_test=1)))
     with pytest.raises(TypeError):
         plots.save(fig, "curves")
     with pytest.raises(TypeError):
