@@ -106,10 +106,12 @@ def cmd_train(cfg: Config, args) -> int:
     if "member" in res.history:  # an ensemble: one early-stopped run per member
         best = res.history[res.history.best]
         epochs = ", ".join(f"{r.member} {r.epoch}" for r in best.itertuples())
-        print(f"{cfg.model}: best epochs {epochs}; ensemble validation macro-F1 {res.best_val_macro_f1:.3f} {took}")
+        kept = "best epochs" if cfg.early_stopping else "epochs trained"
+        print(f"{cfg.model}: {kept} {epochs}; ensemble validation macro-F1 {res.best_val_macro_f1:.3f} {took}")
         return 0
     last = res.history.set_index("epoch").loc[res.best_epoch]
-    print(f"{cfg.model}: best epoch {res.best_epoch}/{len(res.history)}, validation accuracy {last.get('val_accuracy', float('nan')):.3f}, "
+    kept = "best epoch" if cfg.early_stopping else "epochs trained"
+    print(f"{cfg.model}: {kept} {res.best_epoch}/{len(res.history)}, validation accuracy {last.get('val_accuracy', float('nan')):.3f}, "
           f"macro-F1 {last.get('val_macro_f1', float('nan')):.3f} {took}")
     return 0
 
