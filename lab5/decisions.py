@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .errors import ConfigError
@@ -100,10 +101,18 @@ def cross_fit(kind: str, members: list[np.ndarray], y: np.ndarray, fold_of: np.n
     return out
 
 
-def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
-    """ECE: the mean gap between confidence and accuracy over equal-width confidence bins, weighted by bin size."""
-    conf, pred = p.max(1), p.argmax(1)
+def calibration_bins(p: np.ndarray, y: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Rows grouped by the confidence of their predicted class into ``bins`` equal-width bins: per non-empty bin its
+    lower edge, row count, mean confidence and accuracy (what a reliability diagram draws)."""
+    conf, right = p.max(1), p.argmax(1) == y
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
-    return float(sum(abs((pred[which == b] == y[which == b]).mean() - conf[which == b].mean()) * (which == b).mean()
-                     for b in range(bins) if (which == b).any()))
+    rows = [{"lower": edges[b], "rows": int((which == b).sum()), "confidence": conf[which == b].mean(),
+             "accuracy": right[which == b].mean()} for b in range(bins) if (which == b).any()]
+    return pd.DataFrame(rows, columns=["lower", "rows", "confidence", "accuracy"])
+
+
+def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """ECE: the mean gap between confidence and accuracy over equal-width confidence bins, weighted by bin size."""
+    t = calibration_bins(p, y, bins)
+    return float((abs(t.accuracy - t.confidence) * t.rows).sum() / len(y))

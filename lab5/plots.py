@@ -177,17 +177,12 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
 def reliability(p: np.ndarray, y: np.ndarray, title: str, bins: int = 10) -> plt.Figure:
     """Reliability diagram: accuracy against confidence of the predicted class, in equal-width confidence bins
     (bar width shows the bin, the number on top its rows); the diagonal is perfect calibration."""
-    from .decisions import expected_calibration_error
+    from .decisions import calibration_bins, expected_calibration_error
 
-    conf, right = p.max(1), p.argmax(1) == y
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
     fig, ax = plt.subplots(figsize=(4.4, 4))
-    for b in range(bins):
-        rows = which == b
-        if rows.any():
-            ax.bar(edges[b], right[rows].mean(), width=1 / bins, align="edge", color="#5d8aa8", edgecolor="white")
-            ax.text(edges[b] + 0.5 / bins, right[rows].mean() + 0.01, str(int(rows.sum())), ha="center", fontsize=7)
+    for r in calibration_bins(p, y, bins).itertuples():
+        ax.bar(r.lower, r.accuracy, width=1 / bins, align="edge", color="#5d8aa8", edgecolor="white")
+        ax.text(r.lower + 0.5 / bins, r.accuracy + 0.01, str(r.rows), ha="center", fontsize=7)
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
     ax.set(xlim=(0, 1), ylim=(0, 1.08), xlabel="confidence of the predicted class", ylabel="accuracy",
            title=f"{title}\nECE {expected_calibration_error(p, y, bins):.3f}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lab5.decisions import Decision, cross_fit, expected_calibration_error, fit_temperature, log_loss, softmax
+from lab5.decisions import Decision, calibration_bins, cross_fit, expected_calibration_error, fit_temperature, log_loss, softmax
 from lab5.errors import ConfigError
 
 
@@ -83,3 +83,12 @@ def test_expected_calibration_error_is_zero_when_confidence_matches_accuracy_and
     assert expected_calibration_error(p, y) == pytest.approx(0.0, abs=1e-12)
     sure = np.tile([1.0, 0.0, 0.0], (100, 1))  # fully confident, 80% right
     assert expected_calibration_error(sure, y) == pytest.approx(0.2)
+
+
+def test_calibration_bins_group_rows_by_the_confidence_of_their_predicted_class():
+    p = np.array([[0.95, 0.03, 0.02], [0.05, 0.9, 0.05], [0.5, 0.3, 0.2], [0.2, 0.35, 0.45]])
+    t = calibration_bins(p, np.array([0, 0, 0, 2]), bins=10)
+    assert t.lower.tolist() == pytest.approx([0.4, 0.5, 0.9])  # empty bins are left out
+    assert t.rows.tolist() == [1, 1, 2]
+    assert t.confidence.tolist() == pytest.approx([0.45, 0.5, 0.925])
+    assert t.accuracy.tolist() == [1.0, 1.0, 0.5]
