@@ -44,3 +44,11 @@ class Expectations:
             raise RegressionError(f"{what} {failed}")
         else:
             print(f"{what}: {passed}")
+
+    def cv_means(self, cv, committed: dict[str, tuple[float, float]], acc_tol: float = 0.02, f1_tol: float = 0.03) -> None:
+        """Each model's mean CV accuracy and macro-F1 (over the folds of ``cv``, a per-fold table) must lie within
+        the tolerances of its committed ``(accuracy, macro-F1)``."""
+        means = cv.groupby("model", sort=False)[["accuracy", "macro_f1"]].mean()
+        for m, (acc, f1) in committed.items():
+            self.close(f"{m}: CV accuracy", means.loc[m, "accuracy"], acc, tol=acc_tol)
+            self.close(f"{m}: CV macro-F1", means.loc[m, "macro_f1"], f1, tol=f1_tol)

@@ -49,3 +49,16 @@ def test_on_the_course_data_a_regression_raises(course, check, args, message):
     with pytest.raises(RegressionError) as e:
         getattr(course, check)("accuracy", *args)
     assert str(e.value) == message
+
+
+def test_cv_means_check_each_models_mean_over_its_folds(course, capsys):
+    import pandas as pd
+
+    cv = pd.DataFrame({"model": ["a", "a", "b", "b"], "fold": [0, 1, 0, 1], "accuracy": [0.70, 0.72, 0.60, 0.64],
+                       "macro_f1": [0.50, 0.54, 0.40, 0.40]})
+    course.cv_means(cv, {"a": (0.71, 0.52), "b": (0.63, 0.42)})
+    assert capsys.readouterr().out.splitlines() == [
+        "a: CV accuracy: within 0.02 of the committed 0.71", "a: CV macro-F1: within 0.03 of the committed 0.52",
+        "b: CV accuracy: within 0.02 of the committed 0.63", "b: CV macro-F1: within 0.03 of the committed 0.42"]
+    with pytest.raises(RegressionError, match="b: CV accuracy is 0.6200, more than 0.02 from the committed 0.65"):
+        course.cv_means(cv, {"b": (0.65, 0.40)})
