@@ -23,7 +23,7 @@ from .evaluation import baseline_row, confusion, cross_validate, metrics, summar
 from .features import image_features, load_features, text_features
 from .images import check_images
 from .outputs import check_writable, is_course_data, output_root
-from .pipeline import load_model, predict_test, save_checkpoint, train_model
+from .pipeline import load_model, predict_test, save_checkpoint, train_model, training_rows
 from .reproduce import notebook_paths, run_notebooks, strip_ansi
 from .splits import get_split
 
@@ -99,6 +99,8 @@ def cmd_train(cfg: Config, args) -> int:
     ds = load_dataset(cfg.data)
     out = Path(args.out) if args.out else output_root(cfg, ds).run(cfg.model)
     check_writable(out, what="checkpoint folder")
+    split = get_split(ds, cfg.cache, store=False)
+    training_rows(cfg, ds, split.train, split.val)  # a --train-rows beyond the training rows: refused before any work
     t = time.perf_counter()
     res = train_model(cfg, ds, None if cfg.finetune else load_features(ds, cfg))
     save_checkpoint(out, res.model, cfg, res)

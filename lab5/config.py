@@ -99,6 +99,7 @@ class Config:
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (in the optimiser only)"})
     warmup: float = field(default=0.1, metadata={"help": "fraction of steps spent warming up"})
     early_stopping: bool = field(default=False, metadata={"help": "hold rows out and keep the epoch with the best macro-F1 on them (CV: a tenth of each training part; predict: the stored validation split); off (the default): train on every labelled row for exactly --epochs epochs"})
+    train_rows: int = field(default=0, metadata={"help": "train on a seeded, stratified subset of this many of the training rows (0: all of them); for learning curves"})
     patience: int = field(default=5, metadata={"help": "epochs without a better validation macro-F1 before stopping"})
     balance: str = field(default="none", metadata={"help": "none | weights (class-weighted loss) | sampler (balanced sampling)"})
     decision: str = field(default="argmax", metadata={"help": "argmax | tuned: per-class logit offsets that maximise macro-F1 on the validation rows"})
@@ -141,7 +142,7 @@ class Config:
         if infinite:
             return infinite
         at_least = {"seed": 0, "max_length": 1, "image_size": 0, "hidden": 1, "attention_hidden": 1, "heads": 1, "epochs": 1,
-                    "batch_size": 1, "patience": 1, "text_top": 0, "finetune_layers": 0, "max_steps": 0, "threads": 1,
+                    "batch_size": 1, "patience": 1, "text_top": 0, "finetune_layers": 0, "max_steps": 0, "train_rows": 0, "threads": 1,
                     "folds": 2, "weight_decay": 0, "clip": 0}
         out += [f"--{_flag(k)} must be at least {lo}, not {getattr(self, k)}" for k, lo in at_least.items() if getattr(self, k) < lo]
         out += [f"--{_flag(k)} must be at most {hi}, not {getattr(self, k)}" for k, hi in AT_MOST.items() if getattr(self, k) > hi]

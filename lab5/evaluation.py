@@ -21,7 +21,7 @@ from .features import Features, feature_fields, load_features
 from .io import atomic_write_bytes
 from .models import Ensemble, build_model, ensemble_members
 from .runtime import numerics, versions
-from .splits import get_split
+from .splits import get_split, training_subset
 from .training import fit, predict_logits
 
 METRIC_COLUMNS = ["accuracy", "macro_f1", "weighted_f1", *(f"f1_{c}" for c in LABELS)]
@@ -92,6 +92,10 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
         if c.finetune:
             raise ConfigError("cross-validation runs on cached features; drop --finetune")
         check_cv_rows(ds, c.folds)
+        smallest = _training_part(ds, c.folds)
+        if c.train_rows > smallest:
+            raise ConfigError(f"--train-rows {c.train_rows} asks for more rows than the {smallest} a training part of "
+                              f"{c.folds}-fold cross-validation has")
     runs, loaded = {}, {}
     for name, c in configs.items():
         members = ensemble_members(c)
@@ -113,6 +117,19 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
         runs[name] = CVRun(pd.DataFrame(done["folds"]), np.array(done["probs"]),
                            {k: np.array(v) for k, v in done["member_probs"].items()}, done["best_epochs"])
     return runs
+
+
+def learning_curve(ds: Dataset, configs: dict[str, Config], sizes: list[int]) -> pd.DataFrame:
+    """Each named config cross-validated with its training parts cut to each of ``sizes`` rows (seeded, stratified;
+    see ``Config.train_rows``) and at their full size, scored on the same whole test folds: one row per
+    (model, train_rows, fold) with :data:`METRIC_COLUMNS`, ``train_rows`` the rows trained on (the full size is the
+    smallest training part's)."""
+    full = _training_part(ds, next(iter(configs.values())).folds)
+    rows = []
+    for n in [*sorted(sizes), 0]:
+        runs = cross_validate(ds, {name: c.replace(train_rows=n) for name, c in configs.items()})
+        rows.append(runs.assign(train_rows=n or full))
+    return pd.concat(rows, ignore_index=True)[["model", "train_rows", "fold", *METRIC_COLUMNS]]
 
 
 def _combined_run(ds: Dataset, c: Config, parts: dict[str, CVRun]) -> CVRun:
@@ -143,11 +160,17 @@ def check_cv_rows(ds: Dataset, k: int) -> None:
                         f"(each class needs at least {k} rows, each training part at least 30)")
 
 
+def _training_part(ds: Dataset, k: int) -> int:
+    """Rows in the smallest training part of ``k``-fold CV on ``ds`` (its test folds hold at most ceil(n / k))."""
+    return len(ds.train) - -(-len(ds.train) // k)
+
+
 def _cross_validate_one(c: Config, ds: Dataset, feats: Features) -> dict:
     guids = ds.train.guid.to_numpy()
     y = ds.train.label.to_numpy()
     rows, probs, member_probs, best = [], np.zeros((len(y), len(LABELS))), {}, {}
     for f, (tr, te) in enumerate(folds(y, c.folds, c.seed)):
+        tr = tr[training_subset(y[tr], c.train_rows, c.seed)]
         if c.early_stopping:
             tr, va = train_test_split(tr, test_size=0.1, random_state=c.seed, stratify=y[tr])
         model = build_model(c, feats.dims())
@@ -182,6 +205,9 @@ def _round(p: np.ndarray) -> list:
 #: result holds): every cached CV result is then recomputed. Source edits that keep the numbers keep the cache.
 #: 2: OOF probabilities and best epochs are kept.
 CV_CACHE_VERSION = 2
+#: config fields added after results were cached, left out of the key at their default (which is how those results
+#: were made), so that adding an option keeps the cache
+ADDED_FIELDS = {"train_rows": 0}
 #: libraries whose versions can change a CV result (part of its cache key)
 CV_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
 
@@ -189,7 +215,8 @@ CV_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
 def cv_key(c: Config, ds, feats) -> str:
     """A fingerprint of what a CV result depends on: :data:`CV_CACHE_VERSION`, the config (less paths, progress
     bars and ``combine``, which only decides from cached runs and is never itself cached), the feature cache keys, the labelled guids, the library versions and the CPU numerics in force."""
-    conf = {k: v for k, v in c.to_dict().items() if k not in ("data", "cache", "out_dir", "progress", "combine")}
+    conf = {k: v for k, v in c.to_dict().items() if k not in ("data", "cache", "out_dir", "progress", "combine")
+            and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
     labels = list(zip(ds.train.guid, ds.train.label.astype(int).tolist()))
     blob = json.dumps({"version": CV_CACHE_VERSION, "config": conf, "features": [feats.text.key, feats.image.key],
                        "labels": labels, "libraries": versions(*CV_LIBRARIES), "numerics": numerics()},
@@ -263,3 +290,15 @@ def paired_comparison(y, pred_a, pred_b, names: tuple[str, str] = ("a", "b")) ->
         rows.append({"class": c, "rows": int(m.sum()), f"only {names[0]} right": int(((a == y) & (b != y) & m).sum()),
                      f"only {names[1]} right": int(((b == y) & (a != y) & m).sum()), "both right": int(((a == y) & (b == y) & m).sum())})
     return pd.DataFrame(rows).set_index("class")
+
+
+def decision_changes(y, control, preds: dict[str, np.ndarray]) -> pd.DataFrame:
+    """How often each model's label differs from the ``control`` model's on the same rows, and whether for the
+    better: rows changed, fixed (control wrong, model right), broken (control right, model wrong), and net."""
+    y, control = np.asarray(y), np.asarray(control)
+    rows = {}
+    for name, p in preds.items():
+        p = np.asarray(p)
+        fixed, broken = int(((control != y) & (p == y)).sum()), int(((control == y) & (p != y)).sum())
+        rows[name] = {"changed": int((p != control).sum()), "fixed": fixed, "broken": broken, "net": fixed - broken}
+    return pd.DataFrame.from_dict(rows, orient="index")

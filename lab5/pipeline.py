@@ -18,7 +18,7 @@ from .features import Dims, Features, load_features
 from .io import atomic_write_bytes
 from .evaluation import cv_runs
 from .models import Ensemble, build_model
-from .splits import get_split
+from .splits import get_split, training_subset
 from .submission import write_predictions
 from .training import TrainResult, fit, predict_logits
 
@@ -40,16 +40,26 @@ def new_model(cfg: Config, features: Features | None = None) -> nn.Module:
     return build_model(cfg, features.dims())
 
 
-def train_model(cfg: Config, ds: Dataset, features: Features | None = None, train_guids=None, val_guids=None) -> TrainResult:
-    """Train ``cfg.model`` on the stored split (or the given guids); end to end through the encoders with
-    ``cfg.finetune``."""
+def training_rows(cfg: Config, ds: Dataset, train_guids=None, val_guids=None) -> tuple[list[str], list[str]]:
+    """The rows :func:`train_model` trains on and (with early stopping) stops on: the given guids, else the stored
+    split, the training rows cut to a seeded, stratified ``cfg.train_rows``. Asking for more rows than there are is
+    a ConfigError, so a command can check it before any work."""
     if train_guids is None:
         split = get_split(ds, cfg.cache)
         train_guids, val_guids = split.train, split.val
+    train_guids = list(train_guids)
+    labels = ds.train.set_index("guid").loc[train_guids, "label"].to_numpy()
+    return [train_guids[k] for k in training_subset(labels, cfg.train_rows, cfg.seed)], list(val_guids or [])
+
+
+def train_model(cfg: Config, ds: Dataset, features: Features | None = None, train_guids=None, val_guids=None) -> TrainResult:
+    """Train ``cfg.model`` on the rows of :func:`training_rows`; end to end through the encoders with
+    ``cfg.finetune``."""
+    train_guids, val_guids = training_rows(cfg, ds, train_guids, val_guids)
     labels = ds.train.set_index("guid")["label"]
     model = new_model(cfg, features)
-    tr = make_data(cfg, ds, train_guids, labels.loc[list(train_guids)].to_numpy(), features, model, train=True)
-    va = make_data(cfg, ds, val_guids, labels.loc[list(val_guids)].to_numpy(), features, model) if val_guids else None
+    tr = make_data(cfg, ds, train_guids, labels.loc[train_guids].to_numpy(), features, model, train=True)
+    va = make_data(cfg, ds, val_guids, labels.loc[val_guids].to_numpy(), features, model) if val_guids else None
     return fit(model, tr, va, cfg)
 
 
@@ -59,10 +69,11 @@ def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: 
 
     With ``out``, the ``guid,tag`` file is written (checked, atomically) in the test file's order.
     """
-    feats = None if cfg.finetune else load_features(ds, cfg)
     if model is None:  # with early stopping: the stored split; without: every labelled row, no rows held out
-        rows = None if cfg.early_stopping else (list(ds.train.guid), [])
-        model = train_model(cfg, ds, feats, *(rows or ())).model
+        rows = training_rows(cfg, ds, *(() if cfg.early_stopping else (list(ds.train.guid), [])))
+    feats = None if cfg.finetune else load_features(ds, cfg)
+    if model is None:
+        model = train_model(cfg, ds, feats, *rows).model
     guids = list(ds.test.guid)
     test = make_data(cfg, ds, guids, None, feats, model)
     if cfg.combine == "mean":

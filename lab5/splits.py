@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from sklearn.model_selection import train_test_split
 
 from .config import default_cache_dir
 from .data import LABELS, TRAIN_FILE, Dataset, guid_key
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .io import atomic_write_bytes
 
 COMMITTED_SPLITS = Path(__file__).resolve().parent / "splits"
@@ -77,3 +78,19 @@ def get_split(ds: Dataset, cache: Path | None = None, *, store: bool = True) -> 
         raise DataError(f"{path}: stored split lists guids twice (e.g. {repeated[:3]}); delete it to draw a new one")
     vset = set(val)
     return Split(tuple(g for g in ds.train.guid if g not in vset), tuple(val), path)
+
+
+def training_subset(labels, n: int, seed: int) -> np.ndarray:
+    """Positions of a seeded, stratified subset of ``n`` of the rows whose classes are ``labels`` (sorted; all rows
+    when ``n`` is 0): what ``Config.train_rows`` trains on, for learning curves. Asking for more rows than there
+    are raises :class:`ConfigError`."""
+    labels = np.asarray(labels)
+    if n == 0 or n == len(labels):
+        return np.arange(len(labels))
+    if n > len(labels):
+        raise ConfigError(f"--train-rows {n} asks for more rows than the {len(labels)} there are to train on")
+    counts = np.unique(labels, return_counts=True)[1]
+    # stratified when every class can give a row to each side (as in make_split); a tiny file is drawn plainly
+    stratify = labels if counts.min() >= 2 and len(counts) <= n <= len(labels) - len(counts) else None
+    keep, _ = train_test_split(np.arange(len(labels)), train_size=n, random_state=seed, stratify=stratify)
+    return np.sort(keep)

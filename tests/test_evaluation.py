@@ -387,3 +387,42 @@ def test_paired_differences_compare_each_model_with_its_control_fold_by_fold():
     assert d.loc["b", "mean"] == pytest.approx((0.02 - 0.01 + 0.04) / 3)
     assert d.loc["b", "min"] == pytest.approx(-0.01) and d.loc["b", "max"] == pytest.approx(0.04)
     assert d.loc["c", "better_folds"] == 0 and d.loc["c", "mean"] == pytest.approx(-0.1)
+
+
+# --------------------------------------------------------------------------- learning curves and decision changes
+def test_train_rows_cuts_every_training_part_to_a_stratified_subset_and_scores_the_whole_fold(cv_setup, monkeypatch):
+    ds, feats, cfg, calls = cv_setup
+    seen, real_fit = [], E.fit
+
+    def spy_fit(model, train, val, c):
+        seen.append(train.labels.numpy())
+        return real_fit(model, train, val, c)
+
+    monkeypatch.setattr(E, "fit", spy_fit)
+    c = cfg.replace(model="concat", early_stopping=False)
+    run = cv_runs(ds, {"cut": c.replace(train_rows=12)})["cut"]
+    assert [len(y) for y in seen] == [12] * 3 and all(np.bincount(y).tolist() == [4, 4, 4] for y in seen)
+    assert run.probs.shape == (45, 3) and (run.probs.sum(1) > 0.99).all()  # every row still scored out of fold
+    assert cv_key(c.replace(train_rows=12), ds, feats) != cv_key(c, ds, feats)
+    with pytest.raises(ConfigError, match="--train-rows 31 asks for more rows than the 30 a training part of 3-fold"):
+        cv_runs(ds, {"too many": c.replace(train_rows=31)})
+    assert len(seen) == 3  # refused before anything trained
+
+
+def test_a_learning_curve_has_a_row_per_model_size_and_fold_ending_at_the_full_training_part(cv_setup):
+    ds, feats, cfg, calls = cv_setup
+    c = cfg.replace(early_stopping=False)
+    curve = E.learning_curve(ds, {"text": c.replace(model="text"), "concat": c.replace(model="concat")}, [20, 10])
+    assert list(curve.columns[:3]) == ["model", "train_rows", "fold"]
+    assert curve.groupby(["train_rows", "model"], sort=False).size().to_dict() == {
+        (10, "text"): 3, (10, "concat"): 3, (20, "text"): 3, (20, "concat"): 3, (30, "text"): 3, (30, "concat"): 3}
+    full = cross_validate(ds, {"concat": c.replace(model="concat")})  # the full size is the plain CV (cached)
+    assert curve[(curve.train_rows == 30) & (curve.model == "concat")].accuracy.tolist() == full.accuracy.tolist()
+
+
+def test_decision_changes_count_rows_fixed_and_broken_against_the_control():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    control = np.array([0, 1, 1, 2, 2, 2])  # wrong on rows 1 and 3
+    table = E.decision_changes(y, control, {"a": np.array([0, 0, 1, 1, 0, 2]), "same": control})
+    assert table.loc["a"].to_dict() == {"changed": 3, "fixed": 2, "broken": 1, "net": 1}
+    assert table.loc["same"].to_dict() == {"changed": 0, "fixed": 0, "broken": 0, "net": 0}

@@ -134,6 +134,17 @@ def test_train_out_that_is_a_file_is_refused(tmp_path, capsys, isolated):
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("command, rows", [("train", "37"), ("predict", "46"), ("cv", "31")])
+def test_more_train_rows_than_there_are_is_refused_before_any_work(command, rows, tmp_path, capsys, isolated):
+    ds = make_dataset(tmp_path, n_train=45, n_test=2)  # train: 45 less the split's 9; predict: all 45; cv: 30 a part
+    before = snapshot(tmp_path)
+    argv = [command, "--data", ds, "--train-rows", rows, "--no-progress", "--model", "late", "--text-encoder", "minilm"]
+    assert run_main(argv + (["--folds", "3"] if command == "cv" else [])) == 2
+    assert_one_error_line(capsys.readouterr().err, f"--train-rows {rows} asks for more rows than the")
+    assert snapshot(tmp_path) == before
+    assert not isolated["cache"].exists() and not isolated["out"].exists()
+
+
 def test_cv_out_under_a_file_is_refused_before_loading_data(tmp_path, capsys, isolated):
     # root may write anywhere (a chmod'ed folder would not stop it): a parent that is a FILE blocks everyone
     blocker = tmp_path / "blocker"

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from synthetic import REAL_DATA_DIR
 
 import lab5.splits as S
 from lab5.data import LABELS, Dataset, load_dataset
-from lab5.errors import DataError
+from lab5.errors import ConfigError, DataError
 from lab5.splits import COMMITTED_SPLITS, get_split, make_split, split_path
 
 
@@ -173,3 +174,15 @@ def test_committed_split_is_stratified_on_the_real_data():
     share_val = ds.train.set_index("guid").loc[list(split.val), "tag"].value_counts(normalize=True)
     for tag in LABELS:
         assert abs(share_all.get(tag, 0) - share_val.get(tag, 0)) <= 0.02, tag
+
+
+def test_a_training_subset_is_seeded_stratified_and_refuses_more_rows_than_there_are():
+    labels = np.array([0] * 30 + [1] * 10 + [2] * 60)
+    keep = S.training_subset(labels, 20, seed=0)
+    assert len(keep) == 20 and len(set(keep)) == 20 and list(keep) == sorted(keep)
+    assert np.bincount(labels[keep]).tolist() == [6, 2, 12]  # the classes' shares kept
+    assert keep.tolist() == S.training_subset(labels, 20, seed=0).tolist()
+    assert keep.tolist() != S.training_subset(labels, 20, seed=1).tolist()
+    assert S.training_subset(labels, 0, seed=0).tolist() == list(range(100))  # 0: every row
+    with pytest.raises(ConfigError, match="--train-rows 101 asks for more rows than the 100 there are"):
+        S.training_subset(labels, 101, seed=0)
