@@ -153,10 +153,11 @@ class GatedFusion(Head):
         self.drop = nn.Dropout(cfg.dropout)
         self.out = _mlp(h, h, cfg.dropout)
 
-    def forward(self, b: dict) -> torch.Tensor:
+    def forward(self, b: dict, return_gate: bool = False):
         t, i = self.drop(self.nt(b["text_pooled"])), self.drop(self.ni(b["image_pooled"]))
         z = torch.sigmoid(self.z(torch.cat([t, i], dim=-1)))
-        return self.out(z * torch.tanh(self.t(t)) + (1 - z) * torch.tanh(self.i(i)))
+        logits = self.out(z * torch.tanh(self.t(t)) + (1 - z) * torch.tanh(self.i(i)))
+        return (logits, z) if return_gate else logits
 
 
 class LateFusion(Head):

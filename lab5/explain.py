@@ -1,0 +1,140 @@
+"""What the fusion heads do with their two inputs: where cross-attention looks, how the gate weighs text against
+image, and which errors the final model makes (sorted into kinds by what the single-modality models did)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .batches import make_data
+from .config import Config
+from .data import LABELS, Dataset
+from .encoders import REGION_GRID, image_encoder, text_encoder
+from .errors import ConfigError
+from .features import Features
+from .models import Classifier, CrossAttentionFusion, GatedFusion, LateFusion
+from .text import encoder_texts
+
+
+@dataclass
+class Attention:
+    """Cross-attention of one text-image pair, averaged over the attention heads."""
+
+    guid: str
+    tokens: list[str]  # the text's wordpieces, [CLS] and [SEP] included
+    token_weight: np.ndarray  # (tokens,) attention the image regions pay each token, averaged over the regions
+    region_weight: np.ndarray  # (grid, grid) attention the tokens pay each image region, averaged over the tokens
+
+
+def _head(model, kind: type) -> torch.nn.Module:
+    head = getattr(model, "head", None)
+    if not isinstance(model, Classifier) or not isinstance(head, kind):
+        raise ConfigError(f"expected a trained {kind.__name__} model, got {type(head or model).__name__}")
+    return head
+
+
+def _batch(model: Classifier, cfg: Config, ds: Dataset, guids: list[str], features: Features | None) -> dict:
+    data = make_data(cfg, ds, guids, None, features, model)
+    return model.encode(data.batch(torch.arange(len(guids))))
+
+
+def cross_attention(model: Classifier, cfg: Config, ds: Dataset, guids: list[str],
+                    features: Features | None = None) -> list[Attention]:
+    """The attention maps of a trained cross-attention model for ``guids``: over the text's tokens (from the image
+    regions) and over the ``REGION_GRID`` x ``REGION_GRID`` image regions (from the tokens)."""
+    head = _head(model, CrossAttentionFusion)
+    model.eval()
+    with torch.no_grad():
+        b = _batch(model, cfg, ds, guids, features)
+        _, t2i, i2t = head(b, return_attention=True)  # (B, tokens, regions), (B, regions, tokens)
+    enc = text_encoder(cfg.text_encoder, cfg.cache)
+    texts = ds.all.set_index("guid").loc[guids, "text"]
+    ids = enc.tokenize(encoder_texts(texts, cfg.text_clean), cfg.max_length)["input_ids"]
+    out = []
+    for k, guid in enumerate(guids):
+        n, r = int(b["text_mask"][k].sum()), int(b["image_mask"][k].sum())
+        out.append(Attention(guid, enc.tokenizer.convert_ids_to_tokens(ids[k, :n].tolist()),
+                             i2t[k, :r, :n].mean(0).numpy(), t2i[k, :n, :r].mean(0).reshape(REGION_GRID, REGION_GRID).numpy()))
+    return out
+
+
+def mean_region_attention(model: Classifier, cfg: Config, ds: Dataset, guids: list[str],
+                          features: Features | None = None) -> np.ndarray:
+    """The tokens' attention over the image regions, averaged over the tokens of each text and then over ``guids``:
+    a (grid, grid) map of where on the image the model looks on average (1/regions everywhere: no preference)."""
+    head = _head(model, CrossAttentionFusion)
+    model.eval()
+    with torch.no_grad():
+        b = _batch(model, cfg, ds, guids, features)
+        _, t2i, _ = head(b, return_attention=True)
+    mask = b["text_mask"].float()[:, :, None]
+    per_row = (t2i * mask).sum(1) / mask.sum(1)
+    return per_row.mean(0).reshape(REGION_GRID, REGION_GRID).numpy()
+
+
+def gate_text_share(model: Classifier, cfg: Config, ds: Dataset, guids: list[str],
+                    features: Features | None = None) -> np.ndarray:
+    """Per guid, the gated-fusion gate averaged over its features: the share of the fused vector taken from the
+    text (1) rather than the image (0)."""
+    head = _head(model, GatedFusion)
+    model.eval()
+    with torch.no_grad():
+        _, z = head(_batch(model, cfg, ds, guids, features), return_gate=True)
+    return z.mean(1).numpy()
+
+
+def late_text_weight(model: Classifier) -> float:
+    """The weight late fusion gives the text classifier's probabilities (the image's is one minus it)."""
+    return torch.sigmoid(_head(model, LateFusion).mix).item()
+
+
+def display_crops(ds: Dataset, guids: list[str], cfg: Config) -> dict:
+    """Guid -> the part of its image the image encoder sees (resized and centre-cropped as for the features), for
+    drawing attention over it."""
+    from torchvision import transforms as T
+
+    spec = image_encoder(cfg.image_encoder, cfg.image_size, cfg.seed).spec
+    crop = T.Compose([T.Resize(spec.resize), T.CenterCrop(spec.size)])
+    return {g: crop(ds.image(g, spec.resize)) for g in guids}
+
+
+#: kinds of error, decided in this order from what the text-only and image-only models predicted on the same row
+ERROR_KINDS = {
+    "image right, text wrong": "the image-only model was right where the text-only model was not",
+    "all agree, label differs": "text, image and final model all predicted the same other class (label noise?)",
+    "neutral missed": "a neutral tweet called positive or negative",
+    "other": "none of the above",
+}
+
+
+def error_kinds(y, final, text, image) -> pd.DataFrame:
+    """Every row the final model got wrong, with its kind (:data:`ERROR_KINDS`). ``final``, ``text`` and ``image``
+    are (N, 3) probabilities (out-of-fold). Columns: row (position), true, predicted, confidence (the final model's
+    probability of its prediction), kind."""
+    y = np.asarray(y)
+    pf, pt, pi = final.argmax(1), text.argmax(1), image.argmax(1)
+    rows = []
+    for r in np.flatnonzero(pf != y):
+        if pi[r] == y[r] and pt[r] != y[r]:
+            kind = "image right, text wrong"
+        elif pt[r] == pi[r] == pf[r]:
+            kind = "all agree, label differs"
+        elif y[r] == LABELS.index("neutral"):
+            kind = "neutral missed"
+        else:
+            kind = "other"
+        rows.append({"row": int(r), "true": LABELS[y[r]], "predicted": LABELS[pf[r]],
+                     "confidence": float(final[r, pf[r]]), "kind": kind})
+    return pd.DataFrame(rows, columns=["row", "true", "predicted", "confidence", "kind"])
+
+
+def gallery_rows(errors: pd.DataFrame, per_kind: int = 3, seed: int = 0) -> pd.DataFrame:
+    """A seeded sample of ``per_kind`` errors of each kind (fewer where a kind has fewer), in kind order."""
+    rng = np.random.default_rng(seed)
+    picks = []
+    for kind in ERROR_KINDS:
+        rows = errors[errors.kind == kind]
+        picks.append(rows.iloc[np.sort(rng.choice(len(rows), size=min(per_kind, len(rows)), replace=False))])
+    return pd.concat(picks)
