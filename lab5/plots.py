@@ -14,16 +14,15 @@ from .data import LABELS, Dataset
 CLASS_COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
 
 
-def save(fig: plt.Figure, name: str, folder: Path, close: bool = False) -> None:
+def save(fig: plt.Figure, name: str, folder: Path) -> None:
     """Save ``fig`` as ``{folder}/{name}.png`` (150 dpi, no software metadata).
 
     Returns nothing, so a notebook cell ending in ``save(...)`` shows the figure and no machine-specific path.
-    ``close=True`` keeps it out of the notebook (for figures made of the course images, which are never committed).
+    A figure made of course images or tweets is shown in a cell tagged ``course-data``, which the committed notebook
+    keeps without output (:func:`lab5.reproduce.drop_course_data`); its file is git-ignored.
     """
     folder.mkdir(parents=True, exist_ok=True)
     fig.savefig(folder / f"{name}.png", dpi=150, bbox_inches="tight", metadata={"Software": None})
-    if close:
-        plt.close(fig)
 
 
 def save_table(df: pd.DataFrame, name: str, folder: Path) -> None:
@@ -89,6 +88,8 @@ def _wrap(text: str, width: int) -> str:
 #: one colour per model, the same in every figure
 MODEL_COLOURS = {"text": "#1f77b4", "image": "#ff7f0e", "concat": "#2ca02c", "cross_attention": "#d62728",
                  "reference_gate": "#9467bd", "gated": "#8c564b", "late": "#e377c2"}
+#: the final model, wherever it is drawn among others
+FINAL_COLOUR = "#c0392b"
 
 
 def learning_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figure:
@@ -157,7 +158,7 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
     fig, axes = plt.subplots(1, len(diffs), figsize=(4.4 * len(diffs) + 3.4, 0.32 * rows + 1.3), sharey=True, squeeze=False)
     for ax, (metric, d) in zip(axes[0], diffs.items()):
         y = np.arange(len(d))[::-1]
-        colours = ["#c0392b" if m == highlight else "#34495e" for m in d.index]
+        colours = [FINAL_COLOUR if m == highlight else "#34495e" for m in d.index]
         ax.hlines(y, d["min"], d["max"], color=colours, lw=1.5)
         ax.scatter(d["mean"], y, color=colours, zorder=3)
         ax.axvline(0, color="grey", lw=0.8, ls="--")
@@ -170,6 +171,111 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
         ax.grid(axis="x", alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def training_size_curve(curve: pd.DataFrame, title: str) -> plt.Figure:
+    """Out-of-fold accuracy and macro-F1 against the number of training rows (from
+    :func:`lab5.evaluation.learning_curve`), one colour per model (:data:`FINAL_COLOUR` for any other): the line joins the means over the folds, the
+    whisker spans the worst to the best fold."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    stats = curve.groupby(["model", "train_rows"], sort=False)[["accuracy", "macro_f1"]].agg(["mean", "min", "max"])
+    for model in curve.model.unique():
+        s = stats.loc[model].sort_index()
+        colour = MODEL_COLOURS.get(model, FINAL_COLOUR)
+        for ax, metric in zip(axes, ("accuracy", "macro_f1")):
+            m = s[metric]
+            ax.errorbar(m.index, m["mean"], yerr=[m["mean"] - m["min"], m["max"] - m["mean"]], color=colour,
+                        marker="o", capsize=3, label=model)
+    for ax, metric in zip(axes, ("accuracy", "macro-F1")):
+        ax.set_xscale("log", base=2)
+        ticks = sorted(curve.train_rows.unique())
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set(xlabel="training rows (log scale)", ylabel=f"{metric}, out-of-fold", title=metric)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def attention_examples(maps: list, images: dict, labels: dict[str, str]) -> plt.Figure:
+    """Cross-attention of a few pairs (from :func:`lab5.explain.cross_attention`), one row each: the image the
+    encoder saw with the tokens' attention over its regions laid over it (colours stretched from the pair's lowest to
+    its highest region weight, both printed below), and the text's tokens shaded by the attention the image regions
+    pay them. ``images``: guid -> the displayed crop; ``labels``: guid -> caption.
+    It shows course images: save it to the figures folder, never commit it."""
+    fig, axes = plt.subplots(len(maps), 2, figsize=(10, 2.6 * len(maps)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 2.6]})
+    for (a, b), m in zip(axes, maps):
+        img = np.asarray(images[m.guid])
+        a.imshow(img)
+        lo, hi = float(m.region_weight.min()), float(m.region_weight.max())
+        a.imshow(m.region_weight, cmap="magma", alpha=0.45, extent=(0, img.shape[1], img.shape[0], 0), vmin=lo, vmax=hi)
+        a.set_xticks([]), a.set_yticks([])
+        a.set_title(labels.get(m.guid, m.guid), fontsize=8)
+        a.set_xlabel(f"region weights {lo:.3f} (dark) to {hi:.3f} (light)", fontsize=7)
+        b.axis("off")
+        w = m.token_weight / max(float(m.token_weight.max()), 1e-12)
+        x, y = 0.0, 0.95
+        for tok, wt in zip(m.tokens, w):
+            label = tok.replace("$", r"\$")
+            width = 0.012 * len(label) + 0.012
+            if x + width > 1:
+                x, y = 0.0, y - 0.14
+            b.text(x, y, label, fontsize=8, va="top", transform=b.transAxes,
+                   bbox={"boxstyle": "square,pad=0.15", "facecolor": plt.cm.Reds(0.85 * wt), "edgecolor": "none"},
+                   color="white" if wt > 0.6 else "black")
+            x += width
+    fig.suptitle("Cross-attention: tokens to image regions (left, 3x3 grid), image regions to tokens (right, darker = more)",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def fusion_internals(region_mean: np.ndarray, gate: pd.DataFrame, title: str) -> plt.Figure:
+    """Left: the tokens' attention over the image regions averaged over rows (a flat map is 1/regions everywhere).
+    Right: the gated-fusion gate's share of the text, per true class (``gate``: columns label, the class index, and
+    text_share)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4), gridspec_kw={"width_ratios": [1, 1.5]})
+    im = a.imshow(region_mean, cmap="magma", vmin=0)
+    for (r, c), v in np.ndenumerate(region_mean):
+        a.text(c, r, f"{v:.3f}", ha="center", va="center", fontsize=8, color="white" if v < region_mean.max() * 0.7 else "black")
+    a.set_xticks([]), a.set_yticks([])
+    a.set_title(f"cross-attention over image regions\n(mean; flat = {1 / region_mean.size:.3f})", fontsize=9)
+    fig.colorbar(im, ax=a, fraction=0.046)
+    data = [gate.loc[gate.label == k, "text_share"] for k in range(len(LABELS))]
+    parts = b.boxplot(data, tick_labels=LABELS, patch_artist=True, showfliers=False)
+    for patch, c in zip(parts["boxes"], LABELS):
+        patch.set_facecolor(CLASS_COLOURS[c])
+        patch.set_alpha(0.5)
+    b.axhline(0.5, color="grey", lw=0.8, ls="--")
+    b.set(ylabel="gate: share from the text", xlabel="true class", title="gated fusion: text against image")
+    b.title.set_fontsize(9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def error_gallery(ds: Dataset, rows: pd.DataFrame, probs: np.ndarray, columns: int = 4) -> plt.Figure:
+    """Errors of a model, one panel each: the image, the start of the tweet, true and predicted class and the
+    model's probabilities (``rows`` from :func:`lab5.explain.gallery_rows`, ``probs`` (N, 3) in ``ds.train`` order).
+    It shows course data: save it to the figures folder, never commit it."""
+    n = len(rows)
+    r = max(1, -(-n // columns))
+    fig, axes = plt.subplots(r, columns, figsize=(3.1 * columns, 3.9 * r), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (_, e) in zip(axes.flat, rows.iterrows()):
+        guid, text = ds.train.guid.iloc[e.row], ds.train.text.iloc[e.row]
+        ax.imshow(ds.image(guid, 200))
+        ax.set_xticks([]), ax.set_yticks([])
+        p = " ".join(f"{c[:3]} {v:.2f}" for c, v in zip(LABELS, probs[e.row]))
+        short = (text[:110] + "…") if len(text) > 110 else text
+        ax.set_title(f"{e.kind}\ntrue {e.true}, predicted {e.predicted}\n{p}", fontsize=7, color=CLASS_COLOURS[e.true])
+        ax.set_xlabel("\n".join(textwrap.wrap(short.replace("$", r"\$"), 38)[:3]), fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -3,7 +3,8 @@
 Each kernel gets ``LAB5_DATA``, ``LAB5_OUT`` and the project folder first on ``PYTHONPATH``, so a checkout's notebooks
 import that checkout's ``lab5`` and write where the run says. Executed notebooks replace the committed ones only
 when the output root is the project folder itself (the course data, no ``--out-dir``); otherwise they are written to
-``<out>/notebooks/``.
+``<out>/notebooks/``. Cells tagged ``course-data`` (their output shows course images or tweets) are committed
+without output.
 """
 from __future__ import annotations
 
@@ -26,6 +27,19 @@ class NotebookFailed(UserError):
 def strip_ansi(text: str) -> str:
     """``text`` without terminal colour codes (tracebacks from a kernel carry them)."""
     return _ANSI.sub("", text)
+
+
+#: the tag of a notebook cell whose output shows course data (images, tweets): the committed notebook keeps no
+#: output for it (the data is never committed); a run elsewhere, or in Jupyter, shows it
+COURSE_DATA_TAG = "course-data"
+
+
+def drop_course_data(nb) -> int:
+    """Empty the outputs of the cells tagged :data:`COURSE_DATA_TAG`; returns how many were emptied."""
+    cells = [c for c in nb.cells if COURSE_DATA_TAG in c.get("metadata", {}).get("tags", [])]
+    for c in cells:
+        c.outputs = []
+    return len(cells)
 
 
 def notebook_paths(folder: Path, only: str | None = None) -> list[Path]:
@@ -76,6 +90,8 @@ def run_notebooks(project: Path, data: Path, out: Path, paths: list[Path], timeo
             print(" failed", file=sys.stderr)
             raise NotebookFailed(f"{path.name}: the kernel died (out of memory, or killed) while running it") from None
         dt = time.perf_counter() - t
+        if in_place:
+            drop_course_data(nb)
         target = path if in_place else out / "notebooks" / path.name
         atomic_write_bytes(target, nbformat.writes(nb).encode("utf-8") + b"\n")
         print(f" done in {dt:.0f}s", file=sys.stderr)

@@ -15,14 +15,16 @@ import lab5.bench
 from lab5 import load_dataset, plots
 from lab5.data import LABELS
 from lab5.errors import ConfigError
+from lab5.explain import Attention
 from lab5.images import image_sizes
-from lab5.reproduce import NotebookFailed, notebook_paths, run_notebooks, strip_ansi
+from lab5.reproduce import COURSE_DATA_TAG, NotebookFailed, notebook_paths, run_notebooks, strip_ansi
 from lab5.text import text_stats
 
 
 # --------------------------------------------------------------------------- plots
 def test_every_report_figure_and_table_is_written_under_its_name(dataset_factory, tmp_path):
     ds = load_dataset(dataset_factory(n_train=12, n_test=3))
+    guids = list(ds.train.guid[:2])
     out = tmp_path / "figs"
     history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_loss": [1.1, 0.9], "val_macro_f1": [0.3, 0.5]})
     cm = pd.DataFrame(np.eye(3, dtype=int), index=LABELS, columns=LABELS)
@@ -42,11 +44,26 @@ def test_every_report_figure_and_table_is_written_under_its_name(dataset_factory
         "paired": plots.paired_differences({"accuracy": paired_differences(cv, {"b": "a"})}, "t", highlight="b"),
         "reliability": plots.reliability(probs, np.array([0, 1, 2]), "t"),
         "shares": plots.label_distribution(pd.DataFrame({"x": [0.2, 0.1, 0.7]}, index=LABELS), "t"),
+        "sizes_curve": plots.training_size_curve(cv.assign(train_rows=[10, 10, 20, 20]).replace({"b": "a"}), "t"),
+        "internals": plots.fusion_internals(np.full((3, 3), 1 / 9), pd.DataFrame({"label": [0, 1, 2, 2],
+                                            "text_share": [0.6, 0.5, 0.7, 0.8]}), "t"),
+        "attention": plots.attention_examples(
+            [Attention(guid, ["[CLS]", "a", "$x", "[SEP]"], np.full(4, 0.25), np.full((3, 3), 1 / 9)) for guid in guids],
+            {g: ds.image(g, 32) for g in guids}, {guids[0]: "caption"}),
+        "gallery": plots.error_gallery(ds, pd.DataFrame({"row": [0, 2], "true": ["neutral", "negative"], "predicted":
+                                       ["positive", "positive"], "kind": ["other", "other"]}), np.full((12, 3), 1 / 3)),
     }
     for name, fig in figures.items():
         assert plots.save(fig, name, out) is None  # no path echoed into notebook outputs
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.png" for n in figures)
+    curve = figures["sizes_curve"].axes  # accuracy and macro-F1 against the training rows, one line per model
+    assert len(curve) == 2 and [t.get_text() for t in curve[0].get_xticklabels()] == ["10", "20"]
+    assert len(figures["attention"].axes) == 2 * len(guids) and figures["attention"].axes[0].get_title() == "caption"
+    assert sum(ax.axison for ax in figures["gallery"].axes) == 2  # one panel per error, the rest blank
+    boxes = figures["internals"].axes[1]  # the gate's share per true class: medians of classes 0, 1 and 2
+    medians = [line.get_ydata()[0] for line in boxes.lines[4:15:5]]  # five lines a box, the median last
+    assert medians == pytest.approx([0.6, 0.5, 0.75])
     grid = figures["confusion"].axes  # four matrices on a grid of at most three a row: 2 x 3, two panels blank
     assert len(grid) == 6 and sum(ax.axison for ax in grid) == 4
     plots.save_table(cv, "table", out)
@@ -184,3 +201,20 @@ def test_reproduce_for_another_output_root_writes_executed_notebooks_there(proje
 def test_strip_ansi_removes_terminal_colour_codes():
     assert strip_ansi("\x1b[0;31mValueError\x1b[0m: \x1b[1mboom\x1b[?25h") == "ValueError: boom"
     assert strip_ansi("plain [1] text") == "plain [1] text"
+
+
+def test_cells_tagged_course_data_are_committed_without_output_but_shown_elsewhere(tmp_path):
+    root = tmp_path / "project"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    path = root / "notebooks" / "01_data.ipynb"
+    _notebook(path, "print('a tweet')", "print('a summary')")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].metadata["tags"] = [COURSE_DATA_TAG]
+    nbformat.write(nb, path)
+    run_notebooks(root, tmp_path / "data", tmp_path / "out", [path])  # another output root: shown
+    shown = nbformat.read(tmp_path / "out" / "notebooks" / "01_data.ipynb", as_version=4)
+    assert shown.cells[0].outputs[0]["text"] == "a tweet\n"
+    run_notebooks(root, tmp_path / "data", root, [path])  # the project itself: committed without it
+    committed = nbformat.read(path, as_version=4)
+    assert committed.cells[0].outputs == [] and committed.cells[1].outputs[0]["text"] == "a summary\n"
