@@ -119,16 +119,17 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
     return runs
 
 
-def learning_curve(ds: Dataset, configs: dict[str, Config], sizes: list[int]) -> pd.DataFrame:
-    """Each named config cross-validated with its training parts cut to each of ``sizes`` rows (seeded, stratified;
-    see ``Config.train_rows``) and at their full size, scored on the same whole test folds: one row per
-    (model, train_rows, fold) with :data:`METRIC_COLUMNS`, ``train_rows`` the rows trained on (the full size is the
-    smallest training part's)."""
+def learning_curve(ds: Dataset, configs: dict[str, Config], fractions: tuple[float, ...] = (1 / 8, 1 / 4, 1 / 2)) -> pd.DataFrame:
+    """Each named config cross-validated with its training parts cut to each of ``fractions`` of the smallest part
+    (seeded, stratified; see ``Config.train_rows``) and at their full size, scored on the same whole test folds: one
+    row per (model, train_rows, fold) with :data:`METRIC_COLUMNS`, ``train_rows`` the rows trained on."""
+    if not all(0 < f < 1 for f in fractions):
+        raise ConfigError(f"learning-curve fractions must lie between 0 and 1, not {list(fractions)}")
     full = _training_part(ds, next(iter(configs.values())).folds)
     rows = []
-    for n in [*sorted(sizes), 0]:
-        runs = cross_validate(ds, {name: c.replace(train_rows=n) for name, c in configs.items()})
-        rows.append(runs.assign(train_rows=n or full))
+    for n in [*sorted({max(1, round(full * f)) for f in fractions}), full]:
+        runs = cross_validate(ds, {name: c.replace(train_rows=0 if n == full else n) for name, c in configs.items()})
+        rows.append(runs.assign(train_rows=n))
     return pd.concat(rows, ignore_index=True)[["model", "train_rows", "fold", *METRIC_COLUMNS]]
 
 

@@ -409,15 +409,17 @@ def test_train_rows_cuts_every_training_part_to_a_stratified_subset_and_scores_t
     assert len(seen) == 3  # refused before anything trained
 
 
-def test_a_learning_curve_has_a_row_per_model_size_and_fold_ending_at_the_full_training_part(cv_setup):
+def test_a_learning_curve_has_a_row_per_model_fraction_and_fold_ending_at_the_full_training_part(cv_setup):
     ds, feats, cfg, calls = cv_setup
     c = cfg.replace(early_stopping=False)
-    curve = E.learning_curve(ds, {"text": c.replace(model="text"), "concat": c.replace(model="concat")}, [20, 10])
+    curve = E.learning_curve(ds, {"text": c.replace(model="text"), "concat": c.replace(model="concat")}, (2 / 3, 1 / 3))
     assert list(curve.columns[:3]) == ["model", "train_rows", "fold"]
     assert curve.groupby(["train_rows", "model"], sort=False).size().to_dict() == {
         (10, "text"): 3, (10, "concat"): 3, (20, "text"): 3, (20, "concat"): 3, (30, "text"): 3, (30, "concat"): 3}
     full = cross_validate(ds, {"concat": c.replace(model="concat")})  # the full size is the plain CV (cached)
     assert curve[(curve.train_rows == 30) & (curve.model == "concat")].accuracy.tolist() == full.accuracy.tolist()
+    with pytest.raises(ConfigError, match="fractions must lie between 0 and 1"):
+        E.learning_curve(ds, {"text": c}, (0.5, 1.0))
 
 
 def test_decision_changes_count_rows_fixed_and_broken_against_the_control():
