@@ -76,7 +76,21 @@ def sample_grid(ds: Dataset, per_class: int = 4, seed: int = 0) -> plt.Figure:
             ax.imshow(ds.image(guid, 160))
             ax.set_xticks([]), ax.set_yticks([])
             short = (text[:60] + "…") if len(text) > 60 else text
-            ax.set_title(f"{c} · {guid}\n{_wrap(short, 32)}", fontsize=7, color=CLASS_COLOURS[c])
+            ax.set_title(f"{c} · {guid}\n{_wrap(short, 32)}", fontsize=8, color=CLASS_COLOURS[c])
+    fig.tight_layout()
+    return fig
+
+
+def captioned_images(ds: Dataset, captions: dict[str, str], columns: int = 3) -> plt.Figure:
+    """The images of some pairs, each under its caption (``captions``: guid -> caption). It shows course images:
+    save it to the figures folder, never commit it."""
+    rows = max(1, -(-len(captions) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(3.0 * columns, 3.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (guid, caption) in zip(axes.flat, captions.items()):
+        ax.imshow(ds.image(guid, 200))
+        ax.set_title(caption, fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -106,7 +120,7 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figur
     b.set(title="validation macro-F1", xlabel="epoch", ylabel="macro-F1")
     for ax in (a, b):
         ax.xaxis.get_major_locator().set_params(integer=True)
-    b.legend(*a.get_legend_handles_labels(), fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    b.legend(*a.get_legend_handles_labels(), fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -216,7 +230,7 @@ def attention_examples(maps: list, images: dict, labels: dict[str, str]) -> plt.
         a.imshow(m.region_weight, cmap="magma", alpha=0.45, extent=(0, img.shape[1], img.shape[0], 0), vmin=lo, vmax=hi)
         a.set_xticks([]), a.set_yticks([])
         a.set_title(labels.get(m.guid, m.guid), fontsize=8)
-        a.set_xlabel(f"region weights {lo:.3f} (dark) to {hi:.3f} (light)", fontsize=7)
+        a.set_xlabel(f"region weights {lo:.3f} (dark) to {hi:.3f} (light)", fontsize=8)
         b.axis("off")
         w = m.token_weight / max(float(m.token_weight.max()), 1e-12)
         x, y = 0.0, 0.95
@@ -274,8 +288,8 @@ def error_gallery(ds: Dataset, rows: pd.DataFrame, probs: np.ndarray, columns: i
         ax.set_xticks([]), ax.set_yticks([])
         p = " ".join(f"{c[:3]} {v:.2f}" for c, v in zip(LABELS, probs[e.row]))
         short = (text[:110] + "…") if len(text) > 110 else text
-        ax.set_title(f"{e.kind}\ntrue {e.true}, predicted {e.predicted}\n{p}", fontsize=7, color=CLASS_COLOURS[e.true])
-        ax.set_xlabel("\n".join(textwrap.wrap(short.replace("$", r"\$"), 38)[:3]), fontsize=7)
+        ax.set_title(f"{e.kind}\ntrue {e.true}, predicted {e.predicted}\n{p}", fontsize=8, color=CLASS_COLOURS[e.true])
+        ax.set_xlabel("\n".join(textwrap.wrap(short.replace("$", r"\$"), 34)[:3]), fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -288,7 +302,7 @@ def reliability(p: np.ndarray, y: np.ndarray, title: str, bins: int = 10) -> plt
     fig, ax = plt.subplots(figsize=(4.4, 4))
     for r in calibration_bins(p, y, bins).itertuples():
         ax.bar(r.lower, r.accuracy, width=1 / bins, align="edge", color="#5d8aa8", edgecolor="white")
-        ax.text(r.lower + 0.5 / bins, r.accuracy + 0.01, str(r.rows), ha="center", fontsize=7)
+        ax.text(r.lower + 0.5 / bins, r.accuracy + 0.01, str(r.rows), ha="center", fontsize=8)
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
     ax.set(xlim=(0, 1), ylim=(0, 1.08), xlabel="confidence of the predicted class", ylabel="accuracy",
            title=f"{title}\nECE {expected_calibration_error(p, y, bins):.3f}")
@@ -303,7 +317,7 @@ def label_distribution(shares: pd.DataFrame, title: str) -> plt.Figure:
     w = 0.8 / len(shares.columns)
     for k, col in enumerate(shares.columns):
         bars = ax.bar(x + k * w - 0.4 + w / 2, shares[col].reindex(LABELS), w, label=col)
-        ax.bar_label(bars, fmt="{:.1%}", fontsize=7)
+        ax.bar_label(bars, fmt="{:.1%}", fontsize=8)
     ax.set_xticks(x, LABELS)
     ax.set(ylabel="share of rows", title=title, ylim=(0, float(shares.max().max()) * 1.2))
     ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import matplotlib.text
 import nbformat
 import numpy as np
 import pandas as pd
@@ -44,6 +45,7 @@ def test_every_report_figure_and_table_is_written_under_its_name(dataset_factory
         "paired": plots.paired_differences({"accuracy": paired_differences(cv, {"b": "a"})}, "t", highlight="b"),
         "reliability": plots.reliability(probs, np.array([0, 1, 2]), "t"),
         "shares": plots.label_distribution(pd.DataFrame({"x": [0.2, 0.1, 0.7]}, index=LABELS), "t"),
+        "captioned": plots.captioned_images(ds, {g: f"{g}: a caption" for g in guids}),
         "sizes_curve": plots.training_size_curve(cv.assign(train_rows=[10, 10, 20, 20]).replace({"b": "a"}), "t"),
         "internals": plots.fusion_internals(np.full((3, 3), 1 / 9), pd.DataFrame({"label": [0, 1, 2, 2],
                                             "text_share": [0.6, 0.5, 0.7, 0.8]}), "t"),
@@ -53,6 +55,9 @@ def test_every_report_figure_and_table_is_written_under_its_name(dataset_factory
         "gallery": plots.error_gallery(ds, pd.DataFrame({"row": [0, 2], "true": ["neutral", "negative"], "predicted":
                                        ["positive", "positive"], "kind": ["other", "other"]}), np.full((12, 3), 1 / 3)),
     }
+    for name, fig in figures.items():  # readable when opened: no text under 8 pt
+        small = {t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text() and t.get_fontsize() < 8}
+        assert not small, (name, small)
     for name, fig in figures.items():
         assert plots.save(fig, name, out) is None  # no path echoed into notebook outputs
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -61,6 +66,7 @@ def test_every_report_figure_and_table_is_written_under_its_name(dataset_factory
     assert len(curve) == 2 and [t.get_text() for t in curve[0].get_xticklabels()] == ["10", "20"]
     assert len(figures["attention"].axes) == 2 * len(guids) and figures["attention"].axes[0].get_title() == "caption"
     assert sum(ax.axison for ax in figures["gallery"].axes) == 2  # one panel per error, the rest blank
+    assert [ax.get_title() for ax in figures["captioned"].axes if ax.images] == [f"{g}: a caption" for g in guids]
     boxes = figures["internals"].axes[1]  # the gate's share per true class: medians of classes 0, 1 and 2
     medians = [line.get_ydata()[0] for line in boxes.lines[4:15:5]]  # five lines a box, the median last
     assert medians == pytest.approx([0.6, 0.5, 0.75])
