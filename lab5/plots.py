@@ -2,6 +2,7 @@
 (:attr:`lab5.outputs.Outputs.figures`)."""
 from __future__ import annotations
 
+import functools
 import textwrap
 from pathlib import Path
 
@@ -95,8 +96,23 @@ def captioned_images(ds: Dataset, captions: dict[str, str], columns: int = 3) ->
     return fig
 
 
-def _wrap(text: str, width: int) -> str:
-    return "\n".join(textwrap.wrap(text.replace("$", r"\$"), width)[:2])
+def _wrap(text: str, width: int, lines: int = 2) -> str:
+    """The first ``lines`` lines of ``text`` wrapped at ``width``, drawable (see :func:`_drawable`)."""
+    return "\n".join(textwrap.wrap(_drawable(text), width)[:lines])
+
+
+@functools.cache
+def _font_chars() -> frozenset[int]:
+    from matplotlib import font_manager
+
+    return frozenset(font_manager.get_font(font_manager.findfont(font_manager.FontProperties())).get_charmap())
+
+
+def _drawable(text: str) -> str:
+    """``text`` as matplotlib can draw it: ``$`` escaped (not maths), and a character the font lacks (Chinese, most
+    emoji) shown as a white square instead of a warning per glyph."""
+    chars = _font_chars()
+    return "".join(c if ord(c) in chars or c.isspace() else "\u25a1" for c in text).replace("$", r"\$")
 
 
 #: one colour per model, the same in every figure
@@ -235,7 +251,7 @@ def attention_examples(maps: list, images: dict, labels: dict[str, str]) -> plt.
         w = m.token_weight / max(float(m.token_weight.max()), 1e-12)
         x, y = 0.0, 0.95
         for tok, wt in zip(m.tokens, w):
-            label = tok.replace("$", r"\$")
+            label = _drawable(tok)
             width = 0.012 * len(label) + 0.012
             if x + width > 1:
                 x, y = 0.0, y - 0.14
@@ -289,7 +305,7 @@ def error_gallery(ds: Dataset, rows: pd.DataFrame, probs: np.ndarray, columns: i
         p = " ".join(f"{c[:3]} {v:.2f}" for c, v in zip(LABELS, probs[e.row]))
         short = (text[:110] + "…") if len(text) > 110 else text
         ax.set_title(f"{e.kind}\ntrue {e.true}, predicted {e.predicted}\n{p}", fontsize=8, color=CLASS_COLOURS[e.true])
-        ax.set_xlabel("\n".join(textwrap.wrap(short.replace("$", r"\$"), 34)[:3]), fontsize=8)
+        ax.set_xlabel(_wrap(short, 34, lines=3), fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -224,3 +224,16 @@ def test_cells_tagged_course_data_are_committed_without_output_but_shown_elsewhe
     run_notebooks(root, tmp_path / "data", root, [path])  # the project itself: committed without it
     committed = nbformat.read(path, as_version=4)
     assert committed.cells[0].outputs == [] and committed.cells[1].outputs[0]["text"] == "a summary\n"
+
+
+def test_text_the_font_cannot_draw_becomes_squares_without_a_warning_per_glyph(dataset_factory, recwarn):
+    from lab5.plots import _drawable
+
+    assert _drawable("真的 costs $5") == "\u25a1\u25a1 costs \\$5"  # Chinese: squares; $ is not maths
+    ds = load_dataset(dataset_factory(n_train=12, n_test=3))
+    ds.train.loc[:, "text"] = "真的很好 #joy"
+    errors = pd.DataFrame({"row": [0], "true": ["neutral"], "predicted": ["positive"], "kind": ["other"]})
+    fig = plots.error_gallery(ds, errors, np.full((12, 3), 1 / 3))
+    fig.canvas.draw()
+    assert not [w for w in recwarn if "missing from font" in str(w.message)]
+    assert "\u25a1\u25a1\u25a1\u25a1 #joy" in fig.axes[0].get_xlabel()
