@@ -130,6 +130,14 @@ def error_kinds(y, final, text, image) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["row", "true", "predicted", "confidence", "kind"])
 
 
+def kind_counts(errors: pd.DataFrame) -> pd.DataFrame:
+    """Errors per kind (from :func:`error_kinds`), in :data:`ERROR_KINDS` order: count, share of all errors, and
+    what the kind means."""
+    counts = errors.groupby("kind").size().reindex(list(ERROR_KINDS), fill_value=0)
+    return pd.DataFrame({"errors": counts, "share": (counts / max(1, len(errors))).round(3),
+                         "what": list(ERROR_KINDS.values())}).rename_axis("kind")
+
+
 def gallery_rows(errors: pd.DataFrame, per_kind: int = 3, seed: int = 0) -> pd.DataFrame:
     """A seeded sample of ``per_kind`` errors of each kind (fewer where a kind has fewer), in kind order."""
     rng = np.random.default_rng(seed)

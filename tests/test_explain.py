@@ -15,6 +15,7 @@ from lab5.explain import (
     display_crops,
     error_kinds,
     gallery_rows,
+    kind_counts,
     gate_text_share,
     late_text_weight,
     mean_region_attention,
@@ -90,6 +91,9 @@ def test_the_gallery_takes_a_seeded_sample_of_each_kind():
     kinds = list(ERROR_KINDS)
     errors = error_kinds(np.zeros(40, dtype=int), _onehot([2] * 40), _onehot([2] * 40), _onehot([0] * 5 + [2] * 35))
     assert errors.kind.value_counts().to_dict() == {kinds[1]: 35, kinds[0]: 5}
+    table = kind_counts(errors)  # every kind listed, in order, with its share of the 40 errors
+    assert table.index.tolist() == kinds and table.errors.tolist() == [5, 35, 0, 0]
+    assert table.share.tolist() == [0.125, 0.875, 0.0, 0.0] and table.what.tolist() == list(ERROR_KINDS.values())
     picks = gallery_rows(errors, per_kind=3, seed=1)
     assert picks.kind.tolist() == [kinds[0]] * 3 + [kinds[1]] * 3
     assert picks.row.tolist() == gallery_rows(errors, per_kind=3, seed=1).row.tolist()
