@@ -35,21 +35,23 @@ def _head(model, kind: type) -> torch.nn.Module:
     return head
 
 
-def _batch(model: Classifier, cfg: Config, ds: Dataset, guids: list[str], features: Features | None) -> dict:
-    data = make_data(cfg, ds, guids, None, features, model)
-    return model.encode(data.batch(torch.arange(len(guids))))
+def _inside(model: Classifier, kind: type, cfg: Config, ds: Dataset, guids: list[str], features: Features | None,
+            **flags) -> tuple[dict, tuple]:
+    """Run the head of a trained ``kind`` model on ``guids`` in one batch (eval mode, no gradients), asking it for
+    its insides with ``flags``: the batch it read and what it returned."""
+    head = _head(model, kind)
+    model.eval()
+    with torch.no_grad():
+        b = model.encode(make_data(cfg, ds, guids, None, features, model).batch(torch.arange(len(guids))))
+        return b, head(b, **flags)
 
 
 def cross_attention(model: Classifier, cfg: Config, ds: Dataset, guids: list[str],
                     features: Features | None = None) -> list[Attention]:
     """The attention maps of a trained cross-attention model for ``guids``: over the text's tokens (from the image
     regions) and over the ``REGION_GRID`` x ``REGION_GRID`` image regions (from the tokens)."""
-    head = _head(model, CrossAttentionFusion)
-    model.eval()
-    with torch.no_grad():
-        b = _batch(model, cfg, ds, guids, features)
-        _, t2i, i2t = head(b, return_attention=True)  # (B, tokens, regions), (B, regions, tokens)
-    enc = text_encoder(cfg.text_encoder, cfg.cache)
+    b, (_, t2i, i2t) = _inside(model, CrossAttentionFusion, cfg, ds, guids, features, return_attention=True)
+    enc = text_encoder(cfg.text_encoder, cfg.cache)  # t2i: (B, tokens, regions), i2t: (B, regions, tokens)
     texts = ds.all.set_index("guid").loc[guids, "text"]
     ids = enc.tokenize(encoder_texts(texts, cfg.text_clean), cfg.max_length)["input_ids"]
     out = []
@@ -64,11 +66,7 @@ def mean_region_attention(model: Classifier, cfg: Config, ds: Dataset, guids: li
                           features: Features | None = None) -> np.ndarray:
     """The tokens' attention over the image regions, averaged over the tokens of each text and then over ``guids``:
     a (grid, grid) map of where on the image the model looks on average (1/regions everywhere: no preference)."""
-    head = _head(model, CrossAttentionFusion)
-    model.eval()
-    with torch.no_grad():
-        b = _batch(model, cfg, ds, guids, features)
-        _, t2i, _ = head(b, return_attention=True)
+    b, (_, t2i, _) = _inside(model, CrossAttentionFusion, cfg, ds, guids, features, return_attention=True)
     mask = b["text_mask"].float()[:, :, None]
     per_row = (t2i * mask).sum(1) / mask.sum(1)
     return per_row.mean(0).reshape(REGION_GRID, REGION_GRID).numpy()
@@ -78,10 +76,7 @@ def gate_text_share(model: Classifier, cfg: Config, ds: Dataset, guids: list[str
                     features: Features | None = None) -> np.ndarray:
     """Per guid, the gated-fusion gate averaged over its features: the share of the fused vector taken from the
     text (1) rather than the image (0)."""
-    head = _head(model, GatedFusion)
-    model.eval()
-    with torch.no_grad():
-        _, z = head(_batch(model, cfg, ds, guids, features), return_gate=True)
+    _, (_, z) = _inside(model, GatedFusion, cfg, ds, guids, features, return_gate=True)
     return z.mean(1).numpy()
 
 
