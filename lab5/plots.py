@@ -82,15 +82,23 @@ def sample_grid(ds: Dataset, per_class: int = 4, seed: int = 0) -> plt.Figure:
     return fig
 
 
+def _panels(n: int, columns: int, width: float, height: float) -> tuple[plt.Figure, list[plt.Axes]]:
+    """A grid of ``columns`` panels a row for ``n`` panels of ``width`` x ``height`` inches; the panels of the last
+    row left over are blank. Returns the figure and its first ``n`` axes."""
+    rows = max(1, -(-n // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, list(axes.flat[:n])
+
+
 def captioned_images(ds: Dataset, captions: dict[str, str], columns: int = 3) -> plt.Figure:
     """The images of some pairs, each under its caption (``captions``: guid -> caption). It shows course images:
     save it to the figures folder, never commit it."""
-    rows = max(1, -(-len(captions) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(3.0 * columns, 3.2 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (guid, caption) in zip(axes.flat, captions.items()):
+    fig, axes = _panels(len(captions), columns, 3.0, 3.2)
+    for ax, (guid, caption) in zip(axes, captions.items()):
         ax.imshow(ds.image(guid, 200))
+        ax.axis("off")
         ax.set_title(caption, fontsize=9)
     fig.tight_layout()
     return fig
@@ -144,12 +152,8 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figur
 
 def confusion_matrices(matrices: dict[str, pd.DataFrame], title: str = "", columns: int = 3) -> plt.Figure:
     """Row-normalised confusion matrices on a grid of at most ``columns`` per row, counts and shares annotated."""
-    n = len(matrices)
-    rows, cols = -(-n // columns), min(n, columns)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.3 * rows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    for ax, (name, cm) in zip(axes.flat, matrices.items()):
+    fig, axes = _panels(len(matrices), min(len(matrices), columns), 3.4, 3.3)
+    for ax, (name, cm) in zip(axes, matrices.items()):
         norm = cm.to_numpy() / np.maximum(1, cm.to_numpy().sum(1, keepdims=True))
         ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
         for i in range(len(LABELS)):
@@ -293,12 +297,8 @@ def error_gallery(ds: Dataset, rows: pd.DataFrame, probs: np.ndarray, columns: i
     """Errors of a model, one panel each: the image, the start of the tweet, true and predicted class and the
     model's probabilities (``rows`` from :func:`lab5.explain.gallery_rows`, ``probs`` (N, 3) in ``ds.train`` order).
     It shows course data: save it to the figures folder, never commit it."""
-    n = len(rows)
-    r = max(1, -(-n // columns))
-    fig, axes = plt.subplots(r, columns, figsize=(3.1 * columns, 3.9 * r), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    for ax, (_, e) in zip(axes.flat, rows.iterrows()):
+    fig, axes = _panels(len(rows), columns, 3.1, 3.9)
+    for ax, (_, e) in zip(axes, rows.iterrows()):
         guid, text = ds.train.guid.iloc[e.row], ds.train.text.iloc[e.row]
         ax.imshow(ds.image(guid, 200))
         ax.set_xticks([]), ax.set_yticks([])
