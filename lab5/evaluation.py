@@ -92,7 +92,7 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
         if c.finetune:
             raise ConfigError("cross-validation runs on cached features; drop --finetune")
         check_cv_rows(ds, c.folds)
-        smallest = _training_part(ds, c.folds)
+        smallest = _training_part(ds, c)
         if c.train_rows > smallest:
             raise ConfigError(f"--train-rows {c.train_rows} asks for more rows than the {smallest} a training part of "
                               f"{c.folds}-fold cross-validation has")
@@ -125,7 +125,7 @@ def learning_curve(ds: Dataset, configs: dict[str, Config], fractions: tuple[flo
     row per (model, train_rows, fold) with :data:`METRIC_COLUMNS`, ``train_rows`` the rows trained on."""
     if not all(0 < f < 1 for f in fractions):
         raise ConfigError(f"learning-curve fractions must lie between 0 and 1, not {list(fractions)}")
-    full = _training_part(ds, next(iter(configs.values())).folds)
+    full = _training_part(ds, next(iter(configs.values())))
     rows = []
     for n in [*sorted({max(1, round(full * f)) for f in fractions}), full]:
         runs = cross_validate(ds, {name: c.replace(train_rows=0 if n == full else n) for name, c in configs.items()})
@@ -161,9 +161,9 @@ def check_cv_rows(ds: Dataset, k: int) -> None:
                         f"(each class needs at least {k} rows, each training part at least 30)")
 
 
-def _training_part(ds: Dataset, k: int) -> int:
-    """Rows in the smallest training part of ``k``-fold CV on ``ds`` (its test folds hold at most ceil(n / k))."""
-    return len(ds.train) - -(-len(ds.train) // k)
+def _training_part(ds: Dataset, c: Config) -> int:
+    """Rows in the smallest training part of the cross-validation of ``c`` on ``ds`` (its own folds)."""
+    return min(len(tr) for tr, _ in folds(ds.train.label.to_numpy(), c.folds, c.seed))
 
 
 def _cross_validate_one(c: Config, ds: Dataset, feats: Features) -> dict:
