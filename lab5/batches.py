@@ -26,7 +26,11 @@ def _labels(labels, n: int) -> torch.Tensor:
 
 
 class FeatureData:
-    """Rows of cached features for ``guids``; ``batch(idx)`` gathers a feature dict (padding trimmed)."""
+    """Rows of cached features for ``guids``; ``batch(idx)`` gathers a feature dict (padding trimmed).
+
+    With ``sequences``, ``lengths`` holds each row's token count (of the first text encoder), by which training
+    batches are bucketed (:func:`batch_order`); without, it is None.
+    """
 
     def __init__(self, features: Features, guids, labels=None, sequences: bool = True):
         self.guids = list(guids)
@@ -42,6 +46,19 @@ class FeatureData:
             if sequences:
                 self.tensors["text_seq" + suffix] = t.seq[tr]
         self.labels = _labels(labels, len(self.guids))
+        self.lengths = self.tensors["text_mask"].sum(1) if sequences else None
+
+    def member_view(self, suffix: str) -> "FeatureData":
+        """The same rows as an ensemble member on a further text encoder sees them: that encoder's features under
+        the plain keys (``text_pooled@mpnet`` as ``text_pooled``), its token counts as ``lengths``; ``""``: self."""
+        if not suffix:
+            return self
+        view = object.__new__(FeatureData)
+        view.guids, view.labels, view.suffixes = self.guids, self.labels, [""]
+        view.tensors = {k: v for k, v in self.tensors.items() if k.startswith("image_")}
+        view.tensors.update({k[:-len(suffix)]: v for k, v in self.tensors.items() if k.endswith(suffix)})
+        view.lengths = view.tensors["text_mask"].sum(1) if self.lengths is not None else None
+        return view
 
     def __len__(self) -> int:
         return len(self.guids)
@@ -62,6 +79,7 @@ class RawData:
 
     def __init__(self, ds: Dataset, guids, labels, text_encoder, image_encoder, cfg: Config, train: bool):
         self.ds, self.guids = ds, list(guids)
+        self.lengths = None  # not bucketed
         self.tokens = None
         if text_encoder is not None:
             texts = encoder_texts(ds.all.set_index("guid").loc[self.guids, "text"], cfg.text_clean)
@@ -98,9 +116,20 @@ def class_weights(labels: torch.Tensor, n: int = 3) -> torch.Tensor:
     return len(labels) / (n * counts)
 
 
+#: batches per bucket when batches are bucketed by token length (as Hugging Face's ``group_by_length`` does with
+#: mega-batches): rows are shuffled, cut into runs of this many batches, sorted by length within a run
+BUCKET_BATCHES = 16
+
+
 def batch_order(data: Batches, batch_size: int, gen: torch.Generator | None = None, shuffle: bool = False,
-                balanced: bool = False) -> Iterator[torch.Tensor]:
-    """Index batches: in order, shuffled by ``gen``, or drawn with class-balanced replacement (``balanced``)."""
+                balanced: bool = False, lengths: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+    """Index batches: in order, shuffled by ``gen``, or drawn with class-balanced replacement (``balanced``).
+
+    Shuffled with ``lengths`` (token counts per row), batches are bucketed: the shuffled rows are cut into runs of
+    :data:`BUCKET_BATCHES` batches, each run sorted by length and cut into batches, and the batches shuffled, so a
+    batch holds texts of similar length and is padded (:meth:`FeatureData.batch`) to far fewer positions than the
+    longest of a random batch, while every epoch still sees every row once in a new order.
+    """
     n = len(data)
     if shuffle and balanced:
         order = torch.multinomial(class_weights(data.labels)[data.labels], n, replacement=True, generator=gen)
@@ -108,5 +137,15 @@ def batch_order(data: Batches, batch_size: int, gen: torch.Generator | None = No
         order = torch.randperm(n, generator=gen)
     else:
         order = torch.arange(n)
+    if shuffle and lengths is not None:
+        batches = []
+        run = batch_size * BUCKET_BATCHES
+        for s in range(0, n, run):
+            rows = order[s:s + run]
+            rows = rows[torch.argsort(lengths[rows], descending=True, stable=True)]
+            batches += [rows[k:k + batch_size] for k in range(0, len(rows), batch_size)]
+        for k in torch.randperm(len(batches), generator=gen).tolist():
+            yield batches[k]
+        return
     for s in range(0, n, batch_size):
         yield order[s:s + batch_size]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import profile
 from .bench import run_bench
 from .config import Config, find_project, text_encoder_names
 from .data import LABELS, load_dataset
@@ -170,9 +171,16 @@ def cmd_reproduce(cfg: Config, args) -> int:
     check_writable(out)
     if out.resolve() != project:
         print(f"outputs for {ds.root} go to {out} (figures/, test_with_label.txt, notebooks/)", file=sys.stderr)
-    times = run_notebooks(project, ds.root, out, paths)
+    profile_to = Path(cfg.cache) / "profile.jsonl" if args.profile else None
+    if profile_to is not None:
+        profile_to.parent.mkdir(parents=True, exist_ok=True)
+        profile_to.write_text("")  # this run's stages only
+    times = run_notebooks(project, ds.root, out, paths, profile_to=profile_to)
     print(f"reproduced {len(times)} notebooks in {sum(t for _, t in times):.0f}s: "
           + ", ".join(f"{n} {t:.0f}s" for n, t in times) + f"; outputs in {out}")
+    if profile_to is not None:
+        print(f"stages (seconds; cv rows are core-seconds of fold trainings, {cfg.jobs} side by side), from {profile_to}:")
+        print(profile.table(profile.read(profile_to)).to_string(index=False))
     return 0
 
 
@@ -216,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--naive-pairs", type=int, default=0, help="pairs of the naive epoch to time (0: all, else scaled)")
         if name == "reproduce":
             sp.add_argument("--only", help="comma-separated notebook numbers to run (default: all)")
+            sp.add_argument("--profile", action="store_true",
+                            help="time every stage (features, CV trainings, trainings, plots) and print the table")
     return p
 
 

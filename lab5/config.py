@@ -27,12 +27,16 @@ CHOICES = {
     "text_clean": ("none", "tweet"),
     "balance": ("none", "weights", "sampler"),
     "decision": ("argmax", "tuned"),
+    "batching": ("bucket", "random"),
     "combine": ("mean", "temperature", "stack", "mean+offsets", "temperature+offsets", "stack+offsets"),
     "device": ("cpu", "cuda", "auto"),
     "image_encoder": IMAGE_ENCODER_NAMES,
 }
 
 
+#: fields that say where a run reads and writes, or how it shows and schedules its work: no result depends on them,
+#: so no cache key holds them
+RUN_FIELDS = ("data", "cache", "out_dir", "progress", "jobs")
 FLOATS = ("dropout", "lr", "encoder_lr", "weight_decay", "warmup", "clip", "text_top_lr")
 #: upper bounds: BERT-family encoders have 512 positions; seeds are 32-bit (NumPy)
 AT_MOST = {"max_length": 512, "seed": 2**32 - 1}
@@ -94,6 +98,7 @@ class Config:
     dropout: float = field(default=0.3, metadata={"help": "dropout in the heads"})
     epochs: int = field(default=3, metadata={"help": "epochs: exactly this many, or at most this many with --early-stopping (3: chosen by 5-fold CV, notebook 5)"})
     batch_size: int = field(default=64, metadata={"help": "batch size"})
+    batching: str = field(default="bucket", metadata={"help": "bucket: heads that read token states train on batches of texts of similar length (less padding, about half the time); random: shuffled batches padded to their longest text"})
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate of the heads"})
     encoder_lr: float = field(default=2e-5, metadata={"help": "learning rate of encoder weights when fine-tuning"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (in the optimiser only)"})
@@ -112,7 +117,8 @@ class Config:
     max_steps: int = field(default=0, metadata={"help": "stop after this many optimiser steps (0: no limit); for smoke runs"})
     device: str = field(default="auto", metadata={"help": "cpu | cuda | auto"})
     seed: int = field(default=0, metadata={"help": "seed of every random draw"})
-    threads: int = field(default=2, metadata={"help": "torch CPU threads (fixed, so results repeat bit for bit)"})
+    threads: int = field(default=2, metadata={"help": "torch CPU threads of feature extraction and end-to-end fine-tuning (fixed, so results repeat bit for bit); heads on cached features train on one thread each"})
+    jobs: int = field(default=2, metadata={"help": "independent trainings (CV folds, ensemble members) run at once, each in its own process on one thread; the results do not depend on it (1: one after another in this process)"})
     folds: int = field(default=5, metadata={"help": "folds of cross-validation"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
@@ -142,7 +148,7 @@ class Config:
         if infinite:
             return infinite
         at_least = {"seed": 0, "max_length": 1, "image_size": 0, "hidden": 1, "attention_hidden": 1, "heads": 1, "epochs": 1,
-                    "batch_size": 1, "patience": 1, "text_top": 0, "finetune_layers": 0, "max_steps": 0, "train_rows": 0, "threads": 1,
+                    "batch_size": 1, "patience": 1, "text_top": 0, "finetune_layers": 0, "max_steps": 0, "train_rows": 0, "threads": 1, "jobs": 1,
                     "folds": 2, "weight_decay": 0, "clip": 0}
         out += [f"--{_flag(k)} must be at least {lo}, not {getattr(self, k)}" for k, lo in at_least.items() if getattr(self, k) < lo]
         out += [f"--{_flag(k)} must be at most {hi}, not {getattr(self, k)}" for k, hi in AT_MOST.items() if getattr(self, k) > hi]

@@ -13,13 +13,15 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from .batches import make_data
-from .config import Config
+from .config import RUN_FIELDS, Config
 from .data import LABEL2ID, LABELS, TRAIN_FILE, Dataset
 from .decisions import cross_fit
 from .errors import ConfigError, DataError
 from .features import Features, feature_fields, load_features
 from .io import atomic_write_bytes
+from . import profile
 from .models import Ensemble, build_model, ensemble_members
+from .parallel import run_all
 from .runtime import numerics, versions
 from .splits import get_split, training_subset
 from .training import fit, predict_logits
@@ -96,27 +98,34 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
         if c.train_rows > smallest:
             raise ConfigError(f"--train-rows {c.train_rows} asks for more rows than the {smallest} a training part of "
                               f"{c.folds}-fold cross-validation has")
-    runs, loaded = {}, {}
+    runs: dict[str, CVRun] = {}
+    plain = {n: c for n, c in configs.items() if not _decided_from_members(c)}
+    for fields in dict.fromkeys(feature_fields(c) for c in plain.values()):  # one feature set in memory at a time
+        group = {n: c for n, c in plain.items() if feature_fields(c) == fields}
+        feats = load_features(ds, next(iter(group.values())))
+        paths = {n: Path(c.cache) / "cv" / f"{cv_key(c, ds, feats)}.json" for n, c in group.items()}
+        done = {n: _read_cv(paths[n], len(ds.train)) if cache else None for n in group}
+        todo = {n: c for n, c in group.items() if done[n] is None}
+        for n, result in _cross_validate(todo, ds, feats).items():
+            done[n] = result
+            if cache:
+                atomic_write_bytes(paths[n], json.dumps(result).encode())
+        runs.update({n: CVRun(pd.DataFrame(d["folds"]), np.array(d["probs"]),
+                              {k: np.array(v) for k, v in d["member_probs"].items()}, d["best_epochs"])
+                     for n, d in done.items()})
     for name, c in configs.items():
-        members = ensemble_members(c)
-        if (len(members) > 1 and c.decision == "argmax") or c.combine != "mean":  # decided from the members' runs
+        if name not in runs:  # decided from the members' runs, each cached on its own
+            members = ensemble_members(c)
             parts = cv_runs(ds, {m: c.replace(model=h, text_encoder=e, combine="mean") for m, (h, e) in members.items()},
                             cache=cache)
             runs[name] = _combined_run(ds, c, parts)
-            continue
-        fields = feature_fields(c)
-        if fields not in loaded:
-            loaded = {fields: load_features(ds, c)}  # one feature set in memory at a time
-        feats = loaded[fields]
-        path = Path(c.cache) / "cv" / f"{cv_key(c, ds, feats)}.json"
-        done = _read_cv(path, len(ds.train)) if cache else None
-        if done is None:
-            done = _cross_validate_one(c, ds, feats)
-            if cache:
-                atomic_write_bytes(path, json.dumps(done).encode())
-        runs[name] = CVRun(pd.DataFrame(done["folds"]), np.array(done["probs"]),
-                           {k: np.array(v) for k, v in done["member_probs"].items()}, done["best_epochs"])
-    return runs
+    return {name: runs[name] for name in configs}
+
+
+def _decided_from_members(c: Config) -> bool:
+    """Whether the CV of ``c`` is made from its members' own runs (an ensemble with the plain argmax decision, or
+    any ``combine`` rule) rather than by training ``c`` itself."""
+    return (len(ensemble_members(c)) > 1 and c.decision == "argmax") or c.combine != "mean"
 
 
 def learning_curve(ds: Dataset, configs: dict[str, Config], fractions: tuple[float, ...] = (1 / 8, 1 / 4, 1 / 2)) -> pd.DataFrame:
@@ -166,29 +175,54 @@ def _training_part(ds: Dataset, c: Config) -> int:
     return min(len(tr) for tr, _ in folds(ds.train.label.to_numpy(), c.folds, c.seed))
 
 
-def _cross_validate_one(c: Config, ds: Dataset, feats: Features) -> dict:
+def _cross_validate(configs: dict[str, Config], ds: Dataset, feats: Features) -> dict[str, dict]:
+    """Train and score every fold of every named config (all on ``feats``), the folds side by side in ``jobs``
+    worker processes (:func:`lab5.parallel.run_all`; the results do not depend on it); the cacheable result of each."""
     guids = ds.train.guid.to_numpy()
     y = ds.train.label.to_numpy()
-    rows, probs, member_probs, best = [], np.zeros((len(y), len(LABELS))), {}, {}
-    for f, (tr, te) in enumerate(folds(y, c.folds, c.seed)):
-        tr = tr[training_subset(y[tr], c.train_rows, c.seed)]
-        if c.early_stopping:
-            tr, va = train_test_split(tr, test_size=0.1, random_state=c.seed, stratify=y[tr])
-        model = build_model(c, feats.dims())
-        result = fit(model, make_data(c, ds, guids[tr], y[tr], feats),
-                     make_data(c, ds, guids[va], y[va], feats) if c.early_stopping else None, c)
-        test = make_data(c, ds, guids[te], y[te], feats)
-        p = predict_logits(model, test, c).softmax(1).numpy()
-        probs[te] = p
-        members = model.routed_members() if isinstance(model, Ensemble) else []
-        for name, m in members:
-            member_probs.setdefault(name, np.zeros_like(probs))[te] = predict_logits(m, test, c).softmax(1).numpy()
-        for name, epoch in _best_epochs(result, c).items():
-            best.setdefault(name, []).append(epoch)
-        rows.append({"fold": f, **metrics(y[te], p.argmax(1))})
-    member_probs = member_probs or {c.model: probs}
-    return {"folds": rows, "probs": _round(probs), "member_probs": {k: _round(v) for k, v in member_probs.items()},
-            "best_epochs": best}
+    tasks = [(name, f, tr, te) for name, c in configs.items() for f, (tr, te) in enumerate(folds(y, c.folds, c.seed))]
+
+    def one_fold(task) -> dict:
+        name, f, tr, te = task
+        c = configs[name]
+        with profile.stage(f"cv {_stage_name(c)}"):
+            tr = tr[training_subset(y[tr], c.train_rows, c.seed)]
+            if c.early_stopping:
+                tr, va = train_test_split(tr, test_size=0.1, random_state=c.seed, stratify=y[tr])
+            model = build_model(c, feats.dims())
+            result = fit(model, make_data(c, ds, guids[tr], y[tr], feats),
+                         make_data(c, ds, guids[va], y[va], feats) if c.early_stopping else None, c)
+            test = make_data(c, ds, guids[te], y[te], feats)
+            members = model.routed_members() if isinstance(model, Ensemble) else []
+            return {"probs": predict_logits(model, test, c).softmax(1).numpy(),
+                    "member_probs": {m: predict_logits(mod, test, c).softmax(1).numpy() for m, mod in members},
+                    "best": _best_epochs(result, c)}
+
+    jobs = max(c.jobs for c in configs.values()) if configs else 1
+    with profile.stage(f"cv-wall {len(tasks)} fold trainings"):
+        results = run_all(one_fold, tasks, jobs)
+    out = {}
+    for name, c in configs.items():
+        mine = [(task, r) for task, r in zip(tasks, results) if task[0] == name]
+        probs, member_probs, best, rows = np.zeros((len(y), len(LABELS))), {}, {}, []
+        for (_, f, _, te), r in mine:
+            probs[te] = r["probs"]
+            for m, p in r["member_probs"].items():
+                member_probs.setdefault(m, np.zeros_like(probs))[te] = p
+            for m, epoch in r["best"].items():
+                best.setdefault(m, []).append(epoch)
+            rows.append({"fold": f, **metrics(y[te], r["probs"].argmax(1))})
+        member_probs = member_probs or {c.model: probs}
+        out[name] = {"folds": rows, "probs": _round(probs), "member_probs": {k: _round(v) for k, v in member_probs.items()},
+                     "best_epochs": best}
+    return out
+
+
+def _stage_name(c: Config) -> str:
+    """A CV training's name in the profile: head and text encoder, and what sets it apart from the recipe."""
+    extra = [k for k, v in (("early stopping", c.early_stopping), (f"{c.train_rows} rows", c.train_rows),
+                            (f"text-top {c.text_top}", c.text_top)) if v]
+    return f"{c.model}@{c.text_encoder}" + (f" ({', '.join(extra)})" if extra else "")
 
 
 def _best_epochs(result, c: Config) -> dict[str, int]:
@@ -204,22 +238,26 @@ def _round(p: np.ndarray) -> list:
 
 #: Bump when training or scoring semantics change (the loop, a head, the fold recipe, the lexicon scores, what a
 #: result holds): every cached CV result is then recomputed. Source edits that keep the numbers keep the cache.
-#: 2: OOF probabilities and best epochs are kept.
-CV_CACHE_VERSION = 2
+#: 2: OOF probabilities and best epochs are kept. 3: heads train on one thread; token-reading heads on batches
+#: bucketed by length.
+CV_CACHE_VERSION = 3
 #: config fields added after results were cached, left out of the key at their default (which is how those results
-#: were made), so that adding an option keeps the cache
-ADDED_FIELDS = {"train_rows": 0}
+#: were made), so that adding an option keeps the cache (empty since version 3)
+ADDED_FIELDS: dict[str, object] = {}
 #: libraries whose versions can change a CV result (part of its cache key)
 CV_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
 
 
 def cv_key(c: Config, ds, feats) -> str:
-    """A fingerprint of what a CV result depends on: :data:`CV_CACHE_VERSION`, the config (less paths, progress
-    bars and ``combine``, which only decides from cached runs and is never itself cached), the feature cache keys, the labelled guids, the library versions and the CPU numerics in force."""
-    conf = {k: v for k, v in c.to_dict().items() if k not in ("data", "cache", "out_dir", "progress", "combine")
+    """A fingerprint of what a CV result depends on: :data:`CV_CACHE_VERSION`, the config (less the fields of
+    :data:`lab5.config.RUN_FIELDS`, which change no result, and ``combine``, which only decides from cached runs and
+    is never itself cached), the feature cache keys, the labelled guids, the library versions and the CPU numerics
+    in force."""
+    conf = {k: v for k, v in c.to_dict().items() if k not in (*RUN_FIELDS, "combine")
             and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
     labels = list(zip(ds.train.guid, ds.train.label.astype(int).tolist()))
-    blob = json.dumps({"version": CV_CACHE_VERSION, "config": conf, "features": [feats.text.key, feats.image.key],
+    keys = [feats.text.key, feats.image.key, *(fs.key for fs in feats.more_text.values())]
+    blob = json.dumps({"version": CV_CACHE_VERSION, "config": conf, "features": keys,
                        "labels": labels, "libraries": versions(*CV_LIBRARIES), "numerics": numerics()},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from . import profile
 from .config import Config, text_encoder_names
 from .data import Dataset
 from .encoders import ImageEncoder, TextEncoder, image_encoder, text_encoder
@@ -110,7 +111,7 @@ def _cached(cfg: Config, kind: str, parts: dict, guids: list[str], build) -> Fea
         log.info("loaded %s features from %s", kind, path)
         return fs
     log.info("computing %s features with %s for %d pairs -> %s", kind, parts["encoder"], len(guids), path)
-    with reproducible(cfg.seed, cfg.threads):
+    with reproducible(cfg.seed, cfg.threads), profile.stage(f"features {kind} {parts['encoder']}"):
         pooled, seq, mask = build()
     fs = FeatureSet(guids, pooled.float(), seq.half(), mask.bool(), key)
     _store(path, fs, parts)

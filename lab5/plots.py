@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from . import profile
 from .data import LABELS, Dataset
 
 CLASS_COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
@@ -23,7 +24,8 @@ def save(fig: plt.Figure, name: str, folder: Path) -> None:
     keeps without output (:func:`lab5.reproduce.drop_course_data`); its file is git-ignored.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    fig.savefig(folder / f"{name}.png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+    with profile.stage(f"plots {name}"):
+        fig.savefig(folder / f"{name}.png", dpi=150, bbox_inches="tight", metadata={"Software": None})
 
 
 def save_table(df: pd.DataFrame, name: str, folder: Path) -> None:

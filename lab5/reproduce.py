@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import profile
 from .errors import ConfigError, UserError
 from .io import atomic_write_bytes
 
@@ -60,9 +61,13 @@ def notebook_paths(folder: Path, only: str | None = None) -> list[Path]:
     return [p for p in paths if p.name[:2] in numbers]
 
 
-def run_notebooks(project: Path, data: Path, out: Path, paths: list[Path], timeout: int = 3600) -> list[tuple[str, float]]:
+def run_notebooks(project: Path, data: Path, out: Path, paths: list[Path], timeout: int = 3600,
+                  profile_to: Path | None = None) -> list[tuple[str, float]]:
     """Execute ``paths`` in order with the kernel environment described above; a failing cell raises
-    :class:`NotebookFailed` (one line, no colour codes). Returns (name, seconds) per notebook."""
+    :class:`NotebookFailed` (one line, no colour codes). Returns (name, seconds) per notebook.
+
+    With ``profile_to``, every kernel records its stages there (:mod:`lab5.profile`), and each notebook's wall
+    time is recorded as stage ``notebook <name>``."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, DeadKernelError
@@ -70,6 +75,8 @@ def run_notebooks(project: Path, data: Path, out: Path, paths: list[Path], timeo
     project, out = Path(project).resolve(), Path(out).resolve()
     env = {**os.environ, "LAB5_DATA": str(Path(data).resolve()), "LAB5_OUT": str(out),
            "PYTHONPATH": os.pathsep.join([str(project), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    if profile_to is not None:
+        env[profile.ENV] = str(Path(profile_to).resolve())
     in_place = out == project
     times = []
     for k, path in enumerate(paths, 1):
@@ -90,6 +97,8 @@ def run_notebooks(project: Path, data: Path, out: Path, paths: list[Path], timeo
             print(" failed", file=sys.stderr)
             raise NotebookFailed(f"{path.name}: the kernel died (out of memory, or killed) while running it") from None
         dt = time.perf_counter() - t
+        if profile_to is not None:
+            profile.record(f"notebook {path.stem}", dt, Path(profile_to))
         if in_place:
             drop_course_data(nb)
         target = path if in_place else out / "notebooks" / path.name

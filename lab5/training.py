@@ -3,7 +3,9 @@
 AdamW (weight decay in the optimiser only, none on biases and norms), linear warm-up then cosine decay,
 early stopping on validation macro-F1, class-weighted loss or balanced sampling, gradient clipping,
 bf16 autocast on CUDA; deterministic given the seed (seeds and threads are scoped to the fit, see
-:func:`lab5.runtime.reproducible`).
+:func:`lab5.runtime.reproducible`). A head on cached features trains on one thread (:func:`training_threads`), so
+the members of an ensemble can train side by side in worker processes (:func:`lab5.parallel.run_all`) with the
+same result as one after another.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from tqdm.auto import tqdm
 from .batches import Batches, batch_order, class_weights
 from .config import Config
 from .models import Ensemble
+from .parallel import run_all
 from .runtime import reproducible, resolve_device
 
 
@@ -31,6 +34,15 @@ class TrainResult:
     history: pd.DataFrame  # one row per epoch (an ensemble: per member and epoch, with ``member`` and ``best``)
     best_epoch: int  # 0 for an ensemble (each member has its own, in the history)
     best_val_macro_f1: float
+
+
+def training_threads(cfg: Config) -> int:
+    """Torch threads of a training or prediction: ``cfg.threads`` when fine-tuning the encoders end to end, else one.
+
+    Heads on cached features are too small for a second thread to pay; on one thread their results do not depend
+    on the machine's core count, and independent trainings run side by side instead (``cfg.jobs``).
+    """
+    return cfg.threads if cfg.finetune else 1
 
 
 def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
@@ -94,7 +106,8 @@ def train_epoch(model: nn.Module, data: Batches, opt, sched, cfg: Config, gen: t
     device = resolve_device(cfg.device)
     train_mode(model)
     losses = []
-    for idx in batch_order(data, cfg.batch_size, gen, shuffle=True, balanced=cfg.balance == "sampler"):
+    lengths = data.lengths if cfg.batching == "bucket" else None
+    for idx in batch_order(data, cfg.batch_size, gen, shuffle=True, balanced=cfg.balance == "sampler", lengths=lengths):
         b = _to(data.batch(idx), device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(b)
@@ -123,7 +136,7 @@ def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg:
     """Train one classifier on ``train``, early-stopping on the macro-F1 of ``val`` (the best weights are kept); with
     ``cfg.early_stopping`` off, or no ``val``, all ``cfg.epochs`` epochs run and the last weights are kept."""
     has_val = val is not None and len(val) > 0
-    with reproducible(cfg.seed, cfg.threads):
+    with reproducible(cfg.seed, training_threads(cfg)):
         device = resolve_device(cfg.device)
         model.to(device)
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -154,14 +167,17 @@ def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg:
 
 
 def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> TrainResult:
-    """Train a classifier, or each member of an :class:`~lab5.models.Ensemble` in turn (each with its own early
-    stopping); then, with ``cfg.decision == "tuned"``, tune the decision rule on ``val`` for the whole model."""
+    """Train a classifier, or each member of an :class:`~lab5.models.Ensemble` on its own features (each with its own
+    early stopping; ``cfg.jobs`` of them side by side); then, with ``cfg.decision == "tuned"``, tune the decision rule
+    on ``val`` for the whole model."""
     model.to(resolve_device(cfg.device))
     ensemble = isinstance(model, Ensemble)
-    members = model.routed_members() if ensemble else [(cfg.model, model)]
-    runs = {name: train_classifier(m, train, val, cfg) for name, m in members}
-    model.eval()
     has_val = val is not None and len(val) > 0
+    if ensemble:
+        runs = _fit_members(model, train, val if has_val else None, cfg)
+    else:
+        runs = {cfg.model: train_classifier(model, train, val, cfg)}
+    model.eval()
     logits = predict_logits(model, val, cfg) if has_val else None
     if ensemble:
         history = pd.concat([r.history.assign(member=n, best=r.history.epoch == r.best_epoch) for n, r in runs.items()],
@@ -173,6 +189,24 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
     if cfg.decision == "tuned" and has_val:
         model.logit_bias.copy_(tune_logit_bias(logits - model.logit_bias.cpu(), val.labels))
     return result
+
+
+def _fit_members(model: Ensemble, train: Batches, val: Batches | None, cfg: Config) -> dict[str, TrainResult]:
+    """Train every member of ``model`` on its own view of the rows (:meth:`~lab5.batches.FeatureData.member_view`),
+    up to ``cfg.jobs`` at once; the trained weights are loaded into ``model``'s members."""
+    members = list(model.members.items())
+
+    def train_one(k: int):
+        name, m = members[k]
+        suffix = model.text_suffixes.get(name, "")
+        r = train_classifier(m, train.member_view(suffix), val.member_view(suffix) if val is not None else None, cfg)
+        return m.state_dict(), r.history, r.best_epoch, r.best_val_macro_f1
+
+    runs = {}
+    for (name, m), (state, history, best_epoch, best_f1) in zip(members, run_all(train_one, range(len(members)), cfg.jobs)):
+        m.load_state_dict(state)
+        runs[name] = TrainResult(m.eval(), history, best_epoch, best_f1)
+    return runs
 
 
 def tune_logit_bias(logits: torch.Tensor, labels: torch.Tensor, grid=None) -> torch.Tensor:
@@ -204,7 +238,7 @@ def predict_logits(model: nn.Module, data: Batches, cfg: Config) -> torch.Tensor
     device = resolve_device(cfg.device)
     model.eval()
     out = []
-    with reproducible(cfg.seed, cfg.threads):  # the thread count, like the seed, decides float rounding
+    with reproducible(cfg.seed, training_threads(cfg)):  # the thread count, like the seed, decides float rounding
         for idx in batch_order(data, max(cfg.batch_size, 256)):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 out.append(model(_to(data.batch(idx), device)).float().cpu())

@@ -105,3 +105,56 @@ def test_make_data_when_finetuning_feeds_the_models_encoders_raw_pairs(dataset_f
                           model=build_model(cfg.replace(model="text"), Dims(16, 12, 16, 12), (tiny_text, tiny_image)))
     tb = text_only.batch(torch.arange(3))
     assert "pixels" not in tb and tb["label"].tolist() == [-1, -1, -1]
+
+
+def _bucketed(lengths: torch.Tensor, batch_size: int, seed: int = 0) -> list[torch.Tensor]:
+    class Rows:
+        labels = torch.zeros(len(lengths), dtype=torch.long)
+
+        def __len__(self):
+            return len(lengths)
+
+    gen = torch.Generator().manual_seed(seed)
+    return list(batch_order(Rows(), batch_size, gen, shuffle=True, lengths=lengths))
+
+
+def test_bucketed_batches_visit_every_row_once_and_pad_far_less_than_random_ones():
+    lengths = torch.randint(1, 65, (3000,), generator=torch.Generator().manual_seed(1))
+    batches = _bucketed(lengths, 64)
+    rows = torch.cat(batches)
+    assert sorted(rows.tolist()) == list(range(3000))
+    padded = sum(len(b) * int(lengths[b].max()) for b in batches)
+    shuffled = torch.randperm(3000, generator=torch.Generator().manual_seed(0)).split(64)
+    padded_random = sum(len(b) * int(lengths[b].max()) for b in shuffled)
+    assert padded < 0.7 * padded_random  # texts of similar length share a batch
+    assert [b.tolist() for b in _bucketed(lengths, 64)] == [b.tolist() for b in batches]  # seeded
+    assert [b.tolist() for b in _bucketed(lengths, 64, seed=1)] != [b.tolist() for b in batches]
+
+
+def test_bucketed_batches_come_in_a_shuffled_order_not_longest_first():
+    lengths = torch.arange(64 * 40) % 64 + 1
+    longest = [int(lengths[b].max()) for b in _bucketed(lengths, 64)]
+    assert longest != sorted(longest, reverse=True) and longest != sorted(longest)
+
+
+def test_feature_data_has_token_lengths_only_when_it_gathers_sequences(feats):
+    with_seq = FeatureData(feats, GUIDS, LABELS_)
+    assert torch.equal(with_seq.lengths, with_seq.tensors["text_mask"].sum(1))
+    assert FeatureData(feats, GUIDS, LABELS_, sequences=False).lengths is None
+
+
+def test_a_member_view_shows_a_further_encoders_features_under_the_plain_keys(feats):
+    from synthetic import make_features
+
+    from lab5.features import Features
+
+    other = make_features(GUIDS, LABELS_, dt=12, length=4, seed=5).text
+    data = FeatureData(Features(feats.text, feats.image, {"other": other}), GUIDS, LABELS_)
+    assert data.member_view("") is data
+    view = data.member_view("@other")
+    b, full = view.batch(torch.arange(5)), data.batch(torch.arange(5))
+    assert set(b) == {"text_pooled", "text_seq", "text_mask", "image_pooled", "image_seq", "image_mask", "label"}
+    for k in ("text_pooled", "text_seq", "text_mask"):
+        assert torch.equal(b[k], full[k + "@other"])
+    assert torch.equal(b["image_seq"], full["image_seq"]) and torch.equal(view.labels, data.labels)
+    assert torch.equal(view.lengths, data.tensors["text_mask@other"].sum(1))

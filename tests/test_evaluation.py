@@ -189,7 +189,7 @@ def test_an_averaged_ensembles_cv_from_its_members_equals_training_the_ensemble(
     c = cfg.replace(model="concat+late", epochs=3)
     from_members = cv_runs(ds, {"e": c})["e"]
     assert calls["fit"] == 6  # each member's own CV, cached under its own key
-    trained = E._cross_validate_one(c, ds, feats)  # the ensemble trained as one model, fold by fold
+    trained = E._cross_validate({"e": c}, ds, feats)["e"]  # the ensemble trained as one model, fold by fold
     np.testing.assert_allclose(from_members.probs, np.array(trained["probs"]), atol=1e-5)
     for m in ("concat", "late"):
         np.testing.assert_allclose(from_members.member_probs[m], np.array(trained["member_probs"][m]), atol=1e-5)
