@@ -1,26 +1,46 @@
-"""The stages a user runs: train a model on the stored split, save and reload it, predict the test set."""
+"""The stages a user runs: train a model on the stored split (or on given rows), save and reload it, predict the
+test set.
+
+Trainings are cached like cross-validation results: each is stored under ``<cache>/train/<key>/`` (its weights and
+its history), keyed by everything the trained weights depend on (see :func:`train_key`), so a second run with the
+same config, rows and inputs reads the model back instead of training it again.
+"""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import logging
 from pathlib import Path
 
+import pandas as pd
 import torch
 from torch import nn
 
 from . import encoders
 from .batches import make_data
-from .config import Config
+from .config import RUN_FIELDS, Config
 from .data import LABELS, Dataset
 from .decisions import Decision
 from .errors import ConfigError
-from .features import Dims, Features, load_features
-from .io import atomic_write_bytes
+from .features import (IMAGE_LIBRARIES, TEXT_LIBRARIES, Dims, Features, image_input_fingerprint, load_features,
+                       text_input_fingerprint)
+from .io import atomic_write_bytes, digest
 from .evaluation import cv_runs
 from .models import Ensemble, build_model
+from .runtime import numerics, resolve_device, versions
 from .splits import get_split, training_subset
 from .submission import write_predictions
+from .text import encoder_texts
 from .training import TrainResult, fit, predict_logits
+
+log = logging.getLogger("lab5")
+
+#: Bump when what a training produces changes while every other part of its key stays (the loop, a head, what an
+#: entry holds): every cached training is then redone. Source edits that keep the numbers keep the cache.
+TRAIN_CACHE_VERSION = 1
+#: libraries whose versions can change trained weights (part of every training's key)
+TRAIN_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
 
 
 def load_encoders(cfg: Config) -> tuple:
@@ -32,10 +52,11 @@ def load_encoders(cfg: Config) -> tuple:
     return t, i
 
 
-def new_model(cfg: Config, features: Features | None = None) -> nn.Module:
-    """A fresh model of ``cfg``: over cached ``features``, or (``cfg.finetune``) with the encoders attached."""
+def new_model(cfg: Config, features: Features | None = None, loaded: tuple | None = None) -> nn.Module:
+    """A fresh model of ``cfg``: over cached ``features``, or (``cfg.finetune``) with the encoders attached (those of
+    :func:`load_encoders`, or the ``loaded`` pair it gave)."""
     if cfg.finetune:
-        t, i = load_encoders(cfg)
+        t, i = loaded or load_encoders(cfg)
         return build_model(cfg, Dims(t.dim, i.dim, t.dim, i.dim), (t, i))
     return build_model(cfg, features.dims())
 
@@ -52,20 +73,117 @@ def training_rows(cfg: Config, ds: Dataset, train_guids=None, val_guids=None) ->
     return [train_guids[k] for k in training_subset(labels, cfg.train_rows, cfg.seed)], list(val_guids or [])
 
 
-def train_model(cfg: Config, ds: Dataset, features: Features | None = None, train_guids=None, val_guids=None) -> TrainResult:
+def train_model(cfg: Config, ds: Dataset, features: Features | None = None, train_guids=None, val_guids=None, *,
+                cache: bool = True) -> TrainResult:
     """Train ``cfg.model`` on the rows of :func:`training_rows`; end to end through the encoders with
-    ``cfg.finetune``."""
+    ``cfg.finetune``.
+
+    With ``cache``, the trained weights and history are stored under ``<cache>/train/<key>/`` (see :func:`train_key`)
+    and a later call with the same key reads them back instead of training: the same model (its logits bit for bit),
+    history, best epoch and best validation macro-F1. A damaged or mismatching entry is trained again and overwritten,
+    with a warning. Without ``cache`` nothing is read or written."""
     train_guids, val_guids = training_rows(cfg, ds, train_guids, val_guids)
     labels = ds.train.set_index("guid")["label"]
-    model = new_model(cfg, features)
+    loaded = load_encoders(cfg) if cfg.finetune else None
+    model = new_model(cfg, features, loaded)
+    folder = (Path(cfg.cache) / "train" / train_key(cfg, ds, features, train_guids, val_guids, loaded)) if cache else None
+    if folder is not None:
+        done, touched = _read_training(folder, model, cfg)
+        if done is not None:
+            return done
+        if touched:  # a load that failed half-way may have written into the model (and its encoders): start afresh
+            model = new_model(cfg, features)
     tr = make_data(cfg, ds, train_guids, labels.loc[train_guids].to_numpy(), features, model, train=True)
     va = make_data(cfg, ds, val_guids, labels.loc[val_guids].to_numpy(), features, model) if val_guids else None
-    return fit(model, tr, va, cfg)
+    result = fit(model, tr, va, cfg)
+    if folder is not None:
+        _store_training(folder, result)
+    return result
+
+
+def train_key(cfg: Config, ds: Dataset, features: Features | None, train_guids: list[str], val_guids: list[str],
+              loaded: tuple | None = None) -> str:
+    """A fingerprint of everything a training's weights depend on: :data:`TRAIN_CACHE_VERSION`; the config less
+    :data:`lab5.config.RUN_FIELDS` (paths, progress bars, parallel jobs: no result depends on them); the feature cache
+    keys, or (``cfg.finetune``, training on raw pairs through the ``loaded`` encoders) the dataset's input
+    fingerprints and the encoders' weights; the train and validation guids, in order, with their labels; the device
+    it trains on (``--device auto`` is resolved), the library versions and the CPU numerics in force."""
+    labels = ds.train.set_index("guid")["label"]
+
+    def rows(guids: list[str]) -> list:
+        return [list(guids), labels.loc[list(guids)].astype(int).tolist()]
+
+    if cfg.finetune:
+        t, i = loaded
+        inputs = {"text": text_input_fingerprint(list(ds.all.guid), encoder_texts(ds.all.text, cfg.text_clean)),
+                  "image": image_input_fingerprint(ds), "text_encoder": t.fingerprint, "image_encoder": i.fingerprint,
+                  "libraries": versions(*TEXT_LIBRARIES, *IMAGE_LIBRARIES)}
+    else:
+        inputs = {"text": features.text.key, "image": features.image.key,
+                  "more_text": {name: fs.key for name, fs in features.more_text.items()}}
+    return digest({"version": TRAIN_CACHE_VERSION,
+                   "config": {k: v for k, v in cfg.to_dict().items() if k not in RUN_FIELDS},
+                   "inputs": inputs, "train": rows(train_guids), "val": rows(val_guids),
+                   "device": resolve_device(cfg.device).type, "libraries": versions(*TRAIN_LIBRARIES),
+                   "numerics": numerics()})
+
+
+def _dims_json(dims: Dims | dict[str, Dims]) -> dict:
+    return dims.to_dict() if isinstance(dims, Dims) else {k: d.to_dict() for k, d in dims.items()}
+
+
+def _store_training(folder: Path, result: TrainResult) -> None:
+    """Write ``model.pt`` (the state dict) and then ``result.json`` (history, best epoch and F1, dims, and the
+    sha256 of ``model.pt``), each atomically; an entry is whole only once ``result.json`` matches its weights."""
+    buf = io.BytesIO()
+    torch.save(result.model.state_dict(), buf)
+    blob = buf.getvalue()
+    h = result.history
+    meta = {"version": TRAIN_CACHE_VERSION, "model_sha256": hashlib.sha256(blob).hexdigest(),
+            "dims": _dims_json(result.model.dims),
+            "history": {"columns": list(h.columns), "records": h.to_dict("records")},
+            "best_epoch": int(result.best_epoch), "best_val_macro_f1": float(result.best_val_macro_f1)}
+    try:
+        atomic_write_bytes(folder / "model.pt", blob)
+        atomic_write_bytes(folder / "result.json", json.dumps(meta).encode())
+    except OSError as e:  # the training itself succeeded: keep it, only the cache entry is lost
+        log.warning("could not store the trained model in %s (%s); it will be trained again next time", folder, e)
+
+
+def _read_training(folder: Path, model: nn.Module, cfg: Config) -> tuple[TrainResult | None, bool]:
+    """The cached training in ``folder`` loaded into ``model`` (a fresh model of the same config), or None when
+    there is none or it is damaged or does not fit (then with a warning); and whether ``model`` was written into."""
+    if not (folder / "result.json").exists() and not (folder / "model.pt").exists():
+        return None, False
+    touched = False
+    try:
+        meta = json.loads((folder / "result.json").read_text())
+        blob = (folder / "model.pt").read_bytes()
+        if hashlib.sha256(blob).hexdigest() != meta["model_sha256"]:
+            raise ValueError("model.pt does not match result.json")
+        if meta["dims"] != _dims_json(model.dims):
+            raise ValueError(f"built for inputs {meta['dims']}, not {_dims_json(model.dims)}")
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        want = model.state_dict()
+        if not isinstance(state, dict) or state.keys() != want.keys() or any(
+                not isinstance(v, torch.Tensor) or v.shape != want[k].shape or v.dtype != want[k].dtype
+                for k, v in state.items()):
+            raise ValueError("its weights do not fit the model")
+        h = meta["history"]
+        history = pd.DataFrame.from_records(h["records"], columns=h["columns"])
+        best_epoch, best_f1 = int(meta["best_epoch"]), float(meta["best_val_macro_f1"])
+        touched = True
+        model.load_state_dict(state)
+    except Exception as e:  # unreadable JSON, foreign or truncated bytes, missing keys, weights that do not fit
+        log.warning("cached training %s is damaged or does not fit (%s); training again", folder, e)
+        return None, touched
+    log.info("read the trained %s from %s", cfg.model, folder)
+    return TrainResult(model.to(resolve_device(cfg.device)).eval(), history, best_epoch, best_f1), False
 
 
 def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: Path | None = None) -> dict[str, str]:
     """Predicted tag of every test guid; when no model is given, trains ``cfg.model`` on the stored split (with
-    early stopping) or on every labelled row (``cfg.early_stopping`` off).
+    early stopping) or on every labelled row (``cfg.early_stopping`` off), through :func:`train_model` and its cache.
 
     With ``out``, the ``guid,tag`` file is written (checked, atomically) in the test file's order.
     """
@@ -95,8 +213,7 @@ def save_checkpoint(path: Path, model: nn.Module, cfg: Config, result: TrainResu
     path = Path(path)
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
-    dims = model.dims
-    meta = {"config": cfg.to_dict(), "dims": dims.to_dict() if isinstance(dims, Dims) else {k: d.to_dict() for k, d in dims.items()}}
+    meta = {"config": cfg.to_dict(), "dims": _dims_json(model.dims)}
     if result is not None:
         meta.update(best_epoch=result.best_epoch, best_val_macro_f1=result.best_val_macro_f1)
     atomic_write_bytes(path / "model.pt", buf.getvalue())

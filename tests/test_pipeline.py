@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
+import io
 import json
+import logging
 
 import pandas as pd
 import pytest
 import torch
-from synthetic import GUIDS, LABELS_, make_dataset, make_features, small_config
+from synthetic import GUIDS, LABELS_, jpeg_bytes, make_dataset, make_features, small_config
 
 import lab5.encoders
 import lab5.pipeline as P
@@ -15,8 +19,8 @@ from lab5.batches import FeatureData, make_data
 from lab5.config import Config
 from lab5.data import load_dataset
 from lab5.errors import ConfigError
-from lab5.features import Dims
-from lab5.models import MODELS, Classifier, TextTop, uses_sequences
+from lab5.features import Dims, Features
+from lab5.models import MODELS, Classifier, Ensemble, TextTop, uses_sequences
 from lab5.submission import read_predictions
 from lab5.training import TrainResult, fit, predict_logits
 
@@ -134,6 +138,213 @@ def test_predict_with_a_fitted_combiner_decides_by_the_decision_fitted_on_the_cv
     test = make_data(cfg, ds, list(ds.test.guid), None, feats, model)
     members = [predict_logits(m, test, cfg).softmax(1).numpy() for m in model.members.values()]
     assert list(tags.values()) == [["negative", "neutral", "positive"][k] for k in decision.predict(members)]
+
+
+# --------------------------------------------------------------------------- trainings are cached
+def _setup(dataset_factory, tmp_path, **kw):
+    ds = load_dataset(dataset_factory(n_train=30, n_test=3))
+    feats = make_features(list(ds.all.guid), list(ds.all.label))
+    return ds, feats, small_config(tmp_path, data=ds.root, **{"model": "concat", "epochs": 2, **kw})
+
+
+@pytest.fixture
+def fits(monkeypatch):
+    """The configs ``lab5.pipeline.fit`` was called with: one per training actually run."""
+    calls, real = [], P.fit
+
+    def spy(model, train, val, cfg):
+        calls.append(cfg)
+        return real(model, train, val, cfg)
+
+    monkeypatch.setattr(P, "fit", spy)
+    return calls
+
+
+def _logits(res, cfg, ds, feats):
+    return predict_logits(res.model, make_data(cfg, ds, list(ds.all.guid), None, feats, res.model), cfg)
+
+
+def _same(a, b, cfg, ds, feats):
+    """Two trainings agree: bit-identical logits, equal history, best epoch and best validation macro-F1."""
+    assert torch.equal(_logits(a, cfg, ds, feats), _logits(b, cfg, ds, feats))
+    pd.testing.assert_frame_equal(a.history, b.history)
+    assert a.best_epoch == b.best_epoch
+    assert a.best_val_macro_f1 == b.best_val_macro_f1 or (a.best_val_macro_f1 != a.best_val_macro_f1
+                                                          and b.best_val_macro_f1 != b.best_val_macro_f1)  # both NaN
+
+
+def test_a_second_identical_training_trains_nothing_and_gives_the_same_model(dataset_factory, tmp_path, monkeypatch):
+    ds, feats, cfg = _setup(dataset_factory, tmp_path, decision="tuned")
+    first = P.train_model(cfg, ds, feats)
+    (entry,) = (cfg.cache / "train").iterdir()
+    assert sorted(p.name for p in entry.iterdir()) == ["model.pt", "result.json"]
+    assert "val_macro_f1" in first.history
+    monkeypatch.setattr(P, "fit", lambda *a, **k: pytest.fail("trained again although the training is cached"))
+    again = P.train_model(cfg, load_dataset(ds.root), feats)
+    assert again.model is not first.model and not again.model.training
+    assert torch.equal(again.model.logit_bias, first.model.logit_bias)
+    _same(again, first, cfg, ds, feats)
+    untrained = TrainResult(P.new_model(cfg, feats), first.history, 0, 0.0)
+    assert not torch.equal(_logits(untrained, cfg, ds, feats), _logits(again, cfg, ds, feats))  # the weights were loaded
+
+
+def _relabelled(ds):
+    """The same dataset folder with the first training row's label changed."""
+    lines = (ds.root / "train.txt").read_text().splitlines()
+    guid, tag = lines[1].split(",")
+    lines[1] = f"{guid},{ {'positive': 'negative', 'negative': 'neutral', 'neutral': 'positive'}[tag]}"
+    (ds.root / "train.txt").write_text("\n".join(lines) + "\n")
+    return load_dataset(ds.root)
+
+
+@pytest.mark.parametrize("change, retrains", [
+    ("lr", True), ("seed", True), ("epochs", True), ("train guids", True), ("val guids", True), ("a label", True),
+    ("features", True), ("progress", False), ("jobs", False), ("out_dir", False), ("data", False)])
+def test_a_training_is_redone_exactly_when_something_it_depends_on_changes(dataset_factory, tmp_path, fits, change,
+                                                                           retrains):
+    ds, feats, cfg = _setup(dataset_factory, tmp_path)
+    train, val = list(ds.train.guid[:24]), list(ds.train.guid[24:])
+    P.train_model(cfg, ds, feats, train, val)
+    assert len(fits) == 1
+    args = {"cfg": cfg, "ds": ds, "features": feats, "train_guids": train, "val_guids": val}
+    if change in ("lr", "seed", "epochs", "progress", "jobs", "out_dir", "data"):
+        value = {"lr": 1e-2, "seed": 1, "epochs": 3, "progress": not cfg.progress, "jobs": cfg.jobs + 1, "out_dir": tmp_path / "elsewhere",
+                 "data": tmp_path / "a-copy"}[change]
+        assert getattr(cfg, change) != value
+        args["cfg"] = cfg.replace(**{change: value})
+    elif change == "train guids":
+        args["train_guids"] = train[1:]
+    elif change == "val guids":
+        args["val_guids"] = val[1:]
+    elif change == "a label":
+        args["ds"] = _relabelled(ds)
+    else:
+        args["features"] = Features(dataclasses.replace(feats.text, key="other-text"), feats.image)
+    P.train_model(**args)
+    assert len(fits) == (2 if retrains else 1)
+    P.train_model(**args)  # and the new training is cached in turn
+    assert len(fits) == (2 if retrains else 1)
+
+
+def test_each_text_encoders_features_are_part_of_the_key(dataset_factory, tmp_path, fits):
+    ds, feats, cfg = _setup(dataset_factory, tmp_path, model="late", text_encoder="minilm+mpnet")
+    two = Features(feats.text, feats.image, {"mpnet": dataclasses.replace(feats.text, key="fake-mpnet")})
+    P.train_model(cfg, ds, two)
+    P.train_model(cfg, ds, Features(feats.text, feats.image, {"mpnet": dataclasses.replace(feats.text, key="other")}))
+    P.train_model(cfg, ds, two)
+    assert len(fits) == 2
+
+
+def _damage(entry, how, other):
+    meta = json.loads((entry / "result.json").read_text())
+    blob = (entry / "model.pt").read_bytes()
+    if how == "truncated model.pt":
+        (entry / "model.pt").write_bytes(blob[: len(blob) // 2])
+    elif how == "foreign model.pt":
+        (entry / "model.pt").write_bytes(b"this is not a state dict")
+    elif how == "a flipped weight byte":  # torch itself loads it without a complaint: the checksum tells
+        w = max(torch.load(io.BytesIO(blob), weights_only=True).values(), key=torch.Tensor.numel)
+        start = blob.find(w.contiguous().numpy().tobytes()[:64])
+        assert start >= 0
+        at = start + 3  # the exponent byte of its first weight
+        (entry / "model.pt").write_bytes(blob[:at] + bytes([blob[at] ^ 0x40]) + blob[at + 1:])
+    elif how == "missing model.pt":
+        (entry / "model.pt").unlink()
+    elif how == "unreadable result.json":
+        (entry / "result.json").write_text("{")
+    elif how == "missing result.json":
+        (entry / "result.json").unlink()
+    elif how == "no history":
+        (entry / "result.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "history"}))
+    elif how == "other dims":
+        (entry / "result.json").write_text(json.dumps({**meta, "dims": {**meta["dims"], "text": 99}}))
+    else:  # a sound state dict, with a matching checksum, of a model that does not fit
+        buf = io.BytesIO()
+        torch.save(other.state_dict(), buf)
+        (entry / "model.pt").write_bytes(buf.getvalue())
+        (entry / "result.json").write_text(json.dumps({**meta, "model_sha256": hashlib.sha256(buf.getvalue()).hexdigest()}))
+
+
+@pytest.mark.parametrize("how", ["truncated model.pt", "foreign model.pt", "a flipped weight byte", "missing model.pt",
+                                 "unreadable result.json", "missing result.json", "no history", "other dims",
+                                 "weights that do not fit"])
+def test_a_damaged_cached_training_is_trained_again_with_a_warning(dataset_factory, tmp_path, fits, caplog, how):
+    ds, feats, cfg = _setup(dataset_factory, tmp_path)
+    first = P.train_model(cfg, ds, feats)
+    (entry,) = (cfg.cache / "train").iterdir()
+    _damage(entry, how, P.new_model(cfg.replace(model="gated"), feats))
+    with caplog.at_level(logging.WARNING, logger="lab5"):
+        again = P.train_model(cfg, ds, feats)
+    assert len(fits) == 2
+    assert any(r.levelno == logging.WARNING and str(entry) in r.getMessage() for r in caplog.records)
+    _same(again, first, cfg, ds, feats)
+    third = P.train_model(cfg, ds, feats)  # the entry was overwritten: read, not trained
+    assert len(fits) == 2
+    _same(third, first, cfg, ds, feats)
+
+
+def test_a_load_that_fails_half_way_trains_a_fresh_model(dataset_factory, tmp_path, fits, monkeypatch):
+    ds, feats, cfg = _setup(dataset_factory, tmp_path)
+    first = P.train_model(cfg, ds, feats)
+
+    real, failed = torch.nn.Module.load_state_dict, []
+
+    def half_way(self, state, *a, **k):  # the first load (the cached training's) writes into the model, then fails
+        if failed:
+            return real(self, state, *a, **k)
+        failed.append(1)
+        with torch.no_grad():
+            next(self.parameters()).fill_(1e3)
+        raise RuntimeError("failed half-way")
+
+    monkeypatch.setattr(torch.nn.Module, "load_state_dict", half_way)
+    again = P.train_model(cfg, ds, feats)
+    assert failed and len(fits) == 2
+    _same(again, first, cfg, ds, feats)  # trained from a fresh initialisation, not from the half-loaded weights
+
+
+def test_without_the_cache_nothing_is_read_or_written(dataset_factory, tmp_path, fits):
+    ds, feats, cfg = _setup(dataset_factory, tmp_path)
+    P.train_model(cfg, ds, feats, cache=False)
+    assert not (cfg.cache / "train").exists()
+    P.train_model(cfg, ds, feats)
+    P.train_model(cfg, ds, feats, cache=False)  # trains although a cached training is there
+    assert len(fits) == 3 and len(list((cfg.cache / "train").iterdir())) == 1
+
+
+@pytest.mark.parametrize("model, text_encoder", [("gated+late", "minilm"), ("late", "minilm+mpnet")])
+def test_an_ensemble_round_trips_through_the_cache(dataset_factory, tmp_path, fits, model, text_encoder):
+    ds, feats, cfg = _setup(dataset_factory, tmp_path, model=model, text_encoder=text_encoder)
+    if "+" in text_encoder:
+        feats = Features(feats.text, feats.image, {"mpnet": dataclasses.replace(feats.text, key="fake-mpnet")})
+    first = P.train_model(cfg, ds, feats)
+    again = P.train_model(cfg, ds, feats)
+    assert len(fits) == 1 and isinstance(again.model, Ensemble) and again.model.dims == first.model.dims
+    assert {"member", "best"} <= set(again.history) and again.history.best.dtype == bool
+    _same(again, first, cfg, ds, feats)
+
+
+def test_predict_test_reads_its_training_from_the_cache(dataset_factory, tmp_path, patched_encoders, fits):
+    ds = load_dataset(dataset_factory(n_train=18, n_test=5))
+    cfg = small_config(tmp_path, data=ds.root, model="late", epochs=2, early_stopping=False)
+    tags = P.predict_test(cfg, ds)
+    assert P.predict_test(cfg, ds) == tags and len(fits) == 1
+
+
+def test_a_finetuned_training_is_cached_and_keyed_by_the_pairs(dataset_factory, tmp_path, encoder_copies, fits):
+    root = dataset_factory(n_train=8, n_test=2)
+    ds = load_dataset(root)
+    cfg = small_config(tmp_path, data=root, model="concat", finetune=True, finetune_layers=0, max_steps=2, lr=1e-2,
+                       encoder_lr=1e-2)
+    rows = (list(ds.train.guid), [])
+    first = P.train_model(cfg, ds, None, *rows)
+    again = P.train_model(cfg, ds, None, *rows)
+    assert len(fits) == 1
+    data = make_data(cfg, ds, list(ds.all.guid), None, None, again.model)
+    assert torch.equal(predict_logits(again.model, data, cfg), predict_logits(first.model, data, cfg))
+    ds.image_path(ds.train.guid[0]).write_bytes(jpeg_bytes(noise=1))  # another image: the encoders see other pixels
+    P.train_model(cfg, load_dataset(root), None, *rows)
+    assert len(fits) == 2
 
 
 # --------------------------------------------------------------------------- checkpoints
