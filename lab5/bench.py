@@ -1,27 +1,34 @@
-"""``python -m lab5 bench``: speed and memory of the cached pipeline, and of the naive one it replaces.
+"""``python -m lab5 bench``: speed and memory of the cached pipeline, and of the paths it replaces.
 
-The naive pipeline is the reference report's: every epoch re-encodes every text and image through the frozen
-encoders before the fusion head sees them. Both are timed in the same run on the same machine.
+Each optimisation is timed against the path before it in the same run: feature extraction one batch at a time on
+two threads against batches side by side on one thread each; a cross-attention training step on random batches
+against length-bucketed ones; CV fold trainings one after another against side by side; and a cached epoch against
+the naive pipeline of the reference report, which re-encodes every text and image through the frozen encoders
+every epoch. The stages of the last ``reproduce --profile`` follow the table when the cache holds them.
 """
 from __future__ import annotations
 
 import platform
 import resource
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
 
+from . import profile
 from .batches import FeatureData, make_data
 from .config import Config, text_encoder_names
 from .data import load_dataset
 from .encoders import image_encoder, text_encoder
-from .features import ImageFolder, encode_images, encode_texts, load_features
+from .evaluation import folds
+from .features import Features, ImageFolder, encode_images, encode_texts, load_features
 from .models import MODELS, Classifier, build_head, build_model
 from .pipeline import train_model
 from .runtime import reproducible
 from .splits import get_split
-from .training import fit, predict_logits
+from .parallel import run_all
+from .training import fit, predict_logits, train_classifier
 
 
 def peak_rss_mib() -> float:
@@ -50,18 +57,21 @@ def _bench(cfg: Config, cold_pairs: int, naive_pairs: int, models: list[str] | N
     ds = load_dataset(cfg.data)
     split = get_split(ds, cfg.cache)
     rows = []
-    # extraction speed is timed on the first text encoder of the config (the others run the same code)
+    # extraction speed is timed on the first text encoder of the config (the others run the same code); the old path
+    # is one batch at a time on cfg.threads threads, the new one cfg.jobs batches side by side on one thread each
     tenc = text_encoder(text_encoder_names(cfg.text_encoder)[0], cfg.cache)
     ienc = image_encoder(cfg.image_encoder, cfg.image_size, cfg.seed)
     sample = list(ds.all.guid[:cold_pairs])
     texts = ds.all.set_index("guid").loc[sample, "text"].tolist()
-    _, t_text_old = _timed(lambda: _old_encode_texts(tenc, texts, cfg))
-    _, t_img_old = _timed(lambda: _old_encode_images(ienc, ds, sample, cfg))
-    _, t_text = _timed(lambda: encode_texts(tenc, texts, cfg))
-    _, t_img = _timed(lambda: encode_images(ienc, ds, sample, cfg))
-    for what, new, old in ((f"text ({tenc.name})", t_text, t_text_old), (f"image ({ienc.name})", t_img, t_img_old)):
-        rows.append(("features, cold", f"{what}, old path", f"{len(sample) / old:.1f} pairs/s"))
-        rows.append(("features, cold", f"{what}, new path", f"{len(sample) / new:.1f} pairs/s ({old / new:.1f}x)"))
+    old, new = f"one batch at a time on {_n(cfg.threads, 'thread')}", f"{_n(cfg.jobs, 'batch')} side by side on one thread each"
+    _, t_text_old = _timed(lambda: encode_texts(tenc, texts, cfg.replace(jobs=1)))
+    _, t_img_old = _timed(lambda: encode_images(ienc, ds, sample, cfg.replace(jobs=1)))
+    with reproducible(cfg.seed, 1):
+        _, t_text = _timed(lambda: encode_texts(tenc, texts, cfg))
+        _, t_img = _timed(lambda: encode_images(ienc, ds, sample, cfg))
+    for what, t_new, t_old in ((f"text ({tenc.name})", t_text, t_text_old), (f"image ({ienc.name})", t_img, t_img_old)):
+        rows.append(("features, cold", f"{what}, {old}", f"{len(sample) / t_old:.1f} pairs/s"))
+        rows.append(("features, cold", f"{what}, {new}", f"{len(sample) / t_new:.1f} pairs/s ({t_old / t_new:.1f}x)"))
     rows.append(("features, cold", "all pairs, estimated", f"{len(ds.all) * (t_text + t_img) / len(sample):.0f} s "
                  f"(old path {len(ds.all) * (t_text_old + t_img_old) / len(sample):.0f} s)"))
     load_features(ds, cfg)  # make sure the cache is filled before timing a warm load
@@ -75,6 +85,7 @@ def _bench(cfg: Config, cold_pairs: int, naive_pairs: int, models: list[str] | N
     test = make_data(cfg.replace(model=m), ds, list(ds.test.guid), None, feats)
     _, t_pred = _timed(lambda: predict_logits(model, test, cfg))
     rows.append(("predict", f"{len(ds.test)} test pairs ({m})", f"{len(ds.test) / t_pred:.0f} pairs/s"))
+    rows += _training_paths(cfg, ds, feats)
 
     # one epoch of the concat head, cached versus naive
     labels = ds.train.set_index("guid").label
@@ -92,25 +103,48 @@ def _bench(cfg: Config, cold_pairs: int, naive_pairs: int, models: list[str] | N
     rows.append(("memory", "peak RSS of this run", f"{peak_rss_mib():.0f} MiB"))
     table = pd.DataFrame(rows, columns=["what", "measured on", "result"])
     head = f"lab5 bench: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
-    return head + "\n" + table.to_string(index=False)
+    out = head + "\n" + table.to_string(index=False)
+    stages = Path(cfg.cache) / "profile.jsonl"
+    if stages.is_file() and stages.stat().st_size:
+        out += f"\n\nstages of the last `reproduce --profile` ({stages}):\n" + profile.table(profile.read(stages)).to_string(index=False)
+    return out
 
 
-def _old_encode_texts(enc, texts: list[str], cfg: Config, batch_size: int = 64) -> None:
-    """The extraction path before feature format 2 (the bench's control): every text padded to ``max_length``,
-    batches in file order."""
-    with torch.inference_mode():
-        for i in range(0, len(texts), batch_size):
-            t = enc.tokenize(texts[i:i + batch_size], cfg.max_length)
-            enc(t["input_ids"], t["attention_mask"])
+def _n(k: int, word: str) -> str:
+    """``2 threads``, ``1 thread``, ``2 batches``."""
+    return f"{k} {word}" + ("" if k == 1 else "es" if word.endswith("ch") else "s")
 
 
-def _old_encode_images(enc, ds, guids: list[str], cfg: Config, batch_size: int = 32) -> None:
-    """The extraction path before feature format 2 (the bench's control): default (contiguous) memory format."""
-    enc = enc.to(memory_format=torch.contiguous_format)
-    loader = torch.utils.data.DataLoader(ImageFolder(ds, guids, enc.spec.transform(), enc.spec.resize), batch_size=batch_size)
-    with torch.inference_mode():
-        for x in loader:
-            enc(x)
+#: the head whose training steps the bench times on the old and the new path (the costliest per step)
+TIMED_HEAD = "cross_attention"
+
+
+def _training_paths(cfg: Config, ds, feats) -> list[tuple[str, str, str]]:
+    """The training of :data:`TIMED_HEAD`, old path against new in the same run: one epoch on a CV training part
+    (random batches on ``cfg.threads`` threads, against length-bucketed batches on one thread), and the five fold
+    trainings of a CV (one after another, against ``cfg.jobs`` side by side)."""
+    c = cfg.replace(model=TIMED_HEAD, text_encoder=text_encoder_names(cfg.text_encoder)[0])
+    y = ds.train.label.to_numpy()
+    parts = [tr for tr, _ in folds(y, c.folds, c.seed)]
+    guids = ds.train.guid.to_numpy()
+    paths = {"old": (c.replace(batching="random"), cfg.threads), "new": (c, 1)}
+    mine = Features(feats.text, feats.image)  # the first text encoder's features alone
+    dims = mine.dims()
+
+    def train(path: str, rows, epochs: int) -> None:
+        cc, threads = paths[path]
+        cc = cc.replace(epochs=epochs)
+        model = build_model(cc, dims)
+        train_classifier(model, make_data(cc, ds, guids[rows], y[rows], mine), None, cc, threads=threads)
+
+    one = {p: _timed(lambda: train(p, parts[0], 1))[1] for p in paths}
+    _, cv_old = _timed(lambda: [train("old", tr, c.epochs) for tr in parts])
+    _, cv_new = _timed(lambda: run_all(lambda tr: train("new", tr, c.epochs), parts, cfg.jobs))
+    what = f"train {TIMED_HEAD}"
+    return [(what, f"one epoch of {len(parts[0])} rows: random batches, {_n(cfg.threads, 'thread')}", f"{one['old']:.2f} s"),
+            (what, f"one epoch of {len(parts[0])} rows: bucketed batches, one thread", f"{one['new']:.2f} s ({one['old'] / one['new']:.1f}x)"),
+            (what, f"{len(parts)} CV fold trainings one after another (old path)", f"{cv_old:.1f} s"),
+            (what, f"{len(parts)} CV fold trainings, {cfg.jobs} side by side (new path)", f"{cv_new:.1f} s ({cv_old / cv_new:.1f}x)")]
 
 
 def _naive_epoch(cfg: Config, ds, guids, labels, tenc, ienc, dims) -> float:

@@ -83,7 +83,7 @@ def cross_validate(ds: Dataset, configs: dict[str, Config], *, cache: bool = Tru
 def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> dict[str, CVRun]:
     """Stratified k-fold CV on all labelled rows of each named config (frozen-feature path).
 
-    With ``early_stopping`` (the default) a stratified 10% of the training folds is held out in every fold to pick
+    With ``early_stopping`` a stratified 10% of the training folds is held out in every fold to pick
     the best epoch; without it the model trains on all the training folds for exactly ``epochs`` epochs. Either way
     the scored fold is never seen while training.
 
@@ -98,8 +98,13 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
         if c.train_rows > smallest:
             raise ConfigError(f"--train-rows {c.train_rows} asks for more rows than the {smallest} a training part of "
                               f"{c.folds}-fold cross-validation has")
-    runs: dict[str, CVRun] = {}
-    plain = {n: c for n, c in configs.items() if not _decided_from_members(c)}
+    # an ensemble's CV is made from its members' runs: every member of every such config joins the plain runs, so
+    # that all trainings of one call share one load of their features and one pool of workers
+    members = {n: {m: c.replace(model=h, text_encoder=e, combine="mean") for m, (h, e) in ensemble_members(c).items()}
+               for n, c in configs.items() if _decided_from_members(c)}
+    plain = {n: c for n, c in configs.items() if n not in members}
+    plain.update({(n, m): mc for n, ms in members.items() for m, mc in ms.items()})
+    runs: dict = {}
     for fields in dict.fromkeys(feature_fields(c) for c in plain.values()):  # one feature set in memory at a time
         group = {n: c for n, c in plain.items() if feature_fields(c) == fields}
         feats = load_features(ds, next(iter(group.values())))
@@ -113,12 +118,8 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
         runs.update({n: CVRun(pd.DataFrame(d["folds"]), np.array(d["probs"]),
                               {k: np.array(v) for k, v in d["member_probs"].items()}, d["best_epochs"])
                      for n, d in done.items()})
-    for name, c in configs.items():
-        if name not in runs:  # decided from the members' runs, each cached on its own
-            members = ensemble_members(c)
-            parts = cv_runs(ds, {m: c.replace(model=h, text_encoder=e, combine="mean") for m, (h, e) in members.items()},
-                            cache=cache)
-            runs[name] = _combined_run(ds, c, parts)
+    for n, ms in members.items():
+        runs[n] = _combined_run(ds, configs[n], {m: runs[(n, m)] for m in ms})
     return {name: runs[name] for name in configs}
 
 
@@ -135,10 +136,10 @@ def learning_curve(ds: Dataset, configs: dict[str, Config], fractions: tuple[flo
     if not all(0 < f < 1 for f in fractions):
         raise ConfigError(f"learning-curve fractions must lie between 0 and 1, not {list(fractions)}")
     full = _training_part(ds, next(iter(configs.values())))
-    rows = []
-    for n in [*sorted({max(1, round(full * f)) for f in fractions}), full]:
-        runs = cross_validate(ds, {name: c.replace(train_rows=0 if n == full else n) for name, c in configs.items()})
-        rows.append(runs.assign(train_rows=n))
+    sizes = [*sorted({max(1, round(full * f)) for f in fractions}), full]
+    runs = cv_runs(ds, {(name, n): c.replace(train_rows=0 if n == full else n) for n in sizes
+                        for name, c in configs.items()})  # one call: every size shares the loads and the workers
+    rows = [r.folds.assign(model=name, train_rows=n) for (name, n), r in runs.items()]
     return pd.concat(rows, ignore_index=True)[["model", "train_rows", "fold", *METRIC_COLUMNS]]
 
 

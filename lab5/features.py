@@ -1,8 +1,8 @@
 """The feature cache: frozen-encoder outputs for every guid, computed once and stored on disk.
 
 A cache file's name holds a key made of the encoder name, its weights fingerprint, its preprocessing, a
-fingerprint of the input files, the versions of the libraries that compute it, the CPU numerics and thread count
-in force, and the format version, so a changed file, encoder or library rebuilds it and nothing else does. Files are written atomically with a checksum beside them; a corrupt or truncated file is detected
+fingerprint of the input files, the versions of the libraries that compute it, the CPU numerics in force, and the
+format version (which also fixes how batches are cut and that each runs on one thread), so a changed file, encoder or library rebuilds it and nothing else does. Files are written atomically with a checksum beside them; a corrupt or truncated file is detected
 and rebuilt with a message.
 """
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from . import profile
 from .config import Config, text_encoder_names
@@ -23,12 +22,14 @@ from .data import Dataset
 from .encoders import ImageEncoder, TextEncoder, image_encoder, text_encoder
 from .errors import ConfigError
 from .io import atomic_write_bytes
+from .parallel import run_all
 from .runtime import numerics, reproducible, resolve_device, versions
 from .text import encoder_texts, lexicon_scores
 
 log = logging.getLogger("lab5")
-#: 2: text batched by length and padded per batch (padding states zero), images in channels_last
-FORMAT_VERSION = 2
+#: 2: text batched by length and padded per batch (padding states zero), images in channels_last.
+#: 3: every batch encoded on one thread, ``jobs`` batches side by side (the features do not depend on ``jobs``)
+FORMAT_VERSION = 3
 #: libraries whose versions can change the encoders' numbers (part of every feature cache key)
 TEXT_LIBRARIES = ("torch", "transformers", "tokenizers")
 IMAGE_LIBRARIES = ("torch", "torchvision", "pillow", "efficientnet-lite-pytorch")
@@ -103,7 +104,7 @@ def _store(path: Path, fs: FeatureSet, parts: dict) -> None:
 
 
 def _cached(cfg: Config, kind: str, parts: dict, guids: list[str], build) -> FeatureSet:
-    parts = {**parts, "numerics": numerics(), "threads": cfg.threads}
+    parts = {**parts, "numerics": numerics()}
     key = cache_key(parts)
     path = Path(cfg.cache) / f"{kind}-{parts['encoder'].replace('/', '_')}-{key}.pt"
     fs = _load_cached(path, guids)
@@ -111,7 +112,7 @@ def _cached(cfg: Config, kind: str, parts: dict, guids: list[str], build) -> Fea
         log.info("loaded %s features from %s", kind, path)
         return fs
     log.info("computing %s features with %s for %d pairs -> %s", kind, parts["encoder"], len(guids), path)
-    with reproducible(cfg.seed, cfg.threads), profile.stage(f"features {kind} {parts['encoder']}"):
+    with reproducible(cfg.seed, 1), profile.stage(f"features {kind} {parts['encoder']}"):  # one thread a batch
         pooled, seq, mask = build()
     fs = FeatureSet(guids, pooled.float(), seq.half(), mask.bool(), key)
     _store(path, fs, parts)
@@ -145,8 +146,9 @@ def encode_texts(enc: TextEncoder, texts: list[str], cfg: Config, layer: int | N
     """Run the frozen text encoder over ``texts`` (states of ``layer``, default the last).
 
     Texts are batched in order of token length and each batch is padded only to its longest text, so short tweets
-    do not pay for ``cfg.max_length`` positions; outputs come back in the input order, token states right-padded
-    with zeros to ``cfg.max_length``.
+    do not pay for ``cfg.max_length`` positions; the batches run ``cfg.jobs`` at a time on one thread each
+    (:func:`lab5.parallel.run_all`). Outputs come back in the input order, token states right-padded with zeros to
+    ``cfg.max_length``.
     """
     device = resolve_device(cfg.device)
     enc = enc.to(device).eval()
@@ -154,15 +156,19 @@ def encode_texts(enc: TextEncoder, texts: list[str], cfg: Config, layer: int | N
     ids, mask = tok["input_ids"], tok["attention_mask"]
     lengths = mask.sum(1)
     order = torch.argsort(lengths, descending=True, stable=True)  # longest first: peak memory is met at once
+    batches = [order[s:s + batch_size] for s in range(0, len(texts), batch_size)]
+
+    def one(rows: torch.Tensor):
+        n = max(1, int(lengths[rows].max()))
+        with torch.inference_mode():
+            p, h, _ = enc(ids[rows, :n].to(device), mask[rows, :n].to(device), layer)
+            return p.float().cpu(), (h * mask[rows, :n, None].to(h.device)).half().cpu()
+
     pooled = torch.zeros(len(texts), enc.dim)
     seq = torch.zeros(len(texts), ids.shape[1], enc.dim, dtype=torch.float16)
-    with torch.inference_mode():
-        for s in tqdm(range(0, len(texts), batch_size), desc="text features", disable=not cfg.progress, unit="batch"):
-            rows = order[s:s + batch_size]
-            n = max(1, int(lengths[rows].max()))
-            p, h, _ = enc(ids[rows, :n].to(device), mask[rows, :n].to(device), layer)
-            pooled[rows] = p.float().cpu()
-            seq[rows, :n] = (h * mask[rows, :n, None].to(h.device)).half().cpu()
+    for rows, (p, h) in zip(batches, run_all(one, batches, cfg.jobs, progress="text features" if cfg.progress else None)):
+        pooled[rows] = p
+        seq[rows, :h.shape[1]] = h
     return pooled, seq, mask
 
 
@@ -181,15 +187,21 @@ class ImageFolder(torch.utils.data.Dataset):
 
 def encode_images(enc: ImageEncoder, ds: Dataset, guids: list[str], cfg: Config, batch_size: int = 32):
     """Run the frozen image encoder over the images of ``guids`` in batches, in ``channels_last`` memory format
-    (the layout the CPU convolution kernels are fastest in; the features agree with the default layout to ~1e-5)."""
+    (the layout the CPU convolution kernels are fastest in; the features agree with the default layout to ~1e-5).
+    Each batch decodes its own images; the batches run ``cfg.jobs`` at a time on one thread each, which on two
+    cores is about 1.4 times faster than one batch at a time on two threads."""
     device = resolve_device(cfg.device)
     enc = enc.to(device, memory_format=torch.channels_last).eval()
-    loader = torch.utils.data.DataLoader(ImageFolder(ds, guids, enc.spec.transform(), enc.spec.resize), batch_size=batch_size)
-    out = []
-    with torch.inference_mode():
-        for x in tqdm(loader, desc="image features", disable=not cfg.progress, unit="batch"):
+    folder = ImageFolder(ds, guids, enc.spec.transform(), enc.spec.resize)
+    batches = [range(s, min(s + batch_size, len(guids))) for s in range(0, len(guids), batch_size)]
+
+    def one(rows: range):
+        x = torch.stack([folder[i] for i in rows])
+        with torch.inference_mode():
             p, s, m = enc(x.to(device, memory_format=torch.channels_last))
-            out.append((p.float().cpu(), s.contiguous().half().cpu(), m.cpu()))
+            return p.float().cpu(), s.contiguous().half().cpu(), m.cpu()
+
+    out = run_all(one, batches, cfg.jobs, progress="image features" if cfg.progress else None)
     return tuple(torch.cat(x) for x in zip(*out))
 
 
@@ -234,7 +246,7 @@ def with_lexicon(fs: FeatureSet, ds: Dataset) -> FeatureSet:
 
 #: the config fields that decide which features :func:`load_features` returns
 FEATURE_FIELDS = ("cache", "text_encoder", "image_encoder", "text_features", "text_clean", "max_length", "image_size",
-                  "text_top", "device", "seed", "threads")
+                  "text_top", "device", "seed")
 
 
 def feature_fields(cfg: Config) -> tuple:

@@ -31,22 +31,35 @@ def can_fork() -> bool:
     return "fork" in mp.get_all_start_methods() and not mp.current_process().daemon and not cuda
 
 
-def run_all(fn: Callable[[T], R], tasks: Sequence[T], jobs: int) -> list[R]:
+def run_all(fn: Callable[[T], R], tasks: Sequence[T], jobs: int, progress: str | None = None) -> list[R]:
     """``[fn(t) for t in tasks]``, with up to ``jobs`` tasks at a time in forked workers of one torch thread each.
 
     Results come back in the order of ``tasks``; a task's exception is raised here; Ctrl-C stops the workers.
+    ``progress``: a description for a progress bar over the finished tasks (None: no bar).
     """
+    from tqdm.auto import tqdm
+
     global _JOB
     tasks = list(tasks)
     jobs = min(jobs, len(tasks))
-    if jobs <= 1 or not can_fork():
-        return [fn(t) for t in tasks]
-    _JOB = (fn, tasks)
+    bar = tqdm(total=len(tasks), desc=progress, disable=progress is None, unit="task")
     try:
+        if jobs <= 1 or not can_fork():
+            out = []
+            for t in tasks:
+                out.append(fn(t))
+                bar.update()
+            return out
+        _JOB = (fn, tasks)
         with mp.get_context("fork").Pool(jobs, initializer=_worker_init) as pool:
-            return pool.map(_run_one, range(len(tasks)), chunksize=1)
+            out = []
+            for r in pool.imap(_run_one, range(len(tasks)), chunksize=1):
+                out.append(r)
+                bar.update()
+            return out
     finally:
         _JOB = None
+        bar.close()
 
 
 def _worker_init() -> None:

@@ -9,6 +9,7 @@ defaults (it says so in its name; ``lab5/__init__`` calls it before anything imp
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import platform
 import random
@@ -28,12 +29,15 @@ PINNED_NUMERICS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MA
 
 
 def pin_numerics_env() -> bool:
-    """Set (where the user has not) :data:`PINNED_NUMERICS` and cuBLAS's deterministic workspace in the environment.
+    """Set (where the user has not) :data:`PINNED_NUMERICS`, cuBLAS's deterministic workspace and a quiet tokenizer
+    thread pool in the environment.
 
     Effective only before torch is imported and only on x86-64; returns whether the CPU pins could take effect.
     ``LAB5_NUMERICS=native`` in the environment leaves the machine's native kernels in place.
     """
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # workers are forked after the tokenizer ran (lab5.parallel): its own thread pool would warn at every fork
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     native = os.environ.get("LAB5_NUMERICS", "pinned") == "native"
     if native or platform.machine().lower() not in ("x86_64", "amd64") or "torch" in sys.modules:
         return False
@@ -64,13 +68,21 @@ def versions(*packages: str) -> dict[str, str]:
 @contextlib.contextmanager
 def reproducible(seed: int, threads: int | None = None) -> Iterator[None]:
     """Inside the block: Python, NumPy and torch seeded with ``seed``, deterministic algorithms, ``threads`` CPU
-    threads. On exit every one of them is restored, so a caller's random state and thread count are untouched."""
-    import torch
+    threads. On exit every one of them is restored, so a caller's random state and thread count are untouched.
 
+    In a forked worker process (:mod:`lab5.parallel`) torch stays on one thread whatever ``threads`` says: after a
+    fork, OpenMP's thread pool cannot start again, and a parallel region would hang.
+    """
+    import torch
+    import torch.utils.deterministic
+
+    if multiprocessing.current_process().daemon:
+        threads = 1
     py_state, np_state = random.getstate(), np.random.get_state()
     old_threads = torch.get_num_threads()
     old_det, old_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     old_bench = torch.backends.cudnn.benchmark
+    old_fill = torch.utils.deterministic.fill_uninitialized_memory
     cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=cuda):
         try:
@@ -78,6 +90,9 @@ def reproducible(seed: int, threads: int | None = None) -> Iterator[None]:
             np.random.seed(seed)
             torch.manual_seed(seed)
             torch.use_deterministic_algorithms(True, warn_only=True)
+            # deterministic mode would also fill every new tensor with NaN (5% of a head's training time); nothing
+            # here reads memory before writing it, so that costs time and changes no number
+            torch.utils.deterministic.fill_uninitialized_memory = False
             torch.backends.cudnn.benchmark = False
             if threads:
                 torch.set_num_threads(threads)
@@ -86,6 +101,7 @@ def reproducible(seed: int, threads: int | None = None) -> Iterator[None]:
             random.setstate(py_state)
             np.random.set_state(np_state)
             torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+            torch.utils.deterministic.fill_uninitialized_memory = old_fill
             torch.backends.cudnn.benchmark = old_bench
             torch.set_num_threads(old_threads)
 

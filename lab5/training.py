@@ -132,11 +132,13 @@ def evaluate(model: nn.Module, data: Batches, cfg: Config, weight: torch.Tensor 
             "val_accuracy": float((pred == y).mean()), "val_macro_f1": float(f1_score(y, pred, average="macro"))}
 
 
-def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> TrainResult:
+def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg: Config,
+                     threads: int | None = None) -> TrainResult:
     """Train one classifier on ``train``, early-stopping on the macro-F1 of ``val`` (the best weights are kept); with
-    ``cfg.early_stopping`` off, or no ``val``, all ``cfg.epochs`` epochs run and the last weights are kept."""
+    ``cfg.early_stopping`` off, or no ``val``, all ``cfg.epochs`` epochs run and the last weights are kept.
+    ``threads`` overrides :func:`training_threads` (the benchmark times the old two-thread path with it)."""
     has_val = val is not None and len(val) > 0
-    with reproducible(cfg.seed, training_threads(cfg)):
+    with reproducible(cfg.seed, threads or training_threads(cfg)):
         device = resolve_device(cfg.device)
         model.to(device)
         gen = torch.Generator().manual_seed(cfg.seed)

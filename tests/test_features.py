@@ -14,7 +14,7 @@ from synthetic import jpeg_bytes, make_features, small_config
 
 import lab5.features as F
 from lab5.data import load_dataset
-from lab5.text import lexicon_scores, normalize_tweet
+from lab5.text import encoder_texts, lexicon_scores, normalize_tweet
 
 
 @pytest.fixture
@@ -188,15 +188,23 @@ def test_tokens_plus_lexicon_appends_four_vader_scores_to_the_pooled_text(six, p
 
 
 # --------------------------------------------------------------------------- what the cache key holds
-def test_the_thread_count_is_part_of_the_key(six, tiny_text, monkeypatch):
+def test_features_are_the_same_bits_for_any_jobs_or_threads_and_keep_their_key(six, tiny_text, tiny_image, monkeypatch):
+    from lab5.parallel import can_fork
+
     root, cfg = six
     ds = load_dataset(root)
-    one = F.text_features(ds, cfg, tiny_text)
+    one = F.text_features(ds, cfg.replace(jobs=1), tiny_text)
+    img = F.image_features(ds, cfg.replace(jobs=1), tiny_image)
     calls = _counting(monkeypatch, "encode_texts")
-    two = F.text_features(ds, cfg.replace(threads=2), tiny_text)
-    assert calls == [1] and two.key != one.key
-    meta = json.loads(next(cfg.cache.glob(f"text-*-{two.key}.json")).read_text())
-    assert meta["threads"] == 2 and meta["key"] == two.key
+    again = F.text_features(ds, cfg.replace(jobs=2, threads=2), tiny_text)
+    assert calls == [] and again.key == one.key  # read back: neither changes a feature
+    if can_fork():  # batches side by side in workers give the bits of one after another
+        texts = encoder_texts(ds.all.text, cfg.text_clean)
+        text = [F.encode_texts(tiny_text, texts, cfg.replace(jobs=j), batch_size=2) for j in (1, 2)]
+        image = [F.encode_images(tiny_image, ds, list(ds.all.guid), cfg.replace(jobs=j), batch_size=2) for j in (1, 2)]
+        for a, b in (text, image):
+            assert all(torch.equal(x, y) for x, y in zip(a, b))
+        assert torch.equal(image[0][0], img.pooled)  # images do not depend on the batch they are in
 
 
 def test_library_versions_and_numerics_are_part_of_the_key(six, tiny_image, monkeypatch):
@@ -235,8 +243,9 @@ def test_dims_are_the_pooled_and_sequence_widths_of_both_modalities():
 
 def test_feature_fields_tell_which_configs_share_their_features(tmp_path):
     cfg = small_config(tmp_path)
-    assert F.feature_fields(cfg) == F.feature_fields(cfg.replace(model="late", lr=1e-2, folds=4, progress=True))
-    for change in ({"text_features": "tokens+lexicon"}, {"max_length": 8}, {"threads": 2}, {"seed": 1},
+    assert F.feature_fields(cfg) == F.feature_fields(cfg.replace(model="late", lr=1e-2, folds=4, progress=True,
+                                                                 threads=2, jobs=2))
+    for change in ({"text_features": "tokens+lexicon"}, {"max_length": 8}, {"seed": 1},
                    {"cache": tmp_path / "other"}, {"text_clean": "tweet"}, {"text_top": 1}):
         assert F.feature_fields(cfg.replace(**change)) != F.feature_fields(cfg), change
 

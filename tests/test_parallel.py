@@ -79,3 +79,28 @@ def test_an_ensemble_trains_its_members_side_by_side_to_the_same_weights(tmp_pat
     assert not all(torch.equal(untrained[k], s2[k]) for k in s2)  # the workers' weights reached the parent's model
     data = FeatureData(f, GUIDS, LABELS_)
     assert torch.equal(predict_logits(models[1], data, cfg), predict_logits(models[2], data, cfg))
+
+
+FORK_AFTER_THREADS = """
+import lab5, torch
+from lab5.parallel import run_all
+from lab5.runtime import reproducible
+
+def task(n):
+    with reproducible(0, 2):  # a worker asked for two threads must stay on one, or OpenMP hangs after the fork
+        return float(torch.ones(n, 512).matmul(torch.ones(512, 512)).sum() + torch.zeros(10**6).fill_(1).sum())
+
+torch.set_num_threads(2)
+torch.ones(2000, 2000).matmul(torch.ones(2000, 2000))  # the parent's thread pool is up before the fork
+print(run_all(task, [256, 512, 1024], jobs=2))
+"""
+
+
+@needs_fork
+def test_workers_forked_after_the_parent_used_threads_do_not_hang(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FORK_AFTER_THREADS], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str([float(n * 512 * 512 + 10**6) for n in (256, 512, 1024)])
