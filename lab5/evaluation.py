@@ -12,6 +12,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from . import profile
 from .batches import make_data
 from .config import RUN_FIELDS, Config
 from .data import LABEL2ID, LABELS, TRAIN_FILE, Dataset
@@ -19,7 +20,6 @@ from .decisions import cross_fit
 from .errors import ConfigError, DataError
 from .features import Features, feature_fields, load_features
 from .io import atomic_write_bytes
-from . import profile
 from .models import Ensemble, build_model, ensemble_members
 from .parallel import run_all
 from .runtime import numerics, versions

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import encoders
+from . import encoders, profile
 from .batches import make_data
 from .config import RUN_FIELDS, Config
 from .data import LABELS, Dataset
@@ -95,7 +95,8 @@ def train_model(cfg: Config, ds: Dataset, features: Features | None = None, trai
             model = new_model(cfg, features)
     tr = make_data(cfg, ds, train_guids, labels.loc[train_guids].to_numpy(), features, model, train=True)
     va = make_data(cfg, ds, val_guids, labels.loc[val_guids].to_numpy(), features, model) if val_guids else None
-    result = fit(model, tr, va, cfg)
+    with profile.stage(f"train {cfg.model}@{cfg.text_encoder}"):
+        result = fit(model, tr, va, cfg)
     if folder is not None:
         _store_training(folder, result)
     return result

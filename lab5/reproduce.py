@@ -82,8 +82,11 @@ def run_notebooks(project: Path, data: Path, out: Path, paths: list[Path], timeo
     for k, path in enumerate(paths, 1):
         print(f"[{k}/{len(paths)}] {path.name} ...", end="", flush=True, file=sys.stderr)
         nb = nbformat.read(path, as_version=4)
+        # no execution timestamps in the cells: a re-run that reproduces every output leaves the file byte for byte
+        for cell in nb.cells:
+            cell.get("metadata", {}).pop("execution", None)
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"],
-                                resources={"metadata": {"path": str(path.parent)}})
+                                resources={"metadata": {"path": str(path.parent)}}, record_timing=False)
         client.log.setLevel("WARNING")  # not its "Executing notebook with kernel" line
         t = time.perf_counter()
         try:

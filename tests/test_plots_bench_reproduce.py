@@ -196,6 +196,15 @@ def test_reproduce_runs_notebooks_in_order_in_place_and_names_the_failing_cell(p
     assert not [p.name for p in (project / "notebooks").iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
+def test_a_rerun_that_reproduces_every_output_leaves_the_notebook_byte_for_byte(project, tmp_path):
+    paths = notebook_paths(project / "notebooks", "3")
+    run_notebooks(project, tmp_path / "data", project, paths)
+    first = paths[0].read_bytes()
+    assert b"iopub" not in first and b"execute_reply" not in first  # no execution timestamps recorded
+    run_notebooks(project, tmp_path / "data", project, paths)
+    assert paths[0].read_bytes() == first
+
+
 def test_reproduce_for_another_output_root_writes_executed_notebooks_there(project, tmp_path):
     before = {p.name: p.read_bytes() for p in (project / "notebooks").iterdir()}
     out = tmp_path / "elsewhere"
