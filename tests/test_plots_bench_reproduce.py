@@ -250,3 +250,17 @@ def test_text_the_font_cannot_draw_becomes_squares_without_a_warning_per_glyph(d
     fig.canvas.draw()
     assert not [w for w in recwarn if "missing from font" in str(w.message)]
     assert "\u25a1\u25a1\u25a1\u25a1 #joy" in fig.axes[0].get_xlabel()
+
+
+def test_a_profiled_run_records_each_notebook_and_hands_the_file_to_its_kernels(project, tmp_path):
+    from lab5 import profile
+
+    nb = project / "notebooks" / "04_env.ipynb"
+    _notebook(nb, "import os\nfrom lab5 import profile\nwith profile.stage('cv inside the kernel'):\n    pass\n"
+                  "print(os.environ[profile.ENV])")
+    target = tmp_path / "p.jsonl"
+    run_notebooks(project, tmp_path / "data", tmp_path / "out", [nb], profile_to=target)
+    rows = profile.read(target)
+    assert list(rows.stage) == ["cv inside the kernel", "notebook 04_env"]
+    executed = nbformat.read(tmp_path / "out" / "notebooks" / "04_env.ipynb", as_version=4)
+    assert executed.cells[0].outputs[0]["text"].strip() == str(target.resolve())
