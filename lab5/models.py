@@ -204,9 +204,9 @@ class TextTop(nn.Module):
         self.layers = copy.deepcopy(layers).requires_grad_(True)
 
     @classmethod
-    def from_encoder(cls, name: str, k: int) -> "TextTop":
-        """A trainable copy of the top ``k`` layers of text encoder ``name``."""
-        return cls(encoders.text_encoder(name).model.encoder.layer[-k:])
+    def from_encoder(cls, name: str, k: int, cache=None) -> "TextTop":
+        """A trainable copy of the top ``k`` layers of text encoder ``name`` (``cache``: where mpnet is unpacked)."""
+        return cls(encoders.text_encoder(name, cache).model.encoder.layer[-k:])
 
     def forward(self, b: dict) -> dict:
         mask = b["text_mask"].bool()
@@ -340,7 +340,7 @@ def _classifier(cfg: Config, dims: Dims, encoders: tuple | None) -> Classifier:
     with reproducible(cfg.seed):  # the initial weights depend on the seed alone
         head = build_head(cfg.model, dims, cfg)
     if encoders is None:
-        top = TextTop.from_encoder(cfg.text_encoder, cfg.text_top) if cfg.text_top and head.uses_text else None
+        top = TextTop.from_encoder(cfg.text_encoder, cfg.text_top, cfg.cache) if cfg.text_top and head.uses_text else None
         return Classifier(head, text_top=top)
     t, i = encoders
     return Classifier(head, t if head.uses_text else None, i if head.uses_image else None)

@@ -110,3 +110,20 @@ def test_checkpoint_with_text_top_round_trips_to_identical_logits(feats, tmp_pat
 def test_text_top_and_finetune_together_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="--text-top and --finetune both fine-tune the text encoder; use one of them"):
         small_config(tmp_path, model="late", text_top=1, finetune=True)
+
+
+def test_the_top_layer_comes_from_the_configs_cache(monkeypatch, tmp_path, minilm):
+    import lab5.encoders
+    from lab5.features import Dims
+    from lab5.models import build_model
+
+    seen = []
+
+    def text_encoder(name="minilm", cache=None):
+        seen.append((name, cache))
+        return minilm
+
+    monkeypatch.setattr(lab5.encoders, "text_encoder", text_encoder)
+    cfg = small_config(tmp_path, model="late", text_top=1, cache=tmp_path / "X")
+    build_model(cfg, Dims(384, 8, 384, 8))
+    assert seen == [("minilm", tmp_path / "X")]  # mpnet would be unpacked there, not in the default cache
