@@ -15,9 +15,8 @@ import platform
 import random
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Iterator
-
-import numpy as np
 
 from .config import ConfigError
 
@@ -73,6 +72,7 @@ def reproducible(seed: int, threads: int | None = None) -> Iterator[None]:
     In a forked worker process (:mod:`lab5.parallel`) torch stays on one thread whatever ``threads`` says: after a
     fork, OpenMP's thread pool cannot start again, and a parallel region would hang.
     """
+    import numpy as np
     import torch
     import torch.utils.deterministic
 
@@ -117,3 +117,17 @@ def resolve_device(name: str):
     if name not in ("cpu", "cuda"):
         raise ConfigError(f"unknown --device {name!r}; use cpu, cuda or auto")
     return torch.device(name)
+
+
+def use_project_venv(missing: ModuleNotFoundError) -> None:
+    """Called when ``import lab5`` meets a missing requirement: under ``python -m lab5`` with another interpreter
+    than the project's ``.venv`` (made by ``make setup``), run the same command there; else raise an ImportError
+    that names the missing module and the set-up command."""
+    from .config import find_project
+
+    project = find_project()
+    venv = project / ".venv" / "bin" / "python" if project else None
+    if sys.argv[:1] == ["-m"] and venv is not None and venv.is_file() and Path(sys.executable) != venv:
+        os.execv(venv, [str(venv), "-m", "lab5", *sys.argv[1:]])
+    raise ImportError(f"lab5 needs its requirements ({missing.name} is missing from {sys.executable}): run `make setup` "
+                      "in the project and use .venv/bin/python, or pip install -r requirements.txt") from missing

@@ -101,3 +101,34 @@ def test_pin_numerics_env_is_inert_once_torch_is_loaded(monkeypatch):
 def test_versions_names_absent_packages():
     v = versions("torch", "no-such-package-lab5")
     assert torch.__version__.startswith(v["torch"]) and v["no-such-package-lab5"] == "absent"
+
+
+def _project_with_venv(tmp_path):
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    venv = project / ".venv" / "bin" / "python"
+    venv.parent.mkdir(parents=True)
+    venv.write_text("#!/bin/sh\necho \"the project's venv ran: $*\"\n")
+    venv.chmod(0o755)
+    return project
+
+
+def test_python_m_lab5_without_the_requirements_goes_on_in_the_projects_venv(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import lab5
+
+    project = _project_with_venv(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(Path(lab5.__file__).parent.parent)}
+    # -S: no site-packages, so numpy and pandas are missing, as in a machine's own python3 before `make setup`
+    done = subprocess.run([sys.executable, "-S", "-m", "lab5", "--help"], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "the project's venv ran: -m lab5 --help", done.stderr
+    (project / ".venv" / "bin" / "python").unlink()  # no venv: one clear error naming the fix
+    done = subprocess.run([sys.executable, "-S", "-m", "lab5", "--help"], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode != 0 and "make setup" in done.stderr
