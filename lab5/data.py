@@ -110,6 +110,12 @@ class Dataset:
         return load_image(self.image_path(guid), guid, min_side)
 
     @functools.cached_property
+    def memo(self) -> dict:
+        """What has been computed from this dataset as loaded, kept for the life of the object (e.g. the features
+        :func:`lab5.features.load_features` read for a config, so that a notebook re-reads them only once)."""
+        return {}
+
+    @functools.cached_property
     def all(self) -> pd.DataFrame:
         """Train then test rows, in file order: the order every feature cache uses (built once)."""
         return pd.concat([self.train.assign(split="train"), self.test.assign(split="test")], ignore_index=True)

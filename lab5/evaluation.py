@@ -105,22 +105,36 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
     plain = {n: c for n, c in configs.items() if n not in members}
     plain.update({(n, m): mc for n, ms in members.items() for m, mc in ms.items()})
     runs: dict = {}
-    for fields in dict.fromkeys(feature_fields(c) for c in plain.values()):  # one feature set in memory at a time
+    groups = []  # (feature set, the configs that read it) of every config whose result is not cached yet
+    for fields in dict.fromkeys(feature_fields(c) for c in plain.values()):
         group = {n: c for n, c in plain.items() if feature_fields(c) == fields}
         feats = load_features(ds, next(iter(group.values())))
         paths = {n: Path(c.cache) / "cv" / f"{cv_key(c, ds, feats)}.json" for n, c in group.items()}
-        done = {n: _read_cv(paths[n], len(ds.train)) if cache else None for n in group}
-        todo = {n: c for n, c in group.items() if done[n] is None}
-        for n, result in _cross_validate(todo, ds, feats).items():
-            done[n] = result
+        todo = {}
+        for n, c in group.items():
+            done = _read_cv(paths[n], len(ds.train)) if cache else None
+            if done is None:
+                todo[n] = c
+            else:
+                runs[n] = _cv_run(done)
+        if todo:
+            groups.append((feats, todo, paths))
+    # every untrained fold of every group in one pool of workers, so that no core idles at the end of a group
+    results = _cross_validate([(feats, todo) for feats, todo, _ in groups], ds)
+    for (_, todo, paths), group_results in zip(groups, results):
+        for n, result in group_results.items():
             if cache:
                 atomic_write_bytes(paths[n], json.dumps(result).encode())
-        runs.update({n: CVRun(pd.DataFrame(d["folds"]), np.array(d["probs"]),
-                              {k: np.array(v) for k, v in d["member_probs"].items()}, d["best_epochs"])
-                     for n, d in done.items()})
+            runs[n] = _cv_run(result)
     for n, ms in members.items():
         runs[n] = _combined_run(ds, configs[n], {m: runs[(n, m)] for m in ms})
     return {name: runs[name] for name in configs}
+
+
+def _cv_run(d: dict) -> CVRun:
+    """A :class:`CVRun` from its cacheable dict (see :func:`_cross_validate`)."""
+    return CVRun(pd.DataFrame(d["folds"]), np.array(d["probs"]), {k: np.array(v) for k, v in d["member_probs"].items()},
+                 d["best_epochs"])
 
 
 def _decided_from_members(c: Config) -> bool:
@@ -176,16 +190,20 @@ def _training_part(ds: Dataset, c: Config) -> int:
     return min(len(tr) for tr, _ in folds(ds.train.label.to_numpy(), c.folds, c.seed))
 
 
-def _cross_validate(configs: dict[str, Config], ds: Dataset, feats: Features) -> dict[str, dict]:
-    """Train and score every fold of every named config (all on ``feats``), the folds side by side in ``jobs``
-    worker processes (:func:`lab5.parallel.run_all`; the results do not depend on it); the cacheable result of each."""
+def _cross_validate(groups: list[tuple[Features, dict[str, Config]]], ds: Dataset) -> list[dict[str, dict]]:
+    """Train and score every fold of every named config, each group of configs on its own features, all folds side by
+    side in ``jobs`` worker processes (:func:`lab5.parallel.run_all`; the results do not depend on it, nor on the order
+    the folds run in: the longest go first, so that the last ones running are short); per group, the cacheable result
+    of each config."""
     guids = ds.train.guid.to_numpy()
     y = ds.train.label.to_numpy()
-    tasks = [(name, f, tr, te) for name, c in configs.items() for f, (tr, te) in enumerate(folds(y, c.folds, c.seed))]
+    tasks = [(g, name, f, tr, te) for g, (_, configs) in enumerate(groups) for name, c in configs.items()
+             for f, (tr, te) in enumerate(folds(y, c.folds, c.seed))]
+    order = sorted(range(len(tasks)), key=lambda i: -_fold_cost(groups[tasks[i][0]][1][tasks[i][1]]))
 
     def one_fold(task) -> dict:
-        name, f, tr, te = task
-        c = configs[name]
+        g, name, f, tr, te = task
+        feats, c = groups[g][0], groups[g][1][name]
         with profile.stage(f"cv {_stage_name(c)}"):
             tr = tr[training_subset(y[tr], c.train_rows, c.seed)]
             if c.early_stopping:
@@ -199,24 +217,38 @@ def _cross_validate(configs: dict[str, Config], ds: Dataset, feats: Features) ->
                     "member_probs": {m: predict_logits(mod, test, c).softmax(1).numpy() for m, mod in members},
                     "best": _best_epochs(result, c)}
 
-    jobs = max(c.jobs for c in configs.values()) if configs else 1
+    jobs = max((c.jobs for _, configs in groups for c in configs.values()), default=1)
     with profile.stage(f"cv-wall {len(tasks)} fold trainings"):
-        results = run_all(one_fold, tasks, jobs)
-    out = {}
-    for name, c in configs.items():
-        mine = [(task, r) for task, r in zip(tasks, results) if task[0] == name]
-        probs, member_probs, best, rows = np.zeros((len(y), len(LABELS))), {}, {}, []
-        for (_, f, _, te), r in mine:
-            probs[te] = r["probs"]
-            for m, p in r["member_probs"].items():
-                member_probs.setdefault(m, np.zeros_like(probs))[te] = p
-            for m, epoch in r["best"].items():
-                best.setdefault(m, []).append(epoch)
-            rows.append({"fold": f, **metrics(y[te], r["probs"].argmax(1))})
-        member_probs = member_probs or {c.model: probs}
-        out[name] = {"folds": rows, "probs": _round(probs), "member_probs": {k: _round(v) for k, v in member_probs.items()},
-                     "best_epochs": best}
+        ran = run_all(one_fold, [tasks[i] for i in order], jobs)
+    results = [None] * len(tasks)
+    for i, r in zip(order, ran):
+        results[i] = r
+    out = []
+    for g, (_, configs) in enumerate(groups):
+        group = {}
+        for name, c in configs.items():
+            mine = [(task, r) for task, r in zip(tasks, results) if task[:2] == (g, name)]
+            probs, member_probs, best, rows = np.zeros((len(y), len(LABELS))), {}, {}, []
+            for (_, _, f, _, te), r in mine:
+                probs[te] = r["probs"]
+                for m, p in r["member_probs"].items():
+                    member_probs.setdefault(m, np.zeros_like(probs))[te] = p
+                for m, epoch in r["best"].items():
+                    best.setdefault(m, []).append(epoch)
+                rows.append({"fold": f, **metrics(y[te], r["probs"].argmax(1))})
+            member_probs = member_probs or {c.model: probs}
+            group[name] = {"folds": rows, "probs": _round(probs),
+                           "member_probs": {k: _round(v) for k, v in member_probs.items()}, "best_epochs": best}
+        out.append(group)
     return out
+
+
+def _fold_cost(c: Config) -> float:
+    """A rough relative cost of one fold training of ``c`` (only the order the folds run in depends on it): epochs
+    times rows, times how heavy the head is."""
+    heavy = 25.0 if c.text_top else 6.0 if "cross_attention" in c.model else 1.0
+    epochs = min(c.epochs, 3 + 2 * c.patience) if c.early_stopping else c.epochs
+    return heavy * epochs * (c.train_rows or 3200)
 
 
 def _stage_name(c: Config) -> str:

@@ -244,9 +244,10 @@ def with_lexicon(fs: FeatureSet, ds: Dataset) -> FeatureSet:
     return FeatureSet(fs.guids, torch.cat([fs.pooled, lex], dim=1), fs.seq, fs.mask, fs.key + "+lexicon")
 
 
-#: the config fields that decide which features :func:`load_features` returns
-FEATURE_FIELDS = ("cache", "text_encoder", "image_encoder", "text_features", "text_clean", "max_length", "image_size",
-                  "text_top", "device", "seed")
+#: the config fields that decide which text features, and which image features, :func:`load_features` returns
+TEXT_FIELDS = ("cache", "text_encoder", "text_features", "text_clean", "max_length", "text_top", "device", "seed")
+IMAGE_FIELDS = ("cache", "image_encoder", "image_size", "device", "seed")
+FEATURE_FIELDS = tuple(dict.fromkeys(TEXT_FIELDS + IMAGE_FIELDS))
 
 
 def feature_fields(cfg: Config) -> tuple:
@@ -256,11 +257,26 @@ def feature_fields(cfg: Config) -> tuple:
 
 def load_features(ds: Dataset, cfg: Config) -> Features:
     """Both modalities' features, from the cache or computed once (``cfg.text_features`` picks the text view); every
-    text encoder of a joined ``cfg.text_encoder`` (``minilm+mpnet``) gives its own text features."""
-    first, *more = text_encoder_names(cfg.text_encoder)
+    text encoder of a joined ``cfg.text_encoder`` (``minilm+mpnet``) gives its own text features.
+
+    A dataset object keeps each feature set it read (:attr:`lab5.data.Dataset.memo`, by the values of
+    :data:`TEXT_FIELDS` or :data:`IMAGE_FIELDS`), so a notebook reads each from the cache only once: keying a cache
+    file means loading its encoder, which takes seconds.
+    """
+    def memo(key: tuple, load):
+        if key not in ds.memo:
+            ds.memo[key] = load()
+        return ds.memo[key]
 
     def text_of(name: str) -> FeatureSet:
-        text = text_features(ds, cfg.replace(text_encoder=name))
-        return with_lexicon(text, ds) if cfg.text_features == "tokens+lexicon" else text
+        c = cfg.replace(text_encoder=name)
 
-    return Features(text_of(first), image_features(ds, cfg), {name: text_of(name) for name in more})
+        def load() -> FeatureSet:
+            text = text_features(ds, c)
+            return with_lexicon(text, ds) if c.text_features == "tokens+lexicon" else text
+
+        return memo(("text", *(getattr(c, f) for f in TEXT_FIELDS)), load)
+
+    first, *more = text_encoder_names(cfg.text_encoder)
+    image = memo(("image", *(getattr(cfg, f) for f in IMAGE_FIELDS)), lambda: image_features(ds, cfg))
+    return Features(text_of(first), image, {name: text_of(name) for name in more})

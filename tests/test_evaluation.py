@@ -1,6 +1,7 @@
 """lab5.evaluation: metrics agree with scikit-learn, the baseline, cross-validation without leaks, summaries."""
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -189,7 +190,7 @@ def test_an_averaged_ensembles_cv_from_its_members_equals_training_the_ensemble(
     c = cfg.replace(model="concat+late", epochs=3)
     from_members = cv_runs(ds, {"e": c})["e"]
     assert calls["fit"] == 6  # each member's own CV, cached under its own key
-    trained = E._cross_validate({"e": c}, ds, feats)["e"]  # the ensemble trained as one model, fold by fold
+    trained = E._cross_validate([(feats, {"e": c})], ds)[0]["e"]  # the ensemble trained as one model, fold by fold
     np.testing.assert_allclose(from_members.probs, np.array(trained["probs"]), atol=1e-5)
     for m in ("concat", "late"):
         np.testing.assert_allclose(from_members.member_probs[m], np.array(trained["member_probs"][m]), atol=1e-5)
@@ -428,3 +429,20 @@ def test_decision_changes_count_rows_fixed_and_broken_against_the_control():
     table = E.decision_changes(y, control, {"a": np.array([0, 0, 1, 1, 0, 2]), "same": control})
     assert table.loc["a"].to_dict() == {"changed": 3, "fixed": 2, "broken": 1, "net": 1}
     assert table.loc["same"].to_dict() == {"changed": 0, "fixed": 0, "broken": 0, "net": 0}
+
+
+def test_folds_of_several_feature_groups_share_one_pool_and_give_the_same_results_in_any_order(cv_setup, monkeypatch):
+    ds, feats, cfg, calls = cv_setup
+    configs = {"late": cfg.replace(model="late"), "concat": cfg.replace(model="concat"),
+               "lexicon-free late": cfg.replace(model="late", text_features="tokens")}
+    pools = []
+    real_run_all = E.run_all
+    monkeypatch.setattr(E, "run_all", lambda fn, tasks, jobs, **kw: pools.append(len(tasks)) or real_run_all(fn, tasks, jobs, **kw))
+    together = cv_runs(ds, configs, cache=False)
+    assert pools == [3 * cfg.folds]  # two feature groups, one pool of every fold
+    later = itertools.count()
+    monkeypatch.setattr(E, "_fold_cost", lambda c: next(later))  # every fold "costlier" than the one before: reversed
+    one_by_one = {n: cv_runs(ds, {n: c}, cache=False)[n] for n, c in configs.items()}
+    for n in configs:
+        np.testing.assert_array_equal(together[n].probs, one_by_one[n].probs)
+        assert together[n].folds.equals(one_by_one[n].folds)

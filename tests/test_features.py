@@ -184,7 +184,20 @@ def test_tokens_plus_lexicon_appends_four_vader_scores_to_the_pooled_text(six, p
     row = {g: i for i, g in enumerate(lex.text.guids)}
     assert ds.all.set_index("guid").tag[["1", "3"]].tolist() == ["positive", "negative"]  # "lovely" / "worst"
     assert scores[row["1"], 3] > 0 > scores[row["3"], 3]  # VADER's compound score
-    assert patched_encoders == {"text": 2, "image": 2}
+    assert patched_encoders == {"text": 2, "image": 1}  # the image features were read once for both
+
+
+def test_a_dataset_object_reads_each_feature_set_once_and_a_new_one_reads_the_cache_again(six, patched_encoders):
+    root, cfg = six
+    ds = load_dataset(root)
+    first = F.load_features(ds, cfg)
+    loads = dict(patched_encoders)
+    again = F.load_features(ds, cfg.replace(model="late", lr=0.5, jobs=1))  # fields no feature depends on
+    assert patched_encoders == loads and again.text is first.text and again.image is first.image
+    other = F.load_features(ds, cfg.replace(text_clean="tweet"))  # other text features, the same image features
+    assert other.image is first.image and other.text is not first.text
+    fresh = F.load_features(load_dataset(root), cfg)  # another dataset object: read from the cache again
+    assert fresh.text is not first.text and torch.equal(fresh.text.pooled, first.text.pooled)
 
 
 # --------------------------------------------------------------------------- what the cache key holds
