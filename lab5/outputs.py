@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,5 +80,36 @@ def check_writable(path: Path, *, folder: bool = True, what: str = "output folde
             probe = probe.parent
         if not probe.is_dir():
             raise ConfigError(f"{what} {path} cannot be created: {probe} is a file")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"{what} {path} cannot be written: no write permission on {probe}")
+    problem = _cannot_write_in(probe)
+    if problem:
+        raise ConfigError(f"{what} {path} cannot be written: {problem}")
+
+
+def _cannot_write_in(folder: Path) -> str | None:
+    """Why a new file cannot be made in ``folder`` (None when it can). Tries for real with an unnamed
+    ``O_TMPFILE`` file, which leaves the folder's entries and mtime as they were (``os.access`` says yes to root
+    everywhere, even on ``/proc``). Where the filesystem has no ``O_TMPFILE``, a filesystem with no blocks (proc,
+    sysfs) or mounted read-only is refused, and otherwise ``os.access`` decides."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is not None:
+        try:
+            os.close(os.open(folder, flag | os.O_WRONLY, 0o600))
+            return None
+        except OSError as e:
+            if e.errno in (errno.EACCES, errno.EPERM):
+                return f"no write permission on {folder}"
+            if e.errno not in _NO_TMPFILE:
+                return f"{folder}: {os.strerror(e.errno or 0)}"
+    if hasattr(os, "statvfs"):
+        fs = os.statvfs(folder)
+        if fs.f_flag & os.ST_RDONLY:
+            return f"{folder} is on a read-only filesystem"
+        if fs.f_blocks == 0:
+            return f"{folder} is on a pseudo filesystem (such as proc or sysfs) that holds no files"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"no write permission on {folder}"
+    return None
+
+
+#: errors of a filesystem (or kernel) without ``O_TMPFILE``: they say nothing about permission
+_NO_TMPFILE = {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EISDIR, errno.EINVAL}

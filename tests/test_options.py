@@ -170,6 +170,17 @@ def test_cv_out_in_a_read_only_folder_is_refused(tmp_path, capsys, isolated):
         locked.chmod(0o755)
 
 
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0 or not os.path.isdir("/proc/self"),
+                    reason="needs root (os.access says yes to root on /proc) and a /proc")
+def test_predict_out_under_proc_is_refused_as_root_before_any_work(tmp_path, capsys, isolated):
+    ds = make_dataset(tmp_path, n_train=12, n_test=2)
+    before = snapshot(tmp_path)
+    assert run_main(["predict", "--data", ds, "--out", "/proc/nope/x.txt", "--no-progress", "--model", "late"]) == 2
+    assert_one_error_line(capsys.readouterr().err, "predictions file", "/proc/nope/x.txt", "cannot be written")
+    assert snapshot(tmp_path) == before
+    assert not isolated["cache"].exists()
+
+
 # --------------------------------------------------------------------------- reproduce --only
 @pytest.fixture
 def mini_project(tmp_path, monkeypatch):

@@ -16,7 +16,8 @@ import lab5
 from lab5.cli import main
 from lab5.config import Config, find_project
 from lab5.data import load_dataset, read_labels
-from lab5.outputs import PREDICTIONS, is_course_data, output_root
+from lab5.errors import ConfigError
+from lab5.outputs import PREDICTIONS, check_writable, is_course_data, output_root
 from lab5.splits import COMMITTED_SPLITS, get_split
 
 PACKAGE = Path(lab5.__file__).resolve().parent
@@ -184,6 +185,40 @@ def test_output_root_outside_a_project_falls_back_to_the_cwd(tmp_path, monkeypat
     ds = load_dataset(make_dataset(tmp_path, name="other"))
     root = output_root(Config(data=ds.root, cache=tmp_path / "cache", device="cpu"), ds).root
     assert root.resolve() == plain.resolve() / "runs" / f"other-{ds.fingerprint}"
+
+
+def test_check_writable_probes_without_touching_the_folder(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "kept.txt").write_text("x\n")
+    os.utime(folder, ns=(10**18, 10**18))
+    before = os.stat(folder)
+    check_writable(folder / "new" / "x.txt", folder=False)
+    check_writable(folder)
+    after = os.stat(folder)
+    assert [p.name for p in folder.iterdir()] == ["kept.txt"]
+    assert (after.st_mtime_ns, after.st_ctime_ns) == (before.st_mtime_ns, before.st_ctime_ns)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0 or not os.path.isdir("/proc/self"),
+                    reason="needs root (os.access says yes to root on /proc) and a /proc")
+def test_check_writable_refuses_proc_even_for_root():
+    with pytest.raises(ConfigError, match=r"predictions file /proc/nope/x.txt cannot be written: /proc "):
+        check_writable(Path("/proc/nope/x.txt"), folder=False, what="predictions file")
+
+
+@pytest.mark.skipif(not hasattr(os, "O_TMPFILE"), reason="no O_TMPFILE")
+@pytest.mark.parametrize("err, refused", [(13, "no write permission"), (30, "Read-only file system"), (95, None)])
+def test_check_writable_reads_the_probe_error(err, refused, tmp_path, monkeypatch):
+    """EACCES / EROFS: refused; EOPNOTSUPP (a filesystem without O_TMPFILE): os.access decides (here: yes)."""
+    def fail(*args, **kwargs):
+        raise OSError(err, os.strerror(err))
+    monkeypatch.setattr(os, "open", fail)
+    if refused is None:
+        check_writable(tmp_path / "x.txt", folder=False)
+    else:
+        with pytest.raises(ConfigError, match=refused):
+            check_writable(tmp_path / "x.txt", folder=False)
 
 
 def test_fingerprint_names_the_task_not_the_folder(tmp_path):
