@@ -89,16 +89,35 @@ def test_every_balance_mode_learns_the_separable_classes(feats, tmp_path, balanc
     assert res.best_val_macro_f1 > 0.9
 
 
-def test_balance_modes_change_what_the_loop_does(tmp_path):
-    labels = [2] * 20 + [1] * 6 + [0] * 4  # lopsided, so that weights and the sampler matter
+def test_balance_modes_shift_predictions_towards_the_rare_classes(tmp_path, monkeypatch):
+    """Both modes make the rare classes count more: the loss weights are inverse class frequency (rarest class
+    heaviest), and either mode raises the rare classes' predicted share above what unbalanced training gives."""
+    labels = [2] * 20 + [1] * 6 + [0] * 4  # lopsided, with overlapping classes, so that the class prior matters
     guids = [f"u{i}" for i in range(30)]
     feats = make_features(guids, labels, noise=2.0)
-    losses = {}
+    data = FeatureData(feats, guids, labels, sequences=False)
+    seen, cross_entropy = [], T.F.cross_entropy
+
+    def spy(logits, target, weight=None, **kw):
+        seen.append(weight)
+        return cross_entropy(logits, target, weight=weight, **kw)
+
+    monkeypatch.setattr(T.F, "cross_entropy", spy)
+    share, losses = {}, {}
     for balance in ("none", "weights", "sampler"):
+        seen.clear()
         cfg = small_config(tmp_path, model="concat", epochs=2, balance=balance)
-        res = T.fit(build_model(cfg, feats.dims()), FeatureData(feats, guids, labels, sequences=False), None, cfg)
+        res = T.fit(build_model(cfg, feats.dims()), data, None, cfg)
+        share[balance] = T.predict_logits(res.model, data, cfg).softmax(1).mean(0)
         losses[balance] = res.history.train_loss.tolist()
-    assert losses["none"] != losses["weights"] != losses["sampler"] != losses["none"]
+        if balance == "weights":
+            expected = torch.tensor([30 / (3 * 4), 30 / (3 * 6), 30 / (3 * 20)])  # n / (classes * count)
+            assert seen and all(torch.allclose(w.cpu(), expected) for w in seen), seen[:1]
+        else:
+            assert seen and all(w is None for w in seen)
+    for balance in ("weights", "sampler"):
+        assert (share[balance][:2] > share["none"][:2]).all() and share[balance][2] < share["none"][2], share
+    assert losses["weights"] != losses["sampler"]
 
 
 def test_max_steps_stops_training_early(feats, tmp_path):
