@@ -3,6 +3,7 @@ lab5.reproduce (notebooks run in order with the run's environment; failures name
 from __future__ import annotations
 
 import json
+import re
 
 import matplotlib.text
 import nbformat
@@ -76,13 +77,21 @@ def test_every_report_figure_and_table_is_written_under_its_name(dataset_factory
     pd.testing.assert_frame_equal(pd.read_csv(out / "table.csv", index_col=0), cv)
 
 
-def test_figures_and_tables_need_a_folder(dataset_factory, tmp_path):
+def test_figures_and_tables_are_written_only_in_the_folder_given(dataset_factory, tmp_path, monkeypatch):
+    from PIL import Image
+
     fig = plots.class_balance(load_dataset(dataset_factory(n_train=3, n_test=1)))
-    with pytest.raises(TypeError):
-        plots.save(fig, "curves")
-    with pytest.raises(TypeError):
-        plots.save_table(pd.DataFrame({"a": [1]}), "table")
-    assert not list(tmp_path.rglob("*.png")) and not list(tmp_path.rglob("*.csv"))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    before = {p for p in tmp_path.rglob("*") if p.is_file()}
+    folder = tmp_path / "out" / "figures"  # not there yet: made on the way
+    plots.save(fig, "balance", folder)
+    first = (folder / "balance.png").read_bytes()
+    plots.save(fig, "balance", folder)
+    plots.save_table(pd.DataFrame({"a": [1]}), "table", folder)
+    assert {p for p in tmp_path.rglob("*") if p.is_file()} - before == {folder / "balance.png", folder / "table.csv"}
+    assert (folder / "balance.png").read_bytes() == first  # the same figure, the same bytes
+    assert "Software" not in Image.open(folder / "balance.png").info  # no matplotlib version in the file
 
 
 def test_the_class_balance_bars_count_each_class(dataset_factory):
@@ -95,48 +104,62 @@ def test_the_class_balance_bars_count_each_class(dataset_factory):
 
 # --------------------------------------------------------------------------- bench
 class _Clock:
-    """A perf_counter that advances one second per reading: every timed span lasts exactly one second."""
+    """A perf_counter whose timed spans last the given seconds, one after another: readings come in pairs (start,
+    end), and each end reading is the next span after its start."""
 
-    def __init__(self):
-        self.now = 0.0
+    def __init__(self, spans):
+        self.spans, self.now, self.reads = list(spans), 0.0, 0
 
     def perf_counter(self) -> float:
-        self.now += 1.0
+        self.reads += 1
+        if self.reads % 2 == 0:
+            self.now += self.spans.pop(0)
         return self.now
 
 
-def test_bench_prints_every_measurement_and_the_speedup_of_the_cache(dataset_factory, tmp_path, patched_encoders, monkeypatch):
-    root = dataset_factory(n_train=24, n_test=3)
-    monkeypatch.setattr(lab5.bench, "time", _Clock())
+#: the bench's timed spans in the order it times them (seconds): each new path is faster than its old one by a
+#: different factor, so that a ratio taken the wrong way round or a missed scaling shows
+BENCH_SPANS = {"text, old": 4, "image, old": 6, "text, new": 1, "image, new": 2, "warm load": 3, "train text": 1,
+               "train concat": 1, "predict": 0.5, "epoch, random": 3, "epoch, bucketed": 1.5, "cv, one by one": 6,
+               "cv, side by side": 2, "cached epoch": 0.5, "naive, 5 pairs": 2}
+
+
+def test_bench_reports_each_measurement_from_its_timing(dataset_factory, tmp_path, patched_encoders, monkeypatch):
+    root = dataset_factory(n_train=24, n_test=3)  # 27 pairs: a split of 20 training rows, 3 test pairs
+    clock = _Clock(BENCH_SPANS.values())
+    monkeypatch.setattr(lab5.bench, "time", clock)
     threads = torch.get_num_threads()
     table = lab5.bench.run_bench(small_config(tmp_path, data=root), cold_pairs=6, naive_pairs=5, models=["text", "concat"])
     assert torch.get_num_threads() == threads
+    assert clock.spans == [] and clock.reads == 2 * len(BENCH_SPANS)  # each measurement timed once
     lines = table.splitlines()
     assert lines[0].startswith("lab5 bench: ") and ", 1 torch threads, " in lines[0]
-    rows = [" ".join(line.split()) for line in lines[1:]]
-    # every timed span lasts one second: 6 pairs per second cold on the old and the new path alike (1.0x), 27 pairs
-    # x 2 s / 6 pairs estimated, and the naive epoch times 5 of the 20 training pairs (1 s) and scales them to the
-    # split: 4 s, four times the cached epoch
-    assert rows[:-1] == [
-        "what measured on result",
-        "features, cold text (tiny-bert), one batch at a time on 1 thread 6.0 pairs/s",
-        "features, cold text (tiny-bert), 1 batch side by side on one thread each 6.0 pairs/s (1.0x)",
-        "features, cold image (tiny-cnn), one batch at a time on 1 thread 6.0 pairs/s",
-        "features, cold image (tiny-cnn), 1 batch side by side on one thread each 6.0 pairs/s (1.0x)",
-        "features, cold all pairs, estimated 9 s (old path 9 s)",
-        "features, warm 27 pairs from the cache 1.0 s (27 pairs/s)",
-        "train from cache text (3 epochs) 1.0 s",
-        "train from cache concat (3 epochs) 1.0 s",
-        "predict 3 test pairs (concat) 3 pairs/s",
-        "train cross_attention one epoch of 16 rows: random batches, 1 thread 1.00 s",
-        "train cross_attention one epoch of 16 rows: bucketed batches, one thread 1.00 s (1.0x)",
-        "train cross_attention 3 CV fold trainings one after another (old path) 1.0 s",
-        "train cross_attention 3 CV fold trainings, 1 side by side (new path) 1.0 s (1.0x)",
-        "one epoch, concat cached features 1.00 s",
-        "one epoch, concat naive: re-encode every pair (5 pairs timed, scaled) 4.0 s",
-        "one epoch, concat speed-up of the cache 4x",
-    ]
-    assert rows[-1].startswith("memory peak RSS of this run ") and int(rows[-1].split()[-2]) > 0
+
+    def numbers(measured_on: str) -> list[float]:
+        """The numbers of the one row measured on ``measured_on``, after that text."""
+        rows = [" ".join(line.split()) for line in lines[1:] if measured_on in " ".join(line.split())]
+        assert len(rows) == 1, (measured_on, table)
+        return [float(x) for x in re.findall(r"\d+(?:\.\d+)?", rows[0].split(measured_on, 1)[1])]
+
+    S = BENCH_SPANS
+    assert numbers("text (tiny-bert), one batch at a time") == [1, 6 / S["text, old"]]  # "on 1 thread", pairs/s
+    assert numbers("text (tiny-bert), 1 batch side by side") == [6 / S["text, new"], S["text, old"] / S["text, new"]]
+    assert numbers("image (tiny-cnn), one batch at a time") == [1, 6 / S["image, old"]]
+    assert numbers("image (tiny-cnn), 1 batch side by side") == [6 / S["image, new"], S["image, old"] / S["image, new"]]
+    # all 27 pairs at the measured per-pair cost: (1 + 2) s / 6 pairs -> 13.5 s; the old path (4 + 6) s / 6 -> 45 s
+    assert numbers("all pairs, estimated") == [round(27 * 3 / 6), round(27 * 10 / 6)]
+    assert numbers("27 pairs from the cache") == [S["warm load"], round(27 / S["warm load"])]
+    assert numbers("text (3 epochs)") == [S["train text"]] and numbers("concat (3 epochs)") == [S["train concat"]]
+    assert numbers("3 test pairs (concat)") == [3 / S["predict"]]
+    assert numbers("rows: random batches") == [1, S["epoch, random"]]
+    assert numbers("rows: bucketed batches") == [S["epoch, bucketed"], S["epoch, random"] / S["epoch, bucketed"]]
+    assert numbers("fold trainings one after another") == [S["cv, one by one"]]
+    assert numbers("fold trainings, 1 side by side") == [S["cv, side by side"], S["cv, one by one"] / S["cv, side by side"]]
+    # the naive epoch times 5 of the 20 training pairs and is scaled to all 20: 8 s, 16 times the cached epoch
+    assert numbers("cached features") == [S["cached epoch"]]
+    assert numbers("naive: re-encode every pair") == [5, S["naive, 5 pairs"] * 20 / 5]
+    assert numbers("speed-up of the cache") == [S["naive, 5 pairs"] * 20 / 5 / S["cached epoch"]]
+    assert numbers("peak RSS of this run")[0] > 0
 
 
 # --------------------------------------------------------------------------- reproduce
