@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from synthetic import small_config
+import torch
+from synthetic import jpeg_bytes, small_config
+from torchvision import transforms as T
 
 from lab5 import load_dataset
+from lab5.batches import make_data
 from lab5.data import LABELS
 from lab5.encoders import REGION_GRID
 from lab5.errors import ConfigError
@@ -20,7 +23,7 @@ from lab5.explain import (
     late_text_weight,
     mean_region_attention,
 )
-from lab5.features import load_features
+from lab5.features import encode_images, load_features
 from lab5.pipeline import train_model
 
 
@@ -60,11 +63,20 @@ def test_the_gate_share_is_a_fraction_per_row_and_other_heads_are_refused(traine
                         cfg, ds, list(ds.train.guid), feats)
 
 
-def test_the_displayed_crop_is_what_the_image_encoder_sees(trained):
+def test_the_displayed_crop_is_what_the_image_encoder_sees(trained, tiny_image, monkeypatch):
     ds, cfg, _ = trained
-    crops = display_crops(ds, list(ds.train.guid[:2]), cfg)
-    assert list(crops) == list(ds.train.guid[:2])
-    assert all(c.size == (32, 32) for c in crops.values())  # the tiny encoder's 32-px centre crop
+    guids = list(ds.train.guid[:2])
+    for k, (g, size) in enumerate(zip(guids, [(90, 50), (41, 77)])):  # not square, larger than the crop
+        ds.image_path(g).write_bytes(jpeg_bytes(size=size, noise=k))
+    seen = []
+    forward = tiny_image.forward
+    monkeypatch.setattr(tiny_image, "forward", lambda x: seen.append(x.clone()) or forward(x))
+    encode_images(tiny_image, ds, guids, cfg)  # the pixels the features are computed from
+    crops = display_crops(ds, guids, cfg)
+    assert list(crops) == guids
+    spec = tiny_image.spec
+    shown = torch.stack([T.Normalize(spec.mean, spec.std)(T.ToTensor()(crops[g])) for g in guids])
+    torch.testing.assert_close(shown, torch.cat(seen))
 
 
 def _onehot(classes):
@@ -101,10 +113,18 @@ def test_the_gallery_takes_a_seeded_sample_of_each_kind():
     assert len(gallery_rows(errors, per_kind=10)) == 15  # a kind with fewer errors gives what it has
 
 
-def test_late_fusions_text_weight_is_the_sigmoid_of_its_mixing_parameter(trained):
+@pytest.mark.parametrize("mix", [-1.5, 2.0])
+def test_late_fusions_text_weight_is_the_share_of_the_text_probabilities_in_its_output(trained, mix):
     ds, cfg, feats = trained
-    model = train_model(cfg.replace(model="late"), ds, feats, list(ds.train.guid), []).model
-    model.head.mix.data.fill_(0.0)
-    assert late_text_weight(model) == 0.5
-    model.head.mix.data.fill_(2.0)
-    assert late_text_weight(model) == pytest.approx(1 / (1 + np.exp(-2.0)))
+    c = cfg.replace(model="late")
+    model = train_model(c, ds, feats, list(ds.train.guid), []).model.eval()
+    model.head.mix.data.fill_(mix)
+    guids = list(ds.train.guid)
+    b = make_data(c, ds, guids, None, feats, model).batch(torch.arange(len(guids)))
+    with torch.no_grad():
+        out = model(b).exp()
+        p_text, p_image = torch.softmax(model.head.text(b), -1), torch.softmax(model.head.image(b), -1)
+    assert (p_text - p_image).abs().max() > 0.05  # the two sides disagree, so their shares can be told apart
+    w = late_text_weight(model)
+    assert 0 < w < 1 and (w > 0.5) == (mix > 0)
+    torch.testing.assert_close(out, w * p_text + (1 - w) * p_image)
