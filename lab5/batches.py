@@ -82,7 +82,7 @@ class RawData:
         self.lengths = None  # not bucketed
         self.tokens = None
         if text_encoder is not None:
-            texts = encoder_texts(ds.all.set_index("guid").loc[self.guids, "text"], cfg.text_clean)
+            texts = encoder_texts(ds.rows(self.guids).text, cfg.text_clean)
             self.tokens = text_encoder.tokenize(texts, cfg.max_length)
         self.transform = image_encoder.spec.transform(train=train) if image_encoder is not None else None
         self.min_side = image_encoder.spec.resize if image_encoder is not None else None

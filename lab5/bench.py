@@ -62,7 +62,7 @@ def _bench(cfg: Config, cold_pairs: int, naive_pairs: int, models: list[str] | N
     tenc = text_encoder(text_encoder_names(cfg.text_encoder)[0], cfg.cache)
     ienc = image_encoder(cfg.image_encoder, cfg.image_size, cfg.seed)
     sample = list(ds.all.guid[:cold_pairs])
-    texts = ds.all.set_index("guid").loc[sample, "text"].tolist()
+    texts = ds.rows(sample).text.tolist()
     old, new = f"one batch at a time on {_n(cfg.threads, 'thread')}", f"{_n(cfg.jobs, 'batch')} side by side on one thread each"
     _, t_text_old = _timed(lambda: encode_texts(tenc, texts, cfg.replace(jobs=1)))
     _, t_img_old = _timed(lambda: encode_images(ienc, ds, sample, cfg.replace(jobs=1)))
@@ -88,14 +88,14 @@ def _bench(cfg: Config, cold_pairs: int, naive_pairs: int, models: list[str] | N
     rows += _training_paths(cfg, ds, feats)
 
     # one epoch of the concat head, cached versus naive
-    labels = ds.train.set_index("guid").label
     guids = list(split.train)
     c1 = cfg.replace(model="concat", epochs=1, text_features="tokens", text_encoder=tenc.name)  # encoder outputs only
     plain = load_features(ds, c1)
     cached_model = build_model(c1, plain.dims())
-    _, t_cached = _timed(lambda: fit(cached_model, FeatureData(plain, guids, labels.loc[guids].to_numpy(), sequences=False), None, c1))
+    y = ds.rows(guids, labelled=True).label.to_numpy()
+    _, t_cached = _timed(lambda: fit(cached_model, FeatureData(plain, guids, y, sequences=False), None, c1))
     n = naive_pairs or len(guids)
-    t_naive = _naive_epoch(c1, ds, guids[:n], labels, tenc, ienc, plain.dims()) * len(guids) / n
+    t_naive = _naive_epoch(c1, ds, guids[:n], tenc, ienc, plain.dims()) * len(guids) / n
     rows.append(("one epoch, concat", "cached features", f"{t_cached:.2f} s"))
     rows.append(("one epoch, concat", "naive: re-encode every pair" + ("" if n == len(guids) else f" ({n} pairs timed, scaled)"),
                  f"{t_naive:.1f} s"))
@@ -147,13 +147,13 @@ def _training_paths(cfg: Config, ds, feats) -> list[tuple[str, str, str]]:
             (what, f"{len(parts)} CV fold trainings, {cfg.jobs} side by side (new path)", f"{cv_new:.1f} s ({cv_old / cv_new:.1f}x)")]
 
 
-def _naive_epoch(cfg: Config, ds, guids, labels, tenc, ienc, dims) -> float:
+def _naive_epoch(cfg: Config, ds, guids, tenc, ienc, dims) -> float:
     """Seconds for one epoch that re-encodes every batch's texts and images through the frozen encoders."""
     model = Classifier(build_head("concat", dims, cfg))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     folder = ImageFolder(ds, guids, ienc.spec.transform(), ienc.spec.resize)
-    texts = ds.all.set_index("guid").loc[guids, "text"].tolist()
-    y = torch.tensor(labels.loc[guids].to_numpy())
+    rows = ds.rows(guids, labelled=True)
+    texts, y = rows.text.tolist(), torch.tensor(rows.label.to_numpy())
     t = time.perf_counter()
     for s in range(0, len(guids), cfg.batch_size):
         idx = range(s, min(s + cfg.batch_size, len(guids)))

@@ -109,6 +109,11 @@ class Dataset:
     def image(self, guid: str, min_side: int | None = None) -> Image.Image:
         return load_image(self.image_path(guid), guid, min_side)
 
+    def rows(self, guids, *, labelled: bool = False) -> pd.DataFrame:
+        """The rows of ``guids``, in that order, indexed by guid: from :attr:`all`, or (``labelled``) from ``train``
+        alone, where a guid without a label is a KeyError (not label -1)."""
+        return (self.train if labelled else self.all).set_index("guid").loc[list(guids)]
+
     @functools.cached_property
     def memo(self) -> dict:
         """What has been computed from this dataset as loaded, kept for the life of the object (e.g. the features

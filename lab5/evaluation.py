@@ -338,7 +338,7 @@ def baseline_row(labels, k: int, seed: int) -> pd.DataFrame:
 def validation_predictions(model, cfg: Config, ds: Dataset, features: Features | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(true labels, predicted labels) of ``model`` on the stored validation split."""
     val = list(get_split(ds, cfg.cache).val)
-    y = ds.train.set_index("guid").loc[val, "label"].to_numpy()
+    y = ds.rows(val, labelled=True).label.to_numpy()
     pred = predict_logits(model, make_data(cfg, ds, val, y, features, model), cfg).argmax(1).numpy()
     return y, pred
 
@@ -346,7 +346,7 @@ def validation_predictions(model, cfg: Config, ds: Dataset, features: Features |
 def misclassified(ds: Dataset, y, pred, n: int = 8, seed: int = 0, cache: Path | None = None) -> pd.DataFrame:
     """A seeded sample of validation tweets the model got wrong (true, predicted, text)."""
     val = list(get_split(ds, cache).val)
-    texts = ds.train.set_index("guid").loc[val, "text"].to_numpy()
+    texts = ds.rows(val).text.to_numpy()
     wrong = np.flatnonzero(np.asarray(y) != np.asarray(pred))
     pick = np.sort(np.random.default_rng(seed).choice(wrong, size=min(n, len(wrong)), replace=False))
     return pd.DataFrame({"guid": [val[i] for i in pick], "true": [LABELS[y[i]] for i in pick],

@@ -52,7 +52,7 @@ def cross_attention(model: Classifier, cfg: Config, ds: Dataset, guids: list[str
     regions) and over the ``REGION_GRID`` x ``REGION_GRID`` image regions (from the tokens)."""
     b, (_, t2i, i2t) = _inside(model, CrossAttentionFusion, cfg, ds, guids, features, return_attention=True)
     enc = text_encoder(cfg.text_encoder, cfg.cache)  # t2i: (B, tokens, regions), i2t: (B, regions, tokens)
-    texts = ds.all.set_index("guid").loc[guids, "text"]
+    texts = ds.rows(guids).text
     ids = enc.tokenize(encoder_texts(texts, cfg.text_clean), cfg.max_length)["input_ids"]
     out = []
     for k, guid in enumerate(guids):

@@ -69,7 +69,7 @@ def training_rows(cfg: Config, ds: Dataset, train_guids=None, val_guids=None) ->
         split = get_split(ds, cfg.cache)
         train_guids, val_guids = split.train, split.val
     train_guids = list(train_guids)
-    labels = ds.train.set_index("guid").loc[train_guids, "label"].to_numpy()
+    labels = ds.rows(train_guids, labelled=True).label.to_numpy()
     return [train_guids[k] for k in training_subset(labels, cfg.train_rows, cfg.seed)], list(val_guids or [])
 
 
@@ -83,7 +83,6 @@ def train_model(cfg: Config, ds: Dataset, features: Features | None = None, trai
     history, best epoch and best validation macro-F1. A damaged or mismatching entry is trained again and overwritten,
     with a warning. Without ``cache`` nothing is read or written."""
     train_guids, val_guids = training_rows(cfg, ds, train_guids, val_guids)
-    labels = ds.train.set_index("guid")["label"]
     loaded = load_encoders(cfg) if cfg.finetune else None
     model = new_model(cfg, features, loaded)
     folder = (Path(cfg.cache) / "train" / train_key(cfg, ds, features, train_guids, val_guids, loaded)) if cache else None
@@ -93,8 +92,9 @@ def train_model(cfg: Config, ds: Dataset, features: Features | None = None, trai
             return done
         if touched:  # a load that failed half-way may have written into the model (and its encoders): start afresh
             model = new_model(cfg, features)
-    tr = make_data(cfg, ds, train_guids, labels.loc[train_guids].to_numpy(), features, model, train=True)
-    va = make_data(cfg, ds, val_guids, labels.loc[val_guids].to_numpy(), features, model) if val_guids else None
+    y_train, y_val = (ds.rows(guids, labelled=True).label.to_numpy() for guids in (train_guids, val_guids))
+    tr = make_data(cfg, ds, train_guids, y_train, features, model, train=True)
+    va = make_data(cfg, ds, val_guids, y_val, features, model) if val_guids else None
     with profile.stage(f"train {cfg.model}@{cfg.text_encoder}"):
         result = fit(model, tr, va, cfg)
     if folder is not None:
@@ -109,10 +109,8 @@ def train_key(cfg: Config, ds: Dataset, features: Features | None, train_guids: 
     keys, or (``cfg.finetune``, training on raw pairs through the ``loaded`` encoders) the dataset's input
     fingerprints and the encoders' weights; the train and validation guids, in order, with their labels; the device
     it trains on (``--device auto`` is resolved), the library versions and the CPU numerics in force."""
-    labels = ds.train.set_index("guid")["label"]
-
     def rows(guids: list[str]) -> list:
-        return [list(guids), labels.loc[list(guids)].astype(int).tolist()]
+        return [list(guids), ds.rows(guids, labelled=True).label.astype(int).tolist()]
 
     if cfg.finetune:
         t, i = loaded

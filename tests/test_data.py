@@ -55,6 +55,19 @@ def test_all_holds_train_then_test_rows_in_file_order(dataset_factory):
     assert ds.all.text[0] == "what a lovely sunny day #1"
 
 
+def test_rows_of_guids_come_in_the_order_asked_and_labels_only_from_train(dataset_factory):
+    ds = load_dataset(dataset_factory(n_train=6, n_test=2))
+    guids = ["7", "3", "1"]  # a test guid among training guids, out of file order
+    rows = ds.rows(guids)
+    assert rows.index.tolist() == guids
+    assert rows.text.tolist() == [ds.all.text[ds.all.guid == g].item() for g in guids]
+    assert rows.label.tolist() == [-1, *(LABEL2ID[ds.train.tag[ds.train.guid == g].item()] for g in guids[1:])]
+    assert ds.rows(["4", "2"], labelled=True).label.tolist() == [LABEL2ID["positive"], LABEL2ID["neutral"]]
+    with pytest.raises(KeyError):
+        ds.rows(guids, labelled=True)  # guid 7 has no label
+    assert ds.rows([], labelled=True).empty
+
+
 def test_image_paths_map_guids_to_their_jpgs(dataset_factory):
     root = dataset_factory(n_train=3, n_test=1)
     ds = load_dataset(root)
