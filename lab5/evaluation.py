@@ -20,7 +20,7 @@ from .decisions import cross_fit
 from .errors import ConfigError, DataError
 from .features import Features, feature_fields, load_features
 from .io import atomic_write_bytes
-from .models import Ensemble, build_model, ensemble_members
+from .models import build_model, ensemble_members, members_of
 from .parallel import run_all
 from .runtime import numerics, versions
 from .splits import get_split, training_subset
@@ -212,7 +212,7 @@ def _cross_validate(groups: list[tuple[Features, dict[str, Config]]], ds: Datase
             result = fit(model, make_data(c, ds, guids[tr], y[tr], feats),
                          make_data(c, ds, guids[va], y[va], feats) if c.early_stopping else None, c)
             test = make_data(c, ds, guids[te], y[te], feats)
-            members = model.routed_members() if isinstance(model, Ensemble) else []
+            members = members_of(model).items()
             return {"probs": predict_logits(model, test, c).softmax(1).numpy(),
                     "member_probs": {m: predict_logits(mod, test, c).softmax(1).numpy() for m, mod in members},
                     "best": _best_epochs(result, c)}

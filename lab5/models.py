@@ -269,6 +269,12 @@ class Ensemble(nn.Module):
         return torch.log(p.clamp_min(1e-8)) + self.logit_bias
 
 
+def members_of(model: nn.Module) -> dict[str, nn.Module]:
+    """An :class:`Ensemble`'s members by name, each reading the ensemble's batches as that member should (see
+    :meth:`Ensemble.routed_members`); empty for a single classifier."""
+    return dict(model.routed_members()) if isinstance(model, Ensemble) else {}
+
+
 class _Routed(nn.Module):
     """A member of an :class:`Ensemble` fed with the features of its own text encoder (keys ending in ``suffix``)."""
 

@@ -27,7 +27,7 @@ from .features import (IMAGE_LIBRARIES, TEXT_LIBRARIES, Dims, Features, image_in
                        text_input_fingerprint)
 from .io import atomic_write_bytes, digest
 from .evaluation import cv_runs
-from .models import Ensemble, build_model
+from .models import build_model, members_of
 from .runtime import numerics, resolve_device, versions
 from .splits import get_split, training_subset
 from .submission import write_predictions
@@ -198,7 +198,7 @@ def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: 
     else:  # the decision is fitted on the out-of-fold probabilities of this config's CV (cached)
         run = cv_runs(ds, {"final": cfg})["final"]
         decision = Decision(cfg.combine).fit(list(run.member_probs.values()), ds.train.label.to_numpy())
-        members = [m for _, m in model.routed_members()] if isinstance(model, Ensemble) else [model]
+        members = list(members_of(model).values()) or [model]
         pred = decision.predict([predict_logits(m, test, cfg).softmax(1).numpy() for m in members]).tolist()
     tags = {g: LABELS[p] for g, p in zip(guids, pred)}
     if out is not None:

@@ -8,7 +8,7 @@ from synthetic import GUIDS, LABELS_, small_config
 
 from lab5.batches import FeatureData, make_data
 from lab5.errors import ConfigError
-from lab5.models import Ensemble, build_model, member_names, uses_sequences
+from lab5.models import Ensemble, build_model, member_names, members_of, uses_sequences
 from lab5.pipeline import load_model, save_checkpoint
 from lab5.training import fit, predict_logits
 
@@ -105,7 +105,8 @@ def test_joined_text_encoders_give_every_head_a_member_on_each_reading_its_own_f
     b = data.batch(torch.arange(8))
     assert b["text_pooled"].shape[1] == 16 and b["text_pooled@other"].shape[1] == 12
     fit(model, data, None, cfg)  # a member fed the wrong encoder's 12- or 16-wide vectors would fail here
-    routed = dict(model.routed_members())
+    routed = members_of(model)
+    assert list(routed) == list(model.members) and members_of(model.members["late@first"]) == {}
     with torch.no_grad():
         alone = routed["late@other"]({"text_pooled": b["text_pooled@other"], "image_pooled": b["image_pooled"]})
         torch.testing.assert_close(routed["late@other"](b), alone)
