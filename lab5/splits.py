@@ -31,6 +31,13 @@ class Split:
     path: Path | None
 
 
+def stratify_by(labels: np.ndarray, k: int) -> np.ndarray | None:
+    """What to stratify a draw of ``k`` of the rows whose classes are ``labels`` by: the labels when every class can
+    give a row to each side, else None (a tiny or lopsided set is drawn plainly)."""
+    counts = np.unique(labels, return_counts=True)[1]
+    return labels if counts.min() >= 2 and len(counts) <= k <= len(labels) - len(counts) else None
+
+
 def make_split(ds: Dataset, val_size: int = VAL_SIZE, seed: int = SPLIT_SEED) -> list[str]:
     """A seeded, stratified draw of ``val_size`` validation guids (sorted numerically)."""
     train = ds.train
@@ -38,9 +45,7 @@ def make_split(ds: Dataset, val_size: int = VAL_SIZE, seed: int = SPLIT_SEED) ->
         raise DataError(f"{ds.root / TRAIN_FILE}: {len(train)} labelled rows; at least 2 are needed for a validation split")
     if len(train) <= val_size:  # a small file: a fifth of it, at least one row per class where it can spare them
         val_size = min(max(len(LABELS), len(train) // 5), len(train) - 1)
-    counts = train.label.value_counts()
-    # stratify when every class can give a row to each side (a tiny or lopsided file is drawn plainly)
-    stratify = train.label.to_numpy() if counts.min() >= 2 and len(counts) <= val_size <= len(train) - len(counts) else None
+    stratify = stratify_by(train.label.to_numpy(), val_size)
     _, val = train_test_split(train.guid.to_numpy(), test_size=val_size, random_state=seed, stratify=stratify)
     return sorted(val, key=guid_key)
 
@@ -89,8 +94,5 @@ def training_subset(labels, n: int, seed: int) -> np.ndarray:
         return np.arange(len(labels))
     if n > len(labels):
         raise ConfigError(f"--train-rows {n} asks for more rows than the {len(labels)} there are to train on")
-    counts = np.unique(labels, return_counts=True)[1]
-    # stratified when every class can give a row to each side (as in make_split); a tiny file is drawn plainly
-    stratify = labels if counts.min() >= 2 and len(counts) <= n <= len(labels) - len(counts) else None
-    keep, _ = train_test_split(np.arange(len(labels)), train_size=n, random_state=seed, stratify=stratify)
+    keep, _ = train_test_split(np.arange(len(labels)), train_size=n, random_state=seed, stratify=stratify_by(labels, n))
     return np.sort(keep)

@@ -186,3 +186,10 @@ def test_a_training_subset_is_seeded_stratified_and_refuses_more_rows_than_there
     assert S.training_subset(labels, 0, seed=0).tolist() == list(range(100))  # 0: every row
     with pytest.raises(ConfigError, match="--train-rows 101 asks for more rows than the 100 there are"):
         S.training_subset(labels, 101, seed=0)
+
+
+def test_a_draw_is_stratified_only_when_every_class_can_give_a_row_to_each_side():
+    labels = np.array([0, 0, 1, 1, 2, 2, 2])
+    assert S.stratify_by(labels, 3) is labels and S.stratify_by(labels, 4) is labels
+    assert S.stratify_by(labels, 2) is None and S.stratify_by(labels, 5) is None  # a side with fewer rows than classes
+    assert S.stratify_by(np.array([0, 1, 1, 2, 2, 2]), 3) is None  # class 0 has one row: it cannot be on both sides
