@@ -13,7 +13,19 @@ import pandas as pd
 from . import profile
 from .data import LABELS, Dataset
 
-CLASS_COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
+# The two palettes, the only colours in this module. Classes: Okabe & Ito's colour-blind-safe vermillion and blue with a
+# grey between them; models and other series: Paul Tol's "muted" set, colour-blind safe, none of it a class colour.
+#: one colour per class, the same in every figure
+CLASS_COLOURS = {"negative": "#D55E00", "neutral": "#888888", "positive": "#0072B2"}
+#: colours of series that are not classes (models, columns of a table), in the order they are handed out
+SERIES_COLOURS = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499"]
+#: one colour per model, the same in every figure (taken from :data:`SERIES_COLOURS`)
+MODEL_COLOURS = {"text": "#117733", "image": "#999933", "concat": "#44AA99", "cross_attention": "#CC6677",
+                 "reference_gate": "#DDCC77", "gated": "#332288", "late": "#882255"}
+#: the final model, wherever it is drawn among others
+FINAL_COLOUR = "#AA4499"
+#: rows or marks that stand for no series in particular
+PLAIN_COLOUR = "#444444"
 
 
 def save(fig: plt.Figure, name: str, folder: Path) -> None:
@@ -59,9 +71,9 @@ def text_lengths(stats: pd.DataFrame) -> plt.Figure:
 
 def image_sizes(sizes: pd.DataFrame) -> plt.Figure:
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2))
-    a.scatter(sizes.width, sizes.height, s=3, alpha=0.3)
+    a.scatter(sizes.width, sizes.height, s=3, alpha=0.3, color=SERIES_COLOURS[0])
     a.set(title=f"Image sizes (n={len(sizes)})", xlabel="width (pixels)", ylabel="height (pixels)")
-    b.hist(sizes.width / sizes.height, bins=40)
+    b.hist(sizes.width / sizes.height, bins=40, color=SERIES_COLOURS[0])
     b.set(title="Aspect ratio", xlabel="width / height", ylabel="images")
     fig.tight_layout()
     return fig
@@ -123,13 +135,6 @@ def _drawable(text: str) -> str:
     emoji) shown as a white square instead of a warning per glyph."""
     chars = _font_chars()
     return "".join(c if ord(c) in chars or c.isspace() else "\u25a1" for c in text).replace("$", r"\$")
-
-
-#: one colour per model, the same in every figure
-MODEL_COLOURS = {"text": "#1f77b4", "image": "#ff7f0e", "concat": "#2ca02c", "cross_attention": "#d62728",
-                 "reference_gate": "#9467bd", "gated": "#8c564b", "late": "#e377c2"}
-#: the final model, wherever it is drawn among others
-FINAL_COLOUR = "#c0392b"
 
 
 def learning_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figure:
@@ -194,7 +199,7 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
     fig, axes = plt.subplots(1, len(diffs), figsize=(4.4 * len(diffs) + 3.4, 0.32 * rows + 1.3), sharey=True, squeeze=False)
     for ax, (metric, d) in zip(axes[0], diffs.items()):
         y = np.arange(len(d))[::-1]
-        colours = [FINAL_COLOUR if m == highlight else "#34495e" for m in d.index]
+        colours = [FINAL_COLOUR if m == highlight else PLAIN_COLOUR for m in d.index]
         ax.hlines(y, d["min"], d["max"], color=colours, lw=1.5)
         ax.scatter(d["mean"], y, color=colours, zorder=3)
         ax.axvline(0, color="grey", lw=0.8, ls="--")
@@ -319,7 +324,7 @@ def reliability(p: np.ndarray, y: np.ndarray, title: str, bins: int = 10) -> plt
 
     fig, ax = plt.subplots(figsize=(4.4, 4))
     for r in calibration_bins(p, y, bins).itertuples():
-        ax.bar(r.lower, r.accuracy, width=1 / bins, align="edge", color="#5d8aa8", edgecolor="white")
+        ax.bar(r.lower, r.accuracy, width=1 / bins, align="edge", color=SERIES_COLOURS[0], edgecolor="white")
         ax.text(r.lower + 0.5 / bins, r.accuracy + 0.01, str(r.rows), ha="center", fontsize=8)
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
     ax.set(xlim=(0, 1), ylim=(0, 1.08), xlabel="confidence of the predicted class", ylabel="accuracy",
@@ -334,7 +339,8 @@ def label_distribution(shares: pd.DataFrame, title: str) -> plt.Figure:
     x = np.arange(len(LABELS))
     w = 0.8 / len(shares.columns)
     for k, col in enumerate(shares.columns):
-        bars = ax.bar(x + k * w - 0.4 + w / 2, shares[col].reindex(LABELS), w, label=col)
+        bars = ax.bar(x + k * w - 0.4 + w / 2, shares[col].reindex(LABELS), w, label=col,
+                      color=SERIES_COLOURS[k % len(SERIES_COLOURS)])
         ax.bar_label(bars, fmt="{:.1%}", fontsize=8)
     ax.set_xticks(x, LABELS)
     ax.set(ylabel="share of rows", title=title, ylim=(0, float(shares.max().max()) * 1.2))
