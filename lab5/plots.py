@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.transforms import offset_copy
 import numpy as np
 import pandas as pd
 
@@ -137,21 +138,72 @@ def _drawable(text: str) -> str:
     return "".join(c if ord(c) in chars or c.isspace() else "\u25a1" for c in text).replace("$", r"\$")
 
 
+def _model_colour(name: str, k: int) -> str:
+    """The colour of model ``name`` (:data:`MODEL_COLOURS`), else the ``k``-th of :data:`SERIES_COLOURS`."""
+    return MODEL_COLOURS.get(name, SERIES_COLOURS[k % len(SERIES_COLOURS)])
+
+
+def _bulk(spans: list[tuple[float, float]]) -> tuple[float, float]:
+    """The range of the ``spans`` (low, high) left when a span lying apart from all the others is set aside: one below
+    (or above) the rest by a gap wider than the rest's own range, from either end in turn, as long as more than half
+    of the spans and at least two remain. A flat rest (no range) sets nothing aside."""
+    keep, least = sorted(spans), max(2, len(spans) // 2 + 1)
+    for pick, gap in ((lambda k: min(k, key=lambda s: s[1]), lambda s, lo, hi: lo - s[1]),
+                      (lambda k: max(k, key=lambda s: s[0]), lambda s, lo, hi: s[0] - hi)):
+        while len(keep) > least:
+            out = pick(keep)
+            rest = [s for s in keep if s is not out]
+            lo, hi = min(s[0] for s in rest), max(s[1] for s in rest)
+            if not hi > lo or gap(out, lo, hi) <= hi - lo:
+                break
+            keep = rest
+    return min(s[0] for s in keep), max(s[1] for s in keep)
+
+
+def _follow_bulk(ax: plt.Axes) -> None:
+    """Set ``ax``'s y-limits to the bulk of its labelled lines (:func:`_bulk`); a line left outside stays drawn, its
+    points marked by triangles on the edge it lies beyond, and a note on the axes gives its name and its range."""
+    lines = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    spans = [(float(np.nanmin(line.get_ydata())), float(np.nanmax(line.get_ydata()))) for line in lines]
+    lo, hi = _bulk(spans)
+    outside = [(line, s) for line, s in zip(lines, spans) if s[1] < lo or s[0] > hi]
+    if not outside:
+        return
+    pad = 0.08 * (hi - lo)
+    below, above = any(s[1] < lo for _, s in outside), any(s[0] > hi for _, s in outside)
+    ax.set_ylim(lo - pad * (1 + 2 * below), hi + pad * (1 + 2 * above))
+    edge_lo, edge_hi = ax.get_ylim()
+    for k, (line, (a, b)) in enumerate(outside):
+        low = b < lo
+        x = line.get_xdata()
+        ax.plot(x, np.full(len(x), edge_lo if low else edge_hi), "v" if low else "^", color=line.get_color(),
+                clip_on=False, ms=6, label="_clipped")
+        at = f"at {a:.2f}" if f"{a:.2f}" == f"{b:.2f}" else f"from {a:.2f} to {b:.2f}"
+        ax.annotate(f"{'▼' if low else '▲'} {line.get_label()} {at}, {'below' if low else 'above'} the axis",
+                    (0.02, 0.03 + 0.08 * k if low else 0.97 - 0.08 * k), xycoords="axes fraction",
+                    va="bottom" if low else "top", fontsize=8, color=PLAIN_COLOUR)
+
+
 def learning_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figure:
     """Per epoch, for one or more runs: training loss (solid) and validation loss (dashed) on the left, validation
-    macro-F1 on the right; one colour per model (:data:`MODEL_COLOURS`), the legend beside the panels."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
+    macro-F1 on the right; one colour per model (:data:`MODEL_COLOURS`), each panel's legend under it. The y-axes
+    follow the bulk of the curves (:func:`_follow_bulk`): a curve far from the others is marked on the edge."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4 + 0.18 * len(histories)))  # room for a legend row a run
+    colours = {name: _model_colour(name, k) for k, name in enumerate(histories)}
     for name, h in histories.items():
-        colour = MODEL_COLOURS.get(name)
-        a.plot(h.epoch, h.train_loss, color=colour, label=f"{name}, train")
+        a.plot(h.epoch, h.train_loss, color=colours[name], label=f"{name}, train")
+    for name, h in histories.items():  # after every train line: the legend's second column
         if "val_loss" in h:
-            a.plot(h.epoch, h.val_loss, "--", color=colour, label=f"{name}, validation")
-            b.plot(h.epoch, h.val_macro_f1, marker="o", color=colour, label=name)
-    a.set(title="loss", xlabel="epoch", ylabel="cross-entropy")
+            a.plot(h.epoch, h.val_loss, "--", color=colours[name], label=f"{name}, validation")
+            b.plot(h.epoch, h.val_macro_f1, marker="o", color=colours[name], label=name)
+    a.set(title="loss (solid: train, dashed: validation)", xlabel="epoch", ylabel="cross-entropy")
     b.set(title="validation macro-F1", xlabel="epoch", ylabel="macro-F1")
     for ax in (a, b):
         ax.xaxis.get_major_locator().set_params(integer=True)
-    b.legend(*a.get_legend_handles_labels(), fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        _follow_bulk(ax)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=2 if ax is a else 3,
+                      bbox_transform=offset_copy(ax.transAxes, fig, y=-32, units="points"))  # under the x-label
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -40,3 +40,68 @@ def test_label_distribution_colours_its_series_with_no_class_colour():
     ax = plots.label_distribution(shares, "t").axes[0]
     colours = {_hex(bar.get_facecolor()) for bar in ax.patches}
     assert len(colours) == 3 and not colours & {_hex(c) for c in plots.CLASS_COLOURS.values()}
+
+
+# --------------------------------------------------------------------------- learning curves
+def _history(train_loss, val_loss, f1) -> pd.DataFrame:
+    return pd.DataFrame({"epoch": range(1, len(f1) + 1), "train_loss": train_loss, "val_loss": val_loss,
+                         "val_macro_f1": f1})
+
+
+HEADS = {"concat": _history([0.8, 0.6, 0.5], [0.62, 0.6, 0.61], [0.62, 0.63, 0.63]),
+         "cross_attention": _history([0.8, 0.55, 0.4], [0.66, 0.62, 0.63], [0.62, 0.67, 0.66]),
+         "reference_gate": _history([0.96, 0.85, 0.8], [0.89, 0.8, 0.79], [0.25, 0.25, 0.25]),
+         "gated": _history([0.8, 0.57, 0.46], [0.62, 0.61, 0.62], [0.61, 0.65, 0.65])}
+
+
+def _labelled(ax) -> list:
+    return [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+
+
+def test_each_learning_curve_panel_has_a_legend_of_the_lines_it_draws():
+    for histories in (HEADS, {"text": HEADS["concat"]}):
+        fig = plots.learning_curves(histories, "t")
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            assert legend is not None
+            shown = sorted((t.get_text(), h.get_linestyle(), _hex(h.get_color()))
+                           for t, h in zip(legend.get_texts(), legend.legend_handles))
+            drawn = sorted((line.get_label(), line.get_linestyle(), _hex(line.get_color())) for line in _labelled(ax))
+            assert shown == drawn and drawn
+        loss, f1 = fig.axes
+        assert [line.get_label() for line in _labelled(f1)] == list(histories)  # validation macro-F1, one a model
+        styles = {line.get_label(): line.get_linestyle() for line in _labelled(loss)}
+        assert all(styles[f"{m}, train"] == "-" and styles[f"{m}, validation"] == "--" for m in histories)
+        assert "solid: train" in loss.get_title() and "dashed: validation" in loss.get_title()
+
+
+def test_a_curve_far_below_the_others_is_marked_on_the_edge_instead_of_flattening_them():
+    fig = plots.learning_curves(HEADS, "t")
+    f1 = fig.axes[1]
+    low, high = f1.get_ylim()
+    assert 0.25 < low < 0.61 and high > 0.67  # the bulk fills the panel; every head's points inside
+    assert high - low < 0.2
+    gate = next(line for line in _labelled(f1) if line.get_label() == "reference_gate")
+    assert list(gate.get_ydata()) == [0.25, 0.25, 0.25]  # still drawn, not dropped
+    marks = [line for line in f1.get_lines() if line.get_label() == "_clipped"]
+    assert len(marks) == 1 and not marks[0].get_clip_on() and set(marks[0].get_ydata()) == {low}
+    notes = [t.get_text() for t in f1.texts]
+    assert notes == ["▼ reference_gate at 0.25, below the axis"]
+    loss = fig.axes[0]  # the loss curves overlap: nothing set aside, every point inside
+    assert not loss.texts and loss.get_ylim()[0] <= 0.4 and loss.get_ylim()[1] >= 0.96
+
+
+def test_curves_close_to_each_other_keep_the_full_range():
+    fig = plots.learning_curves({m: HEADS[m] for m in ("concat", "cross_attention", "gated")}, "t")
+    f1 = fig.axes[1]
+    assert not f1.texts and f1.get_ylim()[0] <= 0.61 and f1.get_ylim()[1] >= 0.67
+
+
+def test_the_bulk_sets_aside_only_a_span_far_from_the_rest():
+    assert plots._bulk([(0.25, 0.25), (0.6, 0.63), (0.62, 0.67), (0.61, 0.65)]) == (0.6, 0.67)
+    assert plots._bulk([(0.6, 0.63), (0.62, 0.67), (0.61, 0.65), (0.9, 0.95)]) == (0.6, 0.67)  # above, too
+    assert plots._bulk([(0.5, 0.55), (0.6, 0.63), (0.62, 0.67)]) == (0.5, 0.67)  # a gap narrower than the rest
+    assert plots._bulk([(0.25, 0.25), (0.6, 0.65)]) == (0.25, 0.65)  # two curves: no bulk to speak of
+    assert plots._bulk([(0.1, 0.1), (0.6, 0.6), (0.6, 0.6)]) == (0.1, 0.6)  # a flat rest: nothing to zoom into
+    points = [(v, v) for v in (-0.28, -0.09, -0.05, 0.0, 0.02, 0.06)]
+    assert plots._bulk(points) == (-0.09, 0.06)
