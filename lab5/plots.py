@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import offset_copy
 import numpy as np
 import pandas as pd
@@ -243,25 +244,71 @@ def per_class_f1(cv: pd.DataFrame, models: list[str], title: str) -> plt.Figure:
     return fig
 
 
-def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highlight: str | None = None) -> plt.Figure:
-    """Dot-and-whisker plot of per-fold paired differences (from :func:`lab5.evaluation.paired_differences`), one
-    panel per metric: the dot is the mean difference, the whisker spans the worst to the best fold, and the label
-    says on how many folds the model beat its control. ``highlight`` draws one model (the final one) in colour."""
-    rows = len(next(iter(diffs.values())))
-    fig, axes = plt.subplots(1, len(diffs), figsize=(4.4 * len(diffs) + 3.4, 0.32 * rows + 1.3), sharey=True, squeeze=False)
+#: how a metric column is named on an axis
+METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "weighted_f1": "weighted F1"}
+
+
+def _grouped_rows(models: list[str], groups: dict[str, list[str]] | None) -> list[tuple[str, bool]]:
+    """``(name, is_header)`` from the top row down: the models in ``groups``' order, each group under its name (the
+    models in no group last, under "other"); without ``groups`` the models as they come, no headers."""
+    if not groups:
+        return [(m, False) for m in models]
+    placed = {m for members in groups.values() for m in members}
+    rest = [m for m in models if m not in placed]
+    out = []
+    for name, members in [*groups.items(), *([("other", rest)] if rest else [])]:
+        members = [m for m in members if m in models]
+        out += [(name, True), *((m, False) for m in members)] if members else []
+    return out
+
+
+def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highlight: str | None = None,
+                       groups: dict[str, list[str]] | None = None) -> plt.Figure:
+    """Dot-and-whisker plot of per-fold paired differences (from :func:`lab5.evaluation.paired_differences`, in
+    fractions; drawn in points), one panel per metric: the dot is the mean difference, the whisker spans the worst to
+    the best fold, and the label says on how many folds the model beat its control. ``highlight`` draws one model (the
+    final one) in colour; ``groups`` (name -> models) draws the models group by group under bold headers. Each axis
+    follows the bulk of the folds (:func:`_bulk`): a value beyond it is marked by a triangle on the edge, written."""
+    rows = _grouped_rows(list(next(iter(diffs.values())).index), groups)
+    y = np.arange(len(rows))[::-1]
+    fig, axes = plt.subplots(1, len(diffs), figsize=(4.4 * len(diffs) + 3.4, 0.32 * len(rows) + 1.6), sharey=True,
+                             squeeze=False)
     for ax, (metric, d) in zip(axes[0], diffs.items()):
-        y = np.arange(len(d))[::-1]
+        ys = [yi for yi, (_, header) in zip(y, rows) if not header]
+        d = d.loc[[m for m, header in rows if not header]]
+        lo, hi = _bulk([(v, v) for v in [*d["min"], *d["max"], 0.0]])
+        span = hi - lo or 0.01
+        left, right = lo - 0.05 * span, hi + 0.12 * span  # room on the right for the folds' count
+        ax.set_xlim(left, right)
         colours = [FINAL_COLOUR if m == highlight else PLAIN_COLOUR for m in d.index]
-        ax.hlines(y, d["min"], d["max"], color=colours, lw=1.5)
-        ax.scatter(d["mean"], y, color=colours, zorder=3)
+        ax.hlines(ys, d["min"], d["max"], color=colours, lw=1.5)
+        inside = d["mean"].between(left, right).to_numpy()
+        ax.scatter(d["mean"][inside], np.array(ys)[inside], color=np.array(colours)[inside], zorder=3)
         ax.axvline(0, color="grey", lw=0.8, ls="--")
-        for yi, (m, r) in zip(y, d.iterrows()):
-            ax.annotate(f"{r.better_folds}/{r.folds}", (r["max"], yi), xytext=(4, 0), textcoords="offset points",
-                        va="center", fontsize=8)
-        ax.set_yticks(y, [f"{m}  (vs {r.control})" for m, r in d.iterrows()], fontsize=8)
-        ax.set_xlabel(f"{metric.replace('_', '-')}: difference (points)")
+        for yi, colour, (m, r) in zip(ys, colours, d.iterrows()):
+            ax.annotate(f"{r.better_folds}/{r.folds}", (min(r["max"], right), yi), xytext=(4, 0),
+                        textcoords="offset points", va="center", fontsize=8, annotation_clip=False)
+            for edge, off, side in ((left, r["min"] < left, -1), (right, r["max"] > right, 1)):
+                if not off:
+                    continue
+                beyond = [(k, r[k]) for k in ("mean", "min" if side < 0 else "max") if (r[k] - edge) * side > 0]
+                ax.plot([edge], [yi], "<" if side < 0 else ">", color=colour, ms=7, clip_on=False, zorder=4)
+                ax.annotate(", ".join(f"{k} {100 * v:+.1f}" for k, v in beyond), (edge, yi), xytext=(-6 * side, 5),
+                            textcoords="offset points", ha="left" if side < 0 else "right", va="bottom", fontsize=8,
+                            color=colour)
+        for yi, (name, header) in zip(y, rows):
+            if header:
+                ax.axhline(yi, color="lightgrey", lw=0.8)
+        ax.set_xlabel(f"{METRIC_NAMES.get(metric, metric.replace('_', '-'))} difference (points)")
+        ax.xaxis.set_major_locator(MaxNLocator(steps=[1, 2, 5, 10]))  # whole points: 0.02 is +2, never 0.025
         ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:+.0f}"))
         ax.grid(axis="x", alpha=0.3)
+    labels = [name if header else f"{name}  (vs {next(iter(diffs.values())).at[name, 'control']})" for name, header in rows]
+    axes[0, 0].set_yticks(y, labels, fontsize=8)
+    for label, (_, header) in zip(axes[0, 0].get_yticklabels(), rows):
+        label.set_fontweight("bold" if header else "normal")
+    fig.supxlabel("dot: mean over the folds (model − control); whisker: worst to best fold; n/k: folds the model did "
+                  "better on; ◀ ▶: beyond the axis, value written", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -105,3 +105,52 @@ def test_the_bulk_sets_aside_only_a_span_far_from_the_rest():
     assert plots._bulk([(0.1, 0.1), (0.6, 0.6), (0.6, 0.6)]) == (0.1, 0.6)  # a flat rest: nothing to zoom into
     points = [(v, v) for v in (-0.28, -0.09, -0.05, 0.0, 0.02, 0.06)]
     assert plots._bulk(points) == (-0.09, 0.06)
+
+
+# --------------------------------------------------------------------------- paired differences
+def _diffs(rows: dict[str, tuple[float, float, float]], control: str = "text") -> pd.DataFrame:
+    """A :func:`lab5.evaluation.paired_differences` table (fractions) from ``{model: (mean, min, max)}``."""
+    return pd.DataFrame([{"model": m, "control": control, "mean": a, "min": lo, "max": hi, "better_folds": int(a > 0),
+                          "folds": 5} for m, (a, lo, hi) in rows.items()]).set_index("model")
+
+
+PAIRED = {"accuracy": _diffs({"image": (-0.074, -0.084, -0.064), "concat": (0.016, 0.003, 0.031),
+                              "reference_gate": (-0.033, -0.095, -0.009), "late": (0.019, 0.008, 0.028),
+                              "final": (0.006, 0.001, 0.011)}),
+          "macro_f1": _diffs({"image": (-0.068, -0.091, -0.050), "concat": (0.043, 0.026, 0.060),
+                              "reference_gate": (-0.138, -0.281, -0.0875), "late": (0.013, 0.002, 0.029),
+                              "final": (0.008, -0.005, 0.022)})}
+
+
+def test_paired_differences_label_their_axes_in_points_and_clip_only_the_outlier():
+    fig = plots.paired_differences(PAIRED, "t", highlight="final")
+    accuracy, f1 = fig.axes
+    assert accuracy.get_xlabel() == "accuracy difference (points)"
+    assert f1.get_xlabel() == "macro-F1 difference (points)"
+    fig.canvas.draw()
+    for ax in fig.axes:  # fractions drawn as whole points
+        ticks = [(t.get_position()[0], t.get_text()) for t in ax.get_xticklabels()]
+        assert ticks and all(text == f"{round(100 * v):+d}" and abs(100 * v - round(100 * v)) < 1e-6 for v, text in ticks)
+    left, right = f1.get_xlim()
+    assert -0.12 < left < -0.091 and right > 0.06  # the -28 of one fold no longer sets the scale; the image's -9 inside
+    assert accuracy.get_xlim()[0] < -0.095  # nothing far apart on accuracy: every fold inside
+    edge = [line for line in f1.get_lines() if line.get_marker() == "<"]
+    assert len(edge) == 1 and list(edge[0].get_xdata()) == [left] and not edge[0].get_clip_on()
+    assert "mean -13.8, min -28.1" in [t.get_text() for t in f1.texts]
+    assert not [line for line in accuracy.get_lines() if line.get_marker() in ("<", ">")]
+    dots = f1.collections[1]  # the means drawn inside the axis: all but the clipped one
+    assert len(dots.get_offsets()) == 4
+    final = [_hex(c) for c in f1.collections[0].get_colors()][-1]
+    assert final == _hex(plots.FINAL_COLOUR)
+
+
+def test_paired_differences_draw_groups_under_headers():
+    groups = {"single models": ["image", "reference_gate"], "fusions": ["concat", "late"]}
+    fig = plots.paired_differences(PAIRED, groups=groups)
+    labels = fig.axes[0].get_yticklabels()
+    assert [t.get_text() for t in labels] == ["single models", "image  (vs text)", "reference_gate  (vs text)",
+                                              "fusions", "concat  (vs text)", "late  (vs text)", "other",
+                                              "final  (vs text)"]
+    assert [t.get_text() for t in labels if t.get_fontweight() == "bold"] == ["single models", "fusions", "other"]
+    ungrouped = plots.paired_differences(PAIRED)
+    assert [t.get_text().split()[0] for t in ungrouped.axes[0].get_yticklabels()] == list(PAIRED["accuracy"].index)
