@@ -376,18 +376,27 @@ def attention_examples(maps: list, images: dict, labels: dict[str, str]) -> plt.
 
 
 def fusion_internals(region_mean: np.ndarray, gate: pd.DataFrame, title: str) -> plt.Figure:
-    """Left: the tokens' attention over the image regions averaged over rows (a flat map is 1/regions everywhere).
+    """Left: the tokens' attention over the image regions averaged over rows, coloured by its deviation from the
+    uniform weight 1/regions (a diverging map centred at 0, symmetric limits; each cell also prints the weight).
     Right: the gated-fusion gate's share of the text, per true class (``gate``: columns label, the class index, and
     text_share)."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4), gridspec_kw={"width_ratios": [1, 1.5]})
-    im = a.imshow(region_mean, cmap="magma", vmin=0)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9.8, 3.4), gridspec_kw={"width_ratios": [1, 1.5]})
+    uniform = 1 / region_mean.size
+    dev = region_mean - uniform
+    lim = max(float(np.abs(dev).max()), 1e-3)  # at least the printed precision: a flat map stays pale
+    im = a.imshow(dev, cmap="RdBu_r", vmin=-lim, vmax=lim)
     for (r, c), v in np.ndenumerate(region_mean):
-        a.text(c, r, f"{v:.3f}", ha="center", va="center", fontsize=8, color="white" if v < region_mean.max() * 0.7 else "black")
+        a.text(c, r, f"{v:.3f}\n{dev[r, c]:+.3f}", ha="center", va="center", fontsize=8,
+               color="white" if abs(dev[r, c]) > 0.6 * lim else "black")
     a.set_xticks([]), a.set_yticks([])
-    a.set_title(f"cross-attention over image regions\n(mean; flat = {1 / region_mean.size:.3f})", fontsize=9)
-    fig.colorbar(im, ax=a, fraction=0.046)
+    a.set_title(f"cross-attention over image regions\n(mean weight; uniform = 1/{region_mean.size} = {uniform:.3f})",
+                fontsize=9)
+    bar = fig.colorbar(im, ax=a, fraction=0.046)
+    bar.set_label(f"mean weight − 1/{region_mean.size} (uniform)", fontsize=8)
+    bar.set_ticks([-lim, 0, lim], labels=[f"{-lim:+.2g}", "0", f"{lim:+.2g}"])
+    bar.ax.tick_params(labelsize=8)
     data = [gate.loc[gate.label == k, "text_share"] for k in range(len(LABELS))]
-    parts = b.boxplot(data, tick_labels=LABELS, patch_artist=True, showfliers=False)
+    parts = b.boxplot(data, tick_labels=LABELS, patch_artist=True, showfliers=False, medianprops={"color": "black"})
     for patch, c in zip(parts["boxes"], LABELS):
         patch.set_facecolor(CLASS_COLOURS[c])
         patch.set_alpha(0.5)

@@ -9,6 +9,7 @@ import matplotlib
 import matplotlib.colors
 import numpy as np
 import pandas as pd
+import pytest
 
 from lab5 import plots
 from lab5.data import LABELS
@@ -154,3 +155,20 @@ def test_paired_differences_draw_groups_under_headers():
     assert [t.get_text() for t in labels if t.get_fontweight() == "bold"] == ["single models", "fusions", "other"]
     ungrouped = plots.paired_differences(PAIRED)
     assert [t.get_text().split()[0] for t in ungrouped.axes[0].get_yticklabels()] == list(PAIRED["accuracy"].index)
+
+
+# --------------------------------------------------------------------------- fusion internals
+def test_fusion_internals_colour_the_deviation_from_uniform_attention_on_a_map_centred_at_zero():
+    region = np.full((3, 3), 1 / 9) + np.array([[-2, -2, -1], [-1, -1, 0], [2, 2, 3]]) * 1e-3
+    gate = pd.DataFrame({"label": [0, 1, 2, 2], "text_share": [0.6, 0.5, 0.7, 0.8]})
+    fig = plots.fusion_internals(region, gate, "t")
+    heat, _, bar = fig.axes
+    image = heat.images[0]
+    np.testing.assert_allclose(image.get_array(), region - 1 / 9)
+    low, high = image.get_clim()
+    assert low == -high and high == pytest.approx(3e-3)  # symmetric: white is exactly uniform
+    assert image.get_cmap().name == "RdBu_r"
+    assert "1/9" in bar.get_ylabel() and "uniform" in bar.get_ylabel()
+    assert "0.114\n+0.003" in [t.get_text() for t in heat.texts]  # each cell: its weight and its deviation
+    flat = plots.fusion_internals(np.full((3, 3), 1 / 9), gate, "t").axes[0].images[0]
+    assert flat.get_clim()[1] > 0  # a flat map: no zero-width colour scale
