@@ -229,17 +229,28 @@ def confusion_matrices(matrices: dict[str, pd.DataFrame], title: str = "", colum
     return fig
 
 
+def _fold_count(folds: pd.Series) -> str:
+    """How many folds a mean is over, as words: "5 folds", or "2-5 folds" where the models had different counts."""
+    lo, hi = int(folds.min()), int(folds.max())
+    return f"{lo} folds" if lo == hi else f"{lo}-{hi} folds"
+
+
 def per_class_f1(cv: pd.DataFrame, models: list[str], title: str) -> plt.Figure:
-    """Mean F1 of each class over the folds, per model (rows of a per-fold CV table), on a zoomed axis."""
-    f1 = cv.groupby("model", sort=False)[[f"f1_{c}" for c in LABELS]].mean().loc[models]
-    fig, ax = plt.subplots(figsize=(8, 0.32 * len(models) + 1.3))
+    """F1 of each class per model (rows of a per-fold CV table, one per (model, fold)): the dot is the mean over the
+    folds, the whisker spans the fold minimum to maximum; the three classes of a model side by side on its row."""
+    columns = [f"f1_{c}" for c in LABELS]
+    stats = cv[cv.model.isin(models)].groupby("model", sort=False)[columns].agg(["mean", "min", "max"]).loc[models]
+    folds = _fold_count(cv[cv.model.isin(models)].groupby("model").size())
+    fig, ax = plt.subplots(figsize=(8, 0.36 * len(models) + 1.3))
     y = np.arange(len(models))[::-1]
-    for c in LABELS:
-        ax.scatter(f1[f"f1_{c}"], y, color=CLASS_COLOURS[c], label=c, s=30)
+    for k, c in enumerate(LABELS):
+        s = stats[f"f1_{c}"]
+        ax.errorbar(s["mean"], y + 0.2 * (1 - k), xerr=[s["mean"] - s["min"], s["max"] - s["mean"]], fmt="o", ms=5,
+                    color=CLASS_COLOURS[c], capsize=2, lw=1.2, label=c)
     ax.set_yticks(y, models, fontsize=8)
-    ax.set(xlabel="F1 (mean over 5 folds)", title=title)
+    ax.set(xlabel=f"F1 (dot: mean over {folds}; whisker: fold min–max)", title=title)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), title="class", title_fontsize=8)
     fig.tight_layout()
     return fig
 

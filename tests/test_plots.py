@@ -172,3 +172,24 @@ def test_fusion_internals_colour_the_deviation_from_uniform_attention_on_a_map_c
     assert "0.114\n+0.003" in [t.get_text() for t in heat.texts]  # each cell: its weight and its deviation
     flat = plots.fusion_internals(np.full((3, 3), 1 / 9), gate, "t").axes[0].images[0]
     assert flat.get_clim()[1] > 0  # a flat map: no zero-width colour scale
+
+
+# --------------------------------------------------------------------------- per-class F1, training-set size
+CV = pd.DataFrame({"model": ["a", "a", "b", "b", "c", "c"], "fold": [0, 1] * 3,
+                   "f1_negative": [0.5, 0.7, 0.4, 0.4, 0.9, 0.9], "f1_neutral": [0.1, 0.3, 0.0, 0.2, 0.5, 0.5],
+                   "f1_positive": [0.7, 0.8, 0.6, 0.9, 0.9, 0.9]})
+
+
+def test_per_class_f1_shows_the_fold_mean_with_a_min_to_max_whisker_and_says_so():
+    ax = plots.per_class_f1(CV, ["b", "a"], "t").axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "a"]
+    assert "mean over 2 folds" in ax.get_xlabel() and "min–max" in ax.get_xlabel()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(LABELS)
+    for container, c in zip(ax.containers, LABELS):
+        dots, _, (whiskers,) = container
+        assert _hex(dots.get_color()) == _hex(plots.CLASS_COLOURS[c])
+        means = CV.groupby("model")[f"f1_{c}"].mean()
+        np.testing.assert_allclose(np.asarray(dots.get_xdata(), float), means[["b", "a"]].to_numpy())
+        spans = [sorted(seg[:, 0]) for seg in whiskers.get_segments()]
+        grouped = CV.groupby("model")[f"f1_{c}"]
+        np.testing.assert_allclose(spans, [[grouped.min()[m], grouped.max()[m]] for m in ("b", "a")])
