@@ -328,8 +328,8 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
 
 def training_size_curve(curve: pd.DataFrame, title: str) -> plt.Figure:
     """Out-of-fold accuracy and macro-F1 against the number of training rows (from
-    :func:`lab5.evaluation.learning_curve`), one colour per model (:data:`FINAL_COLOUR` for any other): the line joins the means over the folds, the
-    whisker spans the worst to the best fold."""
+    :func:`lab5.evaluation.learning_curve`), one colour per model (:data:`FINAL_COLOUR` for any other): the line joins
+    the means over the folds, the whisker spans the fold minimum to maximum (the legend says so)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     stats = curve.groupby(["model", "train_rows"], sort=False)[["accuracy", "macro_f1"]].agg(["mean", "min", "max"])
     for model in curve.model.unique():
@@ -346,7 +346,9 @@ def training_size_curve(curve: pd.DataFrame, title: str) -> plt.Figure:
         ax.minorticks_off()
         ax.set(xlabel="training rows (log scale)", ylabel=f"{metric}, out-of-fold", title=metric)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    folds = _fold_count(curve.groupby(["model", "train_rows"]).size())
+    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), title_fontsize=8,
+                   title=f"line: mean over {folds}\nwhisker: fold min–max")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

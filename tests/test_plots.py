@@ -193,3 +193,14 @@ def test_per_class_f1_shows_the_fold_mean_with_a_min_to_max_whisker_and_says_so(
         spans = [sorted(seg[:, 0]) for seg in whiskers.get_segments()]
         grouped = CV.groupby("model")[f"f1_{c}"]
         np.testing.assert_allclose(spans, [[grouped.min()[m], grouped.max()[m]] for m in ("b", "a")])
+
+
+def test_training_size_curve_says_its_whiskers_span_the_fold_min_to_max():
+    curve = pd.DataFrame({"model": ["text"] * 4 + ["final"] * 4, "train_rows": [10, 10, 20, 20] * 2,
+                          "fold": [0, 1] * 4, "accuracy": [0.5, 0.6, 0.6, 0.8, 0.6, 0.7, 0.7, 0.9],
+                          "macro_f1": [0.3, 0.4, 0.4, 0.6, 0.4, 0.5, 0.5, 0.7]})
+    fig = plots.training_size_curve(curve, "t")
+    legend = fig.axes[1].get_legend()
+    assert legend.get_title().get_text() == "line: mean over 2 folds\nwhisker: fold min–max"
+    accuracy = fig.axes[0].containers[0]  # what is drawn: text's whisker at 20 rows from 0.6 to 0.8
+    assert sorted(accuracy[2][0].get_segments()[1][:, 1]) == pytest.approx([0.6, 0.8])
