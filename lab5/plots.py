@@ -149,13 +149,14 @@ def _bulk(spans: list[tuple[float, float]]) -> tuple[float, float]:
     (or above) the rest by a gap wider than the rest's own range, from either end in turn, as long as more than half
     of the spans and at least two remain. A flat rest (no range) sets nothing aside."""
     keep, least = sorted(spans), max(2, len(spans) // 2 + 1)
-    for pick, gap in ((lambda k: min(k, key=lambda s: s[1]), lambda s, lo, hi: lo - s[1]),
-                      (lambda k: max(k, key=lambda s: s[0]), lambda s, lo, hi: s[0] - hi)):
+    for below in (True, False):
         while len(keep) > least:
-            out = pick(keep)
-            rest = [s for s in keep if s is not out]
+            order = range(len(keep))
+            k = min(order, key=lambda i: keep[i][1]) if below else max(order, key=lambda i: keep[i][0])
+            rest = keep[:k] + keep[k + 1:]
             lo, hi = min(s[0] for s in rest), max(s[1] for s in rest)
-            if not hi > lo or gap(out, lo, hi) <= hi - lo:
+            gap = lo - keep[k][1] if below else keep[k][0] - hi
+            if not hi > lo or gap <= hi - lo:
                 break
             keep = rest
     return min(s[0] for s in keep), max(s[1] for s in keep)
@@ -164,7 +165,10 @@ def _bulk(spans: list[tuple[float, float]]) -> tuple[float, float]:
 def _follow_bulk(ax: plt.Axes) -> None:
     """Set ``ax``'s y-limits to the bulk of its labelled lines (:func:`_bulk`); a line left outside stays drawn, its
     points marked by triangles on the edge it lies beyond, and a note on the axes gives its name and its range."""
-    lines = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    lines = [line for line in ax.get_lines()
+             if not line.get_label().startswith("_") and np.isfinite(np.asarray(line.get_ydata(), float)).any()]
+    if not lines:
+        return
     spans = [(float(np.nanmin(line.get_ydata())), float(np.nanmax(line.get_ydata()))) for line in lines]
     lo, hi = _bulk(spans)
     outside = [(line, s) for line, s in zip(lines, spans) if s[1] < lo or s[0] > hi]
@@ -273,6 +277,19 @@ def _grouped_rows(models: list[str], groups: dict[str, list[str]] | None) -> lis
     return out
 
 
+def _mark_beyond(ax: plt.Axes, y: float, row: pd.Series, colour: str) -> None:
+    """Mark the values of a paired-differences ``row`` (mean, min, max) beyond ``ax``'s x-limits: a triangle on the
+    edge they lie beyond and their values, in points, written above the row."""
+    for side, edge, end in ((-1, ax.get_xlim()[0], "min"), (1, ax.get_xlim()[1], "max")):
+        beyond = [(k, row[k]) for k in ("mean", end) if (row[k] - edge) * side > 0]
+        if not beyond:
+            continue
+        ax.plot([edge], [y], "<" if side < 0 else ">", color=colour, ms=7, clip_on=False, zorder=4)
+        ax.annotate(", ".join(f"{k} {100 * v:+.1f}" for k, v in beyond), (edge, y), xytext=(-6 * side, 5),
+                    textcoords="offset points", ha="left" if side < 0 else "right", va="bottom", fontsize=8,
+                    color=colour)
+
+
 def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highlight: str | None = None,
                        groups: dict[str, list[str]] | None = None) -> plt.Figure:
     """Dot-and-whisker plot of per-fold paired differences (from :func:`lab5.evaluation.paired_differences`, in
@@ -280,7 +297,8 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
     the best fold, and the label says on how many folds the model beat its control. ``highlight`` draws one model (the
     final one) in colour; ``groups`` (name -> models) draws the models group by group under bold headers. Each axis
     follows the bulk of the folds (:func:`_bulk`): a value beyond it is marked by a triangle on the edge, written."""
-    rows = _grouped_rows(list(next(iter(diffs.values())).index), groups)
+    control = next(iter(diffs.values()))["control"]
+    rows = _grouped_rows(list(control.index), groups)
     y = np.arange(len(rows))[::-1]
     fig, axes = plt.subplots(1, len(diffs), figsize=(4.4 * len(diffs) + 3.4, 0.32 * len(rows) + 1.6), sharey=True,
                              squeeze=False)
@@ -299,14 +317,7 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
         for yi, colour, (m, r) in zip(ys, colours, d.iterrows()):
             ax.annotate(f"{r.better_folds}/{r.folds}", (min(r["max"], right), yi), xytext=(4, 0),
                         textcoords="offset points", va="center", fontsize=8, annotation_clip=False)
-            for edge, off, side in ((left, r["min"] < left, -1), (right, r["max"] > right, 1)):
-                if not off:
-                    continue
-                beyond = [(k, r[k]) for k in ("mean", "min" if side < 0 else "max") if (r[k] - edge) * side > 0]
-                ax.plot([edge], [yi], "<" if side < 0 else ">", color=colour, ms=7, clip_on=False, zorder=4)
-                ax.annotate(", ".join(f"{k} {100 * v:+.1f}" for k, v in beyond), (edge, yi), xytext=(-6 * side, 5),
-                            textcoords="offset points", ha="left" if side < 0 else "right", va="bottom", fontsize=8,
-                            color=colour)
+            _mark_beyond(ax, yi, r, colour)
         for yi, (name, header) in zip(y, rows):
             if header:
                 ax.axhline(yi, color="lightgrey", lw=0.8)
@@ -314,7 +325,7 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
         ax.xaxis.set_major_locator(MaxNLocator(steps=[1, 2, 5, 10]))  # whole points: 0.02 is +2, never 0.025
         ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:+.0f}"))
         ax.grid(axis="x", alpha=0.3)
-    labels = [name if header else f"{name}  (vs {next(iter(diffs.values())).at[name, 'control']})" for name, header in rows]
+    labels = [name if header else f"{name}  (vs {control[name]})" for name, header in rows]
     axes[0, 0].set_yticks(y, labels, fontsize=8)
     for label, (_, header) in zip(axes[0, 0].get_yticklabels(), rows):
         label.set_fontweight("bold" if header else "normal")
