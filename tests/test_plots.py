@@ -1,0 +1,207 @@
+"""lab5.plots on tiny synthetic inputs: the palettes, legends that describe their own panel, axes that follow the bulk
+of the data and mark what they clip, and whiskers that say what they span."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib
+import matplotlib.colors
+import numpy as np
+import pandas as pd
+import pytest
+
+from lab5 import plots
+from lab5.data import LABELS
+
+
+def _hex(colour) -> str:
+    return matplotlib.colors.to_hex(colour).lower()
+
+
+# --------------------------------------------------------------------------- palettes
+def test_one_palette_for_classes_and_one_for_series_that_shares_no_colour_with_it():
+    classes = {_hex(c) for c in plots.CLASS_COLOURS.values()}
+    series = {_hex(c) for c in plots.SERIES_COLOURS}
+    assert list(plots.CLASS_COLOURS) == list(LABELS) and len(classes) == 3
+    assert len(series) == len(plots.SERIES_COLOURS) and not classes & series
+    models = [_hex(c) for c in [*plots.MODEL_COLOURS.values(), plots.FINAL_COLOUR]]
+    assert len(set(models)) == len(models) and set(models) <= series  # one colour a model, none a class colour
+
+
+def test_colours_are_written_only_where_the_palettes_are_defined():
+    source = Path(plots.__file__).read_text().splitlines()
+    first_def = next(i for i, line in enumerate(source) if line.startswith("def "))
+    assert not [line for line in source[first_def:] if re.search(r"#[0-9a-fA-F]{6}\b", line)]
+
+
+def test_label_distribution_colours_its_series_with_no_class_colour():
+    shares = pd.DataFrame({"prior": [0.3, 0.1, 0.6], "OOF": [0.28, 0.05, 0.67], "test": [0.31, 0.05, 0.64]},
+                          index=LABELS)
+    ax = plots.label_distribution(shares, "t").axes[0]
+    colours = {_hex(bar.get_facecolor()) for bar in ax.patches}
+    assert len(colours) == 3 and not colours & {_hex(c) for c in plots.CLASS_COLOURS.values()}
+
+
+# --------------------------------------------------------------------------- learning curves
+def _history(train_loss, val_loss, f1) -> pd.DataFrame:
+    return pd.DataFrame({"epoch": range(1, len(f1) + 1), "train_loss": train_loss, "val_loss": val_loss,
+                         "val_macro_f1": f1})
+
+
+HEADS = {"concat": _history([0.8, 0.6, 0.5], [0.62, 0.6, 0.61], [0.62, 0.63, 0.63]),
+         "cross_attention": _history([0.8, 0.55, 0.4], [0.66, 0.62, 0.63], [0.62, 0.67, 0.66]),
+         "reference_gate": _history([0.96, 0.85, 0.8], [0.89, 0.8, 0.79], [0.25, 0.25, 0.25]),
+         "gated": _history([0.8, 0.57, 0.46], [0.62, 0.61, 0.62], [0.61, 0.65, 0.65])}
+
+
+def _labelled(ax) -> list:
+    return [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+
+
+def test_each_learning_curve_panel_has_a_legend_of_the_lines_it_draws():
+    for histories in (HEADS, {"text": HEADS["concat"]}):
+        fig = plots.learning_curves(histories, "t")
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            assert legend is not None
+            shown = sorted((t.get_text(), h.get_linestyle(), _hex(h.get_color()))
+                           for t, h in zip(legend.get_texts(), legend.legend_handles))
+            drawn = sorted((line.get_label(), line.get_linestyle(), _hex(line.get_color())) for line in _labelled(ax))
+            assert shown == drawn and drawn
+        loss, f1 = fig.axes
+        assert [line.get_label() for line in _labelled(f1)] == list(histories)  # validation macro-F1, one a model
+        styles = {line.get_label(): line.get_linestyle() for line in _labelled(loss)}
+        assert all(styles[f"{m}, train"] == "-" and styles[f"{m}, validation"] == "--" for m in histories)
+        assert "solid: train" in loss.get_title() and "dashed: validation" in loss.get_title()
+
+
+def test_a_curve_far_below_the_others_is_marked_on_the_edge_instead_of_flattening_them():
+    fig = plots.learning_curves(HEADS, "t")
+    f1 = fig.axes[1]
+    low, high = f1.get_ylim()
+    assert 0.25 < low < 0.61 and high > 0.67  # the bulk fills the panel; every head's points inside
+    assert high - low < 0.2
+    gate = next(line for line in _labelled(f1) if line.get_label() == "reference_gate")
+    assert list(gate.get_ydata()) == [0.25, 0.25, 0.25]  # still drawn, not dropped
+    marks = [line for line in f1.get_lines() if line.get_label() == "_clipped"]
+    assert len(marks) == 1 and not marks[0].get_clip_on() and set(marks[0].get_ydata()) == {low}
+    notes = [t.get_text() for t in f1.texts]
+    assert notes == ["▼ reference_gate at 0.25, below the axis"]
+    loss = fig.axes[0]  # the loss curves overlap: nothing set aside, every point inside
+    assert not loss.texts and loss.get_ylim()[0] <= 0.4 and loss.get_ylim()[1] >= 0.96
+
+
+def test_curves_close_to_each_other_keep_the_full_range():
+    fig = plots.learning_curves({m: HEADS[m] for m in ("concat", "cross_attention", "gated")}, "t")
+    f1 = fig.axes[1]
+    assert not f1.texts and f1.get_ylim()[0] <= 0.61 and f1.get_ylim()[1] >= 0.67
+
+
+def test_the_bulk_sets_aside_only_a_span_far_from_the_rest():
+    assert plots._bulk([(0.25, 0.25), (0.6, 0.63), (0.62, 0.67), (0.61, 0.65)]) == (0.6, 0.67)
+    assert plots._bulk([(0.6, 0.63), (0.62, 0.67), (0.61, 0.65), (0.9, 0.95)]) == (0.6, 0.67)  # above, too
+    assert plots._bulk([(0.5, 0.55), (0.6, 0.63), (0.62, 0.67)]) == (0.5, 0.67)  # a gap narrower than the rest
+    assert plots._bulk([(0.25, 0.25), (0.6, 0.65)]) == (0.25, 0.65)  # two curves: no bulk to speak of
+    assert plots._bulk([(0.1, 0.1), (0.6, 0.6), (0.6, 0.6)]) == (0.1, 0.6)  # a flat rest: nothing to zoom into
+    points = [(v, v) for v in (-0.28, -0.09, -0.05, 0.0, 0.02, 0.06)]
+    assert plots._bulk(points) == (-0.09, 0.06)
+
+
+# --------------------------------------------------------------------------- paired differences
+def _diffs(rows: dict[str, tuple[float, float, float]], control: str = "text") -> pd.DataFrame:
+    """A :func:`lab5.evaluation.paired_differences` table (fractions) from ``{model: (mean, min, max)}``."""
+    return pd.DataFrame([{"model": m, "control": control, "mean": a, "min": lo, "max": hi, "better_folds": int(a > 0),
+                          "folds": 5} for m, (a, lo, hi) in rows.items()]).set_index("model")
+
+
+PAIRED = {"accuracy": _diffs({"image": (-0.074, -0.084, -0.064), "concat": (0.016, 0.003, 0.031),
+                              "reference_gate": (-0.033, -0.095, -0.009), "late": (0.019, 0.008, 0.028),
+                              "final": (0.006, 0.001, 0.011)}),
+          "macro_f1": _diffs({"image": (-0.068, -0.091, -0.050), "concat": (0.043, 0.026, 0.060),
+                              "reference_gate": (-0.138, -0.281, -0.0875), "late": (0.013, 0.002, 0.029),
+                              "final": (0.008, -0.005, 0.022)})}
+
+
+def test_paired_differences_label_their_axes_in_points_and_clip_only_the_outlier():
+    fig = plots.paired_differences(PAIRED, "t", highlight="final")
+    accuracy, f1 = fig.axes
+    assert accuracy.get_xlabel() == "accuracy difference (points)"
+    assert f1.get_xlabel() == "macro-F1 difference (points)"
+    fig.canvas.draw()
+    for ax in fig.axes:  # fractions drawn as whole points
+        ticks = [(t.get_position()[0], t.get_text()) for t in ax.get_xticklabels()]
+        assert ticks and all(text == f"{round(100 * v):+d}" for v, text in ticks)
+        assert all(abs(100 * v - round(100 * v)) < 1e-6 for v, _ in ticks)
+    left, right = f1.get_xlim()
+    assert -0.12 < left < -0.091 and right > 0.06  # the -28 of one fold no longer sets the scale; the image's -9 inside
+    assert accuracy.get_xlim()[0] < -0.095  # nothing far apart on accuracy: every fold inside
+    edge = [line for line in f1.get_lines() if line.get_marker() == "<"]
+    assert len(edge) == 1 and list(edge[0].get_xdata()) == [left] and not edge[0].get_clip_on()
+    assert "mean -13.8, min -28.1" in [t.get_text() for t in f1.texts]
+    assert not [line for line in accuracy.get_lines() if line.get_marker() in ("<", ">")]
+    dots = f1.collections[1]  # the means drawn inside the axis: all but the clipped one
+    assert len(dots.get_offsets()) == 4
+    final = [_hex(c) for c in f1.collections[0].get_colors()][-1]
+    assert final == _hex(plots.FINAL_COLOUR)
+
+
+def test_paired_differences_draw_groups_under_headers():
+    groups = {"single models": ["image", "reference_gate"], "fusions": ["concat", "late"]}
+    fig = plots.paired_differences(PAIRED, groups=groups)
+    labels = fig.axes[0].get_yticklabels()
+    assert [t.get_text() for t in labels] == ["single models", "image  (vs text)", "reference_gate  (vs text)",
+                                              "fusions", "concat  (vs text)", "late  (vs text)", "other",
+                                              "final  (vs text)"]
+    assert [t.get_text() for t in labels if t.get_fontweight() == "bold"] == ["single models", "fusions", "other"]
+    ungrouped = plots.paired_differences(PAIRED)
+    assert [t.get_text().split()[0] for t in ungrouped.axes[0].get_yticklabels()] == list(PAIRED["accuracy"].index)
+
+
+# --------------------------------------------------------------------------- fusion internals
+def test_fusion_internals_colour_the_deviation_from_uniform_attention_on_a_map_centred_at_zero():
+    region = np.full((3, 3), 1 / 9) + np.array([[-2, -2, -1], [-1, -1, 0], [2, 2, 3]]) * 1e-3
+    gate = pd.DataFrame({"label": [0, 1, 2, 2], "text_share": [0.6, 0.5, 0.7, 0.8]})
+    fig = plots.fusion_internals(region, gate, "t")
+    heat, _, bar = fig.axes
+    image = heat.images[0]
+    np.testing.assert_allclose(image.get_array(), region - 1 / 9)
+    low, high = image.get_clim()
+    assert low == -high and high == pytest.approx(3e-3)  # symmetric: white is exactly uniform
+    assert image.get_cmap().name == "RdBu_r"
+    assert "1/9" in bar.get_ylabel() and "uniform" in bar.get_ylabel()
+    assert "0.114\n+0.003" in [t.get_text() for t in heat.texts]  # each cell: its weight and its deviation
+    flat = plots.fusion_internals(np.full((3, 3), 1 / 9), gate, "t").axes[0].images[0]
+    assert flat.get_clim()[1] > 0  # a flat map: no zero-width colour scale
+
+
+# --------------------------------------------------------------------------- per-class F1, training-set size
+CV = pd.DataFrame({"model": ["a", "a", "b", "b", "c", "c"], "fold": [0, 1] * 3,
+                   "f1_negative": [0.5, 0.7, 0.4, 0.4, 0.9, 0.9], "f1_neutral": [0.1, 0.3, 0.0, 0.2, 0.5, 0.5],
+                   "f1_positive": [0.7, 0.8, 0.6, 0.9, 0.9, 0.9]})
+
+
+def test_per_class_f1_shows_the_fold_mean_with_a_min_to_max_whisker_and_says_so():
+    ax = plots.per_class_f1(CV, ["b", "a"], "t").axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "a"]
+    assert "mean over 2 folds" in ax.get_xlabel() and "min–max" in ax.get_xlabel()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(LABELS)
+    for container, c in zip(ax.containers, LABELS):
+        dots, _, (whiskers,) = container
+        assert _hex(dots.get_color()) == _hex(plots.CLASS_COLOURS[c])
+        means = CV.groupby("model")[f"f1_{c}"].mean()
+        np.testing.assert_allclose(np.asarray(dots.get_xdata(), float), means[["b", "a"]].to_numpy())
+        spans = [sorted(seg[:, 0]) for seg in whiskers.get_segments()]
+        grouped = CV.groupby("model")[f"f1_{c}"]
+        np.testing.assert_allclose(spans, [[grouped.min()[m], grouped.max()[m]] for m in ("b", "a")])
+
+
+def test_training_size_curve_says_its_whiskers_span_the_fold_min_to_max():
+    curve = pd.DataFrame({"model": ["text"] * 4 + ["final"] * 4, "train_rows": [10, 10, 20, 20] * 2,
+                          "fold": [0, 1] * 4, "accuracy": [0.5, 0.6, 0.6, 0.8, 0.6, 0.7, 0.7, 0.9],
+                          "macro_f1": [0.3, 0.4, 0.4, 0.6, 0.4, 0.5, 0.5, 0.7]})
+    fig = plots.training_size_curve(curve, "t")
+    legend = fig.axes[1].get_legend()
+    assert legend.get_title().get_text() == "line: mean over 2 folds\nwhisker: fold min–max"
+    accuracy = fig.axes[0].containers[0]  # what is drawn: text's whisker at 20 rows from 0.6 to 0.8
+    assert sorted(accuracy[2][0].get_segments()[1][:, 1]) == pytest.approx([0.6, 0.8])
