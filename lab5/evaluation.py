@@ -110,22 +110,24 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
         group = {n: c for n, c in plain.items() if feature_fields(c) == fields}
         feats = load_features(ds, next(iter(group.values())))
         paths = {n: Path(c.cache) / "cv" / f"{cv_key(c, ds, feats)}.json" for n, c in group.items()}
-        todo = {}
+        todo = {}  # by cache file: two names of one configuration train once
         for n, c in group.items():
             done = _read_cv(paths[n], len(ds.train)) if cache else None
-            if done is None:
-                todo[n] = c
-            else:
+            if done is not None:
                 runs[n] = _cv_run(done)
+            else:
+                todo.setdefault(paths[n], (n, c))
         if todo:
-            groups.append((feats, todo, paths))
+            groups.append((feats, group, paths, todo))
     # every untrained fold of every group in one pool of workers, so that no core idles at the end of a group
-    results = _cross_validate([(feats, todo) for feats, todo, _ in groups], ds)
-    for (_, todo, paths), group_results in zip(groups, results):
-        for n, result in group_results.items():
+    results = _cross_validate([(feats, dict(todo.values())) for feats, _, _, todo in groups], ds)
+    for (_, group, paths, todo), group_results in zip(groups, results):
+        for path, (n, _) in todo.items():
             if cache:
-                atomic_write_bytes(paths[n], json.dumps(result).encode())
-            runs[n] = _cv_run(result)
+                atomic_write_bytes(path, json.dumps(group_results[n]).encode())
+        for n in group:
+            if n not in runs:
+                runs[n] = _cv_run(group_results[todo[paths[n]][0]])
     for n, ms in members.items():
         runs[n] = _combined_run(ds, configs[n], {m: runs[(n, m)] for m in ms})
     return {name: runs[name] for name in configs}
@@ -143,16 +145,22 @@ def _decided_from_members(c: Config) -> bool:
     return (len(ensemble_members(c)) > 1 and c.decision == "argmax") or c.combine != "mean"
 
 
-def learning_curve(ds: Dataset, configs: dict[str, Config], fractions: tuple[float, ...] = (1 / 8, 1 / 4, 1 / 2)) -> pd.DataFrame:
-    """Each named config cross-validated with its training parts cut to each of ``fractions`` of the smallest part
-    (seeded, stratified; see ``Config.train_rows``) and at their full size, scored on the same whole test folds: one
-    row per (model, train_rows, fold) with :data:`METRIC_COLUMNS`, ``train_rows`` the rows trained on."""
+def learning_curve_configs(ds: Dataset, configs: dict[str, Config],
+                           fractions: tuple[float, ...] = (1 / 8, 1 / 4, 1 / 2)) -> dict[tuple[str, int], Config]:
+    """The points of a learning curve: each named config with its training parts cut to each of ``fractions`` of the
+    smallest part (``Config.train_rows``) and at their full size, by (name, rows trained on)."""
     if not all(0 < f < 1 for f in fractions):
         raise ConfigError(f"learning-curve fractions must lie between 0 and 1, not {list(fractions)}")
     full = _training_part(ds, next(iter(configs.values())))
     sizes = [*sorted({max(1, round(full * f)) for f in fractions}), full]
-    runs = cv_runs(ds, {(name, n): c.replace(train_rows=0 if n == full else n) for n in sizes
-                        for name, c in configs.items()})  # one call: every size shares the loads and the workers
+    return {(name, n): c.replace(train_rows=0 if n == full else n) for n in sizes for name, c in configs.items()}
+
+
+def learning_curve(ds: Dataset, configs: dict[str, Config], fractions: tuple[float, ...] = (1 / 8, 1 / 4, 1 / 2)) -> pd.DataFrame:
+    """Each named config cross-validated at each point of :func:`learning_curve_configs` (seeded, stratified cuts of
+    the training parts), scored on the same whole test folds: one row per (model, train_rows, fold) with
+    :data:`METRIC_COLUMNS`, ``train_rows`` the rows trained on."""
+    runs = cv_runs(ds, learning_curve_configs(ds, configs, fractions))  # one call: the sizes share one pool
     rows = [r.folds.assign(model=name, train_rows=n) for (name, n), r in runs.items()]
     return pd.concat(rows, ignore_index=True)[["model", "train_rows", "fold", *METRIC_COLUMNS]]
 

@@ -434,7 +434,7 @@ def test_decision_changes_count_rows_fixed_and_broken_against_the_control():
 def test_folds_of_several_feature_groups_share_one_pool_and_give_the_same_results_in_any_order(cv_setup, monkeypatch):
     ds, feats, cfg, calls = cv_setup
     configs = {"late": cfg.replace(model="late"), "concat": cfg.replace(model="concat"),
-               "lexicon-free late": cfg.replace(model="late", text_features="tokens")}
+               "late on cleaned text": cfg.replace(model="late", text_clean="tweet")}
     pools = []
     real_run_all = E.run_all
     monkeypatch.setattr(E, "run_all", lambda fn, tasks, jobs, **kw: pools.append(len(tasks)) or real_run_all(fn, tasks, jobs, **kw))
@@ -446,3 +446,21 @@ def test_folds_of_several_feature_groups_share_one_pool_and_give_the_same_result
     for n in configs:
         np.testing.assert_array_equal(together[n].probs, one_by_one[n].probs)
         assert together[n].folds.equals(one_by_one[n].folds)
+
+
+def test_two_names_of_one_configuration_train_once_in_one_call(cv_setup):
+    ds, feats, cfg, calls = cv_setup
+    c = cfg.replace(model="late")
+    runs = cv_runs(ds, {"late": c, "the same late": c, "ensemble": cfg.replace(model="late+concat")}, cache=False)
+    assert calls["fit"] == 2 * cfg.folds  # late once (also the ensemble's member), concat once
+    np.testing.assert_array_equal(runs["late"].probs, runs["the same late"].probs)
+    np.testing.assert_array_equal(runs["ensemble"].member_probs["late"], runs["late"].probs)
+
+
+def test_learning_curve_configs_cut_each_config_to_each_fraction_and_keep_the_full_size(cv_setup):
+    ds, _, cfg, _ = cv_setup
+    points = E.learning_curve_configs(ds, {"late": cfg.replace(model="late")}, (1 / 3, 2 / 3))
+    assert list(points) == [("late", 10), ("late", 20), ("late", 30)]  # training parts of 30 rows
+    assert [c.train_rows for c in points.values()] == [10, 20, 0]
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        E.learning_curve_configs(ds, {"late": cfg}, (0.5, 1.0))

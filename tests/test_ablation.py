@@ -1,0 +1,28 @@
+"""lab5.ablation: notebook 5's rows, their controls and the learning curve, as one list."""
+from __future__ import annotations
+
+from lab5.ablation import FINAL, HEADS, ablation
+from lab5.config import MODEL_NAMES, Config
+
+
+def test_every_row_has_a_control_that_is_a_row_and_changes_one_thing(tmp_path):
+    cfg = Config(data=tmp_path, cache=tmp_path, progress=False)  # the defaults: the final model
+    plan = ablation(cfg)
+    rows = plan.rows()
+    assert set(plan.controls) == set(rows) - {"text"}  # every row but the text model, which the models are against
+    assert set(plan.controls.values()) <= set(rows)
+    fields = {"early_stopping", "epochs", "text_features", "model", "balance", "text_clean", "text_top", "combine",
+              "text_encoder"}
+    for row, control in plan.controls.items():
+        a, b = rows[row].to_dict(), rows[control].to_dict()
+        changed = {k for k in a if a[k] != b[k]}
+        assert changed and changed <= fields, (row, control, changed)
+
+
+def test_the_sections_hold_every_model_the_final_model_and_its_heads(tmp_path):
+    cfg = Config(data=tmp_path, cache=tmp_path, progress=False)  # the defaults: the final model
+    plan = ablation(cfg)
+    assert list(plan.sections["models"]) == list(MODEL_NAMES)
+    assert plan.rows()[FINAL] == cfg and plan.curve["final"] == cfg
+    assert all(f"{h} on mpnet" in plan.sections["encoders"] for h in HEADS)
+    assert all(c.text_encoder == "minilm" for c in plan.sections["models"].values())
