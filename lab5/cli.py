@@ -56,8 +56,13 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
+    """The Config of the given options. ``--finetune`` and ``--decision tuned`` decide without a cross-validation, so
+    without an explicit ``--combine`` they take the plain mean rather than the default rule fitted on a CV."""
     names = {f.name for f in dataclasses.fields(Config)}
-    return Config(**{k: v for k, v in vars(args).items() if k in names})
+    given = {k: v for k, v in vars(args).items() if k in names}
+    if "combine" not in given and (given.get("finetune") or given.get("decision") == "tuned"):
+        given["combine"] = "mean"
+    return Config(**given)
 
 
 # --------------------------------------------------------------------------- commands

@@ -11,7 +11,7 @@ def test_every_row_has_a_control_that_is_a_row_and_changes_one_thing(tmp_path):
     rows = plan.rows()
     assert set(plan.controls) == set(rows) - {"text"}  # every row but the text model, which the models are against
     assert set(plan.controls.values()) <= set(rows)
-    fields = {"early_stopping", "epochs", "text_features", "model", "balance", "text_clean", "text_top", "combine",
+    fields = {"attention_hidden", "early_stopping", "epochs", "text_features", "model", "balance", "text_clean", "text_top", "combine",
               "text_encoder"}
     for row, control in plan.controls.items():
         a, b = rows[row].to_dict(), rows[control].to_dict()
@@ -26,3 +26,16 @@ def test_the_sections_hold_every_model_the_final_model_and_its_heads(tmp_path):
     assert plan.rows()[FINAL] == cfg and plan.curve["final"] == cfg
     assert all(f"{h} on mpnet" in plan.sections["encoders"] for h in HEADS)
     assert all(c.text_encoder == "minilm" for c in plan.sections["models"].values())
+
+
+def test_the_reference_comparison_puts_the_reports_numbers_beside_our_fold_means():
+    import pandas as pd
+
+    from lab5.ablation import REFERENCE_REPORT, reference_comparison
+
+    cv = pd.DataFrame({"model": ["always_positive"] * 2 + ["text"] * 2 + ["concat"] * 2, "fold": [0, 1] * 3,
+                       "accuracy": [0.6, 0.6, 0.7, 0.72, 0.73, 0.75]})
+    table = reference_comparison(cv, ["text", "concat"])
+    assert list(table.index) == ["always_positive", "text", "concat"]
+    assert table.loc["concat", "reference report (single split)"] == REFERENCE_REPORT["concat"]
+    assert table.loc["text", "ours: CV accuracy mean"] == 0.71 and pd.isna(table.loc["always_positive", "reference report (single split)"])

@@ -12,13 +12,14 @@ from synthetic import jpeg_bytes
 
 from lab5.cli import COMMANDS, main
 from lab5.data import load_dataset, read_labels
+from lab5.errors import ConfigError
 from lab5.evaluation import confusion, metrics, summarize, validation_predictions
 from lab5.features import load_features
 from lab5.pipeline import load_model
 
 FAST = ["--device", "cpu", "--no-progress", "--epochs", "3", "--batch-size", "4", "--max-length", "16",
         "--hidden", "16", "--attention-hidden", "8", "--heads", "2", "--threads", "1", "--text-encoder", "minilm",
-        "--early-stopping"]
+        "--early-stopping", "--combine", "mean"]
 
 
 def _error_lines(err: str) -> list[str]:
@@ -258,3 +259,16 @@ def test_a_corrupt_image_stops_feature_extraction_with_exit_2_naming_guid_and_pa
     assert "Traceback" not in err
     assert needle in _error_lines(err)[0] and "5.jpg" in _error_lines(err)[0]
     assert not (tmp_path / "pred.txt").exists()
+
+
+def test_finetune_and_tuned_decisions_take_the_plain_mean_unless_a_combine_rule_is_given():
+    from lab5.cli import build_parser, config_from_args
+
+    def cfg(*argv):
+        return config_from_args(build_parser().parse_args(["train", *argv]))
+
+    assert cfg().combine == "mean+offsets"  # the default: fitted on the config's cross-validation
+    assert cfg("--finetune", "--model", "concat", "--text-encoder", "minilm").combine == "mean"
+    assert cfg("--decision", "tuned", "--early-stopping").combine == "mean"
+    with pytest.raises(ConfigError, match="--combine is fitted on cross-validation"):
+        cfg("--finetune", "--model", "concat", "--text-encoder", "minilm", "--combine", "stack")

@@ -81,8 +81,8 @@ def test_defaults_make_a_valid_config(isolated):
     ({"model": 3}, "--model must be str, not 3"),
 ], ids=lambda v: "-".join(f"{k}={v[k]}" for k in v) if isinstance(v, dict) else None)
 def test_each_bad_value_is_a_config_error_naming_the_option(changes, needle):
-    with pytest.raises(ConfigError) as e:  # on one text encoder with early stopping, so each change makes one problem
-        Config(**{"text_encoder": "minilm", "early_stopping": True, **changes})
+    with pytest.raises(ConfigError) as e:  # on one text encoder with early stopping and the plain mean, so each
+        Config(**{"text_encoder": "minilm", "early_stopping": True, "combine": "mean", **changes})  # change makes one problem
     assert len(e.value.problems) == 1, e.value.problems
     assert needle in e.value.problems[0]
 
@@ -130,7 +130,7 @@ def test_the_names_config_checks_are_the_registries_of_models_and_image_encoders
 
 # --------------------------------------------------------------------------- to and from dicts
 def test_config_round_trips_through_a_dict_and_json():
-    cfg = Config(model="gated", lr=3e-4, finetune=True, text_encoder="minilm", out_dir=Path("somewhere"))
+    cfg = Config(model="gated", lr=3e-4, finetune=True, combine="mean", text_encoder="minilm", out_dir=Path("somewhere"))
     assert Config.from_dict({**cfg.to_dict(), "some_future_key": 1}) == cfg
     assert Config.from_dict(json.loads(cfg.to_json())) == cfg
     assert cfg.to_dict()["cache"] == str(cfg.cache) and list(json.loads(cfg.to_json())) == sorted(cfg.to_dict())

@@ -466,7 +466,7 @@ def finetuned(tmp_path_factory, minilm, effnet):
     tmp = tmp_path_factory.mktemp("finetune")
     root = make_dataset(tmp, n_train=4, n_test=1)
     ds = load_dataset(root)
-    cfg = Config(data=root, cache=tmp / "cache", out_dir=tmp / "out", model="concat", finetune=True, max_steps=1,
+    cfg = Config(data=root, cache=tmp / "cache", out_dir=tmp / "out", model="concat", finetune=True, combine="mean", max_steps=1,
                  epochs=1, batch_size=2, device="cpu", progress=False, max_length=16, lr=1e-2, encoder_lr=1e-3,
                  text_features="tokens", threads=1, text_encoder="minilm")
     steps = []
