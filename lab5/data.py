@@ -141,6 +141,18 @@ class Dataset:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def utf8_ignore_changes(ds: Dataset) -> int:
+    """How many listed texts would read differently had their bytes been decoded as UTF-8 with ``errors='ignore'``
+    (the reference report's reading) instead of by :func:`lab5.text.decode_text`: the texts that reading loses or
+    garbles characters of. A leading byte-order mark is not counted as a difference."""
+    changed = 0
+    for guid, text in zip(ds.all.guid, ds.all.text):
+        path = ds.text_path(guid)
+        if path.is_file():
+            changed += path.read_bytes().decode("utf-8", errors="ignore").lstrip("\ufeff").strip() != text
+    return changed
+
+
 def resolve_data_dir(path: Path | str | None) -> Path:
     """The data folder: the given path, else ``LAB5_DATA``, else ``./data``; a wrong one raises a one-line DataError."""
     root = Path(path) if path is not None else default_data_dir()

@@ -1,5 +1,6 @@
 """What the fusion heads do with their two inputs: where cross-attention looks, how the gate weighs text against
-image, and which errors the final model makes (sorted into kinds by what the single-modality models did)."""
+image, how the final model scores out of fold, and which errors it makes (sorted into kinds by what the
+single-modality models did)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,9 +12,11 @@ import torch
 from .batches import make_data
 from .config import Config
 from .data import LABELS, Dataset
+from .decisions import expected_calibration_error
 from .encoders import REGION_GRID, image_encoder, text_encoder
 from .errors import ConfigError
-from .features import Features
+from .evaluation import metrics
+from .features import Dims, Features
 from .models import Classifier, CrossAttentionFusion, GatedFusion, LateFusion
 from .text import encoder_texts
 
@@ -66,10 +69,32 @@ def mean_region_attention(model: Classifier, cfg: Config, ds: Dataset, guids: li
                           features: Features | None = None) -> np.ndarray:
     """The tokens' attention over the image regions, averaged over the tokens of each text and then over ``guids``:
     a (grid, grid) map of where on the image the model looks on average (1/regions everywhere: no preference)."""
+    per_row, _ = _region_attention_per_row(model, cfg, ds, guids, features)
+    return per_row.mean(0).reshape(REGION_GRID, REGION_GRID).numpy()
+
+
+def _region_attention_per_row(model: Classifier, cfg: Config, ds: Dataset, guids: list[str],
+                              features: Features | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per guid, the tokens' attention over the image regions averaged over the text's own tokens, (B, regions),
+    and the image's region mask, (B, regions)."""
     b, (_, t2i, _) = _inside(model, CrossAttentionFusion, cfg, ds, guids, features, return_attention=True)
     mask = b["text_mask"].float()[:, :, None]
-    per_row = (t2i * mask).sum(1) / mask.sum(1)
-    return per_row.mean(0).reshape(REGION_GRID, REGION_GRID).numpy()
+    return (t2i * mask).sum(1) / mask.sum(1), b["image_mask"].bool()
+
+
+def region_attention_spread(model: Classifier, cfg: Config, ds: Dataset, guids: list[str],
+                            features: Features | None = None) -> pd.DataFrame:
+    """Per guid, how sharply the text's tokens (averaged over them) choose among the image regions: the entropy of
+    that attention over the image's regions, in nats (``log regions`` for a flat choice, 0 for a single region),
+    and its largest weight (``1 / regions`` when flat). A mean map near uniform (:func:`mean_region_attention`)
+    can hide rows that each pick a region, if different rows pick different ones; these per-row numbers tell.
+    Columns: guid, regions, entropy, uniform_entropy, max_weight."""
+    att, valid = _region_attention_per_row(model, cfg, ds, guids, features)
+    att = torch.where(valid, att, torch.zeros_like(att)).double()
+    entropy = -torch.special.xlogy(att, att).sum(1)
+    regions = valid.sum(1)
+    return pd.DataFrame({"guid": list(guids), "regions": regions.numpy(), "entropy": entropy.numpy(),
+                         "uniform_entropy": torch.log(regions.double()).numpy(), "max_weight": att.max(1).values.numpy()})
 
 
 def gate_text_share(model: Classifier, cfg: Config, ds: Dataset, guids: list[str],
@@ -85,6 +110,14 @@ def late_text_weight(model: Classifier) -> float:
     return torch.sigmoid(_head(model, LateFusion).mix).item()
 
 
+def late_text_weight_at_start(cfg: Config) -> float:
+    """The weight a freshly built late-fusion head gives the text classifier, before any training step (the sigmoid
+    of its initial mixing parameter). Building the head draws random weights; the random state is restored, so
+    asking changes no later result."""
+    with torch.random.fork_rng(devices=[]):
+        return late_text_weight(Classifier(LateFusion(Dims(1, 1, 1, 1), cfg)))
+
+
 def display_crops(ds: Dataset, guids: list[str], cfg: Config) -> dict:
     """Guid -> the part of its image the image encoder sees (resized and centre-cropped as for the features), for
     drawing attention over it."""
@@ -93,6 +126,35 @@ def display_crops(ds: Dataset, guids: list[str], cfg: Config) -> dict:
     spec = image_encoder(cfg.image_encoder, cfg.image_size, cfg.seed).spec
     crop = T.Compose([T.Resize(spec.resize), T.CenterCrop(spec.size)])
     return {g: crop(ds.image(g, spec.resize)) for g in guids}
+
+
+def oof_scores(y, p: np.ndarray, name: str = "final model, out-of-fold") -> pd.DataFrame:
+    """One row of headline scores for (N, 3) probabilities ``p`` against labels ``y``, deciding by the most probable
+    class: rows, accuracy, macro-F1, weighted-F1, neutral F1 and the expected calibration error (ECE)."""
+    y = np.asarray(y)
+    m = metrics(y, p.argmax(1))
+    return pd.DataFrame({"rows": [len(y)], "accuracy": [m["accuracy"]], "macro_f1": [m["macro_f1"]],
+                         "weighted_f1": [m["weighted_f1"]], "f1_neutral": [m["f1_neutral"]],
+                         "ece": [expected_calibration_error(p, y)]}, index=pd.Index([name]))
+
+
+def per_class_scores(y, pred) -> pd.DataFrame:
+    """Per true class (rows in :data:`LABELS` order): precision, recall, F1 and how many rows have that label."""
+    y = np.asarray(y)
+    m = metrics(y, pred)
+    return pd.DataFrame({k: [m[f"{k}_{c}"] for c in LABELS] for k in ("precision", "recall", "f1")}
+                        | {"rows": np.bincount(y, minlength=len(LABELS))}, index=pd.Index(LABELS, name="class"))
+
+
+def misses_by_class(y, pred) -> pd.DataFrame:
+    """Per true class: its rows, how many of them ``pred`` gets wrong (missed), that as a share of the class's rows,
+    and as a share of all errors. Unlike :func:`kind_counts`, every error counts for its true class, whatever
+    the other models said."""
+    y, pred = np.asarray(y), np.asarray(pred)
+    rows = np.bincount(y, minlength=len(LABELS))
+    missed = np.bincount(y[pred != y], minlength=len(LABELS))
+    return pd.DataFrame({"rows": rows, "missed": missed, "share_of_class": missed / np.maximum(rows, 1),
+                         "share_of_errors": missed / max(1, int(missed.sum()))}, index=pd.Index(LABELS, name="true"))
 
 
 #: kinds of error, decided in this order from what the text-only and image-only models predicted on the same row

@@ -8,7 +8,17 @@ import pandas as pd
 import pytest
 from synthetic import jpeg_bytes
 
-from lab5.data import LABEL2ID, LABELS, Dataset, guid_key, load_dataset, parse_labels, read_labels, resolve_data_dir
+from lab5.data import (
+    LABEL2ID,
+    LABELS,
+    Dataset,
+    guid_key,
+    load_dataset,
+    parse_labels,
+    read_labels,
+    resolve_data_dir,
+    utf8_ignore_changes,
+)
 from lab5.errors import DataError
 
 INVALID_BOTH = b"ok \x80 end"  # a lone 0x80 is valid neither in UTF-8 nor in GB18030
@@ -35,6 +45,17 @@ def test_dataset_counts_encodings_and_replaced_bytes(dataset_factory):
     assert row.loc["1", "text"] == "你好…"
     assert row.loc["2", "replaced"] == 1 and row.loc["2", "encoding"] == "gb18030+replace"
     assert int(ds.all.replaced.sum()) == 1
+
+
+def test_utf8_ignore_changes_counts_the_texts_that_reading_would_lose_characters_of(dataset_factory):
+    root = dataset_factory(n_train=6, n_test=2)
+    assert utf8_ignore_changes(load_dataset(root)) == 0  # plain UTF-8 texts read the same either way
+    (root / "data" / "1.txt").write_bytes("你好…".encode("gb18030"))  # GBK bytes: UTF-8 drops or garbles them
+    (root / "data" / "2.txt").write_bytes(INVALID_BOTH)  # U+FFFD here, nothing under errors='ignore'
+    (root / "data" / "3.txt").write_bytes("\ufeffgood day".encode("utf-8"))  # a BOM alone is no loss
+    (root / "data" / "7.txt").write_bytes("caf\u00e9 ok".encode("gb18030"))  # a test row counts too
+    ds = load_dataset(root)
+    assert utf8_ignore_changes(ds) == 3
 
 
 def test_empty_text_is_accepted_and_reported(dataset_factory):

@@ -10,8 +10,10 @@ from torchvision import transforms as T
 from lab5 import load_dataset
 from lab5.batches import make_data
 from lab5.data import LABELS
+from lab5.decisions import expected_calibration_error
 from lab5.encoders import REGION_GRID
 from lab5.errors import ConfigError
+from lab5.evaluation import metrics
 from lab5.explain import (
     ERROR_KINDS,
     cross_attention,
@@ -21,9 +23,15 @@ from lab5.explain import (
     kind_counts,
     gate_text_share,
     late_text_weight,
+    late_text_weight_at_start,
     mean_region_attention,
+    misses_by_class,
+    oof_scores,
+    per_class_scores,
+    region_attention_spread,
 )
 from lab5.features import encode_images, load_features
+from lab5.models import build_model
 from lab5.pipeline import train_model
 
 
@@ -128,3 +136,72 @@ def test_late_fusions_text_weight_is_the_share_of_the_text_probabilities_in_its_
     w = late_text_weight(model)
     assert 0 < w < 1 and (w > 0.5) == (mix > 0)
     torch.testing.assert_close(out, w * p_text + (1 - w) * p_image)
+
+
+def test_late_fusions_weight_at_the_start_is_that_of_the_model_training_starts_from(trained):
+    ds, cfg, feats = trained
+    c = cfg.replace(model="late")
+    state = torch.random.get_rng_state()
+    w = late_text_weight_at_start(c)
+    assert torch.equal(torch.random.get_rng_state(), state)  # asking leaves the global generator where it was
+    assert w == pytest.approx(late_text_weight(build_model(c, feats.dims())))  # what train_model starts from
+    assert w == pytest.approx(float(torch.sigmoid(torch.tensor(1.0))))
+    trained_w = late_text_weight(train_model(c, ds, feats, list(ds.train.guid), []).model)
+    assert trained_w != pytest.approx(w, abs=1e-6)  # training moves it: the start is no trained model's value
+
+
+def test_region_attention_spread_is_the_entropy_and_peak_of_each_rows_map(trained):
+    ds, cfg, feats = trained
+    c = cfg.replace(model="cross_attention")
+    model = train_model(c, ds, feats, list(ds.train.guid), []).model
+    guids = list(ds.train.guid[:5])
+    spread = region_attention_spread(model, c, ds, guids, feats)
+    assert spread.guid.tolist() == guids and (spread.regions == REGION_GRID ** 2).all()
+    for m, row in zip(cross_attention(model, c, ds, guids, feats), spread.itertuples()):
+        w = m.region_weight.ravel().astype(float)  # the same token-averaged map, read another way
+        assert row.entropy == pytest.approx(-(w * np.log(w)).sum(), abs=1e-5)
+        assert row.max_weight == pytest.approx(w.max(), abs=1e-6)
+    assert spread.uniform_entropy.to_numpy() == pytest.approx(np.log(REGION_GRID ** 2))
+    assert ((spread.entropy <= spread.uniform_entropy + 1e-9) & (spread.entropy >= 0)).all()
+    assert ((spread.max_weight >= 1 / REGION_GRID ** 2 - 1e-9) & (spread.max_weight <= 1)).all()
+
+
+def test_region_attention_spread_reads_flat_and_one_hot_maps_right(trained, monkeypatch):
+    ds, cfg, feats = trained
+    c = cfg.replace(model="cross_attention")
+    model = train_model(c, ds, feats, list(ds.train.guid), []).model
+    import lab5.explain as E
+
+    flat, peak = torch.full((9,), 1 / 9), torch.eye(9)[4]
+    monkeypatch.setattr(E, "_region_attention_per_row",
+                        lambda *a: (torch.stack([flat, peak]), torch.ones(2, 9, dtype=torch.bool)))
+    spread = region_attention_spread(model, c, ds, list(ds.train.guid[:2]), feats)
+    assert spread.entropy.tolist() == pytest.approx([np.log(9), 0.0])
+    assert spread.max_weight.tolist() == pytest.approx([1 / 9, 1.0])
+
+
+def test_oof_scores_and_per_class_scores_read_the_metrics_of_the_most_probable_class():
+    neg, neu, pos = (LABELS.index(c) for c in ("negative", "neutral", "positive"))
+    y = np.array([pos, pos, neg, neu, neu, pos])
+    p = _onehot([pos, neg, neg, neu, pos, pos])
+    m = metrics(y, p.argmax(1))
+    row = oof_scores(y, p, name="x")
+    assert row.index.tolist() == ["x"] and row.rows.tolist() == [6]
+    for k in ("accuracy", "macro_f1", "weighted_f1", "f1_neutral"):
+        assert row[k].item() == pytest.approx(m[k])
+    assert row.ece.item() == pytest.approx(expected_calibration_error(p, y))
+    table = per_class_scores(y, p.argmax(1))
+    assert table.index.tolist() == list(LABELS) and table.rows.tolist() == [1, 2, 3]
+    assert table.loc["neutral", "recall"] == pytest.approx(0.5) and table.loc["positive", "precision"] == pytest.approx(2 / 3)
+
+
+def test_misses_by_class_counts_every_error_for_its_true_class():
+    neg, neu, pos = (LABELS.index(c) for c in ("negative", "neutral", "positive"))
+    y = np.array([neu, neu, neu, neu, pos, pos, neg])
+    pred = np.array([pos, neg, neu, pos, pos, neg, neg])
+    t = misses_by_class(y, pred)
+    assert t.index.tolist() == list(LABELS)
+    assert t.rows.tolist() == [1, 4, 2] and t.missed.tolist() == [0, 3, 1]
+    assert t.share_of_class.tolist() == pytest.approx([0.0, 0.75, 0.5])
+    assert t.share_of_errors.tolist() == pytest.approx([0.0, 0.75, 0.25])
+    assert misses_by_class(y, y).share_of_errors.tolist() == [0.0, 0.0, 0.0]  # no errors: no division by zero

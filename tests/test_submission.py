@@ -7,7 +7,14 @@ import pytest
 import lab5.submission as Sub
 from lab5.data import read_labels
 from lab5.errors import DataError
-from lab5.submission import agreement, format_predictions, read_predictions, write_predictions
+from lab5.submission import (
+    agreeing_rows,
+    agreement,
+    class_shares,
+    format_predictions,
+    read_predictions,
+    write_predictions,
+)
 
 TEST = pd.DataFrame({"guid": ["30", "4", "17"], "tag": ["null"] * 3, "label": [-1] * 3})
 PREDICTED = {"17": "neutral", "30": "positive", "4": "negative"}
@@ -72,8 +79,9 @@ def _preds(guids, tags):
 def test_agreement_is_the_share_of_rows_with_the_same_tag():
     a = _preds(["1", "2", "3", "4"], ["positive", "neutral", "negative", "positive"])
     b = _preds(["1", "2", "3", "4"], ["positive", "positive", "negative", "neutral"])
-    assert agreement(a, b) == 0.5
-    assert agreement(a, a) == 1.0
+    assert agreement(a, b) == 0.5 and agreeing_rows(a, b) == 2
+    assert agreement(a, a) == 1.0 and agreeing_rows(a, a) == 4
+    assert agreeing_rows(_preds([], []), _preds([], [])) == 0
     assert agreement(_preds([], []), _preds([], [])) == 1.0
 
 
@@ -82,3 +90,20 @@ def test_agreement_is_none_when_the_guid_lists_differ():
     assert agreement(a, _preds(["2", "1"], ["neutral", "positive"])) is None  # same rows, another order
     assert agreement(a, _preds(["1", "2", "3"], ["positive", "neutral", "neutral"])) is None
     assert agreement(a, _preds(["1", "9"], ["positive", "neutral"])) is None
+    assert agreeing_rows(a, _preds(["2", "1"], ["neutral", "positive"])) is None
+
+
+# --------------------------------------------------------------------------- class shares
+def test_class_shares_puts_tags_and_label_ids_side_by_side_in_label_order():
+    t = class_shares({"labels": [2, 2, 0, 1], "predicted": ["positive", "positive", "positive", "negative", "positive"]})
+    assert t.index.tolist() == ["negative", "neutral", "positive"]
+    assert t.columns.tolist() == ["labels, n=4", "predicted, n=5"]
+    assert t["labels, n=4"].tolist() == pytest.approx([0.25, 0.25, 0.5])
+    assert t["predicted, n=5"].tolist() == pytest.approx([0.2, 0.0, 0.8])  # a class never predicted is 0
+    assert t.sum().tolist() == pytest.approx([1.0, 1.0])
+
+
+@pytest.mark.parametrize("labels", [["positive", "great"], [0, 3], ["null"]])
+def test_class_shares_refuses_what_is_no_class(labels):
+    with pytest.raises(DataError, match="holds labels that are no class"):
+        class_shares({"x": labels})
