@@ -50,7 +50,7 @@ def ablation(cfg: Config) -> Ablation:
     minilm = mean.replace(text_encoder="minilm")  # single models read MiniLM; the final ensemble adds mpnet members
     late = minilm.replace(model="late")
     models = {m: minilm.replace(model=m) for m in MODEL_NAMES}
-    attention = {"cross_attention, width 256": minilm.replace(model="cross_attention", attention_hidden=256),
+    attention = {"concat, width 128": minilm.replace(model="concat", hidden=128),
                  "cross_attention, 2 epochs": minilm.replace(model="cross_attention", epochs=2),
                  "reference_gate, early stopping": minilm.replace(model="reference_gate", early_stopping=True, epochs=30)}
     recipe = {**{f"{m}, early stopping": minilm.replace(model=m, early_stopping=True, epochs=30) for m in HEADS},
@@ -70,7 +70,7 @@ def ablation(cfg: Config) -> Ablation:
                  "mean + stacking": mean.replace(combine="stack"),
                  FINAL: cfg}
     controls = {**{m: "text" for m in MODEL_NAMES if m != "text"},
-                "cross_attention, width 256": "cross_attention", "cross_attention, 2 epochs": "cross_attention",
+                "concat, width 128": "concat", "cross_attention, 2 epochs": "cross_attention",
                 "reference_gate, early stopping": "reference_gate",
                 **{f"{m}, early stopping": m for m in HEADS},
                 **{f"{m}, {e} epochs": m for m in ("gated", "late") for e in (2, 4)},

@@ -72,7 +72,7 @@ class Decision:
         if self.kind.endswith("+offsets"):
             self.offsets = np.zeros(3)
             z = _log(self.probabilities(members))
-            self.offsets = tune_logit_bias(torch.from_numpy(z).float(), torch.from_numpy(y)).numpy().astype(float)
+            self.offsets = tune_logit_bias(torch.tensor(z, dtype=torch.float32), torch.tensor(y)).numpy().astype(float)
         return self
 
     def probabilities(self, members: list[np.ndarray]) -> np.ndarray:

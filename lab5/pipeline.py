@@ -26,7 +26,7 @@ from .errors import ConfigError
 from .features import (IMAGE_LIBRARIES, TEXT_LIBRARIES, Dims, Features, image_input_fingerprint, load_features,
                        text_input_fingerprint)
 from .io import atomic_write_bytes, digest
-from .evaluation import cv_runs
+from .evaluation import check_cv_rows, cv_runs
 from .models import build_model, members_of
 from .runtime import numerics, resolve_device, versions
 from .splits import get_split, training_subset
@@ -186,6 +186,8 @@ def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: 
 
     With ``out``, the ``guid,tag`` file is written (checked, atomically) in the test file's order.
     """
+    if cfg.combine != "mean":  # the decision is fitted on this config's CV: refuse a dataset too small for one now
+        check_cv_rows(ds, cfg.folds)
     if model is None:  # with early stopping: the stored split; without: every labelled row, no rows held out
         rows = training_rows(cfg, ds, *(() if cfg.early_stopping else (list(ds.train.guid), [])))
     feats = None if cfg.finetune else load_features(ds, cfg)

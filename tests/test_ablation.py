@@ -11,7 +11,7 @@ def test_every_row_has_a_control_that_is_a_row_and_changes_one_thing(tmp_path):
     rows = plan.rows()
     assert set(plan.controls) == set(rows) - {"text"}  # every row but the text model, which the models are against
     assert set(plan.controls.values()) <= set(rows)
-    fields = {"attention_hidden", "early_stopping", "epochs", "text_features", "model", "balance", "text_clean", "text_top", "combine",
+    fields = {"hidden", "early_stopping", "epochs", "text_features", "model", "balance", "text_clean", "text_top", "combine",
               "text_encoder"}
     for row, control in plan.controls.items():
         a, b = rows[row].to_dict(), rows[control].to_dict()

@@ -513,3 +513,12 @@ def test_finetune_leaves_frozen_cnn_blocks_batchnorm_statistics_unchanged(finetu
     after = res.model.image_encoder
     for n in frozen:
         assert torch.equal(after.get_submodule(n).running_mean, effnet.get_submodule(n).running_mean), n
+
+
+def test_predict_with_a_decision_fitted_on_cv_refuses_a_dataset_too_small_for_it_before_any_work(dataset_factory, tmp_path, monkeypatch):
+    from lab5.errors import DataError
+
+    ds = load_dataset(dataset_factory(n_train=12, n_test=3))
+    monkeypatch.setattr(P, "load_features", lambda *a, **k: pytest.fail("features were loaded"))
+    with pytest.raises(DataError, match="too few for 5-fold cross-validation"):
+        P.predict_test(small_config(tmp_path, combine="mean+offsets", folds=5), ds)
