@@ -25,7 +25,7 @@ from .evaluation import folds
 from .features import Features, ImageFolder, encode_images, encode_texts, load_features
 from .models import MODELS, Classifier, build_head, build_model
 from .pipeline import train_model
-from .runtime import reproducible
+from .runtime import reproducible, resolve_device
 from .splits import get_split
 from .parallel import run_all
 from .training import fit, predict_logits, train_classifier
@@ -64,11 +64,12 @@ def _bench(cfg: Config, cold_pairs: int, naive_pairs: int, models: list[str] | N
     sample = list(ds.all.guid[:cold_pairs])
     texts = ds.rows(sample).text.tolist()
     old, new = f"one batch at a time on {_n(cfg.threads, 'thread')}", f"{_n(cfg.jobs, 'batch')} side by side on one thread each"
-    _, t_text_old = _timed(lambda: encode_texts(tenc, texts, cfg.replace(jobs=1)))
-    _, t_img_old = _timed(lambda: encode_images(ienc, ds, sample, cfg.replace(jobs=1)))
+    device = resolve_device(cfg.device)
+    _, t_text_old = _timed(lambda: encode_texts(tenc, texts, max_length=cfg.max_length, device=device))
+    _, t_img_old = _timed(lambda: encode_images(ienc, ds, sample, device=device))
     with reproducible(cfg.seed, 1):
-        _, t_text = _timed(lambda: encode_texts(tenc, texts, cfg))
-        _, t_img = _timed(lambda: encode_images(ienc, ds, sample, cfg))
+        _, t_text = _timed(lambda: encode_texts(tenc, texts, max_length=cfg.max_length, device=device, jobs=cfg.jobs))
+        _, t_img = _timed(lambda: encode_images(ienc, ds, sample, device=device, jobs=cfg.jobs))
     for what, t_new, t_old in ((f"text ({tenc.name})", t_text, t_text_old), (f"image ({ienc.name})", t_img, t_img_old)):
         rows.append(("features, cold", f"{what}, {old}", f"{len(sample) / t_old:.1f} pairs/s"))
         rows.append(("features, cold", f"{what}, {new}", f"{len(sample) / t_new:.1f} pairs/s ({t_old / t_new:.1f}x)"))

@@ -23,6 +23,7 @@ from .errors import ConfigError, DataError, UserError
 from .evaluation import baseline_row, confusion, cross_validate, metrics, summarize, validation_predictions
 from .features import image_features, load_features, text_features
 from .images import check_images
+from .io import atomic_write_bytes
 from .outputs import check_writable, is_course_data, output_root
 from .pipeline import load_model, predict_test, save_checkpoint, train_model, training_rows
 from .reproduce import notebook_paths, run_notebooks, strip_ansi
@@ -135,7 +136,7 @@ def cmd_cv(cfg: Config, args) -> int:
     print(f"{cfg.folds}-fold cross-validation on {len(ds.train)} labelled rows (mean ± std over folds)")
     print(summarize(cv, ["accuracy", "macro_f1", "f1_neutral"]).to_string())
     if args.out:
-        cv.to_csv(args.out, index=False)
+        atomic_write_bytes(Path(args.out), cv.to_csv(index=False).encode())
     return 0
 
 

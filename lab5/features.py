@@ -119,6 +119,11 @@ def _cached(cfg: Config, kind: str, parts: dict, guids: list[str], build) -> Fea
     return fs
 
 
+def _run_args(cfg: Config) -> dict:
+    """Where and how an extraction pass runs: the device (resolved once), the jobs side by side, the progress bar."""
+    return {"device": resolve_device(cfg.device), "jobs": cfg.jobs, "progress": cfg.progress}
+
+
 def text_features(ds: Dataset, cfg: Config, encoder: TextEncoder | None = None) -> FeatureSet:
     """Text features of every train and test guid (cached)."""
     enc = encoder or text_encoder(cfg.text_encoder, cfg.cache)
@@ -130,7 +135,8 @@ def text_features(ds: Dataset, cfg: Config, encoder: TextEncoder | None = None) 
         if not 0 < cfg.text_top <= enc.layers:
             raise ConfigError(f"--text-top {cfg.text_top} is out of range: {enc.name} has {enc.layers} layers")
         layer = parts["layer"] = enc.layers - cfg.text_top
-    return _cached(cfg, "text", parts, guids, lambda: encode_texts(enc, texts, cfg, layer))
+    return _cached(cfg, "text", parts, guids, lambda: encode_texts(enc, texts, layer=layer, max_length=cfg.max_length,
+                                                                 **_run_args(cfg)))
 
 
 def image_features(ds: Dataset, cfg: Config, encoder: ImageEncoder | None = None) -> FeatureSet:
@@ -139,20 +145,20 @@ def image_features(ds: Dataset, cfg: Config, encoder: ImageEncoder | None = None
     guids = list(ds.all.guid)
     parts = {"encoder": enc.name, "weights": enc.fingerprint, "preprocessing": enc.preprocessing(),
              "inputs": image_input_fingerprint(ds), "libraries": versions(*IMAGE_LIBRARIES)}
-    return _cached(cfg, "image", parts, guids, lambda: encode_images(enc, ds, guids, cfg))
+    return _cached(cfg, "image", parts, guids, lambda: encode_images(enc, ds, guids, **_run_args(cfg)))
 
 
-def encode_texts(enc: TextEncoder, texts: list[str], cfg: Config, layer: int | None = None, batch_size: int = 64):
-    """Run the frozen text encoder over ``texts`` (states of ``layer``, default the last).
+def encode_texts(enc: TextEncoder, texts: list[str], *, max_length: int, device: str = "cpu", jobs: int = 1,
+                 progress: bool = False, layer: int | None = None, batch_size: int = 64):
+    """Run the frozen text encoder over ``texts`` on ``device`` (states of ``layer``, default the last).
 
     Texts are batched in order of token length and each batch is padded only to its longest text, so short tweets
-    do not pay for ``cfg.max_length`` positions; the batches run ``cfg.jobs`` at a time on one thread each
+    do not pay for ``max_length`` positions; the batches run ``jobs`` at a time on one thread each
     (:func:`lab5.parallel.run_all`). Outputs come back in the input order, token states right-padded with zeros to
-    ``cfg.max_length``.
+    ``max_length``.
     """
-    device = resolve_device(cfg.device)
     enc = enc.to(device).eval()
-    tok = enc.tokenize(texts, cfg.max_length)
+    tok = enc.tokenize(texts, max_length)
     ids, mask = tok["input_ids"], tok["attention_mask"]
     lengths = mask.sum(1)
     order = torch.argsort(lengths, descending=True, stable=True)  # longest first: peak memory is met at once
@@ -166,7 +172,7 @@ def encode_texts(enc: TextEncoder, texts: list[str], cfg: Config, layer: int | N
 
     pooled = torch.zeros(len(texts), enc.dim)
     seq = torch.zeros(len(texts), ids.shape[1], enc.dim, dtype=torch.float16)
-    for rows, (p, h) in zip(batches, run_all(one, batches, cfg.jobs, progress="text features" if cfg.progress else None)):
+    for rows, (p, h) in zip(batches, run_all(one, batches, jobs, progress="text features" if progress else None)):
         pooled[rows] = p
         seq[rows, :h.shape[1]] = h
     return pooled, seq, mask
@@ -185,12 +191,12 @@ class ImageFolder(torch.utils.data.Dataset):
         return self.transform(self.ds.image(self.guids[i], self.min_side))
 
 
-def encode_images(enc: ImageEncoder, ds: Dataset, guids: list[str], cfg: Config, batch_size: int = 32):
-    """Run the frozen image encoder over the images of ``guids`` in batches, in ``channels_last`` memory format
-    (the layout the CPU convolution kernels are fastest in; the features agree with the default layout to ~1e-5).
-    Each batch decodes its own images; the batches run ``cfg.jobs`` at a time on one thread each, which on two
+def encode_images(enc: ImageEncoder, ds: Dataset, guids: list[str], *, device: str = "cpu", jobs: int = 1,
+                  progress: bool = False, batch_size: int = 32):
+    """Run the frozen image encoder on ``device`` over the images of ``guids`` in batches, in ``channels_last`` memory
+    format (the layout the CPU convolution kernels are fastest in; the features agree with the default layout to
+    ~1e-5). Each batch decodes its own images; the batches run ``jobs`` at a time on one thread each, which on two
     cores is about 1.4 times faster than one batch at a time on two threads."""
-    device = resolve_device(cfg.device)
     enc = enc.to(device, memory_format=torch.channels_last).eval()
     folder = ImageFolder(ds, guids, enc.spec.transform(), enc.spec.resize)
     batches = [range(s, min(s + batch_size, len(guids))) for s in range(0, len(guids), batch_size)]
@@ -201,7 +207,7 @@ def encode_images(enc: ImageEncoder, ds: Dataset, guids: list[str], cfg: Config,
             p, s, m = enc(x.to(device, memory_format=torch.channels_last))
             return p.float().cpu(), s.contiguous().half().cpu(), m.cpu()
 
-    out = run_all(one, batches, cfg.jobs, progress="image features" if cfg.progress else None)
+    out = run_all(one, batches, jobs, progress="image features" if progress else None)
     return tuple(torch.cat(x) for x in zip(*out))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import textwrap
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pandas as pd
 
 from . import profile
 from .data import LABELS, Dataset
+from .io import atomic_write_bytes
 
 # The two palettes, the only colours in this module. Classes: Okabe & Ito's colour-blind-safe vermillion and blue with a
 # grey between them; models and other series: Paul Tol's "muted" set, colour-blind safe, none of it a class colour.
@@ -37,15 +39,15 @@ def save(fig: plt.Figure, name: str, folder: Path) -> None:
     A figure made of course images or tweets is shown in a cell tagged ``course-data``, which the committed notebook
     keeps without output (:func:`lab5.reproduce.drop_course_data`); its file is git-ignored.
     """
-    folder.mkdir(parents=True, exist_ok=True)
     with profile.stage(f"plots {name}"):
-        fig.savefig(folder / f"{name}.png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+        atomic_write_bytes(folder / f"{name}.png", buf.getvalue())
 
 
 def save_table(df: pd.DataFrame, name: str, folder: Path) -> None:
-    """Save a report table as ``{folder}/{name}.csv``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    df.to_csv(folder / f"{name}.csv")
+    """Save a report table as ``{folder}/{name}.csv`` (atomically, like every file lab5 writes)."""
+    atomic_write_bytes(folder / f"{name}.csv", df.to_csv().encode())
 
 
 def class_balance(ds: Dataset) -> plt.Figure:

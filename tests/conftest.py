@@ -33,7 +33,11 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.delenv("LAB5_DATA", raising=False)  # no test may wander into real data by default
     monkeypatch.chdir(tmp_path)  # relative defaults (./data, the project folder) resolve inside tmp
-    return {"cache": cache, "out": out}
+    yield {"cache": cache, "out": out}
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:  # figures a test made are closed with it
+        sys.modules["matplotlib.pyplot"].close("all")
 
 
 # --------------------------------------------------------------------------- the real encoders, once

@@ -79,7 +79,7 @@ def test_the_displayed_crop_is_what_the_image_encoder_sees(trained, tiny_image, 
     seen = []
     forward = tiny_image.forward
     monkeypatch.setattr(tiny_image, "forward", lambda x: seen.append(x.clone()) or forward(x))
-    encode_images(tiny_image, ds, guids, cfg)  # the pixels the features are computed from
+    encode_images(tiny_image, ds, guids)  # the pixels the features are computed from
     crops = display_crops(ds, guids, cfg)
     assert list(crops) == guids
     spec = tiny_image.spec

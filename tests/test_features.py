@@ -213,8 +213,8 @@ def test_features_are_the_same_bits_for_any_jobs_or_threads_and_keep_their_key(s
     assert calls == [] and again.key == one.key  # read back: neither changes a feature
     if can_fork():  # batches side by side in workers give the bits of one after another
         texts = encoder_texts(ds.all.text, cfg.text_clean)
-        text = [F.encode_texts(tiny_text, texts, cfg.replace(jobs=j), batch_size=2) for j in (1, 2)]
-        image = [F.encode_images(tiny_image, ds, list(ds.all.guid), cfg.replace(jobs=j), batch_size=2) for j in (1, 2)]
+        text = [F.encode_texts(tiny_text, texts, max_length=cfg.max_length, jobs=j, batch_size=2) for j in (1, 2)]
+        image = [F.encode_images(tiny_image, ds, list(ds.all.guid), jobs=j, batch_size=2) for j in (1, 2)]
         for a, b in (text, image):
             assert all(torch.equal(x, y) for x, y in zip(a, b))
         assert torch.equal(image[0][0], img.pooled)  # images do not depend on the batch they are in
@@ -267,8 +267,7 @@ def test_feature_fields_tell_which_configs_share_their_features(tmp_path):
 def test_length_sorted_text_batches_give_each_text_what_it_gets_alone(minilm, tmp_path):
     texts = ["a much longer tweet about a sunny day at the beach with friends", "ok", "", "sad news today #rip",
              "a b c d e f g h i j k l m n o p"]
-    cfg = small_config(tmp_path, max_length=16)
-    pooled, seq, mask = F.encode_texts(minilm, texts, cfg, batch_size=2)  # batches mix lengths and order
+    pooled, seq, mask = F.encode_texts(minilm, texts, max_length=16, batch_size=2)  # batches mix lengths and order
     assert seq.shape == (5, 16, 384) and mask.shape == (5, 16)
     for i, t in enumerate(texts):
         tok = minilm.tokenize([t], 16)
@@ -285,7 +284,7 @@ def test_channels_last_image_features_agree_with_the_default_layout(effnet, data
     ds = load_dataset(dataset_factory(n_train=3, n_test=1))
     cfg = small_config(tmp_path)
     guids = list(ds.all.guid)
-    pooled, regions, _ = F.encode_images(effnet, ds, guids, cfg)
+    pooled, regions, _ = F.encode_images(effnet, ds, guids)
     x = torch.stack([F.ImageFolder(ds, guids, effnet.spec.transform(), effnet.spec.resize)[i] for i in range(len(guids))])
     ref = effnet.to(memory_format=torch.contiguous_format)
     with torch.inference_mode():

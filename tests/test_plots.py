@@ -205,3 +205,24 @@ def test_training_size_curve_says_its_whiskers_span_the_fold_min_to_max():
     assert legend.get_title().get_text() == "line: mean over 2 folds\nwhisker: fold min–max"
     accuracy = fig.axes[0].containers[0]  # what is drawn: text's whisker at 20 rows from 0.6 to 0.8
     assert sorted(accuracy[2][0].get_segments()[1][:, 1]) == pytest.approx([0.6, 0.8])
+
+
+def test_a_figure_or_table_save_that_fails_midway_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    import lab5.io
+
+    plots.save_table(pd.DataFrame({"a": [1]}), "t", tmp_path)
+    fig, _ = plt.subplots()
+    plots.save(fig, "f", tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lab5.io.os, "replace", crash)
+    for write in (lambda: plots.save_table(pd.DataFrame({"a": [2]}), "t", tmp_path), lambda: plots.save(fig, "f", tmp_path)):
+        with pytest.raises(KeyboardInterrupt):
+            write()
+    plt.close(fig)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the old files, whole; no .tmp left
