@@ -43,6 +43,25 @@ def drop_course_data(nb) -> int:
     return len(cells)
 
 
+def coalesce_streams(nb) -> int:
+    """Join each cell's consecutive outputs to the same stream (stdout, stderr) into one: how the kernel happens to
+    flush two prints (one message or two) must not change the committed file. Returns how many outputs were merged."""
+    merged = 0
+    for c in nb.cells:
+        outs = []
+        for o in c.get("outputs", []):
+            prev = outs[-1] if outs else None
+            if (o.get("output_type") == "stream" and prev is not None and prev.get("output_type") == "stream"
+                    and prev.get("name") == o.get("name")):
+                prev["text"] = prev["text"] + o["text"]
+                merged += 1
+            else:
+                outs.append(o)
+        if "outputs" in c:
+            c.outputs = outs
+    return merged
+
+
 def notebook_paths(folder: Path, only: str | None = None) -> list[Path]:
     """The numbered notebooks of ``folder``, or those whose numbers ``only`` lists (``"1,3"``); an unknown number
     is a ConfigError, raised before anything runs."""
@@ -102,6 +121,7 @@ def run_notebooks(project: Path, data: Path, out: Path, paths: list[Path], timeo
         dt = time.perf_counter() - t
         if profile_to is not None:
             profile.record(f"notebook {path.stem}", dt, Path(profile_to))
+        coalesce_streams(nb)
         if in_place:
             drop_course_data(nb)
         target = path if in_place else out / "notebooks" / path.name

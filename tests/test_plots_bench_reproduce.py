@@ -287,3 +287,18 @@ def test_a_profiled_run_records_each_notebook_and_hands_the_file_to_its_kernels(
     assert list(rows.stage) == ["cv inside the kernel", "notebook 04_env"]
     executed = nbformat.read(tmp_path / "out" / "notebooks" / "04_env.ipynb", as_version=4)
     assert executed.cells[0].outputs[0]["text"].strip() == str(target.resolve())
+
+
+def test_consecutive_prints_to_one_stream_are_one_output_however_the_kernel_flushed_them():
+    import nbformat
+
+    from lab5.reproduce import coalesce_streams
+
+    def cell(*texts):
+        return nbformat.v4.new_code_cell("", outputs=[nbformat.v4.new_output("stream", name=n, text=t) for n, t in texts])
+
+    nb = nbformat.v4.new_notebook(cells=[cell(("stdout", "a\n"), ("stdout", "b\n"), ("stderr", "w\n"), ("stdout", "c\n")),
+                                         cell(("stdout", "a\nb\n"))])
+    assert coalesce_streams(nb) == 1
+    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [("stdout", "a\nb\n"), ("stderr", "w\n"), ("stdout", "c\n")]
+    assert nb.cells[0].outputs[0].text == nb.cells[1].outputs[0].text  # split or not, the same bytes
