@@ -126,7 +126,7 @@ def _training_paths(cfg: Config, ds, feats) -> list[tuple[str, str, str]]:
     trainings of a CV (one after another, against ``cfg.jobs`` side by side)."""
     c = cfg.replace(model=TIMED_HEAD, text_encoder=text_encoder_names(cfg.text_encoder)[0])
     y = ds.train.label.to_numpy()
-    parts = [tr for tr, _ in folds(y, c.folds, c.seed)]
+    parts = [tr for tr, _ in folds(y, c.folds, c.fold_seed)]
     guids = ds.train.guid.to_numpy()
     paths = {"old": (c.replace(batching="random"), cfg.threads), "new": (c, 1)}
     mine = Features(feats.text, feats.image)  # the first text encoder's features alone

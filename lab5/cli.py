@@ -1,4 +1,4 @@
-"""Command line: ``python -m lab5 {validate,features,train,cv,evaluate,predict,reproduce,bench}``.
+"""Command line: ``python -m lab5 {validate,features,train,cv,evaluate,predict,reproduce,tune,bench}``.
 
 A user's mistake (bad data, a bad option value, missing weights) prints one ``error:`` line (problems beyond the
 first indented below it) and exits 2, before any work where the mistake is in the options; never a traceback.
@@ -28,6 +28,7 @@ from .outputs import check_writable, is_course_data, output_root
 from .pipeline import load_model, predict_test, save_checkpoint, train_model, training_rows
 from .reproduce import notebook_paths, run_notebooks, strip_ansi
 from .splits import get_split
+from .tuning import SEARCH_FOLD_SEED, TRIALS_FILE, chosen, search, trial_configs
 
 log = logging.getLogger("lab5")
 USER_ERRORS = (UserError, EncoderUnavailable)
@@ -132,7 +133,7 @@ def cmd_cv(cfg: Config, args) -> int:
         check_writable(Path(args.out), folder=False, what="CSV file")
     ds = load_dataset(cfg.data)
     scores = cross_validate(ds, configs)  # refuses --finetune and too few rows before any work
-    cv = pd.concat([baseline_row(ds.train.label, cfg.folds, cfg.seed), scores])
+    cv = pd.concat([baseline_row(ds.train.label, cfg.folds, cfg.fold_seed), scores])
     print(f"{cfg.folds}-fold cross-validation on {len(ds.train)} labelled rows (mean ± std over folds)")
     print(summarize(cv, ["accuracy", "macro_f1", "f1_neutral"]).to_string())
     if args.out:
@@ -190,6 +191,20 @@ def cmd_reproduce(cfg: Config, args) -> int:
     return 0
 
 
+def cmd_tune(cfg: Config, args) -> int:
+    trial_configs(cfg, args.trials, args.search_seed)  # a bad --trials: refused before any work
+    ds = load_dataset(cfg.data)
+    out = Path(args.out) if args.out else output_root(cfg, ds).figures / TRIALS_FILE
+    check_writable(out, folder=False, what="CSV file")
+    trials = search(ds, cfg, args.trials, args.search_seed)
+    atomic_write_bytes(out, trials.to_csv(index=False).encode())
+    print(f"{len(trials)} trials of {cfg.model} on {cfg.text_encoder}, {cfg.folds}-fold CV on the search folds "
+          f"(--fold-seed {SEARCH_FOLD_SEED}), best first:")
+    print(trials.sort_values("rank").head(10).to_string(index=False))
+    print(f"chosen: {chosen(trials)} -> {out}")
+    return 0
+
+
 def cmd_bench(cfg: Config, args) -> int:
     if args.cold_pairs < 1 or args.naive_pairs < 0:
         raise ConfigError("--cold-pairs must be at least 1 and --naive-pairs at least 0")
@@ -205,6 +220,7 @@ COMMANDS = {
     "evaluate": (cmd_evaluate, "score a checkpoint on the stored validation split (its early-stopping rows)"),
     "predict": (cmd_predict, "write guid,tag predictions for test_without_label.txt"),
     "reproduce": (cmd_reproduce, "execute the notebooks in order: figures/, test_with_label.txt, executed notebooks"),
+    "tune": (cmd_tune, "seeded hyper-parameter search of the heads by cross-validation; writes the trials table"),
     "bench": (cmd_bench, "benchmark the cached pipeline against the naive one (speed, memory)"),
 }
 
@@ -225,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "predict":
             sp.add_argument("--out", help="predictions file (default <output root>/test_with_label.txt)")
             sp.add_argument("--checkpoint", help="use this checkpoint instead of training the final model")
+        if name == "tune":
+            sp.add_argument("--trials", type=int, default=24, help="points of the search space tried, the config's own values first")
+            sp.add_argument("--search-seed", type=int, default=0, help="seed of the draw of the trials")
+            sp.add_argument("--out", help=f"trials table (default <output root>/figures/{TRIALS_FILE})")
         if name == "bench":
             sp.add_argument("--cold-pairs", type=int, default=256, help="pairs encoded from scratch to time cold extraction")
             sp.add_argument("--naive-pairs", type=int, default=0, help="pairs of the naive epoch to time (0: all, else scaled)")

@@ -39,7 +39,7 @@ CHOICES = {
 RUN_FIELDS = ("data", "cache", "out_dir", "progress", "jobs")
 FLOATS = ("dropout", "lr", "encoder_lr", "weight_decay", "warmup", "clip", "text_top_lr")
 #: upper bounds: BERT-family encoders have 512 positions; seeds are 32-bit (NumPy)
-AT_MOST = {"max_length": 512, "seed": 2**32 - 1}
+AT_MOST = {"max_length": 512, "seed": 2**32 - 1, "fold_seed": 2**32 - 1}
 
 
 def text_encoder_names(text_encoder: str) -> list[str]:
@@ -116,7 +116,8 @@ class Config:
     finetune_layers: int = field(default=2, metadata={"help": "with --finetune: top text layers (and last CNN blocks) left trainable; 0 means all"})
     max_steps: int = field(default=0, metadata={"help": "stop after this many optimiser steps (0: no limit); for smoke runs"})
     device: str = field(default="auto", metadata={"help": "cpu | cuda | auto"})
-    seed: int = field(default=0, metadata={"help": "seed of every random draw"})
+    seed: int = field(default=0, metadata={"help": "seed of the training: initial weights, batch order, dropout (the data draws have --fold-seed)"})
+    fold_seed: int = field(default=0, metadata={"help": "seed of the data draws: the CV folds, the early-stopping hold-out of each fold, --train-rows subsets (--seed seeds the training)"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads of feature extraction and end-to-end fine-tuning (fixed, so results repeat bit for bit); heads on cached features train on one thread each"})
     jobs: int = field(default=2, metadata={"help": "independent trainings (CV folds, ensemble members) run at once, each in its own process on one thread; the results do not depend on it (1: one after another in this process)"})
     folds: int = field(default=5, metadata={"help": "folds of cross-validation"})
@@ -147,7 +148,7 @@ class Config:
                     if not math.isfinite(getattr(self, k))]
         if infinite:
             return infinite
-        at_least = {"seed": 0, "max_length": 1, "image_size": 0, "hidden": 1, "attention_hidden": 1, "heads": 1, "epochs": 1,
+        at_least = {"seed": 0, "fold_seed": 0, "max_length": 1, "image_size": 0, "hidden": 1, "attention_hidden": 1, "heads": 1, "epochs": 1,
                     "batch_size": 1, "patience": 1, "text_top": 0, "finetune_layers": 0, "max_steps": 0, "train_rows": 0, "threads": 1, "jobs": 1,
                     "folds": 2, "weight_decay": 0, "clip": 0}
         out += [f"--{_flag(k)} must be at least {lo}, not {getattr(self, k)}" for k, lo in at_least.items() if getattr(self, k) < lo]
@@ -204,6 +205,13 @@ class Config:
         names = {f.name for f in dataclasses.fields(cls)}
         given = {**d, **{k: v for k, v in overrides.items() if v is not None}}
         return cls(**{k: v for k, v in given.items() if k in names and v is not None})
+
+    def result_fields(self) -> dict:
+        """The fields a result depends on, for the cache keys of trainings and CV runs (:func:`lab5.pipeline.train_key`,
+        :func:`lab5.evaluation.cv_key`): all but :data:`RUN_FIELDS`. ``fold_seed`` is left out where it equals
+        ``seed``: results cached before the two were separated drew everything from ``seed``, and keep their keys."""
+        return {k: v for k, v in self.to_dict().items()
+                if k not in RUN_FIELDS and not (k == "fold_seed" and v == self.seed)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -14,7 +14,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from . import profile
 from .batches import make_data
-from .config import RUN_FIELDS, Config
+from .config import Config
 from .data import LABEL2ID, LABELS, TRAIN_FILE, Dataset
 from .decisions import cross_fit
 from .errors import ConfigError, DataError
@@ -172,7 +172,7 @@ def _combined_run(ds: Dataset, c: Config, parts: dict[str, CVRun]) -> CVRun:
     fitted on the other folds' OOF rows."""
     y = ds.train.label.to_numpy()
     members = [r.probs for r in parts.values()]
-    split = folds(y, c.folds, c.seed)
+    split = folds(y, c.folds, c.fold_seed)
     if c.combine == "mean":
         probs = np.mean(members, axis=0)
     else:
@@ -195,7 +195,7 @@ def check_cv_rows(ds: Dataset, k: int) -> None:
 
 def _training_part(ds: Dataset, c: Config) -> int:
     """Rows in the smallest training part of the cross-validation of ``c`` on ``ds`` (its own folds)."""
-    return min(len(tr) for tr, _ in folds(ds.train.label.to_numpy(), c.folds, c.seed))
+    return min(len(tr) for tr, _ in folds(ds.train.label.to_numpy(), c.folds, c.fold_seed))
 
 
 def _cross_validate(groups: list[tuple[Features, dict[str, Config]]], ds: Dataset) -> list[dict[str, dict]]:
@@ -206,16 +206,16 @@ def _cross_validate(groups: list[tuple[Features, dict[str, Config]]], ds: Datase
     guids = ds.train.guid.to_numpy()
     y = ds.train.label.to_numpy()
     tasks = [(g, name, f, tr, te) for g, (_, configs) in enumerate(groups) for name, c in configs.items()
-             for f, (tr, te) in enumerate(folds(y, c.folds, c.seed))]
+             for f, (tr, te) in enumerate(folds(y, c.folds, c.fold_seed))]
     order = sorted(range(len(tasks)), key=lambda i: -_fold_cost(groups[tasks[i][0]][1][tasks[i][1]]))
 
     def one_fold(task) -> dict:
         g, name, f, tr, te = task
         feats, c = groups[g][0], groups[g][1][name]
         with profile.stage(f"cv {_stage_name(c)}"):
-            tr = tr[training_subset(y[tr], c.train_rows, c.seed)]
+            tr = tr[training_subset(y[tr], c.train_rows, c.fold_seed)]
             if c.early_stopping:
-                tr, va = train_test_split(tr, test_size=0.1, random_state=c.seed, stratify=y[tr])
+                tr, va = train_test_split(tr, test_size=0.1, random_state=c.fold_seed, stratify=y[tr])
             model = build_model(c, feats.dims())
             result = fit(model, make_data(c, ds, guids[tr], y[tr], feats),
                          make_data(c, ds, guids[va], y[va], feats) if c.early_stopping else None, c)
@@ -294,7 +294,7 @@ def cv_key(c: Config, ds, feats) -> str:
     :data:`lab5.config.RUN_FIELDS`, which change no result, and ``combine``, which only decides from cached runs and
     is never itself cached), the feature cache keys, the labelled guids, the library versions and the CPU numerics
     in force."""
-    conf = {k: v for k, v in c.to_dict().items() if k not in (*RUN_FIELDS, "combine")
+    conf = {k: v for k, v in c.result_fields().items() if k != "combine"
             and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
     labels = list(zip(ds.train.guid, ds.train.label.astype(int).tolist()))
     keys = [feats.text.key, feats.image.key, *(fs.key for fs in feats.more_text.values())]

@@ -19,7 +19,7 @@ from torch import nn
 
 from . import encoders, profile
 from .batches import make_data
-from .config import RUN_FIELDS, Config
+from .config import Config
 from .data import LABELS, Dataset
 from .decisions import Decision
 from .errors import ConfigError
@@ -70,7 +70,7 @@ def training_rows(cfg: Config, ds: Dataset, train_guids=None, val_guids=None) ->
         train_guids, val_guids = split.train, split.val
     train_guids = list(train_guids)
     labels = ds.rows(train_guids, labelled=True).label.to_numpy()
-    return [train_guids[k] for k in training_subset(labels, cfg.train_rows, cfg.seed)], list(val_guids or [])
+    return [train_guids[k] for k in training_subset(labels, cfg.train_rows, cfg.fold_seed)], list(val_guids or [])
 
 
 def train_model(cfg: Config, ds: Dataset, features: Features | None = None, train_guids=None, val_guids=None, *,
@@ -121,7 +121,7 @@ def train_key(cfg: Config, ds: Dataset, features: Features | None, train_guids: 
         inputs = {"text": features.text.key, "image": features.image.key,
                   "more_text": {name: fs.key for name, fs in features.more_text.items()}}
     return digest({"version": TRAIN_CACHE_VERSION,
-                   "config": {k: v for k, v in cfg.to_dict().items() if k not in RUN_FIELDS},
+                   "config": cfg.result_fields(),
                    "inputs": inputs, "train": rows(train_guids), "val": rows(val_guids),
                    "device": resolve_device(cfg.device).type, "libraries": versions(*TRAIN_LIBRARIES),
                    "numerics": numerics()})

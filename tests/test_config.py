@@ -36,6 +36,7 @@ def test_defaults_make_a_valid_config(isolated):
     ({"threads": 0}, "--threads must be at least 1, not 0"),
     ({"heads": 0}, "--heads must be at least 1, not 0"),
     ({"seed": -1}, "--seed must be at least 0, not -1"),
+    ({"fold_seed": -1}, "--fold-seed must be at least 0, not -1"),
     ({"patience": 0}, "--patience must be at least 1"),
     ({"max_length": 0}, "--max-length must be at least 1"),
     ({"text_top": -1}, "--text-top must be at least 0"),
@@ -177,3 +178,12 @@ def test_without_the_environment_defaults_are_the_projects_folders(tmp_path, mon
     monkeypatch.chdir(project / "sub")
     assert default_data_dir() == project.resolve() / "data" and default_cache_dir() == project.resolve() / ".cache"
     assert Config().out_dir is None
+
+
+def test_a_result_key_leaves_out_the_fold_seed_only_where_it_equals_the_seed():
+    """Results cached before --fold-seed existed drew folds and weights from --seed: equal seeds keep their keys."""
+    cfg = Config(data="d", cache="c")
+    assert "fold_seed" not in cfg.result_fields() and "seed" in cfg.result_fields()
+    assert "fold_seed" not in cfg.replace(seed=3, fold_seed=3).result_fields()
+    assert cfg.replace(fold_seed=3).result_fields()["fold_seed"] == 3
+    assert not {"data", "cache", "out_dir", "progress", "jobs"} & set(cfg.result_fields())

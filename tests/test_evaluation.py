@@ -1,6 +1,7 @@
 """lab5.evaluation: metrics agree with scikit-learn, the baseline, cross-validation without leaks, summaries."""
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 
@@ -185,6 +186,32 @@ def test_cv_keeps_each_rows_out_of_fold_probabilities_and_fold_metrics_agree_wit
     np.testing.assert_allclose(again.probs, run.probs)
 
 
+def test_the_fold_seed_draws_the_folds_and_the_holdout_and_the_seed_only_the_training(cv_setup, monkeypatch):
+    ds, feats, cfg, calls = cv_setup
+    real_fit = E.fit
+    seen = []
+
+    def spy_fit(model, train, val, c):
+        weights = torch.cat([p.detach().flatten() for p in model.parameters()]).numpy().tobytes()
+        seen.append((frozenset(train.guids), frozenset(val.guids), hashlib.sha256(weights).hexdigest()))
+        return real_fit(model, train, val, c)
+
+    monkeypatch.setattr(E, "fit", spy_fit)
+
+    def rows_and_init(**change):
+        seen.clear()
+        cv_runs(ds, {"x": cfg.replace(model="concat", early_stopping=True, epochs=2, **change)}, cache=False)
+        return sorted(seen, key=lambda t: sorted(t[0]))
+
+    base = rows_and_init()
+    other_training = rows_and_init(seed=1)
+    other_folds = rows_and_init(fold_seed=1)
+    assert [t[:2] for t in other_training] == [t[:2] for t in base]  # the same folds and hold-out rows
+    assert [t[2] for t in other_training] != [t[2] for t in base]  # other initial weights
+    assert {t[:2] for t in other_folds}.isdisjoint({t[:2] for t in base})  # other folds
+    assert [t[2] for t in other_folds] == [t[2] for t in base]  # the same initial weights
+
+
 def test_an_averaged_ensembles_cv_from_its_members_equals_training_the_ensemble(cv_setup):
     ds, feats, cfg, calls = cv_setup
     c = cfg.replace(model="concat+late", epochs=3)
@@ -294,7 +321,7 @@ def test_cv_key_changes_with_the_cache_version(key_setup, monkeypatch):
     assert cv_key(cfg, ds, feats) != before
 
 
-@pytest.mark.parametrize("change", [{"lr": 2e-3}, {"model": "late"}, {"epochs": 4}, {"folds": 4}, {"seed": 1},
+@pytest.mark.parametrize("change", [{"lr": 2e-3}, {"model": "late"}, {"epochs": 4}, {"folds": 4}, {"seed": 1}, {"fold_seed": 1},
                                     {"balance": "weights"}, {"decision": "tuned"}, {"threads": 2}, {"dropout": 0.1}])
 def test_cv_key_changes_with_a_config_value(key_setup, change):
     ds, feats, cfg = key_setup

@@ -1,0 +1,72 @@
+"""A seeded hyper-parameter search of the heads, scored by cross-validation (``python -m lab5 tune``).
+
+The search draws ``trials - 1`` distinct points of :data:`SPACE` with a seeded generator (trial 0 is the config's own
+values, the control) and cross-validates each on folds drawn with :data:`SEARCH_FOLD_SEED`, not the folds every row
+of notebook 5 is scored on (``fold_seed`` 0). The chosen values are then re-scored on those report folds beside the
+defaults: a fresh fold draw of the same rows, so that the gap between the trial's search score and its fresh score
+shows the optimism of picking the best of many (the rows are the same, so a little optimism remains).
+
+All trials run in one call of :func:`lab5.evaluation.cv_runs`, so their folds share one pool of workers and the
+CV cache: a trial already run is read back, and ``tune`` run twice trains nothing.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import Config
+from .errors import ConfigError
+
+#: the values searched, per :class:`lab5.config.Config` field (every default is one of them)
+SPACE: dict[str, tuple] = {"lr": (3e-4, 1e-3, 3e-3), "dropout": (0.1, 0.3, 0.5), "hidden": (128, 256, 512),
+                           "weight_decay": (0.0, 0.01, 0.1), "epochs": (2, 3, 4, 6), "batch_size": (32, 64, 128)}
+#: the fold draw the search scores on (the report's rows use ``Config.fold_seed`` 0)
+SEARCH_FOLD_SEED = 1
+#: the committed trials table of the course data, in the figures folder
+TRIALS_FILE = "05_tuning_trials.csv"
+#: what a trial is ranked by: mean fold accuracy (the course's metric), then mean fold macro-F1
+RANK_BY = ("accuracy", "macro_f1")
+
+
+def trial_configs(cfg: Config, trials: int, seed: int = 0) -> dict[int, Config]:
+    """Trial 0: ``cfg`` itself; trials 1.. : distinct points of :data:`SPACE` drawn by ``seed``, none equal to
+    ``cfg``'s own values. Every trial scores on the search folds and decides by the plain mean of its members."""
+    own = tuple(getattr(cfg, k) for k in SPACE)
+    grid = [p for p in itertools.product(*SPACE.values()) if p != own]
+    if not 1 <= trials <= len(grid) + 1:
+        raise ConfigError(f"--trials must be between 1 and {len(grid) + 1} (the points of the search space), not {trials}")
+    picks = np.random.default_rng(seed).choice(len(grid), size=trials - 1, replace=False)
+    base = cfg.replace(fold_seed=SEARCH_FOLD_SEED, combine="mean")
+    return {0: base, **{t + 1: base.replace(**dict(zip(SPACE, grid[i]))) for t, i in enumerate(sorted(picks))}}
+
+
+def search(ds, cfg: Config, trials: int, seed: int = 0) -> pd.DataFrame:
+    """Cross-validate every trial of :func:`trial_configs`: one row per trial with its values, its mean fold
+    accuracy, macro-F1 and neutral F1, the accuracy's std over folds, and its rank (1: chosen)."""
+    from .evaluation import cv_runs
+
+    configs = trial_configs(cfg, trials, seed)
+    runs = cv_runs(ds, configs)
+    rows = [{"trial": t, **{k: getattr(c, k) for k in SPACE},
+             "accuracy": r.folds.accuracy.mean(), "accuracy_std": r.folds.accuracy.std(),
+             "macro_f1": r.folds.macro_f1.mean(), "f1_neutral": r.folds.f1_neutral.mean()}
+            for (t, c), r in zip(configs.items(), runs.values())]
+    table = pd.DataFrame(rows)
+    order = table.sort_values(list(RANK_BY), ascending=False, kind="stable").index
+    table.loc[order, "rank"] = range(1, len(table) + 1)
+    meta = {"model": cfg.model, "text_encoder": cfg.text_encoder, "fold_seed": SEARCH_FOLD_SEED, "search_seed": seed}
+    return table.astype({"rank": int}).assign(**meta)
+
+
+def chosen(trials: pd.DataFrame) -> dict:
+    """The values of the best-ranked trial, as Config fields."""
+    best = trials.loc[trials["rank"].idxmin()]
+    return {k: type(SPACE[k][0])(best[k]) for k in SPACE}
+
+
+def read_trials(path: Path) -> pd.DataFrame | None:
+    """A trials table written by ``tune`` (None when there is none)."""
+    return pd.read_csv(path) if Path(path).is_file() else None
