@@ -42,10 +42,16 @@ class Ablation:
         return {**self.rows(), **learning_curve_configs(ds, self.curve, CURVE_FRACTIONS)}
 
 
-def ablation(cfg: Config) -> Ablation:
+#: the heads the hyper-parameter search tunes (``python -m lab5 tune``): the cheap members of the final ensemble
+TUNED_HEADS = "gated+late"
+TUNED = f"{TUNED_HEADS} on MiniLM, tuned values"
+
+
+def ablation(cfg: Config, tuned: dict | None = None) -> Ablation:
     """The ablation around the final model ``cfg``: single models and the recipe and technique rows on MiniLM, the
-    heads on mpnet, the ensembles and their decision rules. Every row but the final one decides by the plain mean
-    (a single model: its own argmax), the control every decision rule is measured against."""
+    heads on mpnet, the ensembles and their decision rules; with ``tuned`` (values chosen by the search, see
+    :mod:`lab5.tuning`), the searched heads with those values against their defaults. Every row but the final one
+    decides by the plain mean (a single model: its own argmax), the control every decision rule is measured against."""
     mean = cfg.replace(combine="mean")  # the final ensemble deciding by the plain mean of its members
     minilm = mean.replace(text_encoder="minilm")  # single models read MiniLM; the final ensemble adds mpnet members
     late = minilm.replace(model="late")
@@ -82,8 +88,13 @@ def ablation(cfg: Config) -> Ablation:
                 MEAN: "ensemble on MiniLM",
                 **{e: MEAN for e in ("mean + temperature scaling", "mean + stacking", FINAL)}}
     curve = {"text": models["text"], "image": models["image"], "final": cfg}
-    return Ablation({"models": models, "attention": attention, "recipe": recipe, "techniques": techniques, "encoders": encoders,
-                     "ensembles": ensembles}, controls, curve)
+    sections = {"models": models, "attention": attention, "recipe": recipe}
+    if tuned:
+        searched = minilm.replace(model=TUNED_HEADS)
+        sections["tuning"] = {f"{TUNED_HEADS} on MiniLM": searched, TUNED: searched.replace(**tuned)}
+        controls[TUNED] = f"{TUNED_HEADS} on MiniLM"
+    sections.update({"techniques": techniques, "encoders": encoders, "ensembles": ensembles})
+    return Ablation(sections, controls, curve)
 
 
 #: the rows the notebook's summary table shows first

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import profile
+from .ablation import HEADLINE, ablation
 from .bench import run_bench
 from .config import Config, find_project, text_encoder_names
 from .data import LABELS, load_dataset
@@ -28,7 +29,7 @@ from .outputs import check_writable, is_course_data, output_root
 from .pipeline import load_model, predict_test, save_checkpoint, train_model, training_rows
 from .reproduce import notebook_paths, run_notebooks, strip_ansi
 from .splits import get_split
-from .tuning import SEARCH_FOLD_SEED, TRIALS_FILE, chosen, search, trial_configs
+from .tuning import SEARCH_FOLD_SEED, TRIALS_FILE, chosen, repeats, search, seed_spread, trial_configs
 
 log = logging.getLogger("lab5")
 USER_ERRORS = (UserError, EncoderUnavailable)
@@ -127,11 +128,26 @@ def cmd_train(cfg: Config, args) -> int:
 
 
 def cmd_cv(cfg: Config, args) -> int:
-    models = [m.strip() for m in args.models.split(",")] if args.models else [cfg.model]
-    configs = {m: cfg.replace(model=m) for m in models}  # each checked before any work
+    if args.rows and args.models:
+        raise ConfigError("--rows and --models both name what to cross-validate; use one of them")
+    if args.rows:
+        if args.rows != "headline":
+            raise ConfigError(f"unknown --rows {args.rows!r}; use headline (notebook 5's headline rows)")
+        configs = {name: ablation(cfg).rows()[name] for name in HEADLINE}
+    else:
+        models = [m.strip() for m in args.models.split(",")] if args.models else [cfg.model]
+        configs = {m: cfg.replace(model=m) for m in models}  # each checked before any work
+    seeds, fold_seeds = _seed_list(args.seeds, "--seeds"), _seed_list(args.fold_seeds, "--fold-seeds")
     if args.out:
         check_writable(Path(args.out), folder=False, what="CSV file")
     ds = load_dataset(cfg.data)
+    if seeds or fold_seeds:
+        table = repeats(ds, configs, seeds, fold_seeds)
+        print(f"{cfg.folds}-fold CV accuracy of each model over training seeds and fold seeds:")
+        print(seed_spread(table, seed=cfg.seed, fold_seed=cfg.fold_seed).round(4).to_string())
+        if args.out:
+            atomic_write_bytes(Path(args.out), table.to_csv(index=False).encode())
+        return 0
     scores = cross_validate(ds, configs)  # refuses --finetune and too few rows before any work
     cv = pd.concat([baseline_row(ds.train.label, cfg.folds, cfg.fold_seed), scores])
     print(f"{cfg.folds}-fold cross-validation on {len(ds.train)} labelled rows (mean ± std over folds)")
@@ -139,6 +155,17 @@ def cmd_cv(cfg: Config, args) -> int:
     if args.out:
         atomic_write_bytes(Path(args.out), cv.to_csv(index=False).encode())
     return 0
+
+
+def _seed_list(text: str | None, flag: str) -> list[int]:
+    """A comma-separated list of seeds (empty when not given); anything else is a ConfigError naming ``flag``."""
+    try:
+        seeds = [int(s) for s in text.split(",")] if text else []
+    except ValueError:
+        raise ConfigError(f"{flag} takes comma-separated seeds, e.g. 0,1,2; not {text!r}") from None
+    if any(not 0 <= s < 2**32 for s in seeds):
+        raise ConfigError(f"{flag} seeds must lie in [0, 2**32), not {text!r}")
+    return seeds
 
 
 def cmd_evaluate(cfg: Config, args) -> int:
@@ -235,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--out", help="checkpoint folder (default <output root>/runs/MODEL)")
         if name == "cv":
             sp.add_argument("--models", help="comma-separated model names (default: --model)")
+            sp.add_argument("--rows", help="headline: notebook 5's headline rows (lab5.ablation.HEADLINE) instead of --models")
+            sp.add_argument("--seeds", help="comma-separated training seeds to repeat each model with, on the config's folds")
+            sp.add_argument("--fold-seeds", help="comma-separated fold seeds to repeat each model on, with the config's training seed")
             sp.add_argument("--out", help="write the per-fold table to this CSV")
         if name == "evaluate":
             sp.add_argument("--checkpoint", required=True, help="checkpoint folder written by train")

@@ -339,6 +339,25 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
     return fig
 
 
+def tuning_trials(trials: pd.DataFrame, space: dict[str, tuple], title: str) -> plt.Figure:
+    """One panel per searched value: every trial's mean CV accuracy (search folds) at its value of that parameter,
+    the control (trial 0, the defaults) and the chosen trial (rank 1) marked; ``trials`` from
+    :func:`lab5.tuning.search`."""
+    fig, axes = _panels(len(space), 3, 3.3, 2.6)
+    spread = np.linspace(-0.18, 0.18, len(trials))  # a fixed horizontal offset per trial, so equal values stay apart
+    for ax, (name, values) in zip(axes, space.items()):
+        x = trials[name].map({v: i for i, v in enumerate(values)}).to_numpy() + spread
+        ax.scatter(x, trials.accuracy, s=14, color=SERIES_COLOURS[1], label="trial")
+        for mask, colour, label in ((trials.trial == 0, PLAIN_COLOUR, "defaults"), (trials["rank"] == 1, FINAL_COLOUR, "chosen")):
+            ax.scatter(x[mask.to_numpy()], trials.accuracy[mask], s=46, facecolors="none", edgecolors=colour, lw=1.6, label=label)
+        ax.set_xticks(range(len(values)), [f"{v:g}" for v in values])
+        ax.set(xlabel=name.replace("_", " "), ylabel="CV accuracy")
+    axes[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def training_size_curve(curve: pd.DataFrame, title: str) -> plt.Figure:
     """Out-of-fold accuracy and macro-F1 against the number of training rows (from
     :func:`lab5.evaluation.learning_curve`), one colour per model (:data:`FINAL_COLOUR` for any other): the line joins

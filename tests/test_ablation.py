@@ -1,7 +1,7 @@
 """lab5.ablation: notebook 5's rows, their controls and the learning curve, as one list."""
 from __future__ import annotations
 
-from lab5.ablation import FINAL, HEADS, ablation
+from lab5.ablation import FINAL, HEADS, TUNED, TUNED_HEADS, ablation
 from lab5.config import MODEL_NAMES, Config
 
 
@@ -39,3 +39,15 @@ def test_the_reference_comparison_puts_the_reports_numbers_beside_our_fold_means
     assert list(table.index) == ["always_positive", "text", "concat"]
     assert table.loc["concat", "reference report (single split)"] == REFERENCE_REPORT["concat"]
     assert table.loc["text", "ours: CV accuracy mean"] == 0.71 and pd.isna(table.loc["always_positive", "reference report (single split)"])
+
+
+def test_tuned_values_add_a_section_of_the_searched_heads_against_their_defaults(tmp_path):
+    cfg = Config(data=tmp_path, cache=tmp_path, progress=False)
+    assert "tuning" not in ablation(cfg).sections
+    plan = ablation(cfg, tuned={"lr": 3e-3, "hidden": 512, "epochs": 3})
+    rows = plan.sections["tuning"]
+    assert list(rows) == [f"{TUNED_HEADS} on MiniLM", TUNED] and plan.controls[TUNED] == f"{TUNED_HEADS} on MiniLM"
+    control, tuned = rows[f"{TUNED_HEADS} on MiniLM"], rows[TUNED]
+    assert control.model == TUNED_HEADS and control.text_encoder == "minilm" and control.combine == "mean"
+    assert tuned == control.replace(lr=3e-3, hidden=512)  # only the tuned values differ (epochs 3 is the default)
+    assert control.fold_seed == cfg.fold_seed  # scored on the report's folds, not the search's

@@ -226,3 +226,18 @@ def test_a_figure_or_table_save_that_fails_midway_leaves_the_old_file_and_no_tem
             write()
     plt.close(fig)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the old files, whole; no .tmp left
+
+
+def test_the_tuning_figure_has_a_panel_per_searched_value_and_marks_the_defaults_and_the_chosen_trial():
+    space = {"lr": (3e-4, 1e-3), "hidden": (128, 256, 512)}
+    trials = pd.DataFrame({"trial": [0, 1, 2], "lr": [1e-3, 3e-4, 1e-3], "hidden": [256, 512, 128],
+                           "accuracy": [0.72, 0.74, 0.70], "rank": [2, 1, 3]})
+    fig = plots.tuning_trials(trials, space, "search")
+    axes = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    assert [ax.get_xlabel() for ax in axes] == ["lr", "hidden"]
+    assert [t.get_text() for t in axes[1].get_xticklabels()] == ["128", "256", "512"]
+    _, defaults, best = axes[1].collections
+    assert defaults.get_offsets()[:, 1].tolist() == [0.72] and best.get_offsets()[:, 1].tolist() == [0.74]
+    assert round(best.get_offsets()[0, 0]) == 2  # the chosen trial sits at hidden 512
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["trial", "defaults", "chosen"]
+    matplotlib.pyplot.close(fig)

@@ -1,6 +1,7 @@
 """lab5.tuning: the seeded draw of trials, their CV on the search folds, the ranking and the `tune` command."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from synthetic import make_features, small_config
@@ -9,7 +10,7 @@ import lab5.evaluation as E
 from lab5.cli import main
 from lab5.data import load_dataset
 from lab5.errors import ConfigError
-from lab5.tuning import SEARCH_FOLD_SEED, SPACE, chosen, read_trials, search, trial_configs
+from lab5.tuning import SEARCH_FOLD_SEED, SPACE, chosen, read_table, repeats, rescored, search, seed_pairs, seed_spread, trial_configs
 
 
 def test_trial_zero_is_the_config_and_the_others_are_distinct_seeded_points_of_the_space(tmp_path):
@@ -58,6 +59,55 @@ def test_tune_writes_the_trials_table_and_refuses_a_bad_trial_count_before_any_w
     assert main(["tune", *opts, "--trials", "0", "--out", str(out)]) == 2
     assert "--trials must be between 1" in capsys.readouterr().err and not out.exists()
     assert main(["tune", *opts, "--trials", "2", "--out", str(out)]) == 0
-    table = read_trials(out)
+    table = read_table(out)
     assert isinstance(table, pd.DataFrame) and len(table) == 2 and "chosen:" in capsys.readouterr().out
-    assert read_trials(tmp_path / "missing.csv") is None
+    assert read_table(tmp_path / "missing.csv") is None
+
+
+def test_the_rescored_table_puts_search_fold_scores_beside_report_fold_scores():
+    trials = pd.DataFrame({"trial": [0, 1, 2], "accuracy": [0.70, 0.75, 0.72], "rank": [3, 1, 2]})
+    cv = pd.DataFrame({"model": ["d", "d", "t", "t"], "fold": [0, 1, 0, 1], "accuracy": [0.70, 0.72, 0.71, 0.73],
+                       "macro_f1": [0.6, 0.62, 0.64, 0.66]})
+    table = rescored(trials, cv, control="d", tuned="t")
+    assert table.loc["defaults"].tolist() == pytest.approx([0, 0.70, 0.71, 0.61])
+    assert table.loc["chosen"].tolist() == pytest.approx([1, 0.75, 0.72, 0.65])
+
+
+def test_seed_pairs_cross_the_configs_own_pair_once_each():
+    assert seed_pairs(0, 0, [0, 1, 2], [0, 1]) == [(0, 0), (1, 0), (2, 0), (0, 1)]
+    assert seed_pairs(5, 3, [], []) == [(5, 3)]
+
+
+def test_repeats_vary_the_training_seed_on_fixed_folds_and_the_folds_with_a_fixed_seed(dataset_factory, tmp_path, monkeypatch):
+    ds = load_dataset(dataset_factory(n_train=45, n_test=2))
+    feats = make_features(list(ds.all.guid), list(ds.all.label), noise=2.0)  # noisy: seeds change the scores
+    monkeypatch.setattr(E, "load_features", lambda d, c: feats)
+    cfg = small_config(tmp_path, model="late", epochs=2, early_stopping=False)
+    table = repeats(ds, {"late": cfg}, seeds=[0, 1], fold_seeds=[0, 2])
+    assert sorted(set(zip(table.seed, table.fold_seed))) == [(0, 0), (0, 2), (1, 0)] and len(table) == 9
+    one = E.cv_runs(ds, {"x": cfg.replace(seed=1)})["x"]  # the repeat is the plain CV of that pair
+    assert table[(table.seed == 1)].accuracy.tolist() == pytest.approx(one.folds.accuracy.tolist())
+    spread = seed_spread(table).loc["late"]
+    means = table.groupby(["seed", "fold_seed"]).accuracy.mean()
+    assert spread["CV mean"] == pytest.approx(means[(0, 0)])
+    assert spread["training seeds"] == 2 and spread["std over them"] == pytest.approx(np.std([means[(0, 0)], means[(1, 0)]], ddof=1))
+    assert spread["fold seeds"] == 2 and spread["mean over those"] == pytest.approx((means[(0, 0)] + means[(0, 2)]) / 2)
+
+
+@pytest.mark.parametrize("extra, needle", [(["--seeds", "0,x"], "--seeds takes comma-separated seeds"),
+                                           (["--rows", "all"], "unknown --rows 'all'"),
+                                           (["--rows", "headline", "--models", "late"], "use one of them")])
+def test_cv_refuses_bad_repeat_options_before_any_work(dataset_factory, tmp_path, capsys, extra, needle):
+    root = dataset_factory(n_train=12, n_test=2)
+    assert main(["cv", "--data", str(root), "--cache", str(tmp_path / "c"), "--no-progress", *extra]) == 2
+    assert needle in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+def test_a_table_of_another_dataset_is_read_from_its_own_output_root(dataset_factory, tmp_path):
+    from lab5.outputs import output_root
+    from lab5.tuning import REPEATS_FILE, TRIALS_FILE, table_path
+
+    ds = load_dataset(dataset_factory(n_train=12, n_test=2))
+    cfg = small_config(tmp_path, out_dir=tmp_path / "out")
+    assert table_path(cfg, ds) == output_root(cfg, ds).figures / TRIALS_FILE == tmp_path / "out" / "figures" / TRIALS_FILE
+    assert table_path(cfg, ds, REPEATS_FILE).name == REPEATS_FILE
