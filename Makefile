@@ -53,7 +53,7 @@ $(VENV_PYTHON):
 
 # Written last, only when both installs succeeded; a failed install leaves no stamp and the next run tries again.
 # pip would byte-compile all of its 17,000 modules on one core; compileall does it on every core and skips what is never
-# imported (test suites, transformers' other model families): set-up 227 s -> 185 s (2026-12-02). The bytecode is
+# imported (test suites, transformers' other model families): make setup 260 s -> 220 s (2026-12-02, one run each). The bytecode is
 # written at install time because these machines set PYTHONDONTWRITEBYTECODE, so nothing is compiled at import.
 # compileall fails on a few template files that are not Python; pip ignores them the same way.
 NOT_IMPORTED := /tests?/|/transformers/models/(?!(auto|bert|mpnet)/)

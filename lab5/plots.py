@@ -352,10 +352,10 @@ def tuning_trials(trials: pd.DataFrame, space: dict[str, tuple], title: str) -> 
             ax.scatter(x[mask.to_numpy()], trials.accuracy[mask], s=46, facecolors="none", edgecolors=colour, lw=1.6, label=label)
         ax.set_xticks(range(len(values)), [f"{v:g}" for v in values])
         ax.set(xlabel=name.replace("_", " "), ylabel="CV accuracy")
-    axes[0].legend(fontsize=7, loc="lower left")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper right", ncol=3, fontsize=7, bbox_to_anchor=(1, 0.96))
+    return fig  # the legend above the panels hides no trial
 
 
 def training_size_curve(curve: pd.DataFrame, title: str) -> plt.Figure:

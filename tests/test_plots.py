@@ -239,5 +239,5 @@ def test_the_tuning_figure_has_a_panel_per_searched_value_and_marks_the_defaults
     _, defaults, best = axes[1].collections
     assert defaults.get_offsets()[:, 1].tolist() == [0.72] and best.get_offsets()[:, 1].tolist() == [0.74]
     assert round(best.get_offsets()[0, 0]) == 2  # the chosen trial sits at hidden 512
-    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["trial", "defaults", "chosen"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["trial", "defaults", "chosen"]
     matplotlib.pyplot.close(fig)
