@@ -219,6 +219,8 @@ def cmd_reproduce(cfg: Config, args) -> int:
 
 
 def cmd_tune(cfg: Config, args) -> int:
+    if not 0 <= args.search_seed < 2**32:
+        raise ConfigError(f"--search-seed must lie in [0, 2**32), not {args.search_seed}")
     trial_configs(cfg, args.trials, args.search_seed)  # a bad --trials: refused before any work
     ds = load_dataset(cfg.data)
     out = Path(args.out) if args.out else output_root(cfg, ds).figures / TRIALS_FILE

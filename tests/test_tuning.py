@@ -58,6 +58,8 @@ def test_tune_writes_the_trials_table_and_refuses_a_bad_trial_count_before_any_w
     out = tmp_path / "t" / "trials.csv"
     assert main(["tune", *opts, "--trials", "0", "--out", str(out)]) == 2
     assert "--trials must be between 1" in capsys.readouterr().err and not out.exists()
+    assert main(["tune", *opts, "--search-seed", "-1", "--out", str(out)]) == 2
+    assert "--search-seed must lie in" in capsys.readouterr().err and not out.exists()
     assert main(["tune", *opts, "--trials", "2", "--out", str(out)]) == 0
     table = read_table(out)
     assert isinstance(table, pd.DataFrame) and len(table) == 2 and "chosen:" in capsys.readouterr().out
