@@ -491,3 +491,13 @@ def test_learning_curve_configs_cut_each_config_to_each_fraction_and_keep_the_fu
     assert [c.train_rows for c in points.values()] == [10, 20, 0]
     with pytest.raises(ConfigError, match="between 0 and 1"):
         E.learning_curve_configs(ds, {"late": cfg}, (0.5, 1.0))
+
+
+def test_the_fold_cost_orders_the_heavy_trainings_first(tmp_path):
+    cfg = small_config(tmp_path, model="late", epochs=3, early_stopping=False, train_rows=0)
+    late, xattn, top = (E._fold_cost(cfg.replace(**c)) for c in ({}, {"model": "cross_attention"}, {"text_top": 1}))
+    assert late < xattn < top
+    assert E._fold_cost(cfg.replace(epochs=6)) == 2 * late  # epochs times rows
+    assert E._fold_cost(cfg.replace(train_rows=400)) < late
+    capped = cfg.replace(early_stopping=True, epochs=30, patience=5)  # early stopping: rarely all 30 epochs
+    assert E._fold_cost(capped) == E._fold_cost(cfg.replace(epochs=13))
