@@ -17,7 +17,7 @@ import pandas as pd
 from . import profile
 from .ablation import HEADLINE, ablation
 from .bench import run_bench
-from .config import Config, find_project, text_encoder_names
+from .config import AT_MOST, Config, find_project, text_encoder_names
 from .data import LABELS, load_dataset
 from .encoders import EncoderUnavailable
 from .errors import ConfigError, DataError, UserError
@@ -133,7 +133,8 @@ def cmd_cv(cfg: Config, args) -> int:
     if args.rows:
         if args.rows != "headline":
             raise ConfigError(f"unknown --rows {args.rows!r}; use headline (notebook 5's headline rows)")
-        configs = {name: ablation(cfg).rows()[name] for name in HEADLINE}
+        rows = ablation(cfg).rows()
+        configs = {name: rows[name] for name in HEADLINE}
     else:
         models = [m.strip() for m in args.models.split(",")] if args.models else [cfg.model]
         configs = {m: cfg.replace(model=m) for m in models}  # each checked before any work
@@ -163,7 +164,7 @@ def _seed_list(text: str | None, flag: str) -> list[int]:
         seeds = [int(s) for s in text.split(",")] if text else []
     except ValueError:
         raise ConfigError(f"{flag} takes comma-separated seeds, e.g. 0,1,2; not {text!r}") from None
-    if any(not 0 <= s < 2**32 for s in seeds):
+    if any(not 0 <= s <= AT_MOST["seed"] for s in seeds):
         raise ConfigError(f"{flag} seeds must lie in [0, 2**32), not {text!r}")
     return seeds
 
@@ -219,7 +220,7 @@ def cmd_reproduce(cfg: Config, args) -> int:
 
 
 def cmd_tune(cfg: Config, args) -> int:
-    if not 0 <= args.search_seed < 2**32:
+    if not 0 <= args.search_seed <= AT_MOST["seed"]:
         raise ConfigError(f"--search-seed must lie in [0, 2**32), not {args.search_seed}")
     trial_configs(cfg, args.trials, args.search_seed)  # a bad --trials: refused before any work
     ds = load_dataset(cfg.data)

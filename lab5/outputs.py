@@ -59,11 +59,17 @@ def output_root(cfg: Config, ds: Dataset) -> Outputs:
     return Outputs(home / "runs" / f"{ds.root.resolve().name}-{ds.fingerprint}")
 
 
+def committed(relative: str) -> Path | None:
+    """The project's committed file ``relative`` (e.g. ``figures/05_tuning_trials.csv``; None outside a project or
+    when there is none)."""
+    project = find_project()
+    path = project / relative if project else None
+    return path if path is not None and path.is_file() else None
+
+
 def committed_predictions() -> Path | None:
     """The project's committed ``test_with_label.txt`` (None outside a project or when there is none)."""
-    project = find_project()
-    path = project / PREDICTIONS if project else None
-    return path if path is not None and path.is_file() else None
+    return committed(PREDICTIONS)
 
 
 def check_writable(path: Path, *, folder: bool = True, what: str = "output folder") -> None:

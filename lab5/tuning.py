@@ -61,9 +61,14 @@ def search(ds, cfg: Config, trials: int, seed: int = 0) -> pd.DataFrame:
     return table.astype({"rank": int}).assign(**meta)
 
 
+def best_trial(trials: pd.DataFrame) -> pd.Series:
+    """The best-ranked row of a trials table."""
+    return trials.loc[trials["rank"].idxmin()]
+
+
 def chosen(trials: pd.DataFrame) -> dict:
     """The values of the best-ranked trial, as Config fields."""
-    best = trials.loc[trials["rank"].idxmin()]
+    best = best_trial(trials)
     return {k: type(SPACE[k][0])(best[k]) for k in SPACE}
 
 
@@ -76,14 +81,12 @@ def table_path(cfg: Config, ds, name: str = TRIALS_FILE) -> Path:
     """Where a command wrote the table ``name`` for ``ds`` by default (``tune``: :data:`TRIALS_FILE`; ``cv --seeds``
     with ``--out``: :data:`REPEATS_FILE`): the output root's figures folder, or, for the course data when that holds
     none (the notebooks' temporary output root under pytest), the project's committed table."""
-    from .config import find_project
-    from .outputs import is_course_data, output_root
+    from .outputs import committed, is_course_data, output_root
 
     path = output_root(cfg, ds).figures / name
-    project = find_project()
-    if not path.is_file() and is_course_data(ds) and project is not None:
-        return project / "figures" / name
-    return path
+    if path.is_file() or not is_course_data(ds):
+        return path
+    return committed(f"figures/{name}") or path
 
 
 def rescored(trials: pd.DataFrame, cv: pd.DataFrame, control: str, tuned: str) -> pd.DataFrame:
@@ -91,7 +94,7 @@ def rescored(trials: pd.DataFrame, cv: pd.DataFrame, control: str, tuned: str) -
     mean fold accuracy and macro-F1 on the report folds (rows ``control`` and ``tuned`` of the per-fold table ``cv``).
     The chosen trial's drop from the first column to the second is the optimism of picking the best trial."""
     means = cv.groupby("model")[["accuracy", "macro_f1"]].mean()
-    picked = {"defaults": trials.loc[trials.trial == 0].iloc[0], "chosen": trials.loc[trials["rank"].idxmin()]}
+    picked = {"defaults": trials.loc[trials.trial == 0].iloc[0], "chosen": best_trial(trials)}
     rows = {name: {"trial": int(t.trial), "search folds: accuracy": t.accuracy,
                    "report folds: accuracy": means.loc[row, "accuracy"], "report folds: macro-F1": means.loc[row, "macro_f1"]}
             for (name, t), row in zip(picked.items(), (control, tuned))}

@@ -113,3 +113,23 @@ def test_a_table_of_another_dataset_is_read_from_its_own_output_root(dataset_fac
     cfg = small_config(tmp_path, out_dir=tmp_path / "out")
     assert table_path(cfg, ds) == output_root(cfg, ds).figures / TRIALS_FILE == tmp_path / "out" / "figures" / TRIALS_FILE
     assert table_path(cfg, ds, REPEATS_FILE).name == REPEATS_FILE
+
+
+def test_the_course_datas_table_falls_back_to_the_projects_committed_one(dataset_factory, tmp_path, monkeypatch):
+    import lab5.outputs
+    from lab5.tuning import TRIALS_FILE, table_path
+
+    ds = load_dataset(dataset_factory(n_train=12, n_test=2))
+    monkeypatch.setattr(lab5.outputs, "is_course_data", lambda d: True)
+    project = tmp_path / "proj"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("")
+    monkeypatch.chdir(project / "notebooks")
+    cfg = small_config(tmp_path, out_dir=tmp_path / "out")  # a temporary output root, as under pytest
+    assert table_path(cfg, ds) == tmp_path / "out" / "figures" / TRIALS_FILE  # nothing committed: the output root
+    (project / "figures").mkdir()
+    (project / "figures" / TRIALS_FILE).write_text("trial\n0\n")
+    assert table_path(cfg, ds) == project.resolve() / "figures" / TRIALS_FILE
+    (tmp_path / "out" / "figures").mkdir(parents=True)
+    (tmp_path / "out" / "figures" / TRIALS_FILE).write_text("trial\n0\n")
+    assert table_path(cfg, ds) == tmp_path / "out" / "figures" / TRIALS_FILE  # the output root's own table first
