@@ -21,12 +21,13 @@ from .config import AT_MOST, Config, find_project, text_encoder_names
 from .data import LABELS, load_dataset
 from .encoders import EncoderUnavailable
 from .errors import ConfigError, DataError, UserError
-from .evaluation import baseline_row, confusion, cross_validate, metrics, summarize, validation_predictions
+from .evaluation import baseline_row, check_cv_rows, cross_validate
 from .features import image_features, load_features, text_features
 from .images import check_images
 from .io import atomic_write_bytes
+from .metrics import confusion, metrics, summarize
 from .outputs import check_writable, is_course_data, output_root
-from .pipeline import load_model, predict_test, save_checkpoint, train_model, training_rows
+from .pipeline import fit_decision, load_model, predict_test, save_checkpoint, train_model, training_rows, validation_predictions
 from .reproduce import notebook_paths, run_notebooks, strip_ansi
 from .splits import get_split
 from .tuning import SEARCH_FOLD_SEED, TRIALS_FILE, chosen, repeats, search, seed_spread, trial_configs
@@ -110,9 +111,11 @@ def cmd_train(cfg: Config, args) -> int:
     check_writable(out, what="checkpoint folder")
     split = get_split(ds, cfg.cache, store=False)
     training_rows(cfg, ds, split.train, split.val)  # a --train-rows beyond the training rows: refused before any work
+    if cfg.combine != "mean":  # the rule is fitted on the config's CV: refuse a dataset too small for one now
+        check_cv_rows(ds, cfg.folds)
     t = time.perf_counter()
     res = train_model(cfg, ds, None if cfg.finetune else load_features(ds, cfg))
-    save_checkpoint(out, res.model, cfg, res)
+    save_checkpoint(out, res.model, cfg, res, fit_decision(cfg, ds, res))
     took = f"[{time.perf_counter() - t:.1f}s] -> {out}"
     if "member" in res.history:  # an ensemble: one early-stopped run per member
         best = res.history[res.history.best]
@@ -170,9 +173,10 @@ def _seed_list(text: str | None, flag: str) -> list[int]:
 
 
 def cmd_evaluate(cfg: Config, args) -> int:
-    model, cfg = load_model(Path(args.checkpoint), data=cfg.data, cache=cfg.cache, device=cfg.device, progress=cfg.progress)
+    model, cfg, decision = load_model(Path(args.checkpoint), data=cfg.data, cache=cfg.cache, device=cfg.device,
+                                      progress=cfg.progress)
     ds = load_dataset(cfg.data)
-    y, pred = validation_predictions(model, cfg, ds, None if cfg.finetune else load_features(ds, cfg))
+    y, pred = validation_predictions(model, cfg, ds, None if cfg.finetune else load_features(ds, cfg), decision)
     m = metrics(y, pred)
     print(f"{cfg.model} on the {len(y)} validation rows (the early-stopping rows of a model trained by `train`): "
           f"accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}, weighted-F1 {m['weighted_f1']:.3f}")
@@ -186,10 +190,11 @@ def cmd_predict(cfg: Config, args) -> int:
         raise DataError(f"{ds.root}: no test_without_label.txt to predict")
     out = Path(args.out) if args.out else output_root(cfg, ds).predictions
     check_writable(out, folder=False, what="predictions file")
-    model = None
-    if args.checkpoint:
-        model, cfg = load_model(Path(args.checkpoint), data=cfg.data, cache=cfg.cache, device=cfg.device, progress=cfg.progress)
-    predicted = predict_test(cfg, ds, model, out)
+    model = decision = None
+    if args.checkpoint:  # the model and the decision rule it was saved with: no training, no CV
+        model, cfg, decision = load_model(Path(args.checkpoint), data=cfg.data, cache=cfg.cache, device=cfg.device,
+                                          progress=cfg.progress)
+    predicted = predict_test(cfg, ds, model, out, decision)
     counts = pd.Series(predicted).value_counts()
     print(f"wrote {len(ds.test)} predictions to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0

@@ -9,6 +9,11 @@ the rows of fold k are decided by a combiner fitted on the other folds' rows, so
 * ``stack``: a multinomial logistic regression on the members' log-probabilities;
 * any of them ``+offsets``: per-class offsets on the combined log-probabilities (the neutral rule) tuned for
   macro-F1 on all OOF rows, instead of on a few hundred early-stopping rows.
+
+The same object is every decision rule of the project: ``--decision tuned`` is a ``mean+offsets`` decision fitted on
+the early-stopping rows of one training (:func:`lab5.training.fit`), ``--combine`` one fitted on the OOF rows of the
+config's CV (:func:`lab5.pipeline.fit_decision`), the plain argmax is ``mean``. A checkpoint stores the fitted rule
+(:meth:`Decision.to_dict`), so predicting from it needs no CV.
 """
 from __future__ import annotations
 
@@ -19,7 +24,6 @@ import pandas as pd
 import torch
 
 from .errors import ConfigError
-from .training import tune_logit_bias
 
 COMBINERS = ("mean", "temperature", "stack")
 #: temperatures searched (log-spaced, 0.25 ... 4); a grid keeps the fit exact and deterministic
@@ -72,7 +76,7 @@ class Decision:
         if self.kind.endswith("+offsets"):
             self.offsets = np.zeros(3)
             z = _log(self.probabilities(members))
-            self.offsets = tune_logit_bias(torch.tensor(z, dtype=torch.float32), torch.tensor(y)).numpy().astype(float)
+            self.offsets = tune_offsets(torch.tensor(z, dtype=torch.float32), torch.tensor(y)).numpy().astype(float)
         return self
 
     def probabilities(self, members: list[np.ndarray]) -> np.ndarray:
@@ -88,6 +92,59 @@ class Decision:
 
     def predict(self, members: list[np.ndarray]) -> np.ndarray:
         return self.probabilities(members).argmax(1)
+
+    @property
+    def is_argmax(self) -> bool:
+        """Whether this rule is the plain argmax of the members' mean (nothing fitted, no offsets)."""
+        return self.kind == "mean" and not np.any(self.offsets)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form of the fitted rule (what a checkpoint stores); :meth:`from_dict` inverts it exactly."""
+        d = {"kind": self.kind, "temperatures": [float(t) for t in self.temperatures],
+             "offsets": [float(o) for o in self.offsets]}
+        if self.stacker is not None:
+            d["stacker"] = {"coef": self.stacker.coef_.tolist(), "intercept": self.stacker.intercept_.tolist(),
+                            "classes": self.stacker.classes_.tolist()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Decision":
+        """The rule :meth:`to_dict` wrote; its probabilities are the fitted rule's, bit for bit."""
+        out = cls(d["kind"], [float(t) for t in d.get("temperatures", [])], None,
+                  np.asarray(d.get("offsets", [0.0, 0.0, 0.0]), dtype=float))
+        if d.get("stacker"):
+            from sklearn.linear_model import LogisticRegression
+
+            st, lr = d["stacker"], LogisticRegression(C=1.0, max_iter=1000)
+            lr.coef_, lr.intercept_ = np.asarray(st["coef"], dtype=float), np.asarray(st["intercept"], dtype=float)
+            lr.classes_ = np.asarray(st["classes"])
+            lr.n_features_in_ = lr.coef_.shape[1]
+            out.stacker = lr
+        return out
+
+
+def tune_offsets(z: torch.Tensor, labels: torch.Tensor, grid=None) -> torch.Tensor:
+    """Offsets for the negative and neutral scores ``z`` (N, 3; logits or log-probabilities, positive fixed at 0)
+    that maximise macro-F1 on these rows.
+
+    A grid search; ties go to the smallest offsets, so with no gain the rule stays argmax.
+    """
+    grid = torch.linspace(-1.0, 3.0, 17) if grid is None else grid
+    order = sorted(((abs(a) + abs(b), float(a), float(b)) for a in grid.tolist() for b in grid.tolist()))
+    biases = torch.tensor([[a, b, 0.0] for _, a, b in order])  # (K, 3)
+    preds = (z.unsqueeze(0) + biases.unsqueeze(1)).argmax(-1)  # (K, N)
+    return biases[int(torch.argmax(_macro_f1_many(preds, labels)))]  # argmax takes the first maximum: the smallest
+
+
+def _macro_f1_many(preds: torch.Tensor, y: torch.Tensor, n: int = 3) -> torch.Tensor:
+    """Macro-F1 of each row of ``preds`` (K, N) against ``y`` (N) at once (the search objective only;
+    reported metrics come from scikit-learn)."""
+    f1s = []
+    for c in range(n):
+        p, t = preds == c, (y == c).unsqueeze(0)
+        tp = (p & t).sum(1).float()
+        f1s.append(2 * tp / (p.sum(1) + t.sum(1)).float().clamp(min=1))
+    return torch.stack(f1s).mean(0)
 
 
 def cross_fit(kind: str, members: list[np.ndarray], y: np.ndarray, fold_of: np.ndarray) -> np.ndarray:

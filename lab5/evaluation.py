@@ -1,5 +1,6 @@
-"""Metrics (from scikit-learn), stratified k-fold cross-validation with its result cache, the always-positive
-baseline, and per-row comparisons of models."""
+"""Stratified k-fold cross-validation on cached features: the runner (every fold of every config in one pool of
+workers), its result cache, learning curves over training-set size, and the always-positive baseline on the same
+folds. Metrics and report tables live in :mod:`lab5.metrics`."""
 from __future__ import annotations
 
 import hashlib
@@ -9,51 +10,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from . import profile
 from .batches import make_data
 from .config import Config
-from .data import LABEL2ID, LABELS, TRAIN_FILE, Dataset
+from .data import LABELS, TRAIN_FILE, Dataset
 from .decisions import cross_fit
 from .errors import ConfigError, DataError
 from .features import Features, feature_fields, load_features
 from .io import atomic_write_bytes
+from .metrics import METRIC_COLUMNS, always_positive, metrics
 from .models import build_model, ensemble_members, members_of
 from .parallel import run_all
 from .runtime import numerics, versions
-from .splits import get_split, training_subset
-from .training import fit, predict_logits
-
-METRIC_COLUMNS = ["accuracy", "macro_f1", "weighted_f1", *(f"f1_{c}" for c in LABELS)]
-
-
-def metrics(y_true, y_pred) -> dict:
-    """Accuracy, macro-F1, weighted-F1 and per-class precision/recall/F1."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    labels = list(range(len(LABELS)))
-    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
-    out = {
-        "accuracy": accuracy_score(y_true, y_pred),
-        "macro_f1": f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0),
-        "weighted_f1": f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0),
-    }
-    for k, c in enumerate(LABELS):
-        out.update({f"precision_{c}": p[k], f"recall_{c}": r[k], f"f1_{c}": f[k]})
-    return {k: float(v) for k, v in out.items()}
-
-
-def confusion(y_true, y_pred) -> pd.DataFrame:
-    """Confusion matrix with true classes as rows and predictions as columns."""
-    m = confusion_matrix(y_true, y_pred, labels=list(range(len(LABELS))))
-    return pd.DataFrame(m, index=pd.Index(LABELS, name="true"), columns=pd.Index(LABELS, name="predicted"))
-
-
-def always_positive(labels) -> dict:
-    """The baseline that answers "positive" for every row."""
-    labels = np.asarray(labels)
-    return metrics(labels, np.full_like(labels, LABEL2ID["positive"]))
+from .splits import training_subset
+from .training import fit, member_probabilities
 
 
 def folds(labels, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -110,11 +82,12 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
         group = {n: c for n, c in plain.items() if feature_fields(c) == fields}
         feats = load_features(ds, next(iter(group.values())))
         paths = {n: Path(c.cache) / "cv" / f"{cv_key(c, ds, feats)}.json" for n, c in group.items()}
-        todo = {}  # by cache file: two names of one configuration train once
+        todo, read = {}, {}  # by cache file: two names of one configuration are read once, or train once
         for n, c in group.items():
-            done = _read_cv(paths[n], len(ds.train)) if cache else None
-            if done is not None:
-                runs[n] = _cv_run(done)
+            if paths[n] not in read:
+                read[paths[n]] = _read_cv(paths[n], len(ds.train)) if cache else None
+            if read[paths[n]] is not None:
+                runs[n] = _cv_run(read[paths[n]])
             else:
                 todo.setdefault(paths[n], (n, c))
         if todo:
@@ -219,10 +192,9 @@ def _cross_validate(groups: list[tuple[Features, dict[str, Config]]], ds: Datase
             model = build_model(c, feats.dims())
             result = fit(model, make_data(c, ds, guids[tr], y[tr], feats),
                          make_data(c, ds, guids[va], y[va], feats) if c.early_stopping else None, c)
-            test = make_data(c, ds, guids[te], y[te], feats)
-            members = members_of(model).items()
-            return {"probs": predict_logits(model, test, c).softmax(1).numpy(),
-                    "member_probs": {m: predict_logits(mod, test, c).softmax(1).numpy() for m, mod in members},
+            members = member_probabilities(model, make_data(c, ds, guids[te], y[te], feats), c)
+            names = list(members_of(model))  # empty for a single classifier
+            return {"probs": result.decision.probabilities(members), "member_probs": dict(zip(names, members)),
                     "best": _best_epochs(result, c)}
 
     jobs = max((c.jobs for _, configs in groups for c in configs.values()), default=1)
@@ -315,27 +287,6 @@ def _read_cv(path: Path, n: int) -> dict | None:
         return None
 
 
-def summarize(cv: pd.DataFrame, columns: list[str] | None = None, digits: int = 3) -> pd.DataFrame:
-    """Mean ± std over folds per model, as strings fit for a report table (row order kept)."""
-    columns = columns or METRIC_COLUMNS
-    g = cv.groupby("model", sort=False)[columns]
-    mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
-    return mean.round(digits).astype(str) + " ± " + std.round(digits).astype(str)
-
-
-def paired_differences(cv: pd.DataFrame, against: dict[str, str], metric: str = "accuracy") -> pd.DataFrame:
-    """Per-fold differences in ``metric`` of each model against its control (``{model: control}``): every model is
-    scored on the same folds, so the paired difference is what tells a real gain from fold-to-fold noise. One row per
-    model: the mean difference, its smallest and largest fold, and on how many folds the model did better."""
-    wide = cv.pivot_table(index="fold", columns="model", values=metric, sort=False)
-    rows = []
-    for model, control in against.items():
-        d = wide[model] - wide[control]
-        rows.append({"model": model, "control": control, "mean": d.mean(), "min": d.min(), "max": d.max(),
-                     "better_folds": int((d > 0).sum()), "folds": len(d)})
-    return pd.DataFrame(rows).set_index("model")
-
-
 def baseline_row(labels, k: int, seed: int) -> pd.DataFrame:
     """Always-positive scored on the same folds as the models, as CV rows (model ``always_positive``)."""
     labels = np.asarray(labels)
@@ -343,42 +294,3 @@ def baseline_row(labels, k: int, seed: int) -> pd.DataFrame:
                          for f, (_, te) in enumerate(folds(labels, k, seed))])
 
 
-def validation_predictions(model, cfg: Config, ds: Dataset, features: Features | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(true labels, predicted labels) of ``model`` on the stored validation split."""
-    val = list(get_split(ds, cfg.cache).val)
-    y = ds.rows(val, labelled=True).label.to_numpy()
-    pred = predict_logits(model, make_data(cfg, ds, val, y, features, model), cfg).argmax(1).numpy()
-    return y, pred
-
-
-def misclassified(ds: Dataset, y, pred, n: int = 8, seed: int = 0, cache: Path | None = None) -> pd.DataFrame:
-    """A seeded sample of validation tweets the model got wrong (true, predicted, text)."""
-    val = list(get_split(ds, cache).val)
-    texts = ds.rows(val).text.to_numpy()
-    wrong = np.flatnonzero(np.asarray(y) != np.asarray(pred))
-    pick = np.sort(np.random.default_rng(seed).choice(wrong, size=min(n, len(wrong)), replace=False))
-    return pd.DataFrame({"guid": [val[i] for i in pick], "true": [LABELS[y[i]] for i in pick],
-                         "predicted": [LABELS[pred[i]] for i in pick], "text": [texts[i][:100] for i in pick]})
-
-
-def paired_comparison(y, pred_a, pred_b, names: tuple[str, str] = ("a", "b")) -> pd.DataFrame:
-    """How often each of two models is right where the other is wrong, per true class."""
-    y, a, b = map(np.asarray, (y, pred_a, pred_b))
-    rows = []
-    for k, c in enumerate(LABELS):
-        m = y == k
-        rows.append({"class": c, "rows": int(m.sum()), f"only {names[0]} right": int(((a == y) & (b != y) & m).sum()),
-                     f"only {names[1]} right": int(((b == y) & (a != y) & m).sum()), "both right": int(((a == y) & (b == y) & m).sum())})
-    return pd.DataFrame(rows).set_index("class")
-
-
-def decision_changes(y, control, preds: dict[str, np.ndarray]) -> pd.DataFrame:
-    """How often each model's label differs from the ``control`` model's on the same rows, and whether for the
-    better: rows changed, fixed (control wrong, model right), broken (control right, model wrong), and net."""
-    y, control = np.asarray(y), np.asarray(control)
-    rows = {}
-    for name, p in preds.items():
-        p = np.asarray(p)
-        fixed, broken = int(((control != y) & (p == y)).sum()), int(((control == y) & (p != y)).sum())
-        rows[name] = {"changed": int((p != control).sum()), "fixed": fixed, "broken": broken, "net": fixed - broken}
-    return pd.DataFrame.from_dict(rows, orient="index")

@@ -4,6 +4,7 @@ single-modality models did)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,9 +16,10 @@ from .data import LABELS, Dataset
 from .decisions import expected_calibration_error
 from .encoders import REGION_GRID, image_encoder, text_encoder
 from .errors import ConfigError
-from .evaluation import metrics
 from .features import Dims, Features
+from .metrics import metrics
 from .models import Classifier, CrossAttentionFusion, GatedFusion, LateFusion
+from .splits import get_split
 from .text import encoder_texts
 
 
@@ -203,3 +205,13 @@ def gallery_rows(errors: pd.DataFrame, per_kind: int = 3, seed: int = 0) -> pd.D
         rows = errors[errors.kind == kind]
         picks.append(rows.iloc[np.sort(rng.choice(len(rows), size=min(per_kind, len(rows)), replace=False))])
     return pd.concat(picks)
+
+
+def misclassified(ds: Dataset, y, pred, n: int = 8, seed: int = 0, cache: Path | None = None) -> pd.DataFrame:
+    """A seeded sample of validation tweets the model got wrong (true, predicted, text)."""
+    val = list(get_split(ds, cache).val)
+    texts = ds.rows(val).text.to_numpy()
+    wrong = np.flatnonzero(np.asarray(y) != np.asarray(pred))
+    pick = np.sort(np.random.default_rng(seed).choice(wrong, size=min(n, len(wrong)), replace=False))
+    return pd.DataFrame({"guid": [val[i] for i in pick], "true": [LABELS[y[i]] for i in pick],
+                         "predicted": [LABELS[pred[i]] for i in pick], "text": [texts[i][:100] for i in pick]})

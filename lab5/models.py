@@ -232,8 +232,6 @@ class Classifier(nn.Module):
                  text_top: TextTop | None = None):
         super().__init__()
         self.head, self.text_encoder, self.image_encoder, self.text_top = head, text_encoder, image_encoder, text_top
-        # added to the logits: zero, or a decision rule tuned on validation rows (``Config.decision``)
-        self.register_buffer("logit_bias", torch.zeros(N_CLASSES))
 
     def encode(self, b: dict) -> dict:
         b = dict(b)
@@ -246,18 +244,18 @@ class Classifier(nn.Module):
         return b
 
     def forward(self, b: dict) -> torch.Tensor:
-        return self.head(self.encode(b)) + self.logit_bias
+        return self.head(self.encode(b))
 
 
 class Ensemble(nn.Module):
     """Several classifiers trained one after another on the same rows; the output is the log of their mean
-    probabilities (so argmax is the averaged vote), plus a decision-rule bias like :class:`Classifier`'s."""
+    probabilities (so argmax is the averaged vote). Any other decision rule is a :class:`lab5.decisions.Decision`
+    over the members' probabilities, kept beside the model."""
 
     def __init__(self, members: dict[str, Classifier], text_suffixes: dict[str, str] | None = None):
         super().__init__()
         self.members = nn.ModuleDict(members)
         self.text_suffixes = text_suffixes or {}  # member -> key suffix of its text features ("" or absent: the first)
-        self.register_buffer("logit_bias", torch.zeros(N_CLASSES))
 
     def routed_members(self) -> list[tuple[str, nn.Module]]:
         """(name, module) per member, each module reading the ensemble's batches as that member should (a member
@@ -266,7 +264,7 @@ class Ensemble(nn.Module):
 
     def forward(self, b: dict) -> torch.Tensor:
         p = torch.stack([torch.softmax(m(b).float(), -1) for _, m in self.routed_members()]).mean(0)
-        return torch.log(p.clamp_min(1e-8)) + self.logit_bias
+        return torch.log(p.clamp_min(1e-8))
 
 
 def members_of(model: nn.Module) -> dict[str, nn.Module]:

@@ -13,6 +13,7 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -25,20 +26,21 @@ from .decisions import Decision
 from .errors import ConfigError
 from .features import (IMAGE_LIBRARIES, TEXT_LIBRARIES, Dims, Features, image_input_fingerprint, load_features,
                        text_input_fingerprint)
-from .io import atomic_write_bytes, digest
 from .evaluation import check_cv_rows, cv_runs
-from .models import build_model, members_of
+from .io import atomic_write_bytes, digest
+from .models import build_model
 from .runtime import numerics, resolve_device, versions
 from .splits import get_split, training_subset
 from .submission import write_predictions
 from .text import encoder_texts
-from .training import TrainResult, fit, predict_logits
+from .training import TrainResult, fit, predict_labels
 
 log = logging.getLogger("lab5")
 
 #: Bump when what a training produces changes while every other part of its key stays (the loop, a head, what an
 #: entry holds): every cached training is then redone. Source edits that keep the numbers keep the cache.
-TRAIN_CACHE_VERSION = 1
+#: 2: the decision rule is kept beside the weights (no ``logit_bias`` buffer in the model).
+TRAIN_CACHE_VERSION = 2
 #: libraries whose versions can change trained weights (part of every training's key)
 TRAIN_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
 
@@ -139,7 +141,7 @@ def _store_training(folder: Path, result: TrainResult) -> None:
     blob = buf.getvalue()
     h = result.history
     meta = {"version": TRAIN_CACHE_VERSION, "model_sha256": hashlib.sha256(blob).hexdigest(),
-            "dims": _dims_json(result.model.dims),
+            "dims": _dims_json(result.model.dims), "decision": result.decision.to_dict(),
             "history": {"columns": list(h.columns), "records": h.to_dict("records")},
             "best_epoch": int(result.best_epoch), "best_val_macro_f1": float(result.best_val_macro_f1)}
     try:
@@ -171,65 +173,101 @@ def _read_training(folder: Path, model: nn.Module, cfg: Config) -> tuple[TrainRe
         h = meta["history"]
         history = pd.DataFrame.from_records(h["records"], columns=h["columns"])
         best_epoch, best_f1 = int(meta["best_epoch"]), float(meta["best_val_macro_f1"])
+        decision = Decision.from_dict(meta["decision"])
         touched = True
         model.load_state_dict(state)
     except Exception as e:  # unreadable JSON, foreign or truncated bytes, missing keys, weights that do not fit
         log.warning("cached training %s is damaged or does not fit (%s); training again", folder, e)
         return None, touched
     log.info("read the trained %s from %s", cfg.model, folder)
-    return TrainResult(model.to(resolve_device(cfg.device)).eval(), history, best_epoch, best_f1), False
+    return TrainResult(model.to(resolve_device(cfg.device)).eval(), history, best_epoch, best_f1, decision), False
 
 
-def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: Path | None = None) -> dict[str, str]:
-    """Predicted tag of every test guid; when no model is given, trains ``cfg.model`` on the stored split (with
-    early stopping) or on every labelled row (``cfg.early_stopping`` off), through :func:`train_model` and its cache.
+def fit_decision(cfg: Config, ds: Dataset, result: TrainResult | None = None) -> Decision:
+    """The decision rule of ``cfg``: with ``--combine`` other than ``mean``, fitted on the out-of-fold probabilities
+    of this config's cross-validation (read from the CV cache, or run now: ``cfg.folds`` trainings of each member,
+    announced in the log and timed in the profile); else the rule ``result``'s training fitted (``--decision tuned``:
+    offsets tuned on its validation rows), or the plain argmax."""
+    if cfg.combine == "mean":
+        return result.decision if result is not None else Decision("mean")
+    check_cv_rows(ds, cfg.folds)
+    log.info("fitting the decision rule --combine %s on the out-of-fold probabilities of a %d-fold CV of %s "
+             "(read from %s/cv/ where cached)", cfg.combine, cfg.folds, cfg.model, cfg.cache)
+    with profile.stage(f"decision {cfg.combine}: {cfg.folds}-fold CV of {cfg.model}"):
+        run = cv_runs(ds, {"final": cfg})["final"]
+    return Decision(cfg.combine).fit(list(run.member_probs.values()), ds.train.label.to_numpy())
 
-    With ``out``, the ``guid,tag`` file is written (checked, atomically) in the test file's order.
+
+def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: Path | None = None,
+                 decision: Decision | None = None) -> dict[str, str]:
+    """Predicted tag of every test guid, by ``model`` and its fitted ``decision`` (both from a checkpoint, say).
+
+    When no model is given, trains ``cfg.model`` on the stored split (with early stopping) or on every labelled row
+    (``cfg.early_stopping`` off), through :func:`train_model` and its cache; when no decision is given, it is fitted
+    by :func:`fit_decision`. With ``out``, the ``guid,tag`` file is written (checked, atomically) in the test file's
+    order.
     """
-    if cfg.combine != "mean":  # the decision is fitted on this config's CV: refuse a dataset too small for one now
+    if decision is None and cfg.combine != "mean":  # fitted on this config's CV: refuse a dataset too small for one now
         check_cv_rows(ds, cfg.folds)
     if model is None:  # with early stopping: the stored split; without: every labelled row, no rows held out
         rows = training_rows(cfg, ds, *(() if cfg.early_stopping else (list(ds.train.guid), [])))
     feats = None if cfg.finetune else load_features(ds, cfg)
+    result = None
     if model is None:
-        model = train_model(cfg, ds, feats, *rows).model
+        result = train_model(cfg, ds, feats, *rows)
+        model = result.model
+    if decision is None:
+        decision = fit_decision(cfg, ds, result)
     guids = list(ds.test.guid)
-    test = make_data(cfg, ds, guids, None, feats, model)
-    if cfg.combine == "mean":
-        pred = predict_logits(model, test, cfg).argmax(1).tolist()
-    else:  # the decision is fitted on the out-of-fold probabilities of this config's CV (cached)
-        run = cv_runs(ds, {"final": cfg})["final"]
-        decision = Decision(cfg.combine).fit(list(run.member_probs.values()), ds.train.label.to_numpy())
-        members = list(members_of(model).values()) or [model]
-        pred = decision.predict([predict_logits(m, test, cfg).softmax(1).numpy() for m in members]).tolist()
+    pred = predict_labels(model, decision, make_data(cfg, ds, guids, None, feats, model), cfg).tolist()
     tags = {g: LABELS[p] for g, p in zip(guids, pred)}
     if out is not None:
         write_predictions(ds.test, tags, out)
     return tags
 
 
+def validation_predictions(model, cfg: Config, ds: Dataset, features: Features | None = None,
+                           decision: Decision | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(true labels, predicted labels) of ``model`` on the stored validation split, by ``decision`` (default: the
+    plain argmax)."""
+    val = list(get_split(ds, cfg.cache).val)
+    y = ds.rows(val, labelled=True).label.to_numpy()
+    pred = predict_labels(model, decision or Decision("mean"), make_data(cfg, ds, val, y, features, model), cfg)
+    return y, pred
+
+
 # --------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path: Path, model: nn.Module, cfg: Config, result: TrainResult | None = None) -> None:
-    """Write ``path/model.pt`` (state dict) and ``path/config.json`` (config, input widths, best epoch), atomically."""
+def save_checkpoint(path: Path, model: nn.Module, cfg: Config, result: TrainResult | None = None,
+                    decision: Decision | None = None) -> None:
+    """Write ``path/model.pt`` (state dict) and ``path/config.json`` (config, input widths, the fitted decision rule,
+    best epoch), atomically. The rule is ``decision``, else ``result``'s, else the plain argmax."""
     path = Path(path)
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
-    meta = {"config": cfg.to_dict(), "dims": _dims_json(model.dims)}
+    decision = decision or (result.decision if result is not None else Decision("mean"))
+    meta = {"config": cfg.to_dict(), "dims": _dims_json(model.dims), "decision": decision.to_dict()}
     if result is not None:
         meta.update(best_epoch=result.best_epoch, best_val_macro_f1=result.best_val_macro_f1)
     atomic_write_bytes(path / "model.pt", buf.getvalue())
     atomic_write_bytes(path / "config.json", json.dumps(meta, indent=2, sort_keys=True).encode())
 
 
-def load_model(path: Path, **overrides) -> tuple[nn.Module, Config]:
-    """Rebuild a saved model (its predictions are identical to the saved model's) and its config, with
-    ``overrides`` (paths, device) applied; a missing, damaged or mismatched checkpoint raises ConfigError."""
+def load_model(path: Path, **overrides) -> tuple[nn.Module, Config, Decision]:
+    """Rebuild a saved model (its predictions are identical to the saved model's), its config, with ``overrides``
+    (paths, device) applied, and its fitted decision rule; a missing, damaged or mismatched checkpoint raises
+    ConfigError. A checkpoint from before the rule was stored beside the weights (a ``logit_bias`` in the weights)
+    gets that bias back as the rule's offsets."""
     path = Path(path)
     try:
         meta = json.loads((path / "config.json").read_text())
         state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
         cfg, dims = Config.from_dict(meta["config"], **overrides), meta["dims"]
         dims = Dims(**dims) if "text" in dims else {k: Dims(**d) for k, d in dims.items()}
+        bias = state.pop("logit_bias", None)
+        decision = Decision.from_dict(meta["decision"]) if "decision" in meta else \
+            Decision("mean+offsets" if bias is not None and bool(bias.any()) else "mean",
+                     offsets=np.zeros(3) if bias is None else bias.double().numpy())
+        state = {k: v for k, v in state.items() if not k.endswith(".logit_bias")}
     except ConfigError:
         raise
     except Exception as e:  # unreadable JSON, foreign bytes, a truncated zip, missing keys: all mean "damaged"
@@ -239,4 +277,4 @@ def load_model(path: Path, **overrides) -> tuple[nn.Module, Config]:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise ConfigError(f"checkpoint {path} does not fit model {cfg.model!r} ({str(e).splitlines()[0]})") from None
-    return model.eval(), cfg
+    return model.eval(), cfg, decision

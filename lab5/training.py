@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from .batches import Batches, batch_order, class_weights
 from .config import Config
-from .models import Ensemble
+from .decisions import Decision
+from .models import Ensemble, members_of
 from .parallel import run_all
 from .runtime import reproducible, resolve_device
 
@@ -34,6 +35,9 @@ class TrainResult:
     history: pd.DataFrame  # one row per epoch (an ensemble: per member and epoch, with ``member`` and ``best``)
     best_epoch: int  # 0 for an ensemble (each member has its own, in the history)
     best_val_macro_f1: float
+    #: the decision rule fitted with the training: argmax (``mean``), or with ``--decision tuned`` offsets tuned on
+    #: the validation rows
+    decision: Decision = field(default_factory=Decision)
 
 
 def training_threads(cfg: Config) -> int:
@@ -101,9 +105,8 @@ def _to(b: dict, device: torch.device) -> dict:
 
 
 def train_epoch(model: nn.Module, data: Batches, opt, sched, cfg: Config, gen: torch.Generator,
-                weight: torch.Tensor | None, steps_left: int | None) -> list[float]:
-    """One pass over ``data`` (at most ``steps_left`` optimiser steps); returns the batch losses."""
-    device = resolve_device(cfg.device)
+                weight: torch.Tensor | None, steps_left: int | None, device: torch.device) -> list[float]:
+    """One pass over ``data`` (at most ``steps_left`` optimiser steps) on ``device``; returns the batch losses."""
     train_mode(model)
     losses = []
     lengths = data.lengths if cfg.batching == "bucket" else None
@@ -133,13 +136,14 @@ def evaluate(model: nn.Module, data: Batches, cfg: Config, weight: torch.Tensor 
 
 
 def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg: Config,
-                     threads: int | None = None) -> TrainResult:
+                     threads: int | None = None, device: torch.device | None = None) -> TrainResult:
     """Train one classifier on ``train``, early-stopping on the macro-F1 of ``val`` (the best weights are kept); with
     ``cfg.early_stopping`` off, or no ``val``, all ``cfg.epochs`` epochs run and the last weights are kept.
-    ``threads`` overrides :func:`training_threads` (the benchmark times the old two-thread path with it)."""
+    ``threads`` overrides :func:`training_threads` (the benchmark times the old two-thread path with it); ``device``
+    is where it trains (default: ``cfg.device`` resolved)."""
     has_val = val is not None and len(val) > 0
+    device = device or resolve_device(cfg.device)
     with reproducible(cfg.seed, threads or training_threads(cfg)):
-        device = resolve_device(cfg.device)
         model.to(device)
         gen = torch.Generator().manual_seed(cfg.seed)
         weight = class_weights(train.labels).to(device) if cfg.balance == "weights" else None
@@ -151,7 +155,8 @@ def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg:
         rows, step = [], 0
         name = type(getattr(model, "head", model)).__name__
         for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"train {name}", disable=not cfg.progress):
-            losses = train_epoch(model, train, opt, sched, cfg, gen, weight, cfg.max_steps - step if cfg.max_steps else None)
+            losses = train_epoch(model, train, opt, sched, cfg, gen, weight, cfg.max_steps - step if cfg.max_steps else None,
+                                 device)
             step += len(losses)
             row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0]}
             stop = False
@@ -170,30 +175,32 @@ def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg:
 
 def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> TrainResult:
     """Train a classifier, or each member of an :class:`~lab5.models.Ensemble` on its own features (each with its own
-    early stopping; ``cfg.jobs`` of them side by side); then, with ``cfg.decision == "tuned"``, tune the decision rule
-    on ``val`` for the whole model."""
-    model.to(resolve_device(cfg.device))
+    early stopping; ``cfg.jobs`` of them side by side); then, with ``cfg.decision == "tuned"``, fit the decision rule
+    of the whole model on ``val`` (a ``mean+offsets`` :class:`~lab5.decisions.Decision`, in the result)."""
+    device = resolve_device(cfg.device)
+    model.to(device)
     ensemble = isinstance(model, Ensemble)
     has_val = val is not None and len(val) > 0
     if ensemble:
-        runs = _fit_members(model, train, val if has_val else None, cfg)
+        runs = _fit_members(model, train, val if has_val else None, cfg, device)
     else:
-        runs = {cfg.model: train_classifier(model, train, val, cfg)}
+        runs = {cfg.model: train_classifier(model, train, val, cfg, device=device)}
     model.eval()
-    logits = predict_logits(model, val, cfg) if has_val else None
     if ensemble:
         history = pd.concat([r.history.assign(member=n, best=r.history.epoch == r.best_epoch) for n, r in runs.items()],
                             ignore_index=True)
-        best = float(f1_score(val.labels.numpy(), logits.argmax(1).numpy(), average="macro")) if has_val else float("nan")
+        best = float(f1_score(val.labels.numpy(), predict_logits(model, val, cfg).argmax(1).numpy(), average="macro")) \
+            if has_val else float("nan")
         result = TrainResult(model, history, 0, best)
     else:
         result = runs[cfg.model]
     if cfg.decision == "tuned" and has_val:
-        model.logit_bias.copy_(tune_logit_bias(logits - model.logit_bias.cpu(), val.labels))
+        result.decision = Decision("mean+offsets").fit(member_probabilities(model, val, cfg), val.labels.numpy())
     return result
 
 
-def _fit_members(model: Ensemble, train: Batches, val: Batches | None, cfg: Config) -> dict[str, TrainResult]:
+def _fit_members(model: Ensemble, train: Batches, val: Batches | None, cfg: Config,
+                 device: torch.device) -> dict[str, TrainResult]:
     """Train every member of ``model`` on its own view of the rows (:meth:`~lab5.batches.FeatureData.member_view`),
     up to ``cfg.jobs`` at once; the trained weights are loaded into ``model``'s members."""
     members = list(model.members.items())
@@ -201,7 +208,8 @@ def _fit_members(model: Ensemble, train: Batches, val: Batches | None, cfg: Conf
     def train_one(k: int):
         name, m = members[k]
         suffix = model.text_suffixes.get(name, "")
-        r = train_classifier(m, train.member_view(suffix), val.member_view(suffix) if val is not None else None, cfg)
+        r = train_classifier(m, train.member_view(suffix), val.member_view(suffix) if val is not None else None, cfg,
+                             device=device)
         return m.state_dict(), r.history, r.best_epoch, r.best_val_macro_f1
 
     runs = {}
@@ -211,33 +219,10 @@ def _fit_members(model: Ensemble, train: Batches, val: Batches | None, cfg: Conf
     return runs
 
 
-def tune_logit_bias(logits: torch.Tensor, labels: torch.Tensor, grid=None) -> torch.Tensor:
-    """Offsets for the negative and neutral logits (positive fixed at 0) that maximise macro-F1 on these rows.
-
-    A grid search; ties go to the smallest offsets, so with no gain the rule stays argmax.
-    """
-    grid = torch.linspace(-1.0, 3.0, 17) if grid is None else grid
-    order = sorted(((abs(a) + abs(b), float(a), float(b)) for a in grid.tolist() for b in grid.tolist()))
-    biases = torch.tensor([[a, b, 0.0] for _, a, b in order])  # (K, 3)
-    preds = (logits.unsqueeze(0) + biases.unsqueeze(1)).argmax(-1)  # (K, N)
-    return biases[int(torch.argmax(_macro_f1_many(preds, labels)))]  # argmax takes the first maximum: the smallest
-
-
-def _macro_f1_many(preds: torch.Tensor, y: torch.Tensor, n: int = 3) -> torch.Tensor:
-    """Macro-F1 of each row of ``preds`` (K, N) against ``y`` (N) at once (the search objective only;
-    reported metrics come from scikit-learn)."""
-    f1s = []
-    for c in range(n):
-        p, t = preds == c, (y == c).unsqueeze(0)
-        tp = (p & t).sum(1).float()
-        f1s.append(2 * tp / (p.sum(1) + t.sum(1)).float().clamp(min=1))
-    return torch.stack(f1s).mean(0)
-
-
 @torch.no_grad()
 def predict_logits(model: nn.Module, data: Batches, cfg: Config) -> torch.Tensor:
-    """Logits (N, 3) on the CPU, in the data's order."""
-    device = resolve_device(cfg.device)
+    """Logits (N, 3) on the CPU, in the data's order, computed on the device the model is on."""
+    device = next(model.parameters()).device
     model.eval()
     out = []
     with reproducible(cfg.seed, training_threads(cfg)):  # the thread count, like the seed, decides float rounding
@@ -245,3 +230,18 @@ def predict_logits(model: nn.Module, data: Batches, cfg: Config) -> torch.Tensor
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 out.append(model(_to(data.batch(idx), device)).float().cpu())
     return torch.cat(out) if out else torch.zeros(0, 3)
+
+
+def member_probabilities(model: nn.Module, data: Batches, cfg: Config) -> list[np.ndarray]:
+    """Class probabilities (N, 3) of each member of an ensemble, in its order; of the model itself, alone in the
+    list, for a single classifier: what a :class:`~lab5.decisions.Decision` decides from."""
+    members = list(members_of(model).values()) or [model]
+    return [predict_logits(m, data, cfg).softmax(1).numpy() for m in members]
+
+
+def predict_labels(model: nn.Module, decision: Decision, data: Batches, cfg: Config) -> np.ndarray:
+    """Predicted class of every row of ``data``: ``decision`` over the members' probabilities, or, for the plain
+    argmax rule, the argmax of the model's own logits (an ensemble's are the log of its members' mean)."""
+    if decision.is_argmax:
+        return predict_logits(model, data, cfg).argmax(1).numpy()
+    return decision.predict(member_probabilities(model, data, cfg))

@@ -13,9 +13,9 @@ from synthetic import jpeg_bytes
 from lab5.cli import COMMANDS, main
 from lab5.data import load_dataset, read_labels
 from lab5.errors import ConfigError
-from lab5.evaluation import confusion, metrics, summarize, validation_predictions
+from lab5.metrics import confusion, metrics, summarize
 from lab5.features import load_features
-from lab5.pipeline import load_model
+from lab5.pipeline import load_model, validation_predictions
 
 FAST = ["--device", "cpu", "--no-progress", "--epochs", "3", "--batch-size", "4", "--max-length", "16",
         "--hidden", "16", "--attention-hidden", "8", "--heads", "2", "--threads", "1", "--text-encoder", "minilm",
@@ -206,7 +206,7 @@ def test_evaluate_scores_a_checkpoint_on_the_validation_rows(dataset_factory, tm
     capsys.readouterr()
     assert main(["evaluate", *common, "--checkpoint", str(ck)]) == 0
     out = capsys.readouterr().out
-    model, cfg = load_model(ck)
+    model, cfg, _ = load_model(ck)
     ds = load_dataset(root)
     y, pred = validation_predictions(model, cfg, ds, load_features(ds, cfg))
     m = metrics(y, pred)

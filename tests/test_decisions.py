@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from lab5.decisions import Decision, calibration_bins, cross_fit, expected_calibration_error, fit_temperature, log_loss, softmax
+from lab5.decisions import (Decision, calibration_bins, cross_fit, expected_calibration_error, fit_temperature, log_loss,
+                            softmax, tune_offsets)
 from lab5.errors import ConfigError
 
 
@@ -68,6 +70,36 @@ def test_cross_fit_never_uses_a_folds_own_labels():
     after = cross_fit("stack+offsets", [a, b], changed, fold_of)
     np.testing.assert_array_equal(after[fold_of == 0], before[fold_of == 0])
     assert not np.allclose(after[fold_of == 1], before[fold_of == 1])
+
+
+def test_tuned_offsets_stay_zero_when_nothing_is_gained():
+    logits = torch.tensor([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]])
+    assert torch.equal(tune_offsets(logits, torch.tensor([0, 1, 2])), torch.zeros(3))
+
+
+def test_tuned_offsets_recover_a_shifted_class_with_the_smallest_offsets_that_do_it():
+    # neutral rows score just below positive: a neutral offset of at least 0.5 fixes all of them
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.7, 1.0], [0.0, 0.6, 1.0], [0.0, 0.0, 2.0], [0.0, 0.0, 2.5]])
+    bias = tune_offsets(logits, torch.tensor([0, 1, 1, 2, 2]))
+    assert bias.tolist() == [0.0, 0.5, 0.0]
+    assert ((logits + bias).argmax(1) == torch.tensor([0, 1, 1, 2, 2])).all()
+
+
+@pytest.mark.parametrize("kind", ["mean", "mean+offsets", "temperature+offsets", "stack", "stack+offsets"])
+def test_a_fitted_decision_round_trips_through_json_to_the_same_probabilities(kind):
+    import json
+
+    y, a, b, _ = _members()
+    d = Decision(kind).fit([a, b], y)
+    again = Decision.from_dict(json.loads(json.dumps(d.to_dict())))
+    assert again.kind == kind
+    assert np.array_equal(again.probabilities([a, b]), d.probabilities([a, b]))
+
+
+def test_only_the_plain_mean_without_offsets_counts_as_argmax():
+    assert Decision("mean").is_argmax
+    assert not Decision("mean+offsets", offsets=np.array([0.0, 0.5, 0.0])).is_argmax
+    assert not Decision("stack").is_argmax
 
 
 def test_an_unknown_decision_is_refused_with_the_choices():

@@ -1,12 +1,14 @@
 """Ensembles (``--model late+gated``): members trained one by one, probabilities averaged, saved and reloaded."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from sklearn.metrics import f1_score
 from synthetic import GUIDS, LABELS_, small_config
 
 from lab5.batches import FeatureData, make_data
+from lab5.decisions import Decision
 from lab5.errors import ConfigError
 from lab5.models import Ensemble, build_model, member_names, members_of, uses_sequences
 from lab5.pipeline import load_model, save_checkpoint
@@ -35,8 +37,6 @@ def test_ensemble_output_is_the_log_of_the_members_mean_probability(feats, tmp_p
     with torch.no_grad():
         mean = (torch.softmax(model.members["text"](b), -1) + torch.softmax(model.members["image"](b), -1)) / 2
         torch.testing.assert_close(model(b), mean.log())
-        model.logit_bias.copy_(torch.tensor([0.5, 0.0, -0.5]))
-        torch.testing.assert_close(model(b), mean.log() + torch.tensor([0.5, 0.0, -0.5]))
 
 
 def test_fitting_an_ensemble_trains_every_member_with_its_own_early_stopping(feats, tmp_path):
@@ -52,11 +52,14 @@ def test_fitting_an_ensemble_trains_every_member_with_its_own_early_stopping(fea
     for name in ("text", "concat"):
         changed = [k for k, v in model.members[name].state_dict().items() if not torch.equal(v, start[f"members.{name}.{k}"])]
         assert changed, name
-        assert torch.equal(model.members[name].logit_bias, torch.zeros(3))  # the rule is tuned on the average only
     # the reported score is the macro-F1 of the averaged vote (before the tuned offsets), high on separable data
-    pred = (predict_logits(model, val, cfg) - model.logit_bias).argmax(1).numpy()
+    pred = predict_logits(model, val, cfg).argmax(1).numpy()
     assert res.best_val_macro_f1 == pytest.approx(f1_score(LABELS_[24:], pred, average="macro"))
     assert res.best_val_macro_f1 > 0.9
+    # the tuned rule is one decision over the members' mean, fitted on the validation rows
+    members = [predict_logits(model.members[n], val, cfg).softmax(1).numpy() for n in ("text", "concat")]
+    assert res.decision.kind == "mean+offsets"
+    assert np.array_equal(res.decision.offsets, Decision("mean+offsets").fit(members, LABELS_[24:]).offsets)
 
 
 def test_ensemble_checkpoint_round_trips_to_identical_logits(feats, tmp_path):
@@ -64,11 +67,11 @@ def test_ensemble_checkpoint_round_trips_to_identical_logits(feats, tmp_path):
     model = build_model(cfg, feats.dims())
     data = make_data(cfg, None, GUIDS, LABELS_, feats)
     res = fit(model, data, None, cfg)
-    model.logit_bias.fill_(0.25)
-    save_checkpoint(tmp_path / "ck", model, cfg, res)
-    loaded, cfg2 = load_model(tmp_path / "ck")
+    save_checkpoint(tmp_path / "ck", model, cfg, res, Decision("mean+offsets", offsets=np.array([0.25, 0.5, 0.0])))
+    loaded, cfg2, decision = load_model(tmp_path / "ck")
     assert isinstance(loaded, Ensemble) and list(loaded.members) == ["late", "cross_attention"]
     assert torch.equal(predict_logits(loaded, data, cfg2), predict_logits(model, data, cfg))
+    assert decision.kind == "mean+offsets" and decision.offsets.tolist() == [0.25, 0.5, 0.0]
 
 
 def test_ensembles_refuse_end_to_end_finetuning(tmp_path):
@@ -120,6 +123,6 @@ def test_an_ensemble_over_text_encoders_round_trips_through_a_checkpoint(two_tex
     model = build_model(cfg, f.dims())
     fit(model, FeatureData(f, GUIDS, LABELS_), None, cfg)
     save_checkpoint(tmp_path / "ck", model, cfg)
-    again, _ = load_model(tmp_path / "ck")
+    again, _, _ = load_model(tmp_path / "ck")
     data = FeatureData(f, GUIDS, LABELS_)
     torch.testing.assert_close(predict_logits(again, data, cfg), predict_logits(model, data, cfg), rtol=0, atol=0)

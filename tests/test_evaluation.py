@@ -1,4 +1,5 @@
-"""lab5.evaluation: metrics agree with scikit-learn, the baseline, cross-validation without leaks, summaries."""
+"""lab5.evaluation: cross-validation without leaks, its cache and key, learning curves, the baseline on the same folds;
+and the stored split's validation predictions and misclassified rows."""
 from __future__ import annotations
 
 import hashlib
@@ -9,63 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 from synthetic import make_features, small_config
 
 import lab5.evaluation as E
+from lab5.batches import make_data
 from lab5.data import LABELS, load_dataset
 from lab5.errors import ConfigError, DataError
-from lab5.evaluation import (
-    METRIC_COLUMNS,
-    always_positive,
-    baseline_row,
-    confusion,
-    cross_validate,
-    cv_key,
-    cv_runs,
-    folds,
-    metrics,
-    misclassified,
-    paired_comparison,
-    summarize,
-    validation_predictions,
-)
+from lab5.evaluation import baseline_row, cross_validate, cv_key, cv_runs, folds
+from lab5.explain import misclassified
+from lab5.metrics import METRIC_COLUMNS, metrics
 from lab5.models import build_model
+from lab5.pipeline import validation_predictions
 from lab5.splits import get_split
-
-Y_TRUE = [0, 0, 1, 1, 1, 2, 2, 2, 2, 2]
-Y_PRED = [0, 1, 1, 1, 2, 2, 2, 0, 2, 1]
-
-
-def test_metrics_match_scikit_learn():
-    m = metrics(Y_TRUE, Y_PRED)
-    assert m["accuracy"] == pytest.approx(accuracy_score(Y_TRUE, Y_PRED))
-    assert m["macro_f1"] == pytest.approx(f1_score(Y_TRUE, Y_PRED, average="macro"))
-    assert m["weighted_f1"] == pytest.approx(f1_score(Y_TRUE, Y_PRED, average="weighted"))
-    p, r, f, _ = precision_recall_fscore_support(Y_TRUE, Y_PRED)
-    for k, c in enumerate(["negative", "neutral", "positive"]):
-        assert (m[f"precision_{c}"], m[f"recall_{c}"], m[f"f1_{c}"]) == pytest.approx((p[k], r[k], f[k]))
-    assert set(METRIC_COLUMNS) <= set(m)
-    assert all(isinstance(v, float) for v in m.values())
-
-
-def test_metrics_count_a_never_predicted_class_as_zero_f1():
-    m = metrics([0, 1, 2], [2, 2, 2])
-    assert m["f1_negative"] == 0.0 and m["f1_neutral"] == 0.0
-    assert m["macro_f1"] == pytest.approx((0 + 0 + 0.5) / 3)
-
-
-def test_confusion_has_true_rows_and_predicted_columns():
-    c = confusion(Y_TRUE, Y_PRED)
-    assert c.loc["positive", "negative"] == 1 and c.loc["negative", "neutral"] == 1
-    assert c.to_numpy().sum() == len(Y_TRUE) and np.trace(c.to_numpy()) == 6
-
-
-def test_always_positive_accuracy_is_the_positive_share():
-    labels = np.array([2, 2, 2, 1, 0, 2, 1, 2, 2, 0])
-    m = always_positive(labels)
-    assert m["accuracy"] == pytest.approx(0.6)
-    assert m["recall_positive"] == 1.0 and m["f1_neutral"] == 0.0
+from lab5.training import predict_logits
 
 
 def test_folds_are_stratified_partitions():
@@ -85,23 +42,6 @@ def test_baseline_row_scores_always_positive_on_each_fold():
     assert list(rows.fold) == [0, 1, 2, 3, 4] and set(rows.model) == {"always_positive"}
     assert rows.accuracy.tolist() == pytest.approx([0.5] * 5)
     assert rows.macro_f1.tolist() == pytest.approx([(2 * 0.5 / 1.5) / 3] * 5)  # positive F1 2/3, the others 0
-
-
-def test_summarize_formats_mean_plus_minus_std_in_model_order():
-    cv = pd.DataFrame({"model": ["b", "b", "a", "a"], "fold": [0, 1, 0, 1],
-                       "accuracy": [0.5, 0.7, 0.6, 0.6], "macro_f1": [0.4, 0.4, 0.3, 0.5]})
-    s = summarize(cv, ["accuracy", "macro_f1"])
-    assert list(s.index) == ["b", "a"]
-    assert s.loc["b", "accuracy"] == "0.6 ± 0.141"
-    assert s.loc["a", "accuracy"] == "0.6 ± 0.0"
-    assert s.loc["a", "macro_f1"] == "0.4 ± 0.141"
-    assert all(re.fullmatch(r"\d\.\d+ ± \d\.\d+", v) for v in s.to_numpy().ravel())
-
-
-def test_summarize_single_fold_has_zero_std():
-    cv = pd.DataFrame({"model": ["m"], "fold": [0], **{c: [0.25] for c in METRIC_COLUMNS}})
-    s = summarize(cv)
-    assert list(s.columns) == METRIC_COLUMNS and (s.loc["m"] == "0.25 ± 0.0").all()
 
 
 # --------------------------------------------------------------------------- cross-validation
@@ -134,7 +74,7 @@ def _configs(cfg, *names):
 
 def test_cross_validate_gives_a_row_per_fold_and_never_evaluates_on_training_rows(cv_setup, monkeypatch):
     ds, feats, cfg, calls = cv_setup
-    real_fit, real_predict = E.fit, E.predict_logits
+    real_fit, real_predict = E.fit, E.member_probabilities
     log, inside = [], []
 
     def spy_fit(model, train, val, c):
@@ -148,11 +88,11 @@ def test_cross_validate_gives_a_row_per_fold_and_never_evaluates_on_training_row
     def spy_predict(model, data, c):
         out = real_predict(model, data, c)
         if not inside:
-            log.append(("eval", set(data.guids), data.labels.numpy(), out.argmax(1).numpy()))
+            log.append(("eval", set(data.guids), data.labels.numpy(), out[0].argmax(1)))
         return out
 
     monkeypatch.setattr(E, "fit", spy_fit)
-    monkeypatch.setattr(E, "predict_logits", spy_predict)
+    monkeypatch.setattr(E, "member_probabilities", spy_predict)
     cv = cross_validate(ds, _configs(cfg, "text", "concat"))
     assert len(cv) == 6 and list(cv.model) == ["text"] * 3 + ["concat"] * 3
     assert list(cv.fold) == [0, 1, 2] * 2
@@ -360,14 +300,17 @@ def trained(dataset_factory, tmp_path):
     return ds, feats, cfg, build_model(cfg, feats.dims())
 
 
-def test_validation_predictions_score_the_stored_validation_rows(trained):
+def test_validation_predictions_score_the_stored_validation_rows_by_the_given_decision(trained):
+    from lab5.decisions import Decision
+
     ds, feats, cfg, model = trained
-    with torch.no_grad():
-        model.logit_bias.copy_(torch.tensor([0.0, 0.0, 100.0]))  # always positive
-    y, pred = validation_predictions(model, cfg, ds, feats)
+    positive = Decision("mean+offsets", offsets=np.array([0.0, 0.0, 100.0]))  # always positive
+    y, pred = validation_predictions(model, cfg, ds, feats, positive)
     split = get_split(ds, cfg.cache)
     assert y.tolist() == ds.train.set_index("guid").loc[list(split.val), "label"].tolist()
     assert pred.tolist() == [2] * len(split.val) == [2] * 6
+    _, argmax = validation_predictions(model, cfg, ds, feats)  # the plain argmax by default
+    assert argmax.tolist() == predict_logits(model, make_data(cfg, ds, list(split.val), y, feats, model), cfg).argmax(1).tolist()
 
 
 def test_misclassified_samples_wrong_validation_rows_with_their_texts(trained):
@@ -385,18 +328,6 @@ def test_misclassified_samples_wrong_validation_rows_with_their_texts(trained):
     assert misclassified(ds, y, y, cache=cfg.cache).empty
 
 
-def test_paired_comparison_counts_where_each_model_alone_is_right():
-    y = [0, 0, 1, 1, 2, 2]
-    a = [0, 1, 1, 0, 2, 2]
-    b = [0, 0, 0, 0, 2, 1]
-    table = paired_comparison(y, a, b, ("a", "b"))
-    assert table.to_dict("index") == {
-        "negative": {"rows": 2, "only a right": 0, "only b right": 1, "both right": 1},
-        "neutral": {"rows": 2, "only a right": 1, "only b right": 0, "both right": 0},
-        "positive": {"rows": 2, "only a right": 1, "only b right": 0, "both right": 1},
-    }
-
-
 def test_check_cv_rows_refuses_too_few_rows_per_class_or_in_all(dataset_factory):
     ds = load_dataset(dataset_factory(n_train=45, n_test=3))  # 15 rows per class
     E.check_cv_rows(ds, 3)  # 30 training rows a fold, 15 >= 3 per class: accepted
@@ -405,16 +336,6 @@ def test_check_cv_rows_refuses_too_few_rows_per_class_or_in_all(dataset_factory)
     small = load_dataset(dataset_factory(n_train=30, n_test=3))
     with pytest.raises(DataError, match="30 labelled rows are too few for 2-fold"):
         E.check_cv_rows(small, 2)  # 15 training rows a fold
-
-
-def test_paired_differences_compare_each_model_with_its_control_fold_by_fold():
-    cv = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3 + ["c"] * 3, "fold": [0, 1, 2] * 3,
-                       "accuracy": [0.70, 0.72, 0.71, 0.72, 0.71, 0.75, 0.60, 0.61, 0.62]})
-    d = E.paired_differences(cv, {"b": "a", "c": "a"})
-    assert d.loc["b", "control"] == "a" and d.loc["b", "better_folds"] == 2 and d.loc["b", "folds"] == 3
-    assert d.loc["b", "mean"] == pytest.approx((0.02 - 0.01 + 0.04) / 3)
-    assert d.loc["b", "min"] == pytest.approx(-0.01) and d.loc["b", "max"] == pytest.approx(0.04)
-    assert d.loc["c", "better_folds"] == 0 and d.loc["c", "mean"] == pytest.approx(-0.1)
 
 
 # --------------------------------------------------------------------------- learning curves and decision changes
@@ -448,14 +369,6 @@ def test_a_learning_curve_has_a_row_per_model_fraction_and_fold_ending_at_the_fu
     assert curve[(curve.train_rows == 30) & (curve.model == "concat")].accuracy.tolist() == full.accuracy.tolist()
     with pytest.raises(ConfigError, match="fractions must lie between 0 and 1"):
         E.learning_curve(ds, {"text": c}, (0.5, 1.0))
-
-
-def test_decision_changes_count_rows_fixed_and_broken_against_the_control():
-    y = np.array([0, 0, 1, 1, 2, 2])
-    control = np.array([0, 1, 1, 2, 2, 2])  # wrong on rows 1 and 3
-    table = E.decision_changes(y, control, {"a": np.array([0, 0, 1, 1, 0, 2]), "same": control})
-    assert table.loc["a"].to_dict() == {"changed": 3, "fixed": 2, "broken": 1, "net": 1}
-    assert table.loc["same"].to_dict() == {"changed": 0, "fixed": 0, "broken": 0, "net": 0}
 
 
 def test_folds_of_several_feature_groups_share_one_pool_and_give_the_same_results_in_any_order(cv_setup, monkeypatch):

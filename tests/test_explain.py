@@ -13,7 +13,7 @@ from lab5.data import LABELS
 from lab5.decisions import expected_calibration_error
 from lab5.encoders import REGION_GRID
 from lab5.errors import ConfigError
-from lab5.evaluation import metrics
+from lab5.metrics import metrics
 from lab5.explain import (
     ERROR_KINDS,
     cross_attention,

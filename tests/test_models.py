@@ -101,7 +101,7 @@ def test_build_model_makes_a_classifier_without_encoders_and_records_its_dims(fe
     assert isinstance(model, Classifier) and isinstance(model.head, MODELS["concat"])
     assert model.text_encoder is None and model.image_encoder is None and model.text_top is None
     assert model.dims == feats.dims()
-    assert torch.equal(model.logit_bias, torch.zeros(3))
+    assert all("logit_bias" not in k for k in model.state_dict())  # a decision rule lives beside the model
 
 
 def test_build_model_is_seeded_and_leaves_the_global_random_state_alone(feats, tmp_path):
@@ -125,15 +125,6 @@ def test_build_model_attaches_only_the_encoders_its_head_reads(tmp_path, tiny_te
     assert text.text_encoder is tiny_text and text.image_encoder is None
     image = build_model(small_config(tmp_path, model="image"), dims, (tiny_text, tiny_image))
     assert image.text_encoder is None and image.image_encoder is tiny_image
-
-
-def test_classifier_adds_its_logit_bias(feats, tmp_path):
-    model = build_model(small_config(tmp_path, model="concat"), Dims(16, 8, 16, 8)).eval()
-    b = _batch(feats)
-    with torch.no_grad():
-        base = model(b)
-        model.logit_bias.copy_(torch.tensor([1.0, -2.0, 0.5]))
-        torch.testing.assert_close(model(b), base + torch.tensor([1.0, -2.0, 0.5]))
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -18,6 +19,7 @@ import lab5.pipeline as P
 from lab5.batches import FeatureData, make_data
 from lab5.config import Config
 from lab5.data import load_dataset
+from lab5.decisions import Decision
 from lab5.errors import ConfigError
 from lab5.features import Dims, Features
 from lab5.models import MODELS, Classifier, Ensemble, TextTop, uses_sequences
@@ -99,10 +101,26 @@ def test_predict_test_with_a_model_uses_it_and_trains_nothing(dataset_factory, t
     cfg = small_config(tmp_path, data=root, model="text")
     model = P.train_model(cfg, ds, P.load_features(ds, cfg)).model
     monkeypatch.setattr(P, "train_model", lambda *a, **k: pytest.fail("trained although a model was given"))
-    with torch.no_grad():
-        model.logit_bias.copy_(torch.tensor([0.0, 100.0, 0.0]))  # whatever the head says: neutral
-    assert P.predict_test(cfg, ds, model) == {g: "neutral" for g in ds.test.guid}
+    neutral = Decision("mean+offsets", offsets=np.array([0.0, 100.0, 0.0]))  # whatever the head says: neutral
+    assert P.predict_test(cfg, ds, model, decision=neutral) == {g: "neutral" for g in ds.test.guid}
     assert not (tmp_path / "out").exists()  # nothing written without ``out``
+
+
+def test_predict_test_with_a_models_fitted_decision_runs_no_cross_validation(dataset_factory, tmp_path, patched_encoders,
+                                                                             monkeypatch):
+    ds = load_dataset(dataset_factory(n_train=45, n_test=6))
+    cfg = small_config(tmp_path, data=ds.root, model="late+concat", epochs=2, early_stopping=False, combine="stack")
+    model = P.train_model(cfg, ds, P.load_features(ds, cfg), list(ds.train.guid), []).model
+    fitted = P.fit_decision(cfg, ds)  # the rule a checkpoint of this config stores
+
+    def no_cv(*a, **k):
+        raise RuntimeError("ran a CV")
+
+    monkeypatch.setattr(P, "cv_runs", no_cv)
+    assert P.predict_test(cfg, ds, model, decision=fitted) == P.predict_test(cfg, ds, model, decision=Decision.from_dict(
+        fitted.to_dict()))
+    with pytest.raises(RuntimeError, match="ran a CV"):
+        P.predict_test(cfg, ds, model)  # without one, the rule of --combine stack is fitted on the CV
 
 
 def test_predict_without_early_stopping_trains_once_on_every_labelled_row(dataset_factory, tmp_path, patched_encoders,
@@ -124,7 +142,6 @@ def test_predict_without_early_stopping_trains_once_on_every_labelled_row(datase
 
 def test_predict_with_a_fitted_combiner_decides_by_the_decision_fitted_on_the_cvs_oof_rows(dataset_factory, tmp_path,
                                                                                         patched_encoders):
-    from lab5.decisions import Decision
     from lab5.evaluation import cv_runs
 
     ds = load_dataset(dataset_factory(n_train=45, n_test=6))
@@ -182,7 +199,8 @@ def test_a_second_identical_training_trains_nothing_and_gives_the_same_model(dat
     monkeypatch.setattr(P, "fit", lambda *a, **k: pytest.fail("trained again although the training is cached"))
     again = P.train_model(cfg, load_dataset(ds.root), feats)
     assert again.model is not first.model and not again.model.training
-    assert torch.equal(again.model.logit_bias, first.model.logit_bias)
+    assert again.decision.kind == first.decision.kind == "mean+offsets"
+    assert again.decision.offsets.tolist() == first.decision.offsets.tolist()
     _same(again, first, cfg, ds, feats)
     untrained = TrainResult(P.new_model(cfg, feats), first.history, 0, 0.0)
     assert not torch.equal(_logits(untrained, cfg, ds, feats), _logits(again, cfg, ds, feats))  # the weights were loaded
@@ -353,10 +371,10 @@ def test_checkpoint_round_trip_gives_identical_logits(feats, tmp_path, model):
     res, cfg = _trained(feats, tmp_path, model=model, decision="tuned")
     path = tmp_path / "ck"
     P.save_checkpoint(path, res.model, cfg, res)
-    loaded, cfg2 = P.load_model(path)
+    loaded, cfg2, decision = P.load_model(path)
     assert cfg2 == cfg
     assert loaded.dims == res.model.dims == feats.dims()
-    assert torch.equal(loaded.logit_bias, res.model.logit_bias)
+    assert decision.to_dict() == res.decision.to_dict() and decision.kind == "mean+offsets"
     data = _data(feats, model)
     assert torch.equal(predict_logits(loaded, data, cfg2), predict_logits(res.model, data, cfg))
 
@@ -368,14 +386,32 @@ def test_checkpoint_records_config_dims_and_the_best_epoch(feats, tmp_path):
     assert meta["config"] == cfg.to_dict()
     assert meta["dims"] == {"text": 16, "image": 8, "text_seq": 16, "image_seq": 8}
     assert (meta["best_epoch"], meta["best_val_macro_f1"]) == (res.best_epoch, res.best_val_macro_f1)
+    assert Decision.from_dict(meta["decision"]).is_argmax  # the rule it was trained with: argmax
     P.save_checkpoint(tmp_path / "bare", res.model, cfg)
     assert "best_epoch" not in json.loads((tmp_path / "bare" / "config.json").read_text())
+
+
+def test_a_checkpoint_from_before_the_decision_was_stored_keeps_its_logit_bias_as_the_offsets(feats, tmp_path):
+    res, cfg = _trained(feats, tmp_path, epochs=1)
+    path = tmp_path / "old"
+    P.save_checkpoint(path, res.model, cfg, res)
+    meta = json.loads((path / "config.json").read_text())
+    del meta["decision"]
+    (path / "config.json").write_text(json.dumps(meta))
+    state = torch.load(path / "model.pt", weights_only=True)
+    torch.save({**state, "logit_bias": torch.tensor([0.0, 0.5, 0.0])}, path / "model.pt")
+    loaded, _, decision = P.load_model(path)
+    assert decision.kind == "mean+offsets" and decision.offsets.tolist() == [0.0, 0.5, 0.0]
+    data = _data(feats, "concat")
+    assert torch.equal(predict_logits(loaded, data, cfg), predict_logits(res.model, data, cfg))
+    torch.save({**state, "logit_bias": torch.zeros(3)}, path / "model.pt")
+    assert P.load_model(path)[2].is_argmax
 
 
 def test_load_model_applies_overrides(feats, tmp_path):
     res, cfg = _trained(feats, tmp_path)
     P.save_checkpoint(tmp_path / "ck", res.model, cfg, res)
-    _, cfg2 = P.load_model(tmp_path / "ck", cache=tmp_path / "elsewhere", progress=True, device="cpu")
+    _, cfg2, _ = P.load_model(tmp_path / "ck", cache=tmp_path / "elsewhere", progress=True, device="cpu")
     assert cfg2 == cfg.replace(cache=tmp_path / "elsewhere", progress=True)
     with pytest.raises(ConfigError, match="unknown --device 'tpu'"):
         P.load_model(tmp_path / "ck", device="tpu")
@@ -455,7 +491,7 @@ def test_finetuned_checkpoint_round_trips_to_identical_logits(dataset_factory, t
     assert not torch.equal(res.model.text_encoder.model.encoder.layer[0].output.dense.weight,
                            tiny_text.model.encoder.layer[0].output.dense.weight)  # trained, and only the copy
     P.save_checkpoint(tmp_path / "ck", res.model, cfg, res)
-    loaded, cfg2 = P.load_model(tmp_path / "ck")
+    loaded, cfg2, _ = P.load_model(tmp_path / "ck")
     data = make_data(cfg2, ds, list(ds.all.guid), None, None, loaded)
     assert torch.equal(predict_logits(loaded, data, cfg2), predict_logits(res.model, data, cfg))
 

@@ -33,7 +33,7 @@ def test_every_report_figure_and_table_is_written_under_its_name(dataset_factory
     cv = pd.DataFrame({"model": ["a", "a", "b", "b"], "fold": [0, 1, 0, 1], "accuracy": [0.6, 0.7, 0.5, 0.5],
                        "macro_f1": [0.4, 0.5, 0.3, 0.35], "f1_negative": [0.5, 0.6, 0.4, 0.4],
                        "f1_neutral": [0.1, 0.2, 0.0, 0.1], "f1_positive": [0.7, 0.8, 0.6, 0.6]})
-    from lab5.evaluation import paired_differences
+    from lab5.metrics import paired_differences
     probs = np.array([[0.8, 0.1, 0.1], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])
     figures = {
         "balance": plots.class_balance(ds),

@@ -102,7 +102,7 @@ def test_checkpoint_with_text_top_round_trips_to_identical_logits(feats, tmp_pat
     data = make_data(cfg, None, GUIDS, LABELS_, feats)
     fit(model, data, None, cfg)
     save_checkpoint(tmp_path / "ck", model, cfg)
-    loaded, cfg2 = load_model(tmp_path / "ck")
+    loaded, cfg2, _ = load_model(tmp_path / "ck")
     assert loaded.text_top is not None
     assert torch.equal(predict_logits(loaded, data, cfg2), predict_logits(model, data, cfg))
 

@@ -1,5 +1,5 @@
 """lab5.training: the loop (determinism, balancing, max_steps, early stopping, scoped seeds and threads), the
-optimiser and schedule, evaluation and the tuned decision rule."""
+optimiser and schedule, evaluation and the tuned decision rule fitted with a training."""
 from __future__ import annotations
 
 import math
@@ -13,6 +13,7 @@ from sklearn.metrics import f1_score
 from synthetic import GUIDS, LABELS_, make_features, small_config
 from torch import nn
 
+import lab5.decisions as D
 import lab5.training as T
 from lab5.batches import FeatureData
 from lab5.models import MODELS, build_model
@@ -217,27 +218,20 @@ def test_predict_logits_keeps_the_data_order_and_is_batch_size_independent(feats
     assert T.predict_logits(model, _data(feats, "late", [], []), cfg).shape == (0, 3)
 
 
-# --------------------------------------------------------------------------- the decision rule
-def test_tuned_decision_rule_stays_argmax_when_nothing_is_gained():
-    logits = torch.tensor([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]])
-    assert torch.equal(T.tune_logit_bias(logits, torch.tensor([0, 1, 2])), torch.zeros(3))
-
-
-def test_tuned_decision_rule_recovers_a_shifted_class():
-    # neutral rows score just below positive: a neutral offset of at least 0.5 fixes all of them
-    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.7, 1.0], [0.0, 0.6, 1.0], [0.0, 0.0, 2.0], [0.0, 0.0, 2.5]])
-    bias = T.tune_logit_bias(logits, torch.tensor([0, 1, 1, 2, 2]))
-    assert bias.tolist() == [0.0, 0.5, 0.0]  # the smallest offsets on the grid that do it
-    assert ((logits + bias).argmax(1) == torch.tensor([0, 1, 1, 2, 2])).all()
-
-
-def test_fit_with_a_tuned_decision_sets_the_bias_from_the_validation_rows(feats, tmp_path, monkeypatch):
+# --------------------------------------------------------------------------- the tuned decision rule
+def test_fit_with_a_tuned_decision_fits_offsets_on_the_validation_rows_beside_unchanged_weights(feats, tmp_path,
+                                                                                             monkeypatch):
     seen = []
-    real = T.tune_logit_bias
-    monkeypatch.setattr(T, "tune_logit_bias", lambda logits, labels: seen.append(labels.tolist()) or real(logits, labels) + 0.25)
+    real = D.tune_offsets
+    monkeypatch.setattr(D, "tune_offsets", lambda z, labels: seen.append(labels.tolist()) or real(z, labels) + 0.25)
     tuned, _ = _train(feats, tmp_path, decision="tuned", epochs=2)
-    assert seen == [LABELS_[24:]]
-    plain, _ = _train(feats, tmp_path, decision="argmax", epochs=2)
-    assert torch.equal(plain.model.logit_bias, torch.zeros(3))
-    assert torch.equal(tuned.model.logit_bias, real(T.predict_logits(plain.model, _data(feats, "concat", GUIDS[24:], LABELS_[24:]),
-                                                                     small_config(tmp_path)), torch.tensor(LABELS_[24:])) + 0.25)
+    assert seen == [LABELS_[24:]]  # tuned on the validation rows, once
+    plain, cfg = _train(feats, tmp_path, decision="argmax", epochs=2)
+    assert plain.decision.is_argmax and not tuned.decision.is_argmax
+    val = _data(feats, "concat", GUIDS[24:], LABELS_[24:])
+    z = torch.log(T.predict_logits(plain.model, val, cfg).softmax(1).clamp_min(1e-8))
+    assert tuned.decision.kind == "mean+offsets"
+    assert tuned.decision.offsets.tolist() == (real(z, torch.tensor(LABELS_[24:])) + 0.25).tolist()
+    assert torch.equal(T.predict_logits(tuned.model, val, cfg), T.predict_logits(plain.model, val, cfg))
+    shifted = T.predict_labels(tuned.model, tuned.decision, val, cfg)
+    assert np.array_equal(shifted, tuned.decision.predict([T.predict_logits(tuned.model, val, cfg).softmax(1).numpy()]))

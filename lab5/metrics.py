@@ -1,0 +1,83 @@
+"""Metrics and report tables computed from labels and predictions alone (pure: no model, no data files): scores
+from scikit-learn, the always-positive baseline, summaries over folds, paired per-fold differences, and row-by-row
+comparisons of two models."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from .data import LABEL2ID, LABELS
+
+METRIC_COLUMNS = ["accuracy", "macro_f1", "weighted_f1", *(f"f1_{c}" for c in LABELS)]
+
+
+def metrics(y_true, y_pred) -> dict:
+    """Accuracy, macro-F1, weighted-F1 and per-class precision/recall/F1."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    labels = list(range(len(LABELS)))
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    out = {
+        "accuracy": accuracy_score(y_true, y_pred),
+        "macro_f1": f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0),
+        "weighted_f1": f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0),
+    }
+    for k, c in enumerate(LABELS):
+        out.update({f"precision_{c}": p[k], f"recall_{c}": r[k], f"f1_{c}": f[k]})
+    return {k: float(v) for k, v in out.items()}
+
+
+def confusion(y_true, y_pred) -> pd.DataFrame:
+    """Confusion matrix with true classes as rows and predictions as columns."""
+    m = confusion_matrix(y_true, y_pred, labels=list(range(len(LABELS))))
+    return pd.DataFrame(m, index=pd.Index(LABELS, name="true"), columns=pd.Index(LABELS, name="predicted"))
+
+
+def always_positive(labels) -> dict:
+    """The baseline that answers "positive" for every row."""
+    labels = np.asarray(labels)
+    return metrics(labels, np.full_like(labels, LABEL2ID["positive"]))
+
+
+def summarize(cv: pd.DataFrame, columns: list[str] | None = None, digits: int = 3) -> pd.DataFrame:
+    """Mean ± std over folds per model, as strings fit for a report table (row order kept)."""
+    columns = columns or METRIC_COLUMNS
+    g = cv.groupby("model", sort=False)[columns]
+    mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
+    return mean.round(digits).astype(str) + " ± " + std.round(digits).astype(str)
+
+
+def paired_differences(cv: pd.DataFrame, against: dict[str, str], metric: str = "accuracy") -> pd.DataFrame:
+    """Per-fold differences in ``metric`` of each model against its control (``{model: control}``): every model is
+    scored on the same folds, so the paired difference is what tells a real gain from fold-to-fold noise. One row per
+    model: the mean difference, its smallest and largest fold, and on how many folds the model did better."""
+    wide = cv.pivot_table(index="fold", columns="model", values=metric, sort=False)
+    rows = []
+    for model, control in against.items():
+        d = wide[model] - wide[control]
+        rows.append({"model": model, "control": control, "mean": d.mean(), "min": d.min(), "max": d.max(),
+                     "better_folds": int((d > 0).sum()), "folds": len(d)})
+    return pd.DataFrame(rows).set_index("model")
+
+
+def paired_comparison(y, pred_a, pred_b, names: tuple[str, str] = ("a", "b")) -> pd.DataFrame:
+    """How often each of two models is right where the other is wrong, per true class."""
+    y, a, b = map(np.asarray, (y, pred_a, pred_b))
+    rows = []
+    for k, c in enumerate(LABELS):
+        m = y == k
+        rows.append({"class": c, "rows": int(m.sum()), f"only {names[0]} right": int(((a == y) & (b != y) & m).sum()),
+                     f"only {names[1]} right": int(((b == y) & (a != y) & m).sum()), "both right": int(((a == y) & (b == y) & m).sum())})
+    return pd.DataFrame(rows).set_index("class")
+
+
+def decision_changes(y, control, preds: dict[str, np.ndarray]) -> pd.DataFrame:
+    """How often each model's label differs from the ``control`` model's on the same rows, and whether for the
+    better: rows changed, fixed (control wrong, model right), broken (control right, model wrong), and net."""
+    y, control = np.asarray(y), np.asarray(control)
+    rows = {}
+    for name, p in preds.items():
+        p = np.asarray(p)
+        fixed, broken = int(((control != y) & (p == y)).sum()), int(((control == y) & (p != y)).sum())
+        rows[name] = {"changed": int((p != control).sum()), "fixed": fixed, "broken": broken, "net": fixed - broken}
+    return pd.DataFrame.from_dict(rows, orient="index")
