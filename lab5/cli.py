@@ -17,7 +17,7 @@ import pandas as pd
 from . import profile
 from .ablation import HEADLINE, ablation
 from .bench import run_bench
-from .config import AT_MOST, Config, find_project, text_encoder_names
+from .config import AT_MOST, Config, field_types, find_project, text_encoder_names
 from .data import LABELS, load_dataset
 from .encoders import EncoderUnavailable
 from .errors import ConfigError, DataError, UserError
@@ -45,17 +45,18 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     """One option per Config field (``--text-encoder``, ``--lr``, ``--finetune``, ``--out-dir``, ...)."""
+    types = field_types()
     for f in dataclasses.fields(Config):
         flag = "--" + f.name.replace("_", "-")
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         help_ = f"{f.metadata.get('help', '')} (default: {default})"
-        if f.type in ("bool", bool):
+        if types[f.name] is bool:
             if default:
                 p.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false", help=help_)
             else:
                 p.add_argument(flag, dest=f.name, action="store_true", help=help_)
         else:
-            typ = {"int": int, "float": float, "Path": Path, "Path | None": Path}.get(str(f.type), str)
+            typ = {int: int, float: float, Path: Path, Path | None: Path}.get(types[f.name], str)
             p.add_argument(flag, dest=f.name, type=typ, default=argparse.SUPPRESS, help=help_)
 
 

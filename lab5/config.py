@@ -9,6 +9,7 @@ import dataclasses
 import json
 import math
 import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,26 @@ RUN_FIELDS = ("data", "cache", "out_dir", "progress", "jobs")
 FLOATS = ("dropout", "lr", "encoder_lr", "weight_decay", "warmup", "clip", "text_top_lr")
 #: upper bounds: BERT-family encoders have 512 positions; seeds are 32-bit (NumPy)
 AT_MOST = {"max_length": 512, "seed": 2**32 - 1, "fold_seed": 2**32 - 1}
+
+
+def model_problem(model: str) -> str | None:
+    """Why ``model`` (head names joined by ``+``) names no model: an unknown head, or one named twice; None when it is
+    sound. The one home of this rule (:class:`Config` and :func:`lab5.models.member_names` ask it)."""
+    names = model.split("+")
+    unknown = [n for n in names if n not in MODEL_NAMES]
+    if unknown or len(set(names)) != len(names):
+        problem = f"unknown model {unknown[0]!r}" if unknown else f"model {model!r} names a head twice"
+        return f"{problem}; choose one of {', '.join(MODEL_NAMES)}, or join several with + for an ensemble"
+    return None
+
+
+def image_size_problem(image_encoder: str, image_size: int) -> str | None:
+    """Why ``image_size`` does not suit ``image_encoder`` (the EfficientNet-Lite models pad statically and accept only
+    their own size), or None; the one home of this rule (:class:`Config` and :mod:`lab5.encoders` ask it)."""
+    native = NATIVE_IMAGE_SIZE.get(image_encoder)
+    if image_encoder in FIXED_SIZE_ENCODERS and image_size > 0 and image_size != native:
+        return f"{image_encoder} is built for {native}x{native} inputs (static padding); use --image-size {native} or 0"
+    return None
 
 
 def text_encoder_names(text_encoder: str) -> list[str]:
@@ -137,11 +158,11 @@ class Config:
     def problems(self) -> list[str]:
         """Every bad value, one line each (empty when the config is sound)."""
         out = []
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            want = {"int": int, "float": (int, float), "bool": bool, "str": str}.get(str(f.type))
+        for name, kind in field_types().items():
+            v = getattr(self, name)
+            want = {int: int, float: (int, float), bool: bool, str: str}.get(kind)
             if want and (not isinstance(v, want) or (want is not bool and isinstance(v, bool))):
-                out.append(f"--{_flag(f.name)} must be {str(f.type)}, not {v!r}")
+                out.append(f"--{_flag(name)} must be {kind.__name__}, not {v!r}")
         if out:
             return out
         infinite = [f"--{_flag(k)} must be a finite number, not {getattr(self, k)}" for k in FLOATS
@@ -160,10 +181,8 @@ class Config:
         out += [f"unknown --{_flag(k)} {getattr(self, k)!r}; use {', '.join(c)}" for k, c in CHOICES.items()
                 if getattr(self, k) not in c]
         names = self.model.split("+")
-        unknown = [n for n in names if n not in MODEL_NAMES]
-        if unknown or len(set(names)) != len(names):
-            problem = f"unknown model {unknown[0]!r}" if unknown else f"model {self.model!r} names a head twice"
-            out.append(f"{problem}; choose one of {', '.join(MODEL_NAMES)}, or join several with + for an ensemble")
+        if model_problem(self.model):
+            out.append(model_problem(self.model))
         encoders = text_encoder_names(self.text_encoder)
         if not all(encoders) or len(set(encoders)) != len(encoders):
             out.append(f"--text-encoder {self.text_encoder!r} must name one encoder, or several different ones joined with +")
@@ -173,9 +192,8 @@ class Config:
             out.append(f"--attention-hidden {self.attention_hidden} is not a multiple of --heads {self.heads}")
         if 0 < self.image_size < 32:
             out.append(f"--image-size must be 0 (the encoder's own) or at least 32, not {self.image_size}")
-        native = NATIVE_IMAGE_SIZE.get(self.image_encoder)
-        if self.image_encoder in FIXED_SIZE_ENCODERS and self.image_size > 0 and self.image_size != native:
-            out.append(f"{self.image_encoder} is built for {native}x{native} inputs (static padding); use --image-size {native} or 0")
+        if image_size_problem(self.image_encoder, self.image_size):
+            out.append(image_size_problem(self.image_encoder, self.image_size))
         if self.decision == "tuned" and not self.early_stopping:
             out.append("--decision tuned is tuned on the early-stopping rows; drop --no-early-stopping or use --decision argmax")
         if self.combine != "mean" and self.decision != "argmax":
@@ -215,6 +233,12 @@ class Config:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def field_types() -> dict[str, type]:
+    """Each Config field's type, evaluated (``int``, ``bool``, ``Path``, ``Path | None``, ...): what the checks and
+    the command line's options are built from, rather than annotation strings."""
+    return typing.get_type_hints(Config)
 
 
 def _flag(name: str) -> str:

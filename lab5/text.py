@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .errors import ConfigError, DataError
+from .errors import DataError
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,7 @@ def normalize_tweet(text: str) -> str:
 
 def encoder_texts(texts, clean: str) -> list[str]:
     """The texts as the text encoder reads them: unchanged (``none``) or :func:`normalize_tweet` (``tweet``)."""
-    if clean == "none":
-        return list(texts)
-    if clean == "tweet":
-        return [normalize_tweet(t) for t in texts]
-    raise ConfigError(f"unknown --text-clean {clean!r}; use none or tweet")
+    return {"none": list, "tweet": lambda ts: [normalize_tweet(t) for t in ts]}[clean](texts)  # checked by Config
 
 
 def lexicon_scores(texts: list[str]) -> torch.Tensor:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from lab5.config import Config
 from lab5.errors import ConfigError, DataError
 from lab5.text import decode_text, encoder_texts, lexicon_scores, normalize_tweet, read_text, text_stats
 
@@ -77,12 +78,12 @@ def test_normalize_tweet_rewrites_links_handles_retweets_and_hashtags(raw, clean
     assert normalize_tweet(raw) == clean
 
 
-def test_encoder_texts_keeps_texts_unless_asked_and_refuses_unknown_modes():
+def test_encoder_texts_keeps_texts_unless_asked_and_the_config_refuses_unknown_modes():
     texts = ["RT @a: hi http://x.y", "#GoodDay"]
     assert encoder_texts(texts, "none") == texts
     assert encoder_texts(texts, "tweet") == ["hi http", "Good Day"]
-    with pytest.raises(ConfigError, match="unknown --text-clean 'emoji'"):
-        encoder_texts(texts, "emoji")
+    with pytest.raises(ConfigError, match="unknown --text-clean 'emoji'"):  # the one check of the mode
+        Config(text_clean="emoji")
 
 
 # --------------------------------------------------------------------------- lexicon scores
