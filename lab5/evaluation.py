@@ -3,7 +3,6 @@ workers), its result cache, learning curves over training-set size, and the alwa
 folds. Metrics and report tables live in :mod:`lab5.metrics`."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from .data import LABELS, TRAIN_FILE, Dataset
 from .decisions import cross_fit
 from .errors import ConfigError, DataError
 from .features import Features, feature_fields, load_features
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, digest
 from .metrics import METRIC_COLUMNS, always_positive, metrics
 from .models import build_model, ensemble_members, members_of
 from .parallel import run_all
@@ -270,10 +269,8 @@ def cv_key(c: Config, ds, feats) -> str:
             and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
     labels = list(zip(ds.train.guid, ds.train.label.astype(int).tolist()))
     keys = [feats.text.key, feats.image.key, *(fs.key for fs in feats.more_text.values())]
-    blob = json.dumps({"version": CV_CACHE_VERSION, "config": conf, "features": keys,
-                       "labels": labels, "libraries": versions(*CV_LIBRARIES), "numerics": numerics()},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return digest({"version": CV_CACHE_VERSION, "config": conf, "features": keys,
+                   "labels": labels, "libraries": versions(*CV_LIBRARIES), "numerics": numerics()})
 
 
 def _read_cv(path: Path, n: int) -> dict | None:

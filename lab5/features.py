@@ -21,7 +21,7 @@ from .config import Config, text_encoder_names
 from .data import Dataset
 from .encoders import ImageEncoder, TextEncoder, image_encoder, text_encoder
 from .errors import ConfigError
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, digest
 from .parallel import run_all
 from .runtime import numerics, reproducible, resolve_device, versions
 from .text import encoder_texts, lexicon_scores
@@ -72,7 +72,8 @@ def image_input_fingerprint(ds: Dataset) -> str:
 
 
 def cache_key(parts: dict) -> str:
-    return _sha256(json.dumps({**parts, "format": FORMAT_VERSION}, sort_keys=True).encode())[:16]
+    """The feature cache's key of ``parts`` and :data:`FORMAT_VERSION` (:func:`lab5.io.digest`, like every cache key)."""
+    return digest({**parts, "format": FORMAT_VERSION})
 
 
 def _load_cached(path: Path, guids: list[str]) -> FeatureSet | None:
