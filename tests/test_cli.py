@@ -151,6 +151,28 @@ def test_ensembles_and_top_layer_tuning_train_and_predict_from_the_command_line(
     assert len(read_labels(out)) == 5
 
 
+def test_train_saves_the_combine_rule_fitted_on_its_cv_and_predict_from_the_checkpoint_runs_no_cv(
+        dataset_factory, tmp_path, patched_encoders, monkeypatch):
+    import json
+
+    import lab5.pipeline as P
+    from lab5.decisions import Decision
+
+    root = dataset_factory(n_train=45, n_test=5)
+    ck, out = tmp_path / "ck", tmp_path / "pred.txt"
+    common = ["--data", str(root), "--cache", str(tmp_path / "cache"), *FAST[:-3]]  # no early stopping, no --combine
+    assert main(["train", *common, "--model", "late+concat", "--combine", "stack", "--out", str(ck)]) == 0
+    saved = Decision.from_dict(json.loads((ck / "config.json").read_text())["decision"])
+    assert saved.kind == "stack" and saved.stacker is not None
+
+    def no_cv(*a, **k):
+        raise RuntimeError("predict ran a CV")
+
+    monkeypatch.setattr(P, "cv_runs", no_cv)
+    assert main(["predict", *common, "--checkpoint", str(ck), "--out", str(out)]) == 0
+    assert out.is_file()
+
+
 def test_predict_command_exits_0_and_reports_the_counts(dataset_factory, tmp_path, capsys, patched_encoders):
     root = dataset_factory(n_train=18, n_test=5)
     test_order = _shuffled_test_file(root, 18)
