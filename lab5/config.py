@@ -23,13 +23,15 @@ IMAGE_ENCODER_NAMES = ("efficientnet-lite0", "efficientnet-lite2", "resnet50", "
 #: statically and accept no other size
 NATIVE_IMAGE_SIZE = {"efficientnet-lite0": 224, "efficientnet-lite2": 260, "resnet50": 224, "resnet50-scratch": 224}
 FIXED_SIZE_ENCODERS = ("efficientnet-lite0", "efficientnet-lite2")
+#: how members' probabilities are combined (:class:`lab5.decisions.Decision`), each optionally ``+offsets``
+COMBINERS = ("mean", "temperature", "stack")
 CHOICES = {
     "text_features": ("tokens", "tokens+lexicon"),
     "text_clean": ("none", "tweet"),
     "balance": ("none", "weights", "sampler"),
     "decision": ("argmax", "tuned"),
     "batching": ("bucket", "random"),
-    "combine": ("mean", "temperature", "stack", "mean+offsets", "temperature+offsets", "stack+offsets"),
+    "combine": (*COMBINERS, *(f"{c}+offsets" for c in COMBINERS)),
     "device": ("cpu", "cuda", "auto"),
     "image_encoder": IMAGE_ENCODER_NAMES,
 }

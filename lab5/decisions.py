@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .config import CHOICES, COMBINERS
 from .errors import ConfigError
 
-COMBINERS = ("mean", "temperature", "stack")
 #: temperatures searched (log-spaced, 0.25 ... 4); a grid keeps the fit exact and deterministic
 TEMPERATURES = np.exp(np.linspace(np.log(0.25), np.log(4.0), 81))
 
@@ -53,7 +53,7 @@ def fit_temperature(p: np.ndarray, y: np.ndarray) -> float:
 @dataclass
 class Decision:
     """A fitted way to turn members' probabilities (a list of (N, 3) arrays, always in the same order) into
-    probabilities and labels. ``kind`` is one of :data:`COMBINERS`, optionally with ``+offsets``."""
+    probabilities and labels. ``kind`` is one of :data:`lab5.config.COMBINERS`, optionally with ``+offsets``."""
 
     kind: str = "mean"
     temperatures: list[float] = field(default_factory=list)
@@ -61,8 +61,7 @@ class Decision:
     offsets: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
     def __post_init__(self) -> None:
-        base, _, extra = self.kind.partition("+")
-        if base not in COMBINERS or extra not in ("", "offsets"):
+        if self.kind not in CHOICES["combine"]:  # the same list --combine is checked against
             raise ConfigError(f"unknown decision {self.kind!r}; use one of {', '.join(COMBINERS)}, optionally with +offsets")
 
     def fit(self, members: list[np.ndarray], y: np.ndarray) -> "Decision":
