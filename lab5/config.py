@@ -6,6 +6,7 @@ Paths default from the environment and the current working directory, never from
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -183,8 +184,8 @@ class Config:
         out += [f"unknown --{_flag(k)} {getattr(self, k)!r}; use {', '.join(c)}" for k, c in CHOICES.items()
                 if getattr(self, k) not in c]
         names = self.model.split("+")
-        if model_problem(self.model):
-            out.append(model_problem(self.model))
+        if problem := model_problem(self.model):
+            out.append(problem)
         encoders = text_encoder_names(self.text_encoder)
         if not all(encoders) or len(set(encoders)) != len(encoders):
             out.append(f"--text-encoder {self.text_encoder!r} must name one encoder, or several different ones joined with +")
@@ -194,8 +195,8 @@ class Config:
             out.append(f"--attention-hidden {self.attention_hidden} is not a multiple of --heads {self.heads}")
         if 0 < self.image_size < 32:
             out.append(f"--image-size must be 0 (the encoder's own) or at least 32, not {self.image_size}")
-        if image_size_problem(self.image_encoder, self.image_size):
-            out.append(image_size_problem(self.image_encoder, self.image_size))
+        if problem := image_size_problem(self.image_encoder, self.image_size):
+            out.append(problem)
         if self.decision == "tuned" and not self.early_stopping:
             out.append("--decision tuned is tuned on the early-stopping rows; drop --no-early-stopping or use --decision argmax")
         if self.combine != "mean" and self.decision != "argmax":
@@ -237,6 +238,7 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
+@functools.cache
 def field_types() -> dict[str, type]:
     """Each Config field's type, evaluated (``int``, ``bool``, ``Path``, ``Path | None``, ...): what the checks and
     the command line's options are built from, rather than annotation strings."""

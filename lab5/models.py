@@ -286,8 +286,8 @@ class _Routed(nn.Module):
 
 def member_names(model: str) -> list[str]:
     """The heads a model name stands for: ``"late"`` -> ``["late"]``, ``"late+gated"`` -> an ensemble of two."""
-    if model_problem(model):
-        raise ConfigError(model_problem(model))
+    if problem := model_problem(model):
+        raise ConfigError(problem)
     return model.split("+")
 
 
