@@ -97,6 +97,24 @@ def ablation(cfg: Config, tuned: dict | None = None) -> Ablation:
     return Ablation(sections, controls, curve)
 
 
+#: the final ensemble with its heads changed: concat, the better head alone, in cross-attention's place or beside it
+MEMBER_SWAPS = {"concat in place of cross-attention": "concat+gated+late",
+                "concat as a fourth head": "concat+cross_attention+gated+late"}
+
+
+def member_swaps(cfg: Config) -> tuple[dict[str, Config], dict[str, str]]:
+    """The final model ``cfg`` with the heads of :data:`MEMBER_SWAPS` (text encoders and recipe unchanged), each
+    decided by the final rule (control :data:`FINAL`) and by the plain mean (control :data:`MEAN`): the rows and
+    their controls. Not a section of :func:`ablation`, whose rows each change one thing of a plain-mean control;
+    these change the final model's make-up."""
+    rows, controls = {}, {}
+    for name, model in MEMBER_SWAPS.items():
+        rows[f"final, {name}"], controls[f"final, {name}"] = cfg.replace(model=model), FINAL
+        rows[f"plain mean, {name}"] = cfg.replace(model=model, combine="mean")
+        controls[f"plain mean, {name}"] = MEAN
+    return rows, controls
+
+
 #: the rows the notebook's summary table shows first
 HEADLINE = ("text", "image", "concat", "cross_attention", "gated", "late", MEAN, FINAL)
 #: the reference report's accuracies: single runs on 500 random rows each, from its own table (not rerun here)

@@ -1,7 +1,7 @@
 """lab5.ablation: notebook 5's rows, their controls and the learning curve, as one list."""
 from __future__ import annotations
 
-from lab5.ablation import FINAL, HEADS, TUNED, TUNED_HEADS, ablation
+from lab5.ablation import FINAL, HEADS, MEAN, TUNED, TUNED_HEADS, ablation, member_swaps
 from lab5.config import MODEL_NAMES, Config
 
 
@@ -51,3 +51,15 @@ def test_tuned_values_add_a_section_of_the_searched_heads_against_their_defaults
     assert control.model == TUNED_HEADS and control.text_encoder == "minilm" and control.combine == "mean"
     assert tuned == control.replace(lr=3e-3, hidden=512)  # only the tuned values differ (epochs 3 is the default)
     assert control.fold_seed == cfg.fold_seed  # scored on the report's folds, not the search's
+
+
+def test_member_swaps_change_only_the_final_models_heads_against_its_decision_and_the_plain_mean(tmp_path):
+    cfg = Config(data=tmp_path, cache=tmp_path, progress=False)  # the defaults: the final model
+    plan = ablation(cfg)
+    rows, controls = member_swaps(cfg)
+    assert set(controls) == set(rows) and set(controls.values()) == {FINAL, MEAN}
+    assert {c.model for c in rows.values()} == {"concat+gated+late", "concat+cross_attention+gated+late"}
+    for row, control in controls.items():
+        a, b = rows[row].to_dict(), plan.rows()[control].to_dict()
+        assert {k for k in a if a[k] != b[k]} == {"model"}, row  # the same encoders, recipe and decision rule
+    assert not set(rows) & set(plan.rows())  # not rows of the pooled ablation
