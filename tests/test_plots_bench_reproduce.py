@@ -263,7 +263,7 @@ def test_cells_tagged_course_data_are_committed_without_output_but_shown_elsewhe
 
 
 def test_text_the_font_cannot_draw_becomes_squares_without_a_warning_per_glyph(dataset_factory, recwarn):
-    from lab5.plots import _drawable
+    from lab5.plots.style import _drawable
 
     assert _drawable("真的 costs $5") == "\u25a1\u25a1 costs \\$5"  # Chinese: squares; $ is not maths
     ds = load_dataset(dataset_factory(n_train=12, n_test=3))

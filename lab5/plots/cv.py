@@ -1,0 +1,162 @@
+"""Figures that compare models over cross-validation folds (notebook 5): per-class F1, paired per-fold
+differences, the tuning trials and the learning curve over training-set size."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+import numpy as np
+import pandas as pd
+
+from ..data import LABELS
+from .style import CLASS_COLOURS, FINAL_COLOUR, MODEL_COLOURS, PLAIN_COLOUR, SERIES_COLOURS, _bulk, _fold_count, _panels
+
+
+def per_class_f1(cv: pd.DataFrame, models: list[str], title: str) -> plt.Figure:
+    """F1 of each class per model (rows of a per-fold CV table, one per (model, fold)): the dot is the mean over the
+    folds, the whisker spans the fold minimum to maximum; the three classes of a model side by side on its row."""
+    columns = [f"f1_{c}" for c in LABELS]
+    stats = cv[cv.model.isin(models)].groupby("model", sort=False)[columns].agg(["mean", "min", "max"]).loc[models]
+    folds = _fold_count(cv[cv.model.isin(models)].groupby("model").size())
+    fig, ax = plt.subplots(figsize=(8, 0.36 * len(models) + 1.3))
+    y = np.arange(len(models))[::-1]
+    for k, c in enumerate(LABELS):
+        s = stats[f"f1_{c}"]
+        ax.errorbar(s["mean"], y + 0.2 * (1 - k), xerr=[s["mean"] - s["min"], s["max"] - s["mean"]], fmt="o", ms=5,
+                    color=CLASS_COLOURS[c], capsize=2, lw=1.2, label=c)
+    ax.set_yticks(y, models, fontsize=8)
+    ax.set(xlabel=f"F1 (dot: mean over {folds}; whisker: fold min–max)", title=title)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), title="class", title_fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+
+#: how a metric column is named on an axis
+METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "weighted_f1": "weighted F1"}
+
+
+
+def _grouped_rows(models: list[str], groups: dict[str, list[str]] | None) -> list[tuple[str, bool]]:
+    """``(name, is_header)`` from the top row down: the models in ``groups``' order, each group under its name (the
+    models in no group last, under "other"); without ``groups`` the models as they come, no headers."""
+    if not groups:
+        return [(m, False) for m in models]
+    placed = {m for members in groups.values() for m in members}
+    rest = [m for m in models if m not in placed]
+    out = []
+    for name, members in [*groups.items(), *([("other", rest)] if rest else [])]:
+        members = [m for m in members if m in models]
+        out += [(name, True), *((m, False) for m in members)] if members else []
+    return out
+
+
+
+def _mark_beyond(ax: plt.Axes, y: float, row: pd.Series, colour: str) -> None:
+    """Mark the values of a paired-differences ``row`` (mean, min, max) beyond ``ax``'s x-limits: a triangle on the
+    edge they lie beyond and their values, in points, written above the row."""
+    for side, edge, end in ((-1, ax.get_xlim()[0], "min"), (1, ax.get_xlim()[1], "max")):
+        beyond = [(k, row[k]) for k in ("mean", end) if (row[k] - edge) * side > 0]
+        if not beyond:
+            continue
+        ax.plot([edge], [y], "<" if side < 0 else ">", color=colour, ms=7, clip_on=False, zorder=4)
+        ax.annotate(", ".join(f"{k} {100 * v:+.1f}" for k, v in beyond), (edge, y), xytext=(-6 * side, 5),
+                    textcoords="offset points", ha="left" if side < 0 else "right", va="bottom", fontsize=8,
+                    color=colour)
+
+
+
+def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highlight: str | None = None,
+                       groups: dict[str, list[str]] | None = None) -> plt.Figure:
+    """Dot-and-whisker plot of per-fold paired differences (from :func:`lab5.evaluation.paired_differences`, in
+    fractions; drawn in points), one panel per metric: the dot is the mean difference, the whisker spans the worst to
+    the best fold, and the label says on how many folds the model beat its control. ``highlight`` draws one model (the
+    final one) in colour; ``groups`` (name -> models) draws the models group by group under bold headers. Each axis
+    follows the bulk of the folds (:func:`_bulk`): a value beyond it is marked by a triangle on the edge, written."""
+    control = next(iter(diffs.values()))["control"]
+    rows = _grouped_rows(list(control.index), groups)
+    y = np.arange(len(rows))[::-1]
+    fig, axes = plt.subplots(1, len(diffs), figsize=(4.4 * len(diffs) + 3.4, 0.32 * len(rows) + 1.6), sharey=True,
+                             squeeze=False)
+    for ax, (metric, d) in zip(axes[0], diffs.items()):
+        ys = [yi for yi, (_, header) in zip(y, rows) if not header]
+        d = d.loc[[m for m, header in rows if not header]]
+        lo, hi = _bulk([(v, v) for v in [*d["min"], *d["max"], 0.0]])
+        span = hi - lo or 0.01
+        left, right = lo - 0.05 * span, hi + 0.12 * span  # room on the right for the folds' count
+        ax.set_xlim(left, right)
+        colours = [FINAL_COLOUR if m == highlight else PLAIN_COLOUR for m in d.index]
+        ax.hlines(ys, d["min"], d["max"], color=colours, lw=1.5)
+        inside = d["mean"].between(left, right).to_numpy()
+        ax.scatter(d["mean"][inside], np.array(ys)[inside], color=np.array(colours)[inside], zorder=3)
+        ax.axvline(0, color="grey", lw=0.8, ls="--")
+        for yi, colour, (m, r) in zip(ys, colours, d.iterrows()):
+            ax.annotate(f"{r.better_folds}/{r.folds}", (min(r["max"], right), yi), xytext=(4, 0),
+                        textcoords="offset points", va="center", fontsize=8, annotation_clip=False)
+            _mark_beyond(ax, yi, r, colour)
+        for yi, (name, header) in zip(y, rows):
+            if header:
+                ax.axhline(yi, color="lightgrey", lw=0.8)
+        ax.set_xlabel(f"{METRIC_NAMES.get(metric, metric.replace('_', '-'))} difference (points)")
+        ax.xaxis.set_major_locator(MaxNLocator(steps=[1, 2, 5, 10]))  # whole points: 0.02 is +2, never 0.025
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:+.0f}"))
+        ax.grid(axis="x", alpha=0.3)
+    labels = [name if header else f"{name}  (vs {control[name]})" for name, header in rows]
+    axes[0, 0].set_yticks(y, labels, fontsize=8)
+    for label, (_, header) in zip(axes[0, 0].get_yticklabels(), rows):
+        label.set_fontweight("bold" if header else "normal")
+    fig.supxlabel("dot: mean over the folds (model − control); whisker: worst to best fold; n/k: folds the model did "
+                  "better on; ◀ ▶: beyond the axis, value written", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+
+def tuning_trials(trials: pd.DataFrame, space: dict[str, tuple], title: str) -> plt.Figure:
+    """One panel per searched value: every trial's mean CV accuracy (search folds) at its value of that parameter,
+    the control (trial 0, the defaults) and the chosen trial (rank 1) marked; ``trials`` from
+    :func:`lab5.tuning.search`."""
+    fig, axes = _panels(len(space), 3, 3.3, 2.6)
+    spread = np.linspace(-0.18, 0.18, len(trials))  # a fixed horizontal offset per trial, so equal values stay apart
+    for ax, (name, values) in zip(axes, space.items()):
+        x = trials[name].map({v: i for i, v in enumerate(values)}).to_numpy() + spread
+        ax.scatter(x, trials.accuracy, s=14, color=SERIES_COLOURS[1], label="trial")
+        for mask, colour, label in ((trials.trial == 0, PLAIN_COLOUR, "defaults"), (trials["rank"] == 1, FINAL_COLOUR, "chosen")):
+            ax.scatter(x[mask.to_numpy()], trials.accuracy[mask], s=46, facecolors="none", edgecolors=colour, lw=1.6, label=label)
+        ax.set_xticks(range(len(values)), [f"{v:g}" for v in values])
+        ax.set(xlabel=name.replace("_", " "), ylabel="CV accuracy")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper right", ncol=3, fontsize=7, bbox_to_anchor=(1, 0.96))
+    return fig  # the legend above the panels hides no trial
+
+
+
+def training_size_curve(curve: pd.DataFrame, title: str) -> plt.Figure:
+    """Out-of-fold accuracy and macro-F1 against the number of training rows (from
+    :func:`lab5.evaluation.learning_curve`), one colour per model (:data:`FINAL_COLOUR` for any other): the line joins
+    the means over the folds, the whisker spans the fold minimum to maximum (the legend says so)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    stats = curve.groupby(["model", "train_rows"], sort=False)[["accuracy", "macro_f1"]].agg(["mean", "min", "max"])
+    for model in curve.model.unique():
+        s = stats.loc[model].sort_index()
+        colour = MODEL_COLOURS.get(model, FINAL_COLOUR)
+        for ax, metric in zip(axes, ("accuracy", "macro_f1")):
+            m = s[metric]
+            ax.errorbar(m.index, m["mean"], yerr=[m["mean"] - m["min"], m["max"] - m["mean"]], color=colour,
+                        marker="o", capsize=3, label=model)
+    for ax, metric in zip(axes, ("accuracy", "macro-F1")):
+        ax.set_xscale("log", base=2)
+        ticks = sorted(curve.train_rows.unique())
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set(xlabel="training rows (log scale)", ylabel=f"{metric}, out-of-fold", title=metric)
+        ax.grid(alpha=0.3)
+    folds = _fold_count(curve.groupby(["model", "train_rows"]).size())
+    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), title_fontsize=8,
+                   title=f"line: mean over {folds}\nwhisker: fold min–max")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,75 @@
+"""Figures of the dataset itself (notebooks 1 and 3): class balance, text lengths, image sizes, sample pairs."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ..data import LABELS, Dataset
+from .style import CLASS_COLOURS, SERIES_COLOURS, _panels, _wrap
+
+
+def class_balance(ds: Dataset) -> plt.Figure:
+    counts = ds.train.tag.value_counts().reindex(LABELS).fillna(0)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.bar(counts.index, counts.values, color=[CLASS_COLOURS[c] for c in counts.index])
+    for i, v in enumerate(counts.values):
+        ax.text(i, v, f"{int(v)}\n{v / counts.sum():.1%}", ha="center", va="bottom", fontsize=8)
+    ax.set(title=f"Class balance of train.txt ({int(counts.sum())} rows)", ylabel="pairs", ylim=(0, counts.max() * 1.25))
+    return fig
+
+
+
+def text_lengths(stats: pd.DataFrame) -> plt.Figure:
+    """Distribution of words per tweet by class (outlined, so the three classes stay readable where they overlap);
+    ``stats`` from :func:`lab5.text.text_stats`."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    bins = np.arange(0, stats.words.max() + 2)
+    for c in LABELS:
+        ax.hist(stats.loc[stats.tag == c, "words"], bins=bins, histtype="step", lw=1.6, label=c, color=CLASS_COLOURS[c],
+                density=True)
+    ax.set(title=f"Words per tweet by class (train.txt, n={len(stats)})", xlabel="words per tweet", ylabel="share of the class")
+    ax.legend()
+    return fig
+
+
+
+def image_sizes(sizes: pd.DataFrame) -> plt.Figure:
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2))
+    a.scatter(sizes.width, sizes.height, s=3, alpha=0.3, color=SERIES_COLOURS[0])
+    a.set(title=f"Image sizes (n={len(sizes)})", xlabel="width (pixels)", ylabel="height (pixels)")
+    b.hist(sizes.width / sizes.height, bins=40, color=SERIES_COLOURS[0])
+    b.set(title="Aspect ratio", xlabel="width / height", ylabel="images")
+    fig.tight_layout()
+    return fig
+
+
+
+def sample_grid(ds: Dataset, per_class: int = 4, seed: int = 0) -> plt.Figure:
+    """A few random pairs per class: the image with the start of its tweet."""
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(len(LABELS), per_class, figsize=(2.6 * per_class, 3.0 * len(LABELS)))
+    for r, c in enumerate(LABELS):
+        rows = ds.train[ds.train.tag == c]
+        for k, i in enumerate(rng.choice(len(rows), size=per_class, replace=False)):
+            guid, text = rows.guid.iloc[i], rows.text.iloc[i]
+            ax = axes[r, k]
+            ax.imshow(ds.image(guid, 160))
+            ax.set_xticks([]), ax.set_yticks([])
+            short = (text[:60] + "…") if len(text) > 60 else text
+            ax.set_title(f"{c} · {guid}\n{_wrap(short, 32)}", fontsize=8, color=CLASS_COLOURS[c])
+    fig.tight_layout()
+    return fig
+
+
+
+def captioned_images(ds: Dataset, captions: dict[str, str], columns: int = 3) -> plt.Figure:
+    """The images of some pairs, each under its caption (``captions``: guid -> caption). It shows course images:
+    save it to the figures folder, never commit it."""
+    fig, axes = _panels(len(captions), columns, 3.0, 3.2)
+    for ax, (guid, caption) in zip(axes, captions.items()):
+        ax.imshow(ds.image(guid, 200))
+        ax.axis("off")
+        ax.set_title(caption, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,178 @@
+"""Figures of one trained model (notebooks 2, 3, 4 and 6): learning curves, confusion matrices, what the fusion
+heads do inside, its errors, its calibration and its predicted class shares."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+from matplotlib.transforms import offset_copy
+import numpy as np
+import pandas as pd
+
+from ..data import LABELS, Dataset
+from .style import CLASS_COLOURS, SERIES_COLOURS, _drawable, _follow_bulk, _model_colour, _panels, _wrap
+
+
+def learning_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figure:
+    """Per epoch, for one or more runs: training loss (solid) and validation loss (dashed) on the left, validation
+    macro-F1 on the right; one colour per model (:data:`MODEL_COLOURS`), each panel's legend under it. The y-axes
+    follow the bulk of the curves (:func:`_follow_bulk`): a curve far from the others is marked on the edge."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4 + 0.18 * len(histories)))  # room for a legend row a run
+    colours = {name: _model_colour(name, k) for k, name in enumerate(histories)}
+    for name, h in histories.items():
+        a.plot(h.epoch, h.train_loss, color=colours[name], label=f"{name}, train")
+    for name, h in histories.items():  # after every train line: the legend's second column
+        if "val_loss" in h:
+            a.plot(h.epoch, h.val_loss, "--", color=colours[name], label=f"{name}, validation")
+            b.plot(h.epoch, h.val_macro_f1, marker="o", color=colours[name], label=name)
+    a.set(title="loss (solid: train, dashed: validation)", xlabel="epoch", ylabel="cross-entropy")
+    b.set(title="validation macro-F1", xlabel="epoch", ylabel="macro-F1")
+    for ax in (a, b):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        _follow_bulk(ax)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=2 if ax is a else 3,
+                      bbox_transform=offset_copy(ax.transAxes, fig, y=-32, units="points"))  # under the x-label
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+
+def confusion_matrices(matrices: dict[str, pd.DataFrame], title: str = "", columns: int = 3) -> plt.Figure:
+    """Row-normalised confusion matrices on a grid of at most ``columns`` per row, counts and shares annotated."""
+    fig, axes = _panels(len(matrices), min(len(matrices), columns), 3.4, 3.3)
+    for ax, (name, cm) in zip(axes, matrices.items()):
+        norm = cm.to_numpy() / np.maximum(1, cm.to_numpy().sum(1, keepdims=True))
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        for i in range(len(LABELS)):
+            for j in range(len(LABELS)):
+                ax.text(j, i, f"{cm.iat[i, j]}\n{norm[i, j]:.0%}", ha="center", va="center", fontsize=8,
+                        color="white" if norm[i, j] > 0.6 else "black")
+        ax.set_xticks(range(len(LABELS)), LABELS, fontsize=8)
+        ax.set_yticks(range(len(LABELS)), LABELS, fontsize=8)
+        ax.set(title=name, xlabel="predicted", ylabel="true")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+
+def fusion_internals(region_mean: np.ndarray, gate: pd.DataFrame, title: str) -> plt.Figure:
+    """Left: the tokens' attention over the image regions averaged over rows, coloured by its deviation from the
+    uniform weight 1/regions (a diverging map centred at 0, symmetric limits; each cell also prints the weight).
+    Right: the gated-fusion gate's share of the text, per true class (``gate``: columns label, the class index, and
+    text_share)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9.8, 3.4), gridspec_kw={"width_ratios": [1, 1.5]})
+    uniform = 1 / region_mean.size
+    dev = region_mean - uniform
+    lim = max(float(np.abs(dev).max()), 1e-3)  # at least the printed precision: a flat map stays pale
+    im = a.imshow(dev, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    for (r, c), v in np.ndenumerate(region_mean):
+        a.text(c, r, f"{v:.3f}\n{dev[r, c]:+.3f}", ha="center", va="center", fontsize=8,
+               color="white" if abs(dev[r, c]) > 0.6 * lim else "black")
+    a.set_xticks([]), a.set_yticks([])
+    a.set_title(f"cross-attention over image regions\n(mean weight; uniform = 1/{region_mean.size} = {uniform:.3f})",
+                fontsize=9)
+    bar = fig.colorbar(im, ax=a, fraction=0.046)
+    bar.set_label(f"mean weight − 1/{region_mean.size} (uniform)", fontsize=8)
+    bar.set_ticks([-lim, 0, lim], labels=[f"{-lim:+.2g}", "0", f"{lim:+.2g}"])
+    bar.ax.tick_params(labelsize=8)
+    data = [gate.loc[gate.label == k, "text_share"] for k in range(len(LABELS))]
+    parts = b.boxplot(data, tick_labels=LABELS, patch_artist=True, showfliers=False, medianprops={"color": "black"})
+    for patch, c in zip(parts["boxes"], LABELS):
+        patch.set_facecolor(CLASS_COLOURS[c])
+        patch.set_alpha(0.5)
+    b.axhline(0.5, color="grey", lw=0.8, ls="--")
+    b.set(ylabel="gate: share from the text", xlabel="true class", title="gated fusion: text against image")
+    b.title.set_fontsize(9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+
+def attention_examples(maps: list, images: dict, labels: dict[str, str]) -> plt.Figure:
+    """Cross-attention of a few pairs (from :func:`lab5.explain.cross_attention`), one row each: the image the
+    encoder saw with the tokens' attention over its regions laid over it (colours stretched from the pair's lowest to
+    its highest region weight, both printed below), and the text's tokens shaded by the attention the image regions
+    pay them. ``images``: guid -> the displayed crop; ``labels``: guid -> caption.
+    It shows course images: save it to the figures folder, never commit it."""
+    fig, axes = plt.subplots(len(maps), 2, figsize=(10, 2.6 * len(maps)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 2.6]})
+    for (a, b), m in zip(axes, maps):
+        img = np.asarray(images[m.guid])
+        a.imshow(img)
+        lo, hi = float(m.region_weight.min()), float(m.region_weight.max())
+        a.imshow(m.region_weight, cmap="magma", alpha=0.45, extent=(0, img.shape[1], img.shape[0], 0), vmin=lo, vmax=hi)
+        a.set_xticks([]), a.set_yticks([])
+        a.set_title(labels.get(m.guid, m.guid), fontsize=8)
+        a.set_xlabel(f"region weights {lo:.3f} (dark) to {hi:.3f} (light)", fontsize=8)
+        b.axis("off")
+        w = m.token_weight / max(float(m.token_weight.max()), 1e-12)
+        x, y = 0.0, 0.95
+        for tok, wt in zip(m.tokens, w):
+            label = _drawable(tok)
+            width = 0.012 * len(label) + 0.012
+            if x + width > 1:
+                x, y = 0.0, y - 0.14
+            b.text(x, y, label, fontsize=8, va="top", transform=b.transAxes,
+                   bbox={"boxstyle": "square,pad=0.15", "facecolor": plt.cm.Reds(0.85 * wt), "edgecolor": "none"},
+                   color="white" if wt > 0.6 else "black")
+            x += width
+    fig.suptitle("Cross-attention: tokens to image regions (left, 3x3 grid), image regions to tokens (right, darker = more)",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+
+def error_gallery(ds: Dataset, rows: pd.DataFrame, probs: np.ndarray, columns: int = 4) -> plt.Figure:
+    """Errors of a model, one panel each: the image, the start of the tweet, true and predicted class and the
+    model's probabilities (``rows`` from :func:`lab5.explain.gallery_rows`, ``probs`` (N, 3) in ``ds.train`` order).
+    It shows course data: save it to the figures folder, never commit it."""
+    fig, axes = _panels(len(rows), columns, 3.1, 3.9)
+    for ax, (_, e) in zip(axes, rows.iterrows()):
+        guid, text = ds.train.guid.iloc[e.row], ds.train.text.iloc[e.row]
+        ax.imshow(ds.image(guid, 200))
+        ax.set_xticks([]), ax.set_yticks([])
+        p = " ".join(f"{c[:3]} {v:.2f}" for c, v in zip(LABELS, probs[e.row]))
+        short = (text[:110] + "…") if len(text) > 110 else text
+        ax.set_title(f"{e.kind}\ntrue {e.true}, predicted {e.predicted}\n{p}", fontsize=8, color=CLASS_COLOURS[e.true])
+        ax.set_xlabel(_wrap(short, 34, lines=3), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+
+def reliability(p: np.ndarray, y: np.ndarray, title: str, bins: int = 10) -> plt.Figure:
+    """Reliability diagram: accuracy against confidence of the predicted class, in equal-width confidence bins
+    (bar width shows the bin, the number on top its rows); the diagonal is perfect calibration."""
+    from ..decisions import calibration_bins, expected_calibration_error
+
+    fig, ax = plt.subplots(figsize=(4.4, 4))
+    for r in calibration_bins(p, y, bins).itertuples():
+        ax.bar(r.lower, r.accuracy, width=1 / bins, align="edge", color=SERIES_COLOURS[0], edgecolor="white")
+        ax.text(r.lower + 0.5 / bins, r.accuracy + 0.01, str(r.rows), ha="center", fontsize=8)
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
+    ax.set(xlim=(0, 1), ylim=(0, 1.08), xlabel="confidence of the predicted class", ylabel="accuracy",
+           title=f"{title}\nECE {expected_calibration_error(p, y, bins):.3f}")
+    fig.tight_layout()
+    return fig
+
+
+
+def label_distribution(shares: pd.DataFrame, title: str) -> plt.Figure:
+    """Class shares side by side (columns of ``shares``: e.g. training prior, OOF predictions, test predictions)."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    x = np.arange(len(LABELS))
+    w = 0.8 / len(shares.columns)
+    for k, col in enumerate(shares.columns):
+        bars = ax.bar(x + k * w - 0.4 + w / 2, shares[col].reindex(LABELS), w, label=col,
+                      color=SERIES_COLOURS[k % len(SERIES_COLOURS)])
+        ax.bar_label(bars, fmt="{:.1%}", fontsize=8)
+    ax.set_xticks(x, LABELS)
+    ax.set(ylabel="share of rows", title=title, ylim=(0, float(shares.max().max()) * 1.2))
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,147 @@
+"""The figures' palettes (the only colours of :mod:`lab5.plots`), saving figures and tables, and the helpers the
+figure modules share: panel grids, drawable text, axes that follow the bulk of their curves."""
+from __future__ import annotations
+
+import functools
+import io
+import textwrap
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .. import profile
+from ..io import atomic_write_bytes
+
+
+# The two palettes, the only colours in this module. Classes: Okabe & Ito's colour-blind-safe vermillion and blue with a
+# grey between them; models and other series: Paul Tol's "muted" set, colour-blind safe, none of it a class colour.
+#: one colour per class, the same in every figure
+CLASS_COLOURS = {"negative": "#D55E00", "neutral": "#888888", "positive": "#0072B2"}
+
+#: colours of series that are not classes (models, columns of a table), in the order they are handed out
+SERIES_COLOURS = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499"]
+
+#: one colour per model, the same in every figure (taken from :data:`SERIES_COLOURS`)
+MODEL_COLOURS = {"text": "#117733", "image": "#999933", "concat": "#44AA99", "cross_attention": "#CC6677",
+                 "reference_gate": "#DDCC77", "gated": "#332288", "late": "#882255"}
+
+#: the final model, wherever it is drawn among others
+FINAL_COLOUR = "#AA4499"
+
+#: rows or marks that stand for no series in particular
+PLAIN_COLOUR = "#444444"
+
+
+
+def save(fig: plt.Figure, name: str, folder: Path) -> None:
+    """Save ``fig`` as ``{folder}/{name}.png`` (150 dpi, no software metadata).
+
+    Returns nothing, so a notebook cell ending in ``save(...)`` shows the figure and no machine-specific path.
+    A figure made of course images or tweets is shown in a cell tagged ``course-data``, which the committed notebook
+    keeps without output (:func:`lab5.reproduce.drop_course_data`); its file is git-ignored.
+    """
+    with profile.stage(f"plots {name}"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+        atomic_write_bytes(folder / f"{name}.png", buf.getvalue())
+
+
+
+def save_table(df: pd.DataFrame, name: str, folder: Path) -> None:
+    """Save a report table as ``{folder}/{name}.csv`` (atomically, like every file lab5 writes)."""
+    atomic_write_bytes(folder / f"{name}.csv", df.to_csv().encode())
+
+
+
+def _panels(n: int, columns: int, width: float, height: float) -> tuple[plt.Figure, list[plt.Axes]]:
+    """A grid of ``columns`` panels a row for ``n`` panels of ``width`` x ``height`` inches; the panels of the last
+    row left over are blank. Returns the figure and its first ``n`` axes."""
+    rows = max(1, -(-n // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, list(axes.flat[:n])
+
+
+
+def _wrap(text: str, width: int, lines: int = 2) -> str:
+    """The first ``lines`` lines of ``text`` wrapped at ``width``, drawable (see :func:`_drawable`)."""
+    return "\n".join(textwrap.wrap(_drawable(text), width)[:lines])
+
+
+
+@functools.cache
+def _font_chars() -> frozenset[int]:
+    from matplotlib import font_manager
+
+    return frozenset(font_manager.get_font(font_manager.findfont(font_manager.FontProperties())).get_charmap())
+
+
+
+def _drawable(text: str) -> str:
+    """``text`` as matplotlib can draw it: ``$`` escaped (not maths), and a character the font lacks (Chinese, most
+    emoji) shown as a white square instead of a warning per glyph."""
+    chars = _font_chars()
+    return "".join(c if ord(c) in chars or c.isspace() else "\u25a1" for c in text).replace("$", r"\$")
+
+
+
+def _model_colour(name: str, k: int) -> str:
+    """The colour of model ``name`` (:data:`MODEL_COLOURS`), else the ``k``-th of :data:`SERIES_COLOURS`."""
+    return MODEL_COLOURS.get(name, SERIES_COLOURS[k % len(SERIES_COLOURS)])
+
+
+
+def _bulk(spans: list[tuple[float, float]]) -> tuple[float, float]:
+    """The range of the ``spans`` (low, high) left when a span lying apart from all the others is set aside: one below
+    (or above) the rest by a gap wider than the rest's own range, from either end in turn, as long as more than half
+    of the spans and at least two remain. A flat rest (no range) sets nothing aside."""
+    keep, least = sorted(spans), max(2, len(spans) // 2 + 1)
+    for below in (True, False):
+        while len(keep) > least:
+            order = range(len(keep))
+            k = min(order, key=lambda i: keep[i][1]) if below else max(order, key=lambda i: keep[i][0])
+            rest = keep[:k] + keep[k + 1:]
+            lo, hi = min(s[0] for s in rest), max(s[1] for s in rest)
+            gap = lo - keep[k][1] if below else keep[k][0] - hi
+            if not hi > lo or gap <= hi - lo:
+                break
+            keep = rest
+    return min(s[0] for s in keep), max(s[1] for s in keep)
+
+
+
+def _follow_bulk(ax: plt.Axes) -> None:
+    """Set ``ax``'s y-limits to the bulk of its labelled lines (:func:`_bulk`); a line left outside stays drawn, its
+    points marked by triangles on the edge it lies beyond, and a note on the axes gives its name and its range."""
+    lines = [line for line in ax.get_lines()
+             if not line.get_label().startswith("_") and np.isfinite(np.asarray(line.get_ydata(), float)).any()]
+    if not lines:
+        return
+    spans = [(float(np.nanmin(line.get_ydata())), float(np.nanmax(line.get_ydata()))) for line in lines]
+    lo, hi = _bulk(spans)
+    outside = [(line, s) for line, s in zip(lines, spans) if s[1] < lo or s[0] > hi]
+    if not outside:
+        return
+    pad = 0.08 * (hi - lo)
+    below, above = any(s[1] < lo for _, s in outside), any(s[0] > hi for _, s in outside)
+    ax.set_ylim(lo - pad * (1 + 2 * below), hi + pad * (1 + 2 * above))
+    edge_lo, edge_hi = ax.get_ylim()
+    for k, (line, (a, b)) in enumerate(outside):
+        low = b < lo
+        x = line.get_xdata()
+        ax.plot(x, np.full(len(x), edge_lo if low else edge_hi), "v" if low else "^", color=line.get_color(),
+                clip_on=False, ms=6, label="_clipped")
+        at = f"at {a:.2f}" if f"{a:.2f}" == f"{b:.2f}" else f"from {a:.2f} to {b:.2f}"
+        ax.annotate(f"{'▼' if low else '▲'} {line.get_label()} {at}, {'below' if low else 'above'} the axis",
+                    (0.02, 0.03 + 0.08 * k if low else 0.97 - 0.08 * k), xycoords="axes fraction",
+                    va="bottom" if low else "top", fontsize=8, color=PLAIN_COLOUR)
+
+
+
+def _fold_count(folds: pd.Series) -> str:
+    """How many folds a mean is over, as words: "5 folds", or "2-5 folds" where the models had different counts."""
+    lo, hi = int(folds.min()), int(folds.max())
+    return f"{lo} folds" if lo == hi else f"{lo}-{hi} folds"
