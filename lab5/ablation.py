@@ -125,7 +125,10 @@ def reference_comparison(cv, models=MODEL_NAMES):
     """The reference report's accuracy beside ours (CV mean and std over folds) for the baseline and ``models``."""
     import pandas as pd
 
-    ours = cv.groupby("model").accuracy.agg(["mean", "std"]).round(3)
+    from .metrics import fold_stats
+
+    mean, std = fold_stats(cv, ["accuracy"])
+    ours = pd.DataFrame({"mean": mean.accuracy, "std": std.accuracy}).round(3)  # as summarize rounds them
     table = pd.DataFrame({"reference report (single split)": REFERENCE_REPORT}).join(
         ours.rename(columns={"mean": "ours: CV accuracy mean", "std": "ours: std"}), how="outer")
     return table.loc[["always_positive", *models]]

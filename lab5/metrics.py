@@ -39,11 +39,16 @@ def always_positive(labels) -> dict:
     return metrics(labels, np.full_like(labels, LABEL2ID["positive"]))
 
 
+def fold_stats(cv: pd.DataFrame, columns: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean and std (ddof 1; 0 for a single fold) over the folds of each model of a per-fold CV table (row order
+    kept): the one computation behind every table of fold means, so a mean is rounded the same way wherever shown."""
+    g = cv.groupby("model", sort=False)[columns or METRIC_COLUMNS]
+    return g.mean(), g.std(ddof=1).fillna(0.0)
+
+
 def summarize(cv: pd.DataFrame, columns: list[str] | None = None, digits: int = 3) -> pd.DataFrame:
-    """Mean ± std over folds per model, as strings fit for a report table (row order kept)."""
-    columns = columns or METRIC_COLUMNS
-    g = cv.groupby("model", sort=False)[columns]
-    mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
+    """Mean ± std over folds per model (:func:`fold_stats`), as strings fit for a report table (row order kept)."""
+    mean, std = fold_stats(cv, columns)
     return mean.round(digits).astype(str) + " ± " + std.round(digits).astype(str)
 
 

@@ -63,3 +63,17 @@ def test_member_swaps_change_only_the_final_models_heads_against_its_decision_an
         a, b = rows[row].to_dict(), plan.rows()[control].to_dict()
         assert {k for k in a if a[k] != b[k]} == {"model"}, row  # the same encoders, recipe and decision rule
     assert not set(rows) & set(plan.rows())  # not rows of the pooled ablation
+
+
+def test_the_reference_comparison_rounds_our_means_as_the_summary_table_does():
+    import pandas as pd
+
+    from lab5.ablation import reference_comparison
+    from lab5.metrics import summarize
+
+    folds = [0.73125, 0.7375, 0.72625, 0.7225, 0.7]  # gated fusion's five folds: mean 0.7235, a tie at the third digit
+    cv = pd.DataFrame({"model": ["always_positive"] * 5 + ["gated"] * 5, "fold": [*range(5)] * 2,
+                       "accuracy": [0.6] * 5 + folds})
+    table = reference_comparison(cv, ["gated"])
+    shown = summarize(cv, ["accuracy"]).loc["gated", "accuracy"].split(" ± ")
+    assert (table.loc["gated", "ours: CV accuracy mean"], table.loc["gated", "ours: std"]) == tuple(map(float, shown))
