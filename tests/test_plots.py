@@ -174,7 +174,7 @@ def test_fusion_internals_colour_the_deviation_from_uniform_attention_on_a_map_c
     assert low == -high and high == pytest.approx(3e-3)  # symmetric: white is exactly uniform
     assert image.get_cmap().name == "RdBu_r"
     assert "1/9" in bar.get_ylabel() and "uniform" in bar.get_ylabel()
-    assert "0.114\n+0.003" in [t.get_text() for t in heat.texts]  # each cell: its weight and its deviation
+    assert "0.114\n+0.0030" in [t.get_text() for t in heat.texts]  # each cell: its weight and its deviation
     flat = plots.fusion_internals(np.full((3, 3), 1 / 9), gate, "t").axes[0].images[0]
     assert flat.get_clim()[1] > 0  # a flat map: no zero-width colour scale
 
@@ -245,3 +245,10 @@ def test_the_tuning_figure_has_a_panel_per_searched_value_and_marks_the_defaults
     assert round(best.get_offsets()[0, 0]) == 2  # the chosen trial sits at hidden 512
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["trial", "defaults", "chosen"]
     matplotlib.pyplot.close(fig)
+
+
+def test_the_gates_whiskers_reach_the_smallest_and_the_largest_row():
+    gate = pd.DataFrame({"label": [0] * 5 + [1] * 2 + [2] * 2, "text_share": [0.1, 0.5, 0.52, 0.54, 0.9, 0.4, 0.6, 0.3, 0.7]})
+    boxes = plots.fusion_internals(np.full((3, 3), 1 / 9), gate, "t").axes[1]
+    whiskers = [line.get_ydata()[1] for line in boxes.lines[0:2]]  # class 0: lower and upper whisker ends
+    assert whiskers == pytest.approx([0.1, 0.9])  # 0.1 and 0.9 lie beyond 1.5 IQR, still inside the whiskers

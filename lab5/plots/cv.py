@@ -31,10 +31,8 @@ def per_class_f1(cv: pd.DataFrame, models: list[str], title: str) -> plt.Figure:
     return fig
 
 
-
 #: how a metric column is named on an axis
 METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "weighted_f1": "weighted F1"}
-
 
 
 def _grouped_rows(models: list[str], groups: dict[str, list[str]] | None) -> list[tuple[str, bool]]:
@@ -51,7 +49,6 @@ def _grouped_rows(models: list[str], groups: dict[str, list[str]] | None) -> lis
     return out
 
 
-
 def _mark_beyond(ax: plt.Axes, y: float, row: pd.Series, colour: str) -> None:
     """Mark the values of a paired-differences ``row`` (mean, min, max) beyond ``ax``'s x-limits: a triangle on the
     edge they lie beyond and their values, in points, written above the row."""
@@ -63,7 +60,6 @@ def _mark_beyond(ax: plt.Axes, y: float, row: pd.Series, colour: str) -> None:
         ax.annotate(", ".join(f"{k} {100 * v:+.1f}" for k, v in beyond), (edge, y), xytext=(-6 * side, 5),
                     textcoords="offset points", ha="left" if side < 0 else "right", va="bottom", fontsize=8,
                     color=colour)
-
 
 
 def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highlight: str | None = None,
@@ -113,7 +109,6 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
     return fig
 
 
-
 def tuning_trials(trials: pd.DataFrame, space: dict[str, tuple], title: str) -> plt.Figure:
     """One panel per searched value: every trial's mean CV accuracy (search folds) at its value of that parameter,
     the control (trial 0, the defaults) and the chosen trial (rank 1) marked; ``trials`` from
@@ -131,7 +126,6 @@ def tuning_trials(trials: pd.DataFrame, space: dict[str, tuple], title: str) -> 
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.legend(*axes[0].get_legend_handles_labels(), loc="upper right", ncol=3, fontsize=7, bbox_to_anchor=(1, 0.96))
     return fig  # the legend above the panels hides no trial
-
 
 
 def training_size_curve(curve: pd.DataFrame, title: str) -> plt.Figure:

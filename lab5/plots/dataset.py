@@ -19,7 +19,6 @@ def class_balance(ds: Dataset) -> plt.Figure:
     return fig
 
 
-
 def text_lengths(stats: pd.DataFrame) -> plt.Figure:
     """Distribution of words per tweet by class (outlined, so the three classes stay readable where they overlap);
     ``stats`` from :func:`lab5.text.text_stats`."""
@@ -33,7 +32,6 @@ def text_lengths(stats: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-
 def image_sizes(sizes: pd.DataFrame) -> plt.Figure:
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2))
     a.scatter(sizes.width, sizes.height, s=3, alpha=0.3, color=SERIES_COLOURS[0])
@@ -42,7 +40,6 @@ def image_sizes(sizes: pd.DataFrame) -> plt.Figure:
     b.set(title="Aspect ratio", xlabel="width / height", ylabel="images")
     fig.tight_layout()
     return fig
-
 
 
 def sample_grid(ds: Dataset, per_class: int = 4, seed: int = 0) -> plt.Figure:
@@ -60,7 +57,6 @@ def sample_grid(ds: Dataset, per_class: int = 4, seed: int = 0) -> plt.Figure:
             ax.set_title(f"{c} · {guid}\n{_wrap(short, 32)}", fontsize=8, color=CLASS_COLOURS[c])
     fig.tight_layout()
     return fig
-
 
 
 def captioned_images(ds: Dataset, captions: dict[str, str], columns: int = 3) -> plt.Figure:

@@ -36,7 +36,6 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figur
     return fig
 
 
-
 def confusion_matrices(matrices: dict[str, pd.DataFrame], title: str = "", columns: int = 3) -> plt.Figure:
     """Row-normalised confusion matrices on a grid of at most ``columns`` per row, counts and shares annotated."""
     fig, axes = _panels(len(matrices), min(len(matrices), columns), 3.4, 3.3)
@@ -56,39 +55,39 @@ def confusion_matrices(matrices: dict[str, pd.DataFrame], title: str = "", colum
     return fig
 
 
-
 def fusion_internals(region_mean: np.ndarray, gate: pd.DataFrame, title: str) -> plt.Figure:
     """Left: the tokens' attention over the image regions averaged over rows, coloured by its deviation from the
     uniform weight 1/regions (a diverging map centred at 0, symmetric limits; each cell also prints the weight).
     Right: the gated-fusion gate's share of the text, per true class (``gate``: columns label, the class index, and
-    text_share)."""
+    text_share): the box spans the quartiles, the whiskers the smallest and the largest row."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.8, 3.4), gridspec_kw={"width_ratios": [1, 1.5]})
     uniform = 1 / region_mean.size
     dev = region_mean - uniform
     lim = max(float(np.abs(dev).max()), 1e-3)  # at least the printed precision: a flat map stays pale
     im = a.imshow(dev, cmap="RdBu_r", vmin=-lim, vmax=lim)
     for (r, c), v in np.ndenumerate(region_mean):
-        a.text(c, r, f"{v:.3f}\n{dev[r, c]:+.3f}", ha="center", va="center", fontsize=8,
+        a.text(c, r, f"{v:.3f}\n{dev[r, c]:+.4f}", ha="center", va="center", fontsize=8,
                color="white" if abs(dev[r, c]) > 0.6 * lim else "black")
     a.set_xticks([]), a.set_yticks([])
     a.set_title(f"cross-attention over image regions\n(mean weight; uniform = 1/{region_mean.size} = {uniform:.3f})",
                 fontsize=9)
     bar = fig.colorbar(im, ax=a, fraction=0.046)
     bar.set_label(f"mean weight − 1/{region_mean.size} (uniform)", fontsize=8)
-    bar.set_ticks([-lim, 0, lim], labels=[f"{-lim:+.2g}", "0", f"{lim:+.2g}"])
+    bar.set_ticks([-lim, 0, lim], labels=[f"{-lim:+.4f}", "0", f"{lim:+.4f}"])  # as the cells print it
     bar.ax.tick_params(labelsize=8)
     data = [gate.loc[gate.label == k, "text_share"] for k in range(len(LABELS))]
-    parts = b.boxplot(data, tick_labels=LABELS, patch_artist=True, showfliers=False, medianprops={"color": "black"})
+    parts = b.boxplot(data, tick_labels=LABELS, patch_artist=True, whis=(0, 100), showfliers=False,  # min to max
+                      medianprops={"color": "black"})
     for patch, c in zip(parts["boxes"], LABELS):
         patch.set_facecolor(CLASS_COLOURS[c])
         patch.set_alpha(0.5)
     b.axhline(0.5, color="grey", lw=0.8, ls="--")
-    b.set(ylabel="gate: share from the text", xlabel="true class", title="gated fusion: text against image")
+    b.set(ylabel="gate: share from the text", xlabel="true class",
+          title="gated fusion: text against image\n(box: quartiles; whiskers: smallest to largest row)")
     b.title.set_fontsize(9)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(w_pad=3)  # the colour bar's label clear of the right panel's axis label
     return fig
-
 
 
 def attention_examples(maps: list, images: dict, labels: dict[str, str]) -> plt.Figure:
@@ -125,7 +124,6 @@ def attention_examples(maps: list, images: dict, labels: dict[str, str]) -> plt.
     return fig
 
 
-
 def error_gallery(ds: Dataset, rows: pd.DataFrame, probs: np.ndarray, columns: int = 4) -> plt.Figure:
     """Errors of a model, one panel each: the image, the start of the tweet, true and predicted class and the
     model's probabilities (``rows`` from :func:`lab5.explain.gallery_rows`, ``probs`` (N, 3) in ``ds.train`` order).
@@ -143,7 +141,6 @@ def error_gallery(ds: Dataset, rows: pd.DataFrame, probs: np.ndarray, columns: i
     return fig
 
 
-
 def reliability(p: np.ndarray, y: np.ndarray, title: str, bins: int = 10) -> plt.Figure:
     """Reliability diagram: accuracy against confidence of the predicted class, in equal-width confidence bins
     (bar width shows the bin, the number on top its rows); the diagonal is perfect calibration."""
@@ -158,7 +155,6 @@ def reliability(p: np.ndarray, y: np.ndarray, title: str, bins: int = 10) -> plt
            title=f"{title}\nECE {expected_calibration_error(p, y, bins):.3f}")
     fig.tight_layout()
     return fig
-
 
 
 def label_distribution(shares: pd.DataFrame, title: str) -> plt.Figure:

@@ -34,7 +34,6 @@ FINAL_COLOUR = "#AA4499"
 PLAIN_COLOUR = "#444444"
 
 
-
 def save(fig: plt.Figure, name: str, folder: Path) -> None:
     """Save ``fig`` as ``{folder}/{name}.png`` (150 dpi, no software metadata).
 
@@ -48,11 +47,9 @@ def save(fig: plt.Figure, name: str, folder: Path) -> None:
         atomic_write_bytes(folder / f"{name}.png", buf.getvalue())
 
 
-
 def save_table(df: pd.DataFrame, name: str, folder: Path) -> None:
     """Save a report table as ``{folder}/{name}.csv`` (atomically, like every file lab5 writes)."""
     atomic_write_bytes(folder / f"{name}.csv", df.to_csv().encode())
-
 
 
 def _panels(n: int, columns: int, width: float, height: float) -> tuple[plt.Figure, list[plt.Axes]]:
@@ -65,11 +62,9 @@ def _panels(n: int, columns: int, width: float, height: float) -> tuple[plt.Figu
     return fig, list(axes.flat[:n])
 
 
-
 def _wrap(text: str, width: int, lines: int = 2) -> str:
     """The first ``lines`` lines of ``text`` wrapped at ``width``, drawable (see :func:`_drawable`)."""
     return "\n".join(textwrap.wrap(_drawable(text), width)[:lines])
-
 
 
 @functools.cache
@@ -79,7 +74,6 @@ def _font_chars() -> frozenset[int]:
     return frozenset(font_manager.get_font(font_manager.findfont(font_manager.FontProperties())).get_charmap())
 
 
-
 def _drawable(text: str) -> str:
     """``text`` as matplotlib can draw it: ``$`` escaped (not maths), and a character the font lacks (Chinese, most
     emoji) shown as a white square instead of a warning per glyph."""
@@ -87,11 +81,9 @@ def _drawable(text: str) -> str:
     return "".join(c if ord(c) in chars or c.isspace() else "\u25a1" for c in text).replace("$", r"\$")
 
 
-
 def _model_colour(name: str, k: int) -> str:
     """The colour of model ``name`` (:data:`MODEL_COLOURS`), else the ``k``-th of :data:`SERIES_COLOURS`."""
     return MODEL_COLOURS.get(name, SERIES_COLOURS[k % len(SERIES_COLOURS)])
-
 
 
 def _bulk(spans: list[tuple[float, float]]) -> tuple[float, float]:
@@ -110,7 +102,6 @@ def _bulk(spans: list[tuple[float, float]]) -> tuple[float, float]:
                 break
             keep = rest
     return min(s[0] for s in keep), max(s[1] for s in keep)
-
 
 
 def _follow_bulk(ax: plt.Axes) -> None:
@@ -138,7 +129,6 @@ def _follow_bulk(ax: plt.Axes) -> None:
         ax.annotate(f"{'▼' if low else '▲'} {line.get_label()} {at}, {'below' if low else 'above'} the axis",
                     (0.02, 0.03 + 0.08 * k if low else 0.97 - 0.08 * k), xycoords="axes fraction",
                     va="bottom" if low else "top", fontsize=8, color=PLAIN_COLOUR)
-
 
 
 def _fold_count(folds: pd.Series) -> str:
