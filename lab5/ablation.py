@@ -82,7 +82,7 @@ def ablation(cfg: Config, tuned: dict | None = None) -> Ablation:
                 **{f"{m}, {e} epochs": m for m in ("gated", "late") for e in (2, 4)},
                 **{t: "concat" if t.startswith("concat") else "late" for t in techniques},
                 **{f"{m} on mpnet": m for m in HEADS},
-                "ensemble on MiniLM": "late",  # against its best member
+                "ensemble on MiniLM": "late",  # against its most accurate member
                 "ensemble on MiniLM, early stopping": "ensemble on MiniLM",
                 "ensemble on mpnet": "ensemble on MiniLM",
                 MEAN: "ensemble on MiniLM",
