@@ -252,3 +252,15 @@ def test_the_gates_whiskers_reach_the_smallest_and_the_largest_row():
     boxes = plots.fusion_internals(np.full((3, 3), 1 / 9), gate, "t").axes[1]
     whiskers = [line.get_ydata()[1] for line in boxes.lines[0:2]]  # class 0: lower and upper whisker ends
     assert whiskers == pytest.approx([0.1, 0.9])  # 0.1 and 0.9 lie beyond 1.5 IQR, still inside the whiskers
+
+
+def test_paired_differences_set_aside_far_out_folds_on_both_sides_at_once():
+    small = {f"change {k}": (0.002 * k - 0.01, 0.002 * k - 0.03, 0.002 * k + 0.01) for k in range(12)}
+    table = {"image": (-0.068, -0.091, -0.05), **small, "reference_gate": (-0.138, -0.281, -0.0875),
+             "gate, longer": (0.127, -0.011, 0.348)}
+    f1 = plots.paired_differences({"macro_f1": _diffs(table)}).axes[0]
+    left, right = f1.get_xlim()
+    assert -0.12 < left < -0.091 and 0.03 < right < 0.1  # neither -28 nor +35 sets the scale; the image's -9 inside
+    beyond = {line.get_marker() for line in f1.get_lines() if line.get_marker() in ("<", ">")}
+    assert beyond == {"<", ">"}
+    assert "mean +12.7, max +34.8" in [t.get_text() for t in f1.texts]

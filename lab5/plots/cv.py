@@ -62,13 +62,23 @@ def _mark_beyond(ax: plt.Axes, y: float, row: pd.Series, colour: str) -> None:
                     color=colour)
 
 
+def _axis_range(values: list[float], far: float = 5.0) -> tuple[float, float]:
+    """The x-range of a paired-differences panel: the bulk (:func:`lab5.plots.style._bulk`) of ``values`` and 0,
+    after the far-out values are set aside (more than ``far`` interquartile ranges beyond the quartiles), so that rows
+    far from the rest on both sides at once are marked beyond the axis instead of squeezing every other whisker."""
+    v = np.asarray(values, float)
+    q1, q3 = np.percentile(v, [25, 75])
+    inside = v[(v >= q1 - far * (q3 - q1)) & (v <= q3 + far * (q3 - q1))]
+    return _bulk([(x, x) for x in [*inside, 0.0]])
+
+
 def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highlight: str | None = None,
                        groups: dict[str, list[str]] | None = None) -> plt.Figure:
     """Dot-and-whisker plot of per-fold paired differences (from :func:`lab5.evaluation.paired_differences`, in
     fractions; drawn in points), one panel per metric: the dot is the mean difference, the whisker spans the worst to
     the best fold, and the label says on how many folds the model beat its control. ``highlight`` draws one model (the
     final one) in colour; ``groups`` (name -> models) draws the models group by group under bold headers. Each axis
-    follows the bulk of the folds (:func:`_bulk`): a value beyond it is marked by a triangle on the edge, written."""
+    leaves far-out values aside (:func:`_axis_range`): a value beyond it is marked by a triangle on the edge, written."""
     control = next(iter(diffs.values()))["control"]
     rows = _grouped_rows(list(control.index), groups)
     y = np.arange(len(rows))[::-1]
@@ -77,7 +87,7 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
     for ax, (metric, d) in zip(axes[0], diffs.items()):
         ys = [yi for yi, (_, header) in zip(y, rows) if not header]
         d = d.loc[[m for m, header in rows if not header]]
-        lo, hi = _bulk([(v, v) for v in [*d["min"], *d["max"], 0.0]])
+        lo, hi = _axis_range([*d["min"], *d["max"]])
         span = hi - lo or 0.01
         left, right = lo - 0.05 * span, hi + 0.12 * span  # room on the right for the folds' count
         ax.set_xlim(left, right)
