@@ -44,6 +44,14 @@ class CVRun:
     best_epochs: dict[str, list[int]]  # head name -> best epoch per fold (early stopping), or the epochs trained
 
 
+def early_stopping_epochs(runs: dict[str, CVRun], configs: dict[str, Config]) -> pd.DataFrame:
+    """The epoch early stopping kept in each fold, one row per single-head config of ``configs`` trained with early
+    stopping (the others are left out), one column per fold; ``runs`` from :func:`cv_runs`, keyed like ``configs``."""
+    stopped = {name: c for name, c in configs.items() if c.early_stopping and "+" not in c.model}
+    return pd.DataFrame({name: runs[name].best_epochs[c.model] for name, c in stopped.items()},
+                        index=pd.RangeIndex(len(next(iter(runs.values())).folds), name="fold")).T
+
+
 def cross_validate(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> pd.DataFrame:
     """Stratified k-fold CV on all labelled rows of each named config: one row per (name, fold) with
     :data:`METRIC_COLUMNS` (see :func:`cv_runs`)."""

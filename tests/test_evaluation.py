@@ -414,3 +414,21 @@ def test_the_fold_cost_orders_the_heavy_trainings_first(tmp_path):
     assert E._fold_cost(cfg.replace(train_rows=400)) < late
     capped = cfg.replace(early_stopping=True, epochs=30, patience=5)  # early stopping: rarely all 30 epochs
     assert E._fold_cost(capped) == E._fold_cost(cfg.replace(epochs=13))
+
+
+def test_early_stopping_epochs_lists_each_stopped_heads_kept_epoch_per_fold(tmp_path):
+    from lab5.config import Config
+    from lab5.evaluation import CVRun, early_stopping_epochs
+
+    def run(epochs: dict[str, list[int]]) -> CVRun:
+        return CVRun(pd.DataFrame({"fold": range(3)}), np.zeros((6, 3)), {}, epochs)
+
+    base = Config(data=tmp_path, cache=tmp_path, progress=False, text_encoder="minilm", epochs=30)
+    configs = {"gated, stopped": base.replace(model="gated", early_stopping=True),
+               "late, 3 epochs": base.replace(model="late", epochs=3),
+               "ensemble, stopped": base.replace(model="gated+late", early_stopping=True)}
+    runs = {"gated, stopped": run({"gated": [2, 5, 3]}), "late, 3 epochs": run({"late": [3, 3, 3]}),
+            "ensemble, stopped": run({"gated": [2, 2, 2], "late": [4, 4, 4]})}
+    table = early_stopping_epochs(runs, configs)
+    assert list(table.index) == ["gated, stopped"] and table.columns.name == "fold"
+    assert table.loc["gated, stopped"].tolist() == [2, 5, 3]
