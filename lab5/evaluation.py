@@ -47,7 +47,7 @@ class CVRun:
 def early_stopping_epochs(runs: dict[str, CVRun], configs: dict[str, Config]) -> pd.DataFrame:
     """The epoch early stopping kept in each fold, one row per single-head config of ``configs`` trained with early
     stopping (the others are left out), one column per fold; ``runs`` from :func:`cv_runs`, keyed like ``configs``."""
-    stopped = {name: c for name, c in configs.items() if c.early_stopping and "+" not in c.model}
+    stopped = {name: c for name, c in configs.items() if c.early_stopping and len(ensemble_members(c)) == 1}
     return pd.DataFrame({name: runs[name].best_epochs[c.model] for name, c in stopped.items()},
                         index=pd.RangeIndex(len(next(iter(runs.values())).folds), name="fold")).T
 
