@@ -22,8 +22,9 @@ from .config import Config, text_encoder_names
 from .data import load_dataset
 from .encoders import image_encoder, text_encoder
 from .evaluation import folds
-from .features import Features, ImageFolder, encode_images, encode_texts, load_features
-from .models import MODELS, Classifier, build_head, build_model
+from .features import ImageFolder, encode_images, encode_texts, load_features
+from .heads import MODELS
+from .models import Classifier, build_head, build_model
 from .pipeline import train_model
 from .runtime import reproducible, resolve_device
 from .splits import get_split
@@ -57,8 +58,8 @@ def _bench(cfg: Config, cold_pairs: int, naive_pairs: int, models: list[str] | N
     ds = load_dataset(cfg.data)
     split = get_split(ds, cfg.cache)
     rows = []
-    # extraction speed is timed on the first text encoder of the config (the others run the same code); the old path
-    # is one batch at a time on cfg.threads threads, the new one cfg.jobs batches side by side on one thread each
+    # extraction speed is timed on the first text encoder of the config (the others run the same code): one batch at
+    # a time on cfg.threads threads, against cfg.jobs batches side by side on one thread each (what lab5 does)
     tenc = text_encoder(text_encoder_names(cfg.text_encoder)[0], cfg.cache)
     ienc = image_encoder(cfg.image_encoder, cfg.image_size, cfg.seed)
     sample = list(ds.all.guid[:cold_pairs])
@@ -74,7 +75,7 @@ def _bench(cfg: Config, cold_pairs: int, naive_pairs: int, models: list[str] | N
         rows.append(("features, cold", f"{what}, {old}", f"{len(sample) / t_old:.1f} pairs/s"))
         rows.append(("features, cold", f"{what}, {new}", f"{len(sample) / t_new:.1f} pairs/s ({t_old / t_new:.1f}x)"))
     rows.append(("features, cold", "all pairs, estimated", f"{len(ds.all) * (t_text + t_img) / len(sample):.0f} s "
-                 f"(old path {len(ds.all) * (t_text_old + t_img_old) / len(sample):.0f} s)"))
+                 f"(one batch at a time: {len(ds.all) * (t_text_old + t_img_old) / len(sample):.0f} s)"))
     load_features(ds, cfg)  # make sure the cache is filled before timing a warm load
     feats, t_warm = _timed(lambda: load_features(ds, cfg))
     rows.append(("features, warm", f"{len(ds.all)} pairs from the cache", f"{t_warm:.1f} s ({len(ds.all) / t_warm:.0f} pairs/s)"))
@@ -96,7 +97,7 @@ def _bench(cfg: Config, cold_pairs: int, naive_pairs: int, models: list[str] | N
     y = ds.rows(guids, labelled=True).label.to_numpy()
     _, t_cached = _timed(lambda: fit(cached_model, FeatureData(plain, guids, y, sequences=False), None, c1))
     n = naive_pairs or len(guids)
-    t_naive = _naive_epoch(c1, ds, guids[:n], tenc, ienc, plain.dims()) * len(guids) / n
+    t_naive = _naive_epoch(c1, ds, guids[:n], tenc, ienc, plain.dims()[c1.text_encoder]) * len(guids) / n
     rows.append(("one epoch, concat", "cached features", f"{t_cached:.2f} s"))
     rows.append(("one epoch, concat", "naive: re-encode every pair" + ("" if n == len(guids) else f" ({n} pairs timed, scaled)"),
                  f"{t_naive:.1f} s"))
@@ -116,12 +117,12 @@ def _n(k: int, word: str) -> str:
     return f"{k} {word}" + ("" if k == 1 else "es" if word.endswith("ch") else "s")
 
 
-#: the head whose training steps the bench times on the old and the new path (the costliest per step)
+#: the head whose training steps the bench times both ways (the costliest per step)
 TIMED_HEAD = "cross_attention"
 
 
 def _training_paths(cfg: Config, ds, feats) -> list[tuple[str, str, str]]:
-    """The training of :data:`TIMED_HEAD`, old path against new in the same run: one epoch on a CV training part
+    """The training of :data:`TIMED_HEAD`, both ways in the same run: one epoch on a CV training part
     (random batches on ``cfg.threads`` threads, against length-bucketed batches on one thread), and the five fold
     trainings of a CV (one after another, against ``cfg.jobs`` side by side)."""
     c = cfg.replace(model=TIMED_HEAD, text_encoder=text_encoder_names(cfg.text_encoder)[0])
@@ -129,7 +130,7 @@ def _training_paths(cfg: Config, ds, feats) -> list[tuple[str, str, str]]:
     parts = [tr for tr, _ in folds(y, c.folds, c.fold_seed)]
     guids = ds.train.guid.to_numpy()
     paths = {"old": (c.replace(batching="random"), cfg.threads), "new": (c, 1)}
-    mine = Features(feats.text, feats.image)  # the first text encoder's features alone
+    mine = feats.of(c.text_encoder)  # the first text encoder's features alone
     dims = mine.dims()
 
     def train(path: str, rows, epochs: int) -> None:
@@ -144,13 +145,13 @@ def _training_paths(cfg: Config, ds, feats) -> list[tuple[str, str, str]]:
     what = f"train {TIMED_HEAD}"
     return [(what, f"one epoch of {len(parts[0])} rows: random batches, {_n(cfg.threads, 'thread')}", f"{one['old']:.2f} s"),
             (what, f"one epoch of {len(parts[0])} rows: bucketed batches, one thread", f"{one['new']:.2f} s ({one['old'] / one['new']:.1f}x)"),
-            (what, f"{len(parts)} CV fold trainings one after another (old path)", f"{cv_old:.1f} s"),
-            (what, f"{len(parts)} CV fold trainings, {cfg.jobs} side by side (new path)", f"{cv_new:.1f} s ({cv_old / cv_new:.1f}x)")]
+            (what, f"{len(parts)} CV fold trainings one after another", f"{cv_old:.1f} s"),
+            (what, f"{len(parts)} CV fold trainings, {cfg.jobs} side by side", f"{cv_new:.1f} s ({cv_old / cv_new:.1f}x)")]
 
 
 def _naive_epoch(cfg: Config, ds, guids, tenc, ienc, dims) -> float:
     """Seconds for one epoch that re-encodes every batch's texts and images through the frozen encoders."""
-    model = Classifier(build_head("concat", dims, cfg))
+    model = Classifier(build_head("concat", dims, cfg), {cfg.text_encoder: dims})
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     folder = ImageFolder(ds, guids, ienc.spec.transform(), ienc.spec.resize)
     rows = ds.rows(guids, labelled=True)

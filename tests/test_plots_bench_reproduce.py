@@ -117,7 +117,7 @@ class _Clock:
         return self.now
 
 
-#: the bench's timed spans in the order it times them (seconds): each new path is faster than its old one by a
+#: the bench's timed spans in the order it times them (seconds): each of lab5's ways is faster than the other by a
 #: different factor, so that a ratio taken the wrong way round or a missed scaling shows
 BENCH_SPANS = {"text, old": 4, "image, old": 6, "text, new": 1, "image, new": 2, "warm load": 3, "train text": 1,
                "train concat": 1, "predict": 0.5, "epoch, random": 3, "epoch, bucketed": 1.5, "cv, one by one": 6,
@@ -146,7 +146,7 @@ def test_bench_reports_each_measurement_from_its_timing(dataset_factory, tmp_pat
     assert numbers("text (tiny-bert), 1 batch side by side") == [6 / S["text, new"], S["text, old"] / S["text, new"]]
     assert numbers("image (tiny-cnn), one batch at a time") == [1, 6 / S["image, old"]]
     assert numbers("image (tiny-cnn), 1 batch side by side") == [6 / S["image, new"], S["image, old"] / S["image, new"]]
-    # all 27 pairs at the measured per-pair cost: (1 + 2) s / 6 pairs -> 13.5 s; the old path (4 + 6) s / 6 -> 45 s
+    # all 27 pairs at the measured per-pair cost: (1 + 2) s / 6 pairs -> 13.5 s; one batch at a time (4 + 6) s / 6 -> 45 s
     assert numbers("all pairs, estimated") == [round(27 * 3 / 6), round(27 * 10 / 6)]
     assert numbers("27 pairs from the cache") == [S["warm load"], round(27 / S["warm load"])]
     assert numbers("text (3 epochs)") == [S["train text"]] and numbers("concat (3 epochs)") == [S["train concat"]]
