@@ -6,10 +6,10 @@ from typing import Iterator, Protocol
 import numpy as np
 import torch
 
-from .config import Config
+from .config import Config, text_encoder_names
 from .data import Dataset
 from .features import Features
-from .models import text_key_suffix, uses_sequences
+from .models import ensemble_members, uses_sequences
 from .text import encoder_texts
 
 
@@ -26,52 +26,52 @@ def _labels(labels, n: int) -> torch.Tensor:
 
 
 class FeatureData:
-    """Rows of cached features for ``guids``; ``batch(idx)`` gathers a feature dict (padding trimmed).
+    """Rows of cached features (of one text encoder) for ``guids``; ``batch(idx)`` gathers a feature dict (padding
+    trimmed).
 
-    With ``sequences``, ``lengths`` holds each row's token count (of the first text encoder), by which training
-    batches are bucketed (:func:`batch_order`); without, it is None.
+    With ``sequences``, ``lengths`` holds each row's token count, by which training batches are bucketed
+    (:func:`batch_order`); without, it is None.
     """
 
     def __init__(self, features: Features, guids, labels=None, sequences: bool = True):
         self.guids = list(guids)
-        i = features.image
-        ir = i.rows(self.guids)
-        self.tensors = {"image_pooled": i.pooled[ir], "image_mask": i.mask[ir]}
+        t, i = features.text, features.image
+        tr, ir = t.rows(self.guids), i.rows(self.guids)
+        self.tensors = {"text_pooled": t.pooled[tr], "text_mask": t.mask[tr],
+                        "image_pooled": i.pooled[ir], "image_mask": i.mask[ir]}
         if sequences:  # heads that read only pooled vectors skip gathering the (large) sequences
-            self.tensors["image_seq"] = i.seq[ir]
-        self.suffixes = ["", *(text_key_suffix(name) for name in features.more_text)]
-        for suffix, t in zip(self.suffixes, [features.text, *features.more_text.values()]):
-            tr = t.rows(self.guids)
-            self.tensors.update({"text_pooled" + suffix: t.pooled[tr], "text_mask" + suffix: t.mask[tr]})
-            if sequences:
-                self.tensors["text_seq" + suffix] = t.seq[tr]
+            self.tensors.update(text_seq=t.seq[tr], image_seq=i.seq[ir])
         self.labels = _labels(labels, len(self.guids))
         self.lengths = self.tensors["text_mask"].sum(1) if sequences else None
-
-    def member_view(self, suffix: str) -> "FeatureData":
-        """The same rows as an ensemble member on a further text encoder sees them: that encoder's features under
-        the plain keys (``text_pooled@mpnet`` as ``text_pooled``), its token counts as ``lengths``; ``""``: self."""
-        if not suffix:
-            return self
-        view = object.__new__(FeatureData)
-        view.guids, view.labels, view.suffixes = self.guids, self.labels, [""]
-        view.tensors = {k: v for k, v in self.tensors.items() if k.startswith("image_")}
-        view.tensors.update({k[:-len(suffix)]: v for k, v in self.tensors.items() if k.endswith(suffix)})
-        view.lengths = view.tensors["text_mask"].sum(1) if self.lengths is not None else None
-        return view
 
     def __len__(self) -> int:
         return len(self.guids)
 
     def batch(self, idx: torch.Tensor) -> dict:
         b = {k: v[idx] for k, v in self.tensors.items()}
-        for s in self.suffixes:
-            n = max(1, int(b["text_mask" + s].sum(1).max()))  # right-padded: keep only the longest text's tokens
-            b["text_mask" + s] = b["text_mask" + s][:, :n]
-            if "text_seq" + s in b:
-                b["text_seq" + s] = b["text_seq" + s][:, :n]
+        n = max(1, int(b["text_mask"].sum(1).max()))  # right-padded: keep only the longest text's tokens
+        b["text_mask"] = b["text_mask"][:, :n]
+        if "text_seq" in b:
+            b["text_seq"] = b["text_seq"][:, :n]
         b["label"] = self.labels[idx]
         return b
+
+
+class EnsembleData:
+    """The same rows for every text encoder of an ensemble: ``views`` holds one :class:`FeatureData` per encoder, and
+    ``batch(idx)`` gives one feature dict per encoder (what :class:`lab5.models.Ensemble` reads); each member trains
+    on the view of its own encoder."""
+
+    def __init__(self, views: dict[str, FeatureData]):
+        self.views = views
+        first = next(iter(views.values()))
+        self.guids, self.labels, self.lengths = first.guids, first.labels, None
+
+    def __len__(self) -> int:
+        return len(self.guids)
+
+    def batch(self, idx: torch.Tensor) -> dict[str, dict]:
+        return {name: view.batch(idx) for name, view in self.views.items()}
 
 
 class RawData:
@@ -104,10 +104,14 @@ class RawData:
 
 def make_data(cfg: Config, ds: Dataset, guids, labels, features: Features | None = None, model=None,
               train: bool = False) -> Batches:
-    """Batches of cached features, or (``cfg.finetune``) of raw pairs for the encoders attached to ``model``."""
+    """Batches of cached features (one view per text encoder for an ensemble), or (``cfg.finetune``) of raw pairs for
+    the encoders attached to ``model``."""
     if cfg.finetune:
         return RawData(ds, guids, labels, model.text_encoder, model.image_encoder, cfg, train)
-    return FeatureData(features, guids, labels, sequences=uses_sequences(cfg.model) or cfg.text_top > 0)
+    sequences = uses_sequences(cfg.model) or cfg.text_top > 0
+    if len(ensemble_members(cfg)) > 1:
+        return EnsembleData({e: FeatureData(features.of(e), guids, labels, sequences) for e in text_encoder_names(cfg.text_encoder)})
+    return FeatureData(features, guids, labels, sequences)
 
 
 def class_weights(labels: torch.Tensor, n: int = 3) -> torch.Tensor:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-#: the heads of :data:`lab5.models.MODELS` (named here so that a config is checked without importing torch)
+#: the heads of :data:`lab5.heads.MODELS` (named here so that a config is checked without importing torch)
 MODEL_NAMES = ("text", "image", "concat", "cross_attention", "reference_gate", "gated", "late")
 #: the image encoders of :data:`lab5.encoders.IMAGE_ENCODERS`
 IMAGE_ENCODER_NAMES = ("efficientnet-lite0", "efficientnet-lite2", "resnet50", "resnet50-scratch")
@@ -111,7 +111,7 @@ class Config:
     out_dir: Path | None = field(default_factory=default_out_dir, metadata={"help": "output folder (LAB5_OUT); default: the project folder for the course data, runs/<dataset>-<fingerprint>/ for any other"})
     text_encoder: str = field(default="minilm+mpnet", metadata={"help": "minilm | mpnet, or a BERT-family Hugging Face id / local folder; several joined with + make an ensemble with every head on each"})
     image_encoder: str = field(default="efficientnet-lite0", metadata={"help": "efficientnet-lite0 | efficientnet-lite2 | resnet50 | resnet50-scratch"})
-    model: str = field(default="cross_attention+gated+late", metadata={"help": "model name (see `lab5.models.MODELS`); names joined by + make an ensemble"})
+    model: str = field(default="cross_attention+gated+late", metadata={"help": "model name (see `lab5.heads.MODELS`); names joined by + make an ensemble"})
     text_features: str = field(default="tokens+lexicon", metadata={"help": "tokens: encoder states only; tokens+lexicon: add VADER lexicon scores"})
     text_clean: str = field(default="none", metadata={"help": "none | tweet: links, handles, RT prefixes and hashtags normalised before encoding"})
     max_length: int = field(default=64, metadata={"help": "text tokens kept per tweet"})

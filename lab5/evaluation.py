@@ -276,7 +276,8 @@ def cv_key(c: Config, ds, feats) -> str:
     conf = {k: v for k, v in c.result_fields().items() if k != "combine"
             and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
     labels = list(zip(ds.train.guid, ds.train.label.astype(int).tolist()))
-    keys = [feats.text.key, feats.image.key, *(fs.key for fs in feats.more_text.values())]
+    first, *more = (fs.key for fs in feats.texts.values())
+    keys = [first, feats.image.key, *more]  # in this order since cache version 1
     return digest({"version": CV_CACHE_VERSION, "config": conf, "features": keys,
                    "labels": labels, "libraries": versions(*CV_LIBRARIES), "numerics": numerics()})
 

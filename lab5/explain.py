@@ -18,7 +18,8 @@ from .encoders import REGION_GRID, image_encoder, text_encoder
 from .errors import ConfigError
 from .features import Dims, Features
 from .metrics import metrics
-from .models import Classifier, CrossAttentionFusion, GatedFusion, LateFusion
+from .heads import CrossAttentionFusion, GatedFusion, LateFusion
+from .models import Classifier
 from .splits import get_split
 from .text import encoder_texts
 
@@ -117,7 +118,8 @@ def late_text_weight_at_start(cfg: Config) -> float:
     of its initial mixing parameter). Building the head draws random weights; the random state is restored, so
     asking changes no later result."""
     with torch.random.fork_rng(devices=[]):
-        return late_text_weight(Classifier(LateFusion(Dims(1, 1, 1, 1), cfg)))
+        dims = Dims(1, 1, 1, 1)
+        return late_text_weight(Classifier(LateFusion(dims, cfg), {cfg.text_encoder: dims}))
 
 
 def display_crops(ds: Dataset, guids: list[str], cfg: Config) -> dict:

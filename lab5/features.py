@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -227,22 +227,31 @@ class Dims:
 
 @dataclass
 class Features:
-    """Text and image features of one dataset, aligned by guid; ``more_text`` holds the text features of further
-    text encoders (by name) when a config joins several with ``+`` for an ensemble."""
+    """Text and image features of one dataset, aligned by guid: the image features and one text feature set per text
+    encoder (``texts``, by encoder name, in the config's order). A config that joins text encoders with ``+`` for an
+    ensemble gets several, and each member reads its own (:meth:`of`)."""
 
-    text: FeatureSet
+    texts: dict[str, FeatureSet]
     image: FeatureSet
-    more_text: dict[str, FeatureSet] = field(default_factory=dict)
 
-    def dims(self) -> Dims | dict[str, Dims]:
-        """Widths of the pooled vectors (text may carry extra lexicon scores), token states and image regions; with
-        several text encoders, a dict of them by text encoder (the first one under the name "")."""
-        def of(text: FeatureSet) -> Dims:
-            return Dims(text.dim, self.image.dim, text.seq.shape[-1], self.image.seq.shape[-1])
+    @property
+    def text(self) -> FeatureSet:
+        """The text features, when there is one text encoder."""
+        if len(self.texts) != 1:
+            raise ValueError(f"features of {len(self.texts)} text encoders ({', '.join(self.texts)}): pick one with .of(name)")
+        return next(iter(self.texts.values()))
 
-        if not self.more_text:
-            return of(self.text)
-        return {"": of(self.text), **{name: of(fs) for name, fs in self.more_text.items()}}
+    def of(self, encoder: str) -> "Features":
+        """The features one text encoder's member reads: its text features and the shared image features."""
+        if encoder not in self.texts:
+            raise KeyError(f"no text features of encoder {encoder!r} (there are: {', '.join(self.texts)})")
+        return Features({encoder: self.texts[encoder]}, self.image)
+
+    def dims(self) -> dict[str, Dims]:
+        """Input widths by text encoder: pooled vectors (text may carry extra lexicon scores), token states and image
+        regions."""
+        i = self.image
+        return {name: Dims(t.dim, i.dim, t.seq.shape[-1], i.seq.shape[-1]) for name, t in self.texts.items()}
 
 
 def with_lexicon(fs: FeatureSet, ds: Dataset) -> FeatureSet:
@@ -285,5 +294,6 @@ def load_features(ds: Dataset, cfg: Config) -> Features:
         return memo(("text", *(getattr(c, f) for f in TEXT_FIELDS)), load)
 
     first, *more = text_encoder_names(cfg.text_encoder)
+    texts = {first: text_of(first)}
     image = memo(("image", *(getattr(cfg, f) for f in IMAGE_FIELDS)), lambda: image_features(ds, cfg))
-    return Features(text_of(first), image, {name: text_of(name) for name in more})
+    return Features({**texts, **{name: text_of(name) for name in more}}, image)

@@ -20,7 +20,7 @@ from torch import nn
 
 from . import encoders, profile
 from .batches import make_data
-from .config import Config
+from .config import Config, text_encoder_names
 from .data import LABELS, Dataset
 from .decisions import Decision
 from .errors import ConfigError
@@ -39,8 +39,9 @@ log = logging.getLogger("lab5")
 
 #: Bump when what a training produces changes while every other part of its key stays (the loop, a head, what an
 #: entry holds): every cached training is then redone. Source edits that keep the numbers keep the cache.
-#: 2: the decision rule is kept beside the weights (no ``logit_bias`` buffer in the model).
-TRAIN_CACHE_VERSION = 2
+#: 2: the decision rule is kept beside the weights (no ``logit_bias`` buffer in the model). 3: input widths kept by
+#: text encoder.
+TRAIN_CACHE_VERSION = 3
 #: libraries whose versions can change trained weights (part of every training's key)
 TRAIN_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
 
@@ -59,7 +60,7 @@ def new_model(cfg: Config, features: Features | None = None, loaded: tuple | Non
     :func:`load_encoders`, or the ``loaded`` pair it gave)."""
     if cfg.finetune:
         t, i = loaded or load_encoders(cfg)
-        return build_model(cfg, Dims(t.dim, i.dim, t.dim, i.dim), (t, i))
+        return build_model(cfg, {cfg.text_encoder: Dims(t.dim, i.dim, t.dim, i.dim)}, (t, i))
     return build_model(cfg, features.dims())
 
 
@@ -120,8 +121,7 @@ def train_key(cfg: Config, ds: Dataset, features: Features | None, train_guids: 
                   "image": image_input_fingerprint(ds), "text_encoder": t.fingerprint, "image_encoder": i.fingerprint,
                   "libraries": versions(*TEXT_LIBRARIES, *IMAGE_LIBRARIES)}
     else:
-        inputs = {"text": features.text.key, "image": features.image.key,
-                  "more_text": {name: fs.key for name, fs in features.more_text.items()}}
+        inputs = {"text": {name: fs.key for name, fs in features.texts.items()}, "image": features.image.key}
     return digest({"version": TRAIN_CACHE_VERSION,
                    "config": cfg.result_fields(),
                    "inputs": inputs, "train": rows(train_guids), "val": rows(val_guids),
@@ -129,8 +129,17 @@ def train_key(cfg: Config, ds: Dataset, features: Features | None, train_guids: 
                    "numerics": numerics()})
 
 
-def _dims_json(dims: Dims | dict[str, Dims]) -> dict:
-    return dims.to_dict() if isinstance(dims, Dims) else {k: d.to_dict() for k, d in dims.items()}
+def _dims_json(dims: dict[str, Dims]) -> dict:
+    return {name: d.to_dict() for name, d in dims.items()}
+
+
+def _dims_from_json(d: dict, cfg: Config) -> dict[str, Dims]:
+    """Input widths by text encoder as saved; a checkpoint from before they were kept by name holds one ``Dims``, or
+    the first encoder's under ``""``."""
+    if "text" in d:
+        d = {"": d}
+    first = text_encoder_names(cfg.text_encoder)[0]
+    return {first if name == "" else name: Dims(**w) for name, w in d.items()}
 
 
 def _store_training(folder: Path, result: TrainResult) -> None:
@@ -262,7 +271,7 @@ def load_model(path: Path, **overrides) -> tuple[nn.Module, Config, Decision]:
         meta = json.loads((path / "config.json").read_text())
         state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
         cfg, dims = Config.from_dict(meta["config"], **overrides), meta["dims"]
-        dims = Dims(**dims) if "text" in dims else {k: Dims(**d) for k, d in dims.items()}
+        dims = _dims_from_json(dims, cfg)
         bias = state.pop("logit_bias", None)
         decision = Decision.from_dict(meta["decision"]) if "decision" in meta else \
             Decision("mean+offsets" if bias is not None and bool(bias.any()) else "mean",

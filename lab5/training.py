@@ -21,7 +21,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 from tqdm.auto import tqdm
 
-from .batches import Batches, batch_order, class_weights
+from .batches import Batches, EnsembleData, batch_order, class_weights
 from .config import Config
 from .decisions import Decision
 from .models import Ensemble, members_of
@@ -101,7 +101,8 @@ def train_mode(model: nn.Module) -> None:
 
 
 def _to(b: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) for k, v in b.items()}
+    """A batch on ``device``; an ensemble's batch holds one feature dict per text encoder."""
+    return {k: _to(v, device) if isinstance(v, dict) else v.to(device, non_blocking=True) for k, v in b.items()}
 
 
 def train_epoch(model: nn.Module, data: Batches, opt, sched, cfg: Config, gen: torch.Generator,
@@ -199,21 +200,19 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
     return result
 
 
-def _fit_members(model: Ensemble, train: Batches, val: Batches | None, cfg: Config,
+def _fit_members(model: Ensemble, train: EnsembleData, val: EnsembleData | None, cfg: Config,
                  device: torch.device) -> dict[str, TrainResult]:
-    """Train every member of ``model`` on its own view of the rows (:meth:`~lab5.batches.FeatureData.member_view`),
-    up to ``cfg.jobs`` at once; the trained weights are loaded into ``model``'s members."""
-    members = list(model.members.items())
+    """Train every member of ``model`` on the view of its own text encoder, up to ``cfg.jobs`` at once; the trained
+    weights are loaded into ``model``'s members."""
+    members = list(members_of(model).items())
 
     def train_one(k: int):
-        name, m = members[k]
-        suffix = model.text_suffixes.get(name, "")
-        r = train_classifier(m, train.member_view(suffix), val.member_view(suffix) if val is not None else None, cfg,
-                             device=device)
+        name, (m, encoder) = members[k]
+        r = train_classifier(m, train.views[encoder], val.views[encoder] if val is not None else None, cfg, device=device)
         return m.state_dict(), r.history, r.best_epoch, r.best_val_macro_f1
 
     runs = {}
-    for (name, m), (state, history, best_epoch, best_f1) in zip(members, run_all(train_one, range(len(members)), cfg.jobs)):
+    for (name, (m, _)), (state, history, best_epoch, best_f1) in zip(members, run_all(train_one, range(len(members)), cfg.jobs)):
         m.load_state_dict(state)
         runs[name] = TrainResult(m.eval(), history, best_epoch, best_f1)
     return runs
@@ -235,8 +234,8 @@ def predict_logits(model: nn.Module, data: Batches, cfg: Config) -> torch.Tensor
 def member_probabilities(model: nn.Module, data: Batches, cfg: Config) -> list[np.ndarray]:
     """Class probabilities (N, 3) of each member of an ensemble, in its order; of the model itself, alone in the
     list, for a single classifier: what a :class:`~lab5.decisions.Decision` decides from."""
-    members = list(members_of(model).values()) or [model]
-    return [predict_logits(m, data, cfg).softmax(1).numpy() for m in members]
+    members = [(m, data.views[encoder]) for m, encoder in members_of(model).values()] or [(model, data)]
+    return [predict_logits(m, view, cfg).softmax(1).numpy() for m, view in members]
 
 
 def predict_labels(model: nn.Module, decision: Decision, data: Batches, cfg: Config) -> np.ndarray:

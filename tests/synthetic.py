@@ -94,7 +94,7 @@ def small_config(tmp_path: Path, **kw) -> Config:
 
 # --------------------------------------------------------------------------- synthetic features
 def make_features(guids, labels, *, dt: int = 16, di: int = 8, length: int = 6, regions: int = 9,
-                  noise: float = 0.3, seed: int = 0) -> Features:
+                  noise: float = 0.3, seed: int = 0, encoder: str = "minilm") -> Features:
     """Linearly separable features: each class has its own mean in both modalities (and in every token).
 
     Text sequences are right-padded with varying lengths; padded positions hold garbage that must be ignored.
@@ -113,7 +113,7 @@ def make_features(guids, labels, *, dt: int = 16, di: int = 8, length: int = 6, 
     iseq = ip[:, None, :] + noise * torch.randn(n, regions, di, generator=g)
     imask = torch.ones(n, regions, dtype=torch.bool)
     guids = list(guids)
-    return Features(FeatureSet(guids, tp.float(), tseq.half(), tmask, "fake-text"),
+    return Features({encoder: FeatureSet(guids, tp.float(), tseq.half(), tmask, "fake-text")},
                     FeatureSet(guids, ip.float(), iseq.half(), imask, "fake-image"))
 
 

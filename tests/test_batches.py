@@ -81,8 +81,9 @@ def test_pooled_only_batches_skip_the_sequences_and_unlabelled_rows_get_minus_on
                                                          ("late+gated", 0, False), ("late", 1, True)])
 def test_make_data_gathers_sequences_only_for_models_that_read_them(feats, tmp_path, model, text_top, sequences):
     data = make_data(small_config(tmp_path, model=model, text_top=text_top), None, GUIDS[:4], LABELS_[:4], feats)
-    assert isinstance(data, FeatureData)
-    assert ("text_seq" in data.tensors) == sequences
+    view = data.views["minilm"] if "+" in model else data  # an ensemble's data: one view per text encoder
+    assert isinstance(view, FeatureData)
+    assert ("text_seq" in view.tensors) == sequences
 
 
 # --------------------------------------------------------------------------- raw batches for fine-tuning
@@ -90,7 +91,7 @@ def test_make_data_when_finetuning_feeds_the_models_encoders_raw_pairs(dataset_f
     root = dataset_factory(n_train=6, n_test=2)
     ds = load_dataset(root)
     cfg = small_config(tmp_path, data=root, model="concat", finetune=True, text_clean="tweet")
-    model = build_model(cfg, Dims(16, 12, 16, 12), (tiny_text, tiny_image))
+    model = build_model(cfg, {"minilm": Dims(16, 12, 16, 12)}, (tiny_text, tiny_image))
     guids = ["3", "1", "5"]
     data = make_data(cfg, ds, guids, [0, 2, 1], None, model, train=False)
     assert isinstance(data, RawData) and len(data) == 3
@@ -102,7 +103,7 @@ def test_make_data_when_finetuning_feeds_the_models_encoders_raw_pairs(dataset_f
     n = int(expected["attention_mask"].sum(1).max())
     assert torch.equal(b["input_ids"], expected["input_ids"][:, :n]) and torch.equal(b["attention_mask"], expected["attention_mask"][:, :n])
     text_only = make_data(cfg.replace(model="text"), ds, guids, None,
-                          model=build_model(cfg.replace(model="text"), Dims(16, 12, 16, 12), (tiny_text, tiny_image)))
+                          model=build_model(cfg.replace(model="text"), {"minilm": Dims(16, 12, 16, 12)}, (tiny_text, tiny_image)))
     tb = text_only.batch(torch.arange(3))
     assert "pixels" not in tb and tb["label"].tolist() == [-1, -1, -1]
 
@@ -143,18 +144,19 @@ def test_feature_data_has_token_lengths_only_when_it_gathers_sequences(feats):
     assert FeatureData(feats, GUIDS, LABELS_, sequences=False).lengths is None
 
 
-def test_a_member_view_shows_a_further_encoders_features_under_the_plain_keys(feats):
+def test_an_ensemble_over_two_text_encoders_gets_one_view_per_encoder_each_with_its_own_features(feats, tmp_path):
     from synthetic import make_features
 
+    from lab5.batches import EnsembleData
     from lab5.features import Features
 
     other = make_features(GUIDS, LABELS_, dt=12, length=4, seed=5).text
-    data = FeatureData(Features(feats.text, feats.image, {"other": other}), GUIDS, LABELS_)
-    assert data.member_view("") is data
-    view = data.member_view("@other")
-    b, full = view.batch(torch.arange(5)), data.batch(torch.arange(5))
-    assert set(b) == {"text_pooled", "text_seq", "text_mask", "image_pooled", "image_seq", "image_mask", "label"}
-    for k in ("text_pooled", "text_seq", "text_mask"):
-        assert torch.equal(b[k], full[k + "@other"])
-    assert torch.equal(b["image_seq"], full["image_seq"]) and torch.equal(view.labels, data.labels)
-    assert torch.equal(view.lengths, data.tensors["text_mask@other"].sum(1))
+    cfg = small_config(tmp_path, model="late+cross_attention", text_encoder="minilm+other")
+    data = make_data(cfg, None, GUIDS, LABELS_, Features({"minilm": feats.text, "other": other}, feats.image))
+    assert isinstance(data, EnsembleData) and list(data.views) == ["minilm", "other"] and len(data) == len(GUIDS)
+    b = data.batch(torch.arange(5))
+    for name, fs in (("minilm", feats.text), ("other", other)):
+        mine = FeatureData(Features({name: fs}, feats.image), GUIDS, LABELS_).batch(torch.arange(5))
+        assert b[name].keys() == mine.keys() and all(torch.equal(b[name][k], mine[k]) for k in mine)
+        assert torch.equal(data.views[name].lengths, fs.mask[fs.rows(GUIDS)].sum(1))
+    assert b["other"]["text_pooled"].shape[1] == 12 and torch.equal(data.labels, mine_labels := FeatureData(feats, GUIDS, LABELS_).labels) and len(mine_labels) == len(GUIDS)

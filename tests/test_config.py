@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lab5.encoders
-import lab5.models
+import lab5.heads
 from lab5.config import (
     IMAGE_ENCODER_NAMES,
     MODEL_NAMES,
@@ -125,7 +125,7 @@ def test_paths_are_made_paths():
 
 
 def test_the_names_config_checks_are_the_registries_of_models_and_image_encoders():
-    assert set(MODEL_NAMES) == set(lab5.models.MODELS)
+    assert set(MODEL_NAMES) == set(lab5.heads.MODELS)
     assert set(IMAGE_ENCODER_NAMES) == set(lab5.encoders.IMAGE_ENCODERS)
 
 

@@ -1,6 +1,8 @@
 """Ensembles (``--model late+gated``): members trained one by one, probabilities averaged, saved and reloaded."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -36,7 +38,7 @@ def test_ensemble_output_is_the_log_of_the_members_mean_probability(feats, tmp_p
     b = FeatureData(feats, GUIDS[:5], LABELS_[:5]).batch(torch.arange(5))
     with torch.no_grad():
         mean = (torch.softmax(model.members["text"](b), -1) + torch.softmax(model.members["image"](b), -1)) / 2
-        torch.testing.assert_close(model(b), mean.log())
+        torch.testing.assert_close(model({"minilm": b}), mean.log())
 
 
 def test_fitting_an_ensemble_trains_every_member_with_its_own_early_stopping(feats, tmp_path):
@@ -57,7 +59,7 @@ def test_fitting_an_ensemble_trains_every_member_with_its_own_early_stopping(fea
     assert res.best_val_macro_f1 == pytest.approx(f1_score(LABELS_[24:], pred, average="macro"))
     assert res.best_val_macro_f1 > 0.9
     # the tuned rule is one decision over the members' mean, fitted on the validation rows
-    members = [predict_logits(model.members[n], val, cfg).softmax(1).numpy() for n in ("text", "concat")]
+    members = [predict_logits(model.members[n], val.views["minilm"], cfg).softmax(1).numpy() for n in ("text", "concat")]
     assert res.decision.kind == "mean+offsets"
     assert np.array_equal(res.decision.offsets, Decision("mean+offsets").fit(members, LABELS_[24:]).offsets)
 
@@ -94,26 +96,27 @@ def two_text_encoders(feats):
     from lab5.features import Features
 
     other = make_features(GUIDS, LABELS_, dt=12, seed=5).text
-    return Features(feats.text, feats.image, {"other": other})
+    return Features({"first": feats.text, "other": other}, feats.image)
 
 
 def test_joined_text_encoders_give_every_head_a_member_on_each_reading_its_own_features(two_text_encoders, tmp_path):
     f = two_text_encoders
     cfg = small_config(tmp_path, model="late+cross_attention", text_encoder="first+other", epochs=2)
     dims = f.dims()
-    assert dims[""].text == 16 and dims["other"].text == 12
+    assert dims["first"].text == 16 and dims["other"].text == 12
     model = build_model(cfg, dims)
     assert list(model.members) == ["late@first", "cross_attention@first", "late@other", "cross_attention@other"]
-    data = FeatureData(f, GUIDS, LABELS_)
+    assert {n: e for n, (_, e) in members_of(model).items()} == {
+        "late@first": "first", "cross_attention@first": "first", "late@other": "other", "cross_attention@other": "other"}
+    assert model.members["late@other"].dims == {"other": dims["other"]} and model.dims == dims
+    data = make_data(cfg, None, GUIDS, LABELS_, f)
     b = data.batch(torch.arange(8))
-    assert b["text_pooled"].shape[1] == 16 and b["text_pooled@other"].shape[1] == 12
+    assert b["first"]["text_pooled"].shape[1] == 16 and b["other"]["text_pooled"].shape[1] == 12
+    assert torch.equal(b["first"]["image_seq"], b["other"]["image_seq"])
     fit(model, data, None, cfg)  # a member fed the wrong encoder's 12- or 16-wide vectors would fail here
-    routed = members_of(model)
-    assert list(routed) == list(model.members) and members_of(model.members["late@first"]) == {}
+    assert members_of(model.members["late@first"]) == {}
     with torch.no_grad():
-        alone = routed["late@other"]({"text_pooled": b["text_pooled@other"], "image_pooled": b["image_pooled"]})
-        torch.testing.assert_close(routed["late@other"](b), alone)
-        p = torch.stack([torch.softmax(m(b), -1) for m in routed.values()]).mean(0)
+        p = torch.stack([torch.softmax(m(b[e]), -1) for m, e in members_of(model).values()]).mean(0)
         torch.testing.assert_close(model(b), torch.log(p))
 
 
@@ -121,8 +124,13 @@ def test_an_ensemble_over_text_encoders_round_trips_through_a_checkpoint(two_tex
     f = two_text_encoders
     cfg = small_config(tmp_path, model="late", text_encoder="first+other", epochs=1)
     model = build_model(cfg, f.dims())
-    fit(model, FeatureData(f, GUIDS, LABELS_), None, cfg)
+    data = make_data(cfg, None, GUIDS, LABELS_, f)
+    fit(model, data, None, cfg)
     save_checkpoint(tmp_path / "ck", model, cfg)
     again, _, _ = load_model(tmp_path / "ck")
-    data = FeatureData(f, GUIDS, LABELS_)
+    assert again.dims == model.dims == f.dims()
     torch.testing.assert_close(predict_logits(again, data, cfg), predict_logits(model, data, cfg), rtol=0, atol=0)
+    meta = json.loads((tmp_path / "ck" / "config.json").read_text())
+    meta["dims"] = {"": meta["dims"]["first"], "other": meta["dims"]["other"]}  # as saved before dims were by name
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
+    assert load_model(tmp_path / "ck")[0].dims == f.dims()

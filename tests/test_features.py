@@ -246,12 +246,18 @@ def test_settings_that_do_not_change_the_features_keep_the_key(six, tiny_text, m
 
 
 # --------------------------------------------------------------------------- dims and feature fields
-def test_dims_are_the_pooled_and_sequence_widths_of_both_modalities():
+def test_dims_are_the_pooled_and_sequence_widths_of_both_modalities_by_text_encoder():
     feats = make_features(["a", "b", "c"], [0, 1, 2], dt=16, di=8)
-    assert feats.dims() == F.Dims(text=16, image=8, text_seq=16, image_seq=8)
-    assert feats.dims().to_dict() == {"text": 16, "image": 8, "text_seq": 16, "image_seq": 8}
-    wider = F.Features(F.FeatureSet(feats.text.guids, torch.zeros(3, 20), feats.text.seq, feats.text.mask), feats.image)
-    assert wider.dims() == F.Dims(20, 8, 16, 8)  # lexicon columns widen the pooled text, not the token states
+    assert feats.dims() == {"minilm": F.Dims(text=16, image=8, text_seq=16, image_seq=8)}
+    assert feats.dims()["minilm"].to_dict() == {"text": 16, "image": 8, "text_seq": 16, "image_seq": 8}
+    wider = F.FeatureSet(feats.text.guids, torch.zeros(3, 20), feats.text.seq, feats.text.mask)
+    two = F.Features({"minilm": feats.text, "wide": wider}, feats.image)
+    assert two.dims() == {"minilm": F.Dims(16, 8, 16, 8), "wide": F.Dims(20, 8, 16, 8)}  # lexicon columns widen the pooled text, not the token states
+    assert two.of("wide").dims() == {"wide": F.Dims(20, 8, 16, 8)} and two.of("wide").text is wider
+    with pytest.raises(ValueError, match="features of 2 text encoders"):
+        two.text
+    with pytest.raises(KeyError, match="no text features of encoder 'mpnet'"):
+        two.of("mpnet")
 
 
 def test_feature_fields_tell_which_configs_share_their_features(tmp_path):
@@ -282,7 +288,6 @@ def test_length_sorted_text_batches_give_each_text_what_it_gets_alone(minilm, tm
 
 def test_channels_last_image_features_agree_with_the_default_layout(effnet, dataset_factory, tmp_path):
     ds = load_dataset(dataset_factory(n_train=3, n_test=1))
-    cfg = small_config(tmp_path)
     guids = list(ds.all.guid)
     pooled, regions, _ = F.encode_images(effnet, ds, guids)
     x = torch.stack([F.ImageFolder(ds, guids, effnet.spec.transform(), effnet.spec.resize)[i] for i in range(len(guids))])

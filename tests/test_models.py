@@ -8,7 +8,8 @@ from synthetic import GUIDS, LABELS_, small_config
 from lab5.batches import FeatureData
 from lab5.errors import ConfigError
 from lab5.features import Dims
-from lab5.models import MODELS, Classifier, CrossAttentionFusion, build_head, build_model, member_names, uses_sequences
+from lab5.heads import MODELS, CrossAttentionFusion
+from lab5.models import Classifier, build_head, build_model, member_names, uses_sequences
 from lab5.training import fit, predict_logits
 
 
@@ -19,7 +20,7 @@ def _batch(feats, n=8):
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_model_gives_three_logits_per_row_without_nan(name, feats, tmp_path):
     cfg = small_config(tmp_path, model=name)
-    head = build_head(name, feats.dims(), cfg).eval()
+    head = build_head(name, feats.dims()["minilm"], cfg).eval()
     assert isinstance(head, MODELS[name])
     with torch.no_grad():
         out = head(_batch(feats))
@@ -31,7 +32,7 @@ def test_every_model_gives_three_logits_per_row_without_nan(name, feats, tmp_pat
 def test_each_head_reads_only_the_modalities_it_declares(name, feats, tmp_path):
     """Scrambling an unused modality leaves the logits unchanged; scrambling a used one changes them."""
     cfg = small_config(tmp_path, model=name)
-    head = build_head(name, feats.dims(), cfg).eval()
+    head = build_head(name, feats.dims()["minilm"], cfg).eval()
     b = _batch(feats)
     with torch.no_grad():
         base = head(b)
@@ -63,7 +64,7 @@ def test_member_names_and_sequences_of_plain_and_joined_names():
 def test_cross_attention_ignores_extra_masked_padding_tokens(feats, tmp_path):
     cfg = small_config(tmp_path, model="cross_attention", dropout=0.3)
     torch.manual_seed(0)
-    head = CrossAttentionFusion(feats.dims(), cfg).eval()
+    head = CrossAttentionFusion(feats.dims()["minilm"], cfg).eval()
     b = _batch(feats)
     extra = 5
     g = torch.Generator().manual_seed(1)
@@ -86,8 +87,8 @@ def test_cross_attention_reads_token_widths_that_differ_from_the_pooled_text_wid
     """With VADER scores appended, pooled text is wider than the token states; attention must use the token width."""
     cfg = small_config(tmp_path, model="cross_attention")
     dims = Dims(text=20, image=8, text_seq=16, image_seq=8)
-    model = build_model(cfg, dims).eval()
-    assert model.dims == dims
+    model = build_model(cfg, {"minilm": dims}).eval()
+    assert model.dims == {"minilm": dims}
     assert model.head.t[0].normalized_shape == (16,) and model.head.i[0].normalized_shape == (8,)
     b = {"text_pooled": torch.randn(2, 20), "text_seq": torch.randn(2, 5, 16), "text_mask": torch.ones(2, 5, dtype=torch.bool),
          "image_pooled": torch.randn(2, 8), "image_seq": torch.randn(2, 9, 8), "image_mask": torch.ones(2, 9, dtype=torch.bool)}
@@ -118,7 +119,7 @@ def test_build_model_is_seeded_and_leaves_the_global_random_state_alone(feats, t
 
 
 def test_build_model_attaches_only_the_encoders_its_head_reads(tmp_path, tiny_text, tiny_image):
-    dims = Dims(tiny_text.dim, tiny_image.dim, tiny_text.dim, tiny_image.dim)
+    dims = {"minilm": Dims(tiny_text.dim, tiny_image.dim, tiny_text.dim, tiny_image.dim)}
     both = build_model(small_config(tmp_path, model="concat"), dims, (tiny_text, tiny_image))
     assert both.text_encoder is tiny_text and both.image_encoder is tiny_image
     text = build_model(small_config(tmp_path, model="text"), dims, (tiny_text, tiny_image))

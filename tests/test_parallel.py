@@ -9,7 +9,7 @@ import torch
 from synthetic import GUIDS, LABELS_, make_features, small_config
 
 import lab5.evaluation as E
-from lab5.batches import FeatureData
+from lab5.batches import make_data
 from lab5.data import load_dataset
 from lab5.features import Features
 from lab5.models import build_model
@@ -67,17 +67,17 @@ def test_cross_validation_gives_the_same_bits_with_two_jobs_as_with_one(dataset_
 def test_an_ensemble_trains_its_members_side_by_side_to_the_same_weights(tmp_path):
     other = make_features(GUIDS, LABELS_, dt=12, seed=5).text
     f = make_features(GUIDS, LABELS_)
-    f = Features(f.text, f.image, {"other": other})
+    f = Features({"first": f.text, "other": other}, f.image)
     cfg = small_config(tmp_path, model="late+cross_attention", text_encoder="first+other", epochs=2, early_stopping=False)
     models = {}
     for jobs in (1, 2):
         models[jobs] = build_model(cfg.replace(jobs=jobs), f.dims())
-        fit(models[jobs], FeatureData(f, GUIDS, LABELS_), None, cfg.replace(jobs=jobs))
+        fit(models[jobs], make_data(cfg, None, GUIDS, LABELS_, f), None, cfg.replace(jobs=jobs))
     s1, s2 = models[1].state_dict(), models[2].state_dict()
     assert s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
     untrained = build_model(cfg, f.dims()).state_dict()
     assert not all(torch.equal(untrained[k], s2[k]) for k in s2)  # the workers' weights reached the parent's model
-    data = FeatureData(f, GUIDS, LABELS_)
+    data = make_data(cfg, None, GUIDS, LABELS_, f)
     assert torch.equal(predict_logits(models[1], data, cfg), predict_logits(models[2], data, cfg))
 
 

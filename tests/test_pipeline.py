@@ -22,7 +22,8 @@ from lab5.data import load_dataset
 from lab5.decisions import Decision
 from lab5.errors import ConfigError
 from lab5.features import Dims, Features
-from lab5.models import MODELS, Classifier, Ensemble, TextTop, uses_sequences
+from lab5.heads import MODELS
+from lab5.models import Classifier, Ensemble, TextTop, uses_sequences
 from lab5.submission import read_predictions
 from lab5.training import TrainResult, fit, predict_logits
 
@@ -153,7 +154,7 @@ def test_predict_with_a_fitted_combiner_decides_by_the_decision_fitted_on_the_cv
     assert list(run.member_probs) == ["late", "concat"]
     decision = Decision("stack").fit(list(run.member_probs.values()), ds.train.label.to_numpy())
     test = make_data(cfg, ds, list(ds.test.guid), None, feats, model)
-    members = [predict_logits(m, test, cfg).softmax(1).numpy() for m in model.members.values()]
+    members = [predict_logits(m, test.views["minilm"], cfg).softmax(1).numpy() for m in model.members.values()]
     assert list(tags.values()) == [["negative", "neutral", "positive"][k] for k in decision.predict(members)]
 
 
@@ -237,7 +238,7 @@ def test_a_training_is_redone_exactly_when_something_it_depends_on_changes(datas
     elif change == "a label":
         args["ds"] = _relabelled(ds)
     else:
-        args["features"] = Features(dataclasses.replace(feats.text, key="other-text"), feats.image)
+        args["features"] = Features({"minilm": dataclasses.replace(feats.text, key="other-text")}, feats.image)
     P.train_model(**args)
     assert len(fits) == (2 if retrains else 1)
     P.train_model(**args)  # and the new training is cached in turn
@@ -246,9 +247,9 @@ def test_a_training_is_redone_exactly_when_something_it_depends_on_changes(datas
 
 def test_each_text_encoders_features_are_part_of_the_key(dataset_factory, tmp_path, fits):
     ds, feats, cfg = _setup(dataset_factory, tmp_path, model="late", text_encoder="minilm+mpnet")
-    two = Features(feats.text, feats.image, {"mpnet": dataclasses.replace(feats.text, key="fake-mpnet")})
+    two = Features({"minilm": feats.text, "mpnet": dataclasses.replace(feats.text, key="fake-mpnet")}, feats.image)
     P.train_model(cfg, ds, two)
-    P.train_model(cfg, ds, Features(feats.text, feats.image, {"mpnet": dataclasses.replace(feats.text, key="other")}))
+    P.train_model(cfg, ds, Features({"minilm": feats.text, "mpnet": dataclasses.replace(feats.text, key="other")}, feats.image))
     P.train_model(cfg, ds, two)
     assert len(fits) == 2
 
@@ -334,7 +335,7 @@ def test_without_the_cache_nothing_is_read_or_written(dataset_factory, tmp_path,
 def test_an_ensemble_round_trips_through_the_cache(dataset_factory, tmp_path, fits, model, text_encoder):
     ds, feats, cfg = _setup(dataset_factory, tmp_path, model=model, text_encoder=text_encoder)
     if "+" in text_encoder:
-        feats = Features(feats.text, feats.image, {"mpnet": dataclasses.replace(feats.text, key="fake-mpnet")})
+        feats = Features({"minilm": feats.text, "mpnet": dataclasses.replace(feats.text, key="fake-mpnet")}, feats.image)
     first = P.train_model(cfg, ds, feats)
     again = P.train_model(cfg, ds, feats)
     assert len(fits) == 1 and isinstance(again.model, Ensemble) and again.model.dims == first.model.dims
@@ -384,7 +385,7 @@ def test_checkpoint_records_config_dims_and_the_best_epoch(feats, tmp_path):
     P.save_checkpoint(tmp_path / "ck", res.model, cfg, res)
     meta = json.loads((tmp_path / "ck" / "config.json").read_text())
     assert meta["config"] == cfg.to_dict()
-    assert meta["dims"] == {"text": 16, "image": 8, "text_seq": 16, "image_seq": 8}
+    assert meta["dims"] == {"minilm": {"text": 16, "image": 8, "text_seq": 16, "image_seq": 8}}
     assert (meta["best_epoch"], meta["best_val_macro_f1"]) == (res.best_epoch, res.best_val_macro_f1)
     assert Decision.from_dict(meta["decision"]).is_argmax  # the rule it was trained with: argmax
     P.save_checkpoint(tmp_path / "bare", res.model, cfg)
@@ -397,6 +398,7 @@ def test_a_checkpoint_from_before_the_decision_was_stored_keeps_its_logit_bias_a
     P.save_checkpoint(path, res.model, cfg, res)
     meta = json.loads((path / "config.json").read_text())
     del meta["decision"]
+    meta["dims"] = meta["dims"]["minilm"]  # one Dims, not yet by text encoder
     (path / "config.json").write_text(json.dumps(meta))
     state = torch.load(path / "model.pt", weights_only=True)
     torch.save({**state, "logit_bias": torch.tensor([0.0, 0.5, 0.0])}, path / "model.pt")
@@ -476,7 +478,7 @@ def encoder_copies(monkeypatch, tiny_text, tiny_image):
 def test_new_model_when_finetuning_attaches_encoders_frozen_but_for_their_top(tmp_path, encoder_copies):
     cfg = small_config(tmp_path, model="concat", finetune=True, finetune_layers=1)
     model = P.new_model(cfg)
-    assert isinstance(model, Classifier) and model.dims == Dims(16, 12, 16, 12)
+    assert isinstance(model, Classifier) and model.dims == {"minilm": Dims(16, 12, 16, 12)}
     text_trainable = {n.split(".")[3] for n, p in model.text_encoder.named_parameters() if p.requires_grad}
     assert text_trainable == {"1"}  # the top one of the two layers
     assert [n for n, p in model.image_encoder.named_parameters() if p.requires_grad] == ["body.3.weight", "body.3.bias"]

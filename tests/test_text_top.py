@@ -125,5 +125,5 @@ def test_the_top_layer_comes_from_the_configs_cache(monkeypatch, tmp_path, minil
 
     monkeypatch.setattr(lab5.encoders, "text_encoder", text_encoder)
     cfg = small_config(tmp_path, model="late", text_top=1, cache=tmp_path / "X")
-    build_model(cfg, Dims(384, 8, 384, 8))
+    build_model(cfg, {"minilm": Dims(384, 8, 384, 8)})
     assert seen == [("minilm", tmp_path / "X")]  # mpnet would be unpacked there, not in the default cache

@@ -16,7 +16,8 @@ from torch import nn
 import lab5.decisions as D
 import lab5.training as T
 from lab5.batches import FeatureData
-from lab5.models import MODELS, build_model
+from lab5.heads import MODELS
+from lab5.models import build_model
 
 
 def _data(feats, model="concat", guids=GUIDS, labels=LABELS_):

@@ -1,0 +1,187 @@
+"""The classifier heads by name (:data:`MODELS`): two unimodal heads and five fusions.
+
+Every head reads a batch dict of features::
+
+    text_pooled (B, Dt)   text_seq (B, L, Dt)   text_mask (B, L)
+    image_pooled (B, Di)  image_seq (B, R, Di)  image_mask (B, R)
+
+and returns logits (B, 3). How a head is built into a model (fine-tuned encoder layers attached, several heads
+in an ensemble) is :mod:`lab5.models`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import Config
+from .encoders import masked_mean
+from .features import Dims
+
+N_CLASSES = 3
+
+
+def _proj(d_in: int, d_out: int, dropout: float, affine: bool = True) -> nn.Sequential:
+    """LayerNorm, dropout, linear, GELU: brings encoder features of any scale to the head's width.
+
+    ``affine=False``: a LayerNorm without its own scale and shift, which the linear layer after it can absorb;
+    then no gradient flows back into the (frozen, cached) input, which on token sequences saves a third of the
+    projection's backward pass."""
+    drop = [nn.Dropout(dropout)] if dropout else []
+    return nn.Sequential(nn.LayerNorm(d_in, elementwise_affine=affine), *drop, nn.Linear(d_in, d_out), nn.GELU())
+
+
+def _mlp(d_in: int, hidden: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(d_in, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, N_CLASSES))
+
+
+class Head(nn.Module):
+    """Base class: which modalities a head reads."""
+
+    uses_text = True
+    uses_image = True
+    uses_sequences = False  # True: reads text_seq / image_seq, not only the pooled vectors
+
+
+class TextOnly(Head):
+    """Text classifier: pooled text vector -> MLP."""
+
+    uses_image = False
+
+    def __init__(self, dims: Dims, cfg: Config):
+        super().__init__()
+        self.net = nn.Sequential(_proj(dims.text, cfg.hidden, cfg.dropout), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, N_CLASSES))
+
+    def forward(self, b: dict) -> torch.Tensor:
+        return self.net(b["text_pooled"])
+
+
+class ImageOnly(Head):
+    """Image classifier: pooled CNN vector -> MLP."""
+
+    uses_text = False
+
+    def __init__(self, dims: Dims, cfg: Config):
+        super().__init__()
+        self.net = nn.Sequential(_proj(dims.image, cfg.hidden, cfg.dropout), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, N_CLASSES))
+
+    def forward(self, b: dict) -> torch.Tensor:
+        return self.net(b["image_pooled"])
+
+
+class ConcatFusion(Head):
+    """The reference report's "catmodel" done properly: projected text and image vectors, concatenated, MLP."""
+
+    def __init__(self, dims: Dims, cfg: Config):
+        super().__init__()
+        dt, di = dims.text, dims.image
+        self.t, self.i = _proj(dt, cfg.hidden, cfg.dropout), _proj(di, cfg.hidden, cfg.dropout)
+        self.out = _mlp(2 * cfg.hidden, cfg.hidden, cfg.dropout)
+
+    def forward(self, b: dict) -> torch.Tensor:
+        return self.out(torch.cat([self.t(b["text_pooled"]), self.i(b["image_pooled"])], dim=-1))
+
+
+class CrossAttentionFusion(Head):
+    """Text tokens attend to image regions and regions attend to tokens (multi-head, padding masked).
+
+    Each stream gets a residual + LayerNorm, is mean-pooled over its valid positions, and the two pooled
+    vectors with their product are classified by an MLP.
+    """
+
+    uses_sequences = True
+
+    def __init__(self, dims: Dims, cfg: Config):
+        super().__init__()
+        h = cfg.attention_hidden
+        dts, dis = dims.text_seq, dims.image_seq  # token/region widths (pooled text may carry extra lexicon scores)
+        # no dropout on the (long) input sequences or attention maps: it cost more CPU time than it helped;
+        # the pooled vectors are dropped out before the classifier instead; the sequences' LayerNorms carry no
+        # scale and shift of their own (the projection absorbs them), which spares the backward pass into them
+        self.t, self.i = _proj(dts, h, 0.0, affine=False), _proj(dis, h, 0.0, affine=False)
+        self.t2i = nn.MultiheadAttention(h, cfg.heads, batch_first=True)
+        self.i2t = nn.MultiheadAttention(h, cfg.heads, batch_first=True)
+        self.norm_t, self.norm_i = nn.LayerNorm(h), nn.LayerNorm(h)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.out = _mlp(3 * h, h, cfg.dropout)
+
+    def forward(self, b: dict, return_attention: bool = False):
+        t, tm = self.t(b["text_seq"].float()), b["text_mask"].bool()
+        i, im = self.i(b["image_seq"].float()), b["image_mask"].bool()
+        t_att, w_t2i = self.t2i(t, i, i, key_padding_mask=~im, need_weights=return_attention)
+        i_att, w_i2t = self.i2t(i, t, t, key_padding_mask=~tm, need_weights=return_attention)
+        t = self.norm_t(t + self.drop(t_att))
+        i = self.norm_i(i + self.drop(i_att))
+        tp, ip = masked_mean(t, tm), masked_mean(i, im)
+        logits = self.out(torch.cat([tp, ip, tp * ip], dim=-1))
+        return (logits, w_t2i, w_i2t) if return_attention else logits
+
+
+class ReferenceGate(Head):
+    """A faithful copy of the reference report's "CMA" design, kept as a named variant for the ablation.
+
+    Text and image -> 512 (Linear, ReLU, Dropout 0.1); weights = softmax(Linear(1024->512)([img; txt])) multiplied
+    element-wise into both 512-d vectors; concat -> Linear 1024->512 -> ReLU -> Linear 512->3. It is a gate over
+    two pooled vectors, not attention across tokens and regions. (Its bugs - re-tokenising inside forward and an
+    extra L2 term in the loss - are not copied.)
+    """
+
+    def __init__(self, dims: Dims, cfg: Config):
+        super().__init__()
+        dt, di = dims.text, dims.image
+        self.t = nn.Sequential(nn.Linear(dt, 512), nn.ReLU(), nn.Dropout(0.1))
+        self.i = nn.Sequential(nn.Linear(di, 512), nn.ReLU(), nn.Dropout(0.1))
+        self.att = nn.Linear(1024, 512)
+        self.out = nn.Sequential(nn.Linear(1024, 512), nn.ReLU(), nn.Linear(512, N_CLASSES))
+
+    def forward(self, b: dict) -> torch.Tensor:
+        t, i = self.t(b["text_pooled"]), self.i(b["image_pooled"])
+        w = torch.softmax(self.att(torch.cat([i, t], dim=-1)), dim=-1)
+        return self.out(torch.cat([i * w, t * w], dim=-1))
+
+
+class GatedFusion(Head):
+    """Gated multimodal unit: a learned per-feature gate z mixes tanh-projected text and image,
+    h = z * tanh(Wt t) + (1 - z) * tanh(Wi i), so each sample decides how much to trust each modality."""
+
+    def __init__(self, dims: Dims, cfg: Config):
+        super().__init__()
+        dt, di = dims.text, dims.image
+        h = cfg.hidden
+        self.nt, self.ni = nn.LayerNorm(dt), nn.LayerNorm(di)
+        self.t, self.i = nn.Linear(dt, h), nn.Linear(di, h)
+        self.z = nn.Linear(dt + di, h)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.out = _mlp(h, h, cfg.dropout)
+
+    def forward(self, b: dict, return_gate: bool = False):
+        t, i = self.drop(self.nt(b["text_pooled"])), self.drop(self.ni(b["image_pooled"]))
+        z = torch.sigmoid(self.z(torch.cat([t, i], dim=-1)))
+        logits = self.out(z * torch.tanh(self.t(t)) + (1 - z) * torch.tanh(self.i(i)))
+        return (logits, z) if return_gate else logits
+
+
+class LateFusion(Head):
+    """Late fusion: a text classifier and an image classifier whose probabilities are mixed with a learned
+    weight; the output is the log of the mixture (so cross-entropy on it is the mixture's likelihood)."""
+
+    def __init__(self, dims: Dims, cfg: Config):
+        super().__init__()
+        self.text, self.image = TextOnly(dims, cfg), ImageOnly(dims, cfg)
+        self.mix = nn.Parameter(torch.tensor(1.0))  # sigmoid(1) = 0.73 to the text side at the start
+
+    def forward(self, b: dict) -> torch.Tensor:
+        w = torch.sigmoid(self.mix)
+        p = w * torch.softmax(self.text(b), -1) + (1 - w) * torch.softmax(self.image(b), -1)
+        return torch.log(p.clamp_min(1e-8))
+
+
+MODELS: dict[str, type[Head]] = {
+    "text": TextOnly,
+    "image": ImageOnly,
+    "concat": ConcatFusion,
+    "cross_attention": CrossAttentionFusion,
+    "reference_gate": ReferenceGate,
+    "gated": GatedFusion,
+    "late": LateFusion,
+}
+
