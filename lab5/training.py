@@ -180,7 +180,7 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
     of the whole model on ``val`` (a ``mean+offsets`` :class:`~lab5.decisions.Decision`, in the result)."""
     device = resolve_device(cfg.device)
     model.to(device)
-    ensemble = isinstance(model, Ensemble)
+    ensemble = bool(members_of(model))
     has_val = val is not None and len(val) > 0
     if ensemble:
         runs = _fit_members(model, train, val if has_val else None, cfg, device)
