@@ -81,10 +81,16 @@ class TextEncoder(nn.Module):
         """Number of transformer layers."""
         return len(self.model.encoder.layer)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int | None = None):
-        """Pooled vector, token states and mask; ``layer`` picks the states after that many layers (default: last)."""
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask.long(), output_hidden_states=layer is not None)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int | None = None,
+                every_layer: bool = False):
+        """Pooled vector, token states and mask; ``layer`` picks the states after that many layers (default: last).
+        ``every_layer``: the pooled vector is the masked mean of each layer's states, concatenated (layers 1..n, the
+        embeddings left out: ``layers * dim`` wide), from the same forward pass."""
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask.long(),
+                         output_hidden_states=layer is not None or every_layer)
         hidden = out.last_hidden_state if layer is None else out.hidden_states[layer]
+        if every_layer:
+            return torch.cat([masked_mean(h, attention_mask) for h in out.hidden_states[1:]], -1), hidden, attention_mask
         return masked_mean(hidden, attention_mask), hidden, attention_mask
 
     def trainable_top(self, layers: int) -> None:

@@ -99,7 +99,8 @@ def _store(path: Path, fs: FeatureSet, parts: dict) -> None:
     buf = io.BytesIO()
     torch.save({"guids": fs.guids, "pooled": fs.pooled, "seq": fs.seq, "mask": fs.mask}, buf)
     blob = buf.getvalue()
-    meta = {"key": fs.key, "sha256": _sha256(blob), "pooled": list(fs.pooled.shape), "seq": list(fs.seq.shape), **parts}
+    # the checks _load_cached makes come last, so that no part of the key can stand in for them
+    meta = {**parts, "key": fs.key, "sha256": _sha256(blob), "pooled": list(fs.pooled.shape), "seq": list(fs.seq.shape)}
     atomic_write_bytes(path, blob)
     atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
 
@@ -136,8 +137,11 @@ def text_features(ds: Dataset, cfg: Config, encoder: TextEncoder | None = None) 
         if not 0 < cfg.text_top <= enc.layers:
             raise ConfigError(f"--text-top {cfg.text_top} is out of range: {enc.name} has {enc.layers} layers")
         layer = parts["layer"] = enc.layers - cfg.text_top
-    return _cached(cfg, "text", parts, guids, lambda: encode_texts(enc, texts, layer=layer, max_length=cfg.max_length,
-                                                                 **_run_args(cfg)))
+    every_layer = cfg.text_features.startswith("layers")
+    if every_layer:  # a key part only when set, so that the last-layer features keep their cache files
+        parts["pooling"] = "every layer"
+    return _cached(cfg, "text", parts, guids, lambda: encode_texts(enc, texts, layer=layer, every_layer=every_layer,
+                                                                 max_length=cfg.max_length, **_run_args(cfg)))
 
 
 def image_features(ds: Dataset, cfg: Config, encoder: ImageEncoder | None = None) -> FeatureSet:
@@ -150,8 +154,9 @@ def image_features(ds: Dataset, cfg: Config, encoder: ImageEncoder | None = None
 
 
 def encode_texts(enc: TextEncoder, texts: list[str], *, max_length: int, device: str = "cpu", jobs: int = 1,
-                 progress: bool = False, layer: int | None = None, batch_size: int = 64):
-    """Run the frozen text encoder over ``texts`` on ``device`` (states of ``layer``, default the last).
+                 progress: bool = False, layer: int | None = None, every_layer: bool = False, batch_size: int = 64):
+    """Run the frozen text encoder over ``texts`` on ``device`` (states of ``layer``, default the last; with
+    ``every_layer`` the pooled vector is every layer's mean, concatenated: see :meth:`TextEncoder.forward`).
 
     Texts are batched in order of token length and each batch is padded only to its longest text, so short tweets
     do not pay for ``max_length`` positions; the batches run ``jobs`` at a time on one thread each
@@ -168,10 +173,10 @@ def encode_texts(enc: TextEncoder, texts: list[str], *, max_length: int, device:
     def one(rows: torch.Tensor):
         n = max(1, int(lengths[rows].max()))
         with torch.inference_mode():
-            p, h, _ = enc(ids[rows, :n].to(device), mask[rows, :n].to(device), layer)
+            p, h, _ = enc(ids[rows, :n].to(device), mask[rows, :n].to(device), layer, every_layer)
             return p.float().cpu(), (h * mask[rows, :n, None].to(h.device)).half().cpu()
 
-    pooled = torch.zeros(len(texts), enc.dim)
+    pooled = torch.zeros(len(texts), enc.dim * (enc.layers if every_layer else 1))
     seq = torch.zeros(len(texts), ids.shape[1], enc.dim, dtype=torch.float16)
     for rows, (p, h) in zip(batches, run_all(one, batches, jobs, progress="text features" if progress else None)):
         pooled[rows] = p
@@ -289,7 +294,7 @@ def load_features(ds: Dataset, cfg: Config) -> Features:
 
         def load() -> FeatureSet:
             text = text_features(ds, c)
-            return with_lexicon(text, ds) if c.text_features == "tokens+lexicon" else text
+            return with_lexicon(text, ds) if c.text_features.endswith("+lexicon") else text
 
         return memo(("text", *(getattr(c, f) for f in TEXT_FIELDS)), load)
 

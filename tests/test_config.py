@@ -71,6 +71,8 @@ def test_defaults_make_a_valid_config(isolated):
     ({"combine": "stack", "decision": "tuned"}, "--combine stack and --decision tuned are two decision rules"),
     ({"combine": "stack", "model": "late", "finetune": True}, "--combine is fitted on cross-validation"),
     ({"model": "late", "text_top": 1, "finetune": True}, "--text-top and --finetune both fine-tune the text encoder"),
+    ({"model": "late", "text_encoder": "minilm", "text_features": "layers+lexicon", "text_top": 1},
+     "--text-features layers+lexicon pools the cached states of every frozen layer"),
     ({"model": "late+gated", "finetune": True}, "ensembles train on cached features; drop --finetune"),
     ({"epochs": "3"}, "--epochs must be int, not '3'"),
     ({"epochs": True}, "--epochs must be int, not True"),

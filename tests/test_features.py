@@ -13,6 +13,7 @@ import torch
 from synthetic import jpeg_bytes, make_features, small_config
 
 import lab5.features as F
+from lab5.encoders import masked_mean
 from lab5.data import load_dataset
 from lab5.text import encoder_texts, lexicon_scores, normalize_tweet
 
@@ -295,3 +296,24 @@ def test_channels_last_image_features_agree_with_the_default_layout(effnet, data
     with torch.inference_mode():
         p0, r0, _ = ref(x)
     assert torch.allclose(pooled, p0, atol=1e-4) and torch.allclose(regions.float(), r0, atol=1e-2)
+
+
+def test_every_layer_features_concatenate_each_layers_mean_in_a_cache_file_of_their_own(six, tiny_text, monkeypatch):
+    root, cfg = six
+    ds = load_dataset(root)
+    last = F.text_features(ds, cfg, tiny_text)
+    every = F.text_features(ds, cfg.replace(text_features="layers+lexicon"), tiny_text)
+    with monkeypatch.context() as m:
+        m.setattr(F, "encode_texts", _no_encoding)  # the second time, read back from the cache as it was written
+        again = F.text_features(load_dataset(root), cfg.replace(text_features="layers+lexicon"), tiny_text)
+    assert again.key == every.key and torch.equal(again.pooled, every.pooled)
+    assert tiny_text.layers == 2 and every.pooled.shape == (6, 2 * 16) and every.key != last.key
+    assert torch.allclose(every.pooled[:, 16:], last.pooled, atol=1e-5)  # the top layer's mean comes last
+    assert torch.equal(every.seq, last.seq) and torch.equal(every.mask, last.mask)  # token states: the last layer's
+    tok = tiny_text.tokenize(encoder_texts(ds.all.text, cfg.text_clean), cfg.max_length)
+    with torch.no_grad():
+        states = tiny_text.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"].long(),
+                                 output_hidden_states=True).hidden_states
+    first = masked_mean(states[1], tok["attention_mask"])  # after the first layer (states[0]: the embeddings)
+    assert torch.allclose(every.pooled[:, :16], first, atol=1e-5)
+    assert len(list(cfg.cache.glob("text-tiny-bert-*.pt"))) == 2  # the last-layer file kept beside it
