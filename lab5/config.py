@@ -17,7 +17,7 @@ from pathlib import Path
 from .errors import ConfigError
 
 #: the heads of :data:`lab5.heads.MODELS` (named here so that a config is checked without importing torch)
-MODEL_NAMES = ("text", "image", "concat", "cross_attention", "reference_gate", "gated", "late")
+MODEL_NAMES = ("text", "image", "concat", "cross_attention", "reference_gate", "gated", "late", "label_rule")
 #: the image encoders of :data:`lab5.encoders.IMAGE_ENCODERS`
 IMAGE_ENCODER_NAMES = ("efficientnet-lite0", "efficientnet-lite2", "resnet50", "resnet50-scratch")
 #: the input side each image encoder is built for (what ``--image-size 0`` means); the EfficientNet-Lite models pad

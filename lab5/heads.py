@@ -1,4 +1,4 @@
-"""The classifier heads by name (:data:`MODELS`): two unimodal heads and five fusions.
+"""The classifier heads by name (:data:`MODELS`): two unimodal heads and six fusions.
 
 Every head reads a batch dict of features::
 
@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .config import Config
+from .data import LABEL2ID
 from .encoders import masked_mean
 from .features import Dims
 
@@ -175,6 +176,30 @@ class LateFusion(Head):
         return torch.log(p.clamp_min(1e-8))
 
 
+class LabelRuleFusion(Head):
+    """MVSA-Single's labelling rule as a head. The pairs were labelled per modality, and a pair's label follows
+    from its text's and its image's: neutral only when both are neutral, one neutral side takes the other's
+    polarity, and pairs whose sides conflict (positive with negative) were dropped from the data.
+
+    A text classifier and an image classifier each give a distribution over their own modality's sentiment
+    (never supervised alone); the rule combines them softly, p(neutral) = pt(neutral) * pi(neutral),
+    p(positive) = pt(pos) pi(pos) + pt(pos) pi(neu) + pt(neu) pi(pos) (negative alike), renormalised over the
+    pairs that can occur (the conflicting ones removed). It returns the log of that distribution."""
+
+    def __init__(self, dims: Dims, cfg: Config):
+        super().__init__()
+        self.text, self.image = TextOnly(dims, cfg), ImageOnly(dims, cfg)
+
+    def forward(self, b: dict) -> torch.Tensor:
+        t, i = torch.log_softmax(self.text(b), -1), torch.log_softmax(self.image(b), -1)
+        neg, neu, pos = LABEL2ID["negative"], LABEL2ID["neutral"], LABEL2ID["positive"]
+        out = torch.empty_like(t)
+        out[:, neu] = t[:, neu] + i[:, neu]
+        for c in (neg, pos):
+            out[:, c] = torch.logsumexp(torch.stack([t[:, c] + i[:, c], t[:, c] + i[:, neu], t[:, neu] + i[:, c]]), 0)
+        return torch.log_softmax(out, -1)  # renormalised: the conflicting pairs' mass taken out
+
+
 MODELS: dict[str, type[Head]] = {
     "text": TextOnly,
     "image": ImageOnly,
@@ -183,5 +208,6 @@ MODELS: dict[str, type[Head]] = {
     "reference_gate": ReferenceGate,
     "gated": GatedFusion,
     "late": LateFusion,
+    "label_rule": LabelRuleFusion,
 }
 

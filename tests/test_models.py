@@ -8,7 +8,8 @@ from synthetic import GUIDS, LABELS_, small_config
 from lab5.batches import FeatureData
 from lab5.errors import ConfigError
 from lab5.features import Dims
-from lab5.heads import MODELS, CrossAttentionFusion
+from lab5.data import LABEL2ID
+from lab5.heads import MODELS, CrossAttentionFusion, LabelRuleFusion
 from lab5.models import Classifier, build_head, build_model, member_names, uses_sequences
 from lab5.training import fit, predict_logits
 
@@ -48,6 +49,47 @@ def test_unimodal_heads_declare_one_modality_and_only_cross_attention_reads_sequ
     assert [n for n, h in MODELS.items() if not h.uses_image] == ["text"]
     assert [n for n, h in MODELS.items() if not h.uses_text] == ["image"]
     assert [n for n, h in MODELS.items() if h.uses_sequences] == ["cross_attention"]
+
+
+class _Fixed(torch.nn.Module):
+    """Stands in for a branch of a head: the same logits for every batch."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = torch.tensor([logits], dtype=torch.float32)
+
+    def forward(self, b):
+        return self.logits
+
+
+def _label_rule(text_probs, image_probs, tmp_path):
+    """LabelRuleFusion's distribution when its text and image branches give these class probabilities."""
+    head = LabelRuleFusion(Dims(4, 4, 4, 4), small_config(tmp_path, model="label_rule"))
+    head.text, head.image = _Fixed(torch.tensor(text_probs).log().tolist()), _Fixed(torch.tensor(image_probs).log().tolist())
+    with torch.no_grad():
+        return head({}).exp()[0]
+
+
+def test_label_rule_head_combines_the_two_sides_by_mvsa_rule_and_drops_conflicting_pairs(tmp_path):
+    neg, neu, pos = LABEL2ID["negative"], LABEL2ID["neutral"], LABEL2ID["positive"]
+    t, i = [0.0] * 3, [0.0] * 3
+    t[neg], t[neu], t[pos] = 0.2, 0.3, 0.5
+    i[neg], i[neu], i[pos] = 0.1, 0.6, 0.3
+    want = [0.0] * 3
+    want[neu] = 0.3 * 0.6
+    want[pos] = 0.5 * 0.3 + 0.5 * 0.6 + 0.3 * 0.3
+    want[neg] = 0.2 * 0.1 + 0.2 * 0.6 + 0.3 * 0.1
+    z = 1 - 0.5 * 0.1 - 0.2 * 0.3  # the conflicting pairs (text positive, image negative and the reverse) removed
+    got = _label_rule(t, i, tmp_path)
+    assert torch.allclose(got, torch.tensor(want) / z, atol=1e-6) and abs(got.sum().item() - 1) < 1e-6
+
+
+def test_label_rule_head_with_a_neutral_image_follows_the_text(tmp_path):
+    """An image sure to be neutral leaves the text's distribution as it is: one neutral side takes the other's."""
+    t = [0.2, 0.3, 0.5]
+    i = [1e-9] * 3
+    i[LABEL2ID["neutral"]] = 1 - 2e-9
+    assert torch.allclose(_label_rule(t, i, tmp_path), torch.tensor(t), atol=1e-6)
 
 
 def test_unknown_model_name_is_a_config_error(tmp_path):
