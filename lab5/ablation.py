@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import MODEL_NAMES, Config
+from .config import Config
 
 #: the heads of the final ensemble (``Config.model``)
 HEADS = ("cross_attention", "gated", "late")
+#: the single models of notebooks 2-4, the first section's rows (the label-rule head has rows of its own,
+#: :func:`label_rule_rows`)
+SINGLE_MODELS = ("text", "image", "concat", "cross_attention", "reference_gate", "gated", "late")
 MEAN = "ensemble on MiniLM + mpnet"
 #: the final model: the ensemble over both text encoders, decided by its mean and OOF-tuned per-class offsets
 FINAL = "ensemble + OOF-tuned offsets (final)"
@@ -47,15 +50,21 @@ TUNED_HEADS = "gated+late"
 TUNED = f"{TUNED_HEADS} on MiniLM, tuned values"
 
 
+def single_model_base(cfg: Config) -> Config:
+    """What every single-model row starts from: the final model's recipe on MiniLM, deciding by its own argmax (the
+    final ensemble adds mpnet members and decides by offsets)."""
+    return cfg.replace(combine="mean", text_encoder="minilm")
+
+
 def ablation(cfg: Config, tuned: dict | None = None) -> Ablation:
     """The ablation around the final model ``cfg``: single models and the recipe and technique rows on MiniLM, the
     heads on mpnet, the ensembles and their decision rules; with ``tuned`` (values chosen by the search, see
     :mod:`lab5.tuning`), the searched heads with those values against their defaults. Every row but the final one
     decides by the plain mean (a single model: its own argmax), the control every decision rule is measured against."""
     mean = cfg.replace(combine="mean")  # the final ensemble deciding by the plain mean of its members
-    minilm = mean.replace(text_encoder="minilm")  # single models read MiniLM; the final ensemble adds mpnet members
+    minilm = single_model_base(cfg)
     late = minilm.replace(model="late")
-    models = {m: minilm.replace(model=m) for m in MODEL_NAMES}
+    models = {m: minilm.replace(model=m) for m in SINGLE_MODELS}
     attention = {"concat, width 128": minilm.replace(model="concat", hidden=128),
                  "cross_attention, 2 epochs": minilm.replace(model="cross_attention", epochs=2),
                  "reference_gate, early stopping": minilm.replace(model="reference_gate", early_stopping=True, epochs=30)}
@@ -75,7 +84,7 @@ def ablation(cfg: Config, tuned: dict | None = None) -> Ablation:
                  "mean + temperature scaling": mean.replace(combine="temperature"),
                  "mean + stacking": mean.replace(combine="stack"),
                  FINAL: cfg}
-    controls = {**{m: "text" for m in MODEL_NAMES if m != "text"},
+    controls = {**{m: "text" for m in SINGLE_MODELS if m != "text"},
                 "concat, width 128": "concat", "cross_attention, 2 epochs": "cross_attention",
                 "reference_gate, early stopping": "reference_gate",
                 **{f"{m}, early stopping": m for m in HEADS},
@@ -102,17 +111,51 @@ MEMBER_SWAPS = {"concat in place of cross-attention": "concat+gated+late",
                 "concat as a fourth head": "concat+cross_attention+gated+late"}
 
 
-def member_swaps(cfg: Config) -> tuple[dict[str, Config], dict[str, str]]:
-    """The final model ``cfg`` with the heads of :data:`MEMBER_SWAPS` (text encoders and recipe unchanged), each
+def member_swaps(cfg: Config, swaps: dict[str, str] = MEMBER_SWAPS) -> tuple[dict[str, Config], dict[str, str]]:
+    """The final model ``cfg`` with the heads of ``swaps`` (text encoders and recipe unchanged), each
     decided by the final rule (control :data:`FINAL`) and by the plain mean (control :data:`MEAN`): the rows and
     their controls. Not a section of :func:`ablation`, whose rows each change one thing of a plain-mean control;
     these change the final model's make-up."""
     rows, controls = {}, {}
-    for name, model in MEMBER_SWAPS.items():
+    for name, model in swaps.items():
         rows[f"final, {name}"], controls[f"final, {name}"] = cfg.replace(model=model), FINAL
         rows[f"plain mean, {name}"] = cfg.replace(model=model, combine="mean")
         controls[f"plain mean, {name}"] = MEAN
     return rows, controls
+
+
+#: the final ensemble with the label-rule head in late fusion's place (both combine a text and an image classifier)
+LABEL_RULE_SWAPS = {"label_rule in place of late": "cross_attention+gated+label_rule"}
+
+
+def label_rule_rows(cfg: Config) -> tuple[dict[str, Config], dict[str, str]]:
+    """The label-rule head (:class:`lab5.heads.LabelRuleFusion`) against late fusion, the head with the same two
+    classifiers mixed by a learned weight instead of the rule: alone on MiniLM and on mpnet, and in late fusion's
+    place in the final model (:data:`LABEL_RULE_SWAPS`). The rows and each row's control."""
+    minilm = single_model_base(cfg)
+    rows = {"label_rule": minilm.replace(model="label_rule"),
+            "label_rule on mpnet": minilm.replace(model="label_rule", text_encoder="mpnet")}
+    controls = {"label_rule": "late", "label_rule on mpnet": "late on mpnet"}
+    swaps, against = member_swaps(cfg, LABEL_RULE_SWAPS)
+    return {**rows, **swaps}, {**controls, **against}
+
+
+#: cross-attention at twice its width (``attention_hidden`` 256, the width of the other heads' ``hidden``)
+WIDER = "cross_attention, width 256"
+
+
+def width_rows(cfg: Config) -> tuple[dict[str, Config], dict[str, str]]:
+    """Cross-attention at width 256 against its default 128: does its width hold it behind concat? Row, control."""
+    return {WIDER: single_model_base(cfg).replace(model="cross_attention", attention_hidden=256)}, {WIDER: "cross_attention"}
+
+
+def every_layer_rows(cfg: Config) -> tuple[dict[str, Config], dict[str, str]]:
+    """Concat, gated and late fusion reading every MiniLM layer's mean-pooled states (``--text-features
+    layers+lexicon``: six 384-d vectors concatenated, which each head's first projection mixes) against the last
+    layer's alone. The rows and each row's control."""
+    base = single_model_base(cfg)
+    rows = {f"{m}, every MiniLM layer": base.replace(model=m, text_features="layers+lexicon") for m in ("concat", "gated", "late")}
+    return rows, {row: row.split(",")[0] for row in rows}
 
 
 #: the rows the notebook's summary table shows first
@@ -121,7 +164,7 @@ HEADLINE = ("text", "image", "concat", "cross_attention", "gated", "late", MEAN,
 REFERENCE_REPORT = {"text": 0.748, "image": 0.602, "concat": 0.824, "reference_gate": 0.646}
 
 
-def reference_comparison(cv, models=MODEL_NAMES):
+def reference_comparison(cv, models=SINGLE_MODELS):
     """The reference report's accuracy beside ours (CV mean and std over folds) for the baseline and ``models``."""
     import pandas as pd
 

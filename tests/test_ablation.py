@@ -1,7 +1,7 @@
 """lab5.ablation: notebook 5's rows, their controls and the learning curve, as one list."""
 from __future__ import annotations
 
-from lab5.ablation import FINAL, HEADS, MEAN, TUNED, TUNED_HEADS, ablation, member_swaps
+from lab5.ablation import FINAL, HEADS, MEAN, SINGLE_MODELS, TUNED, TUNED_HEADS, ablation, label_rule_rows, member_swaps
 from lab5.config import MODEL_NAMES, Config
 
 
@@ -22,7 +22,8 @@ def test_every_row_has_a_control_that_is_a_row_and_changes_one_thing(tmp_path):
 def test_the_sections_hold_every_model_the_final_model_and_its_heads(tmp_path):
     cfg = Config(data=tmp_path, cache=tmp_path, progress=False)  # the defaults: the final model
     plan = ablation(cfg)
-    assert list(plan.sections["models"]) == list(MODEL_NAMES)
+    assert list(plan.sections["models"]) == list(SINGLE_MODELS)
+    assert set(MODEL_NAMES) - set(SINGLE_MODELS) == {"label_rule"}  # a head of its own rows (label_rule_rows)
     assert plan.rows()[FINAL] == cfg and plan.curve["final"] == cfg
     assert all(f"{h} on mpnet" in plan.sections["encoders"] for h in HEADS)
     assert all(c.text_encoder == "minilm" for c in plan.sections["models"].values())
@@ -77,3 +78,29 @@ def test_the_reference_comparison_rounds_our_means_as_the_summary_table_does():
     table = reference_comparison(cv, ["gated"])
     shown = summarize(cv, ["accuracy"]).loc["gated", "accuracy"].split(" ± ")
     assert (table.loc["gated", "ours: CV accuracy mean"], table.loc["gated", "ours: std"]) == tuple(map(float, shown))
+
+
+def test_label_rule_rows_stand_beside_late_fusion_and_in_its_place_in_the_final_model(tmp_path):
+    cfg = Config(data=tmp_path, cache=tmp_path, progress=False)  # the defaults: the final model
+    plan = ablation(cfg)
+    rows, controls = label_rule_rows(cfg)
+    assert set(controls) == set(rows) and not set(rows) & set(plan.rows())
+    assert set(controls.values()) <= set(plan.rows())  # every control is a row of the pooled ablation
+    for row, control in controls.items():
+        a, b = rows[row].to_dict(), plan.rows()[control].to_dict()
+        changed = {k for k in a if a[k] != b[k]}
+        assert changed == {"model"}, (row, changed)  # only the head: late fusion's place taken by the rule
+        assert rows[row].model.replace("label_rule", "late") == plan.rows()[control].model
+
+
+def test_width_and_every_layer_rows_change_one_thing_of_a_pooled_row(tmp_path):
+    from lab5.ablation import every_layer_rows, width_rows
+
+    cfg = Config(data=tmp_path, cache=tmp_path, progress=False)
+    plan = ablation(cfg)
+    for make, field in ((width_rows, "attention_hidden"), (every_layer_rows, "text_features")):
+        rows, controls = make(cfg)
+        assert set(controls) == set(rows) and not set(rows) & set(plan.rows())
+        for row, control in controls.items():
+            a, b = rows[row].to_dict(), plan.rows()[control].to_dict()
+            assert {k for k in a if a[k] != b[k]} == {field}, row
