@@ -154,8 +154,8 @@ def every_layer_rows(cfg: Config) -> tuple[dict[str, Config], dict[str, str]]:
     layers+lexicon``: six 384-d vectors concatenated, which each head's first projection mixes) against the last
     layer's alone. The rows and each row's control."""
     base = single_model_base(cfg)
-    rows = {f"{m}, every MiniLM layer": base.replace(model=m, text_features="layers+lexicon") for m in ("concat", "gated", "late")}
-    return rows, {row: row.split(",")[0] for row in rows}
+    controls = {f"{m}, every MiniLM layer": m for m in ("concat", "gated", "late")}
+    return {row: base.replace(model=m, text_features="layers+lexicon") for row, m in controls.items()}, controls
 
 
 #: the rows the notebook's summary table shows first
