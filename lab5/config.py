@@ -27,7 +27,7 @@ FIXED_SIZE_ENCODERS = ("efficientnet-lite0", "efficientnet-lite2")
 #: how members' probabilities are combined (:class:`lab5.decisions.Decision`), each optionally ``+offsets``
 COMBINERS = ("mean", "temperature", "stack")
 CHOICES = {
-    "text_features": ("tokens", "tokens+lexicon", "layers+lexicon"),
+    "text_features": ("tokens", "tokens+lexicon", "tokens+lexicon+afinn", "layers+lexicon"),
     "text_clean": ("none", "tweet"),
     "balance": ("none", "weights", "sampler"),
     "decision": ("argmax", "tuned"),
@@ -112,7 +112,7 @@ class Config:
     text_encoder: str = field(default="minilm+mpnet", metadata={"help": "minilm | mpnet, or a BERT-family Hugging Face id / local folder; several joined with + make an ensemble with every head on each"})
     image_encoder: str = field(default="efficientnet-lite0", metadata={"help": "efficientnet-lite0 | efficientnet-lite2 | resnet50 | resnet50-scratch"})
     model: str = field(default="cross_attention+gated+late", metadata={"help": "model name (see `lab5.heads.MODELS`); names joined by + make an ensemble"})
-    text_features: str = field(default="tokens+lexicon", metadata={"help": "tokens: encoder states only (the pooled vector: the last layer's mean); tokens+lexicon: add VADER lexicon scores; layers+lexicon: the pooled vector is every layer's mean, concatenated, plus the VADER scores"})
+    text_features: str = field(default="tokens+lexicon", metadata={"help": "tokens: encoder states only (the pooled vector: the last layer's mean); tokens+lexicon: add VADER lexicon scores; tokens+lexicon+afinn: add the VADER and the AFINN-165 scores; layers+lexicon: the pooled vector is every layer's mean, concatenated, plus the VADER scores"})
     text_clean: str = field(default="none", metadata={"help": "none | tweet: links, handles, RT prefixes and hashtags normalised before encoding"})
     max_length: int = field(default=64, metadata={"help": "text tokens kept per tweet"})
     image_size: int = field(default=0, metadata={"help": "image side fed to the CNN (0: the encoder's own, 224 px; 260 for efficientnet-lite2)"})
@@ -206,6 +206,9 @@ class Config:
         if self.text_features.startswith("layers") and (self.finetune or self.text_top):
             out.append(f"--text-features {self.text_features} pools the cached states of every frozen layer; "
                        "drop --finetune and --text-top, or use tokens+lexicon")
+        if self.text_features.endswith("+afinn") and self.finetune:
+            out.append("--text-features tokens+lexicon+afinn appends the AFINN scores to cached features; fine-tuning end "
+                       "to end reads none: drop --finetune, or use tokens+lexicon")
         if self.text_top and self.finetune:
             out.append("--text-top and --finetune both fine-tune the text encoder; use one of them")
         if self.finetune and len(names) > 1:

@@ -24,7 +24,7 @@ from .errors import ConfigError
 from .io import atomic_write_bytes, digest
 from .parallel import run_all
 from .runtime import numerics, reproducible, resolve_device, versions
-from .text import encoder_texts, lexicon_scores
+from .text import afinn_scores, encoder_texts, lexicon_scores
 
 log = logging.getLogger("lab5")
 #: 2: text batched by length and padded per batch (padding states zero), images in channels_last.
@@ -259,10 +259,13 @@ class Features:
         return {name: Dims(t.dim, i.dim, t.seq.shape[-1], i.seq.shape[-1]) for name, t in self.texts.items()}
 
 
-def with_lexicon(fs: FeatureSet, ds: Dataset) -> FeatureSet:
-    """Text features with the VADER scores appended to the pooled vector (cheap: computed, not cached)."""
-    lex = lexicon_scores(list(ds.all.text))
-    return FeatureSet(fs.guids, torch.cat([fs.pooled, lex], dim=1), fs.seq, fs.mask, fs.key + "+lexicon")
+def with_lexicon(fs: FeatureSet, ds: Dataset, afinn: bool = False) -> FeatureSet:
+    """Text features with the VADER scores appended to the pooled vector, and with ``afinn`` the AFINN scores after
+    them (cheap: computed, not cached)."""
+    texts = list(ds.all.text)
+    lex = [lexicon_scores(texts), *([afinn_scores(texts)] if afinn else [])]
+    key = fs.key + "+lexicon" + ("+afinn" if afinn else "")
+    return FeatureSet(fs.guids, torch.cat([fs.pooled, *lex], dim=1), fs.seq, fs.mask, key)
 
 
 #: the config fields that decide which text features, and which image features, :func:`load_features` returns
@@ -294,7 +297,9 @@ def load_features(ds: Dataset, cfg: Config) -> Features:
 
         def load() -> FeatureSet:
             text = text_features(ds, c)
-            return with_lexicon(text, ds) if c.text_features.endswith("+lexicon") else text
+            if "+lexicon" not in c.text_features:
+                return text
+            return with_lexicon(text, ds, afinn=c.text_features.endswith("+afinn"))
 
         return memo(("text", *(getattr(c, f) for f in TEXT_FIELDS)), load)
 

@@ -73,6 +73,8 @@ def test_defaults_make_a_valid_config(isolated):
     ({"model": "late", "text_top": 1, "finetune": True}, "--text-top and --finetune both fine-tune the text encoder"),
     ({"model": "late", "text_encoder": "minilm", "text_features": "layers+lexicon", "text_top": 1},
      "--text-features layers+lexicon pools the cached states of every frozen layer"),
+    ({"model": "late", "text_features": "tokens+lexicon+afinn", "finetune": True},
+     "--text-features tokens+lexicon+afinn appends the AFINN scores to cached features"),
     ({"model": "late+gated", "finetune": True}, "ensembles train on cached features; drop --finetune"),
     ({"epochs": "3"}, "--epochs must be int, not '3'"),
     ({"epochs": True}, "--epochs must be int, not True"),

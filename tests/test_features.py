@@ -15,7 +15,7 @@ from synthetic import jpeg_bytes, make_features, small_config
 import lab5.features as F
 from lab5.encoders import masked_mean
 from lab5.data import load_dataset
-from lab5.text import encoder_texts, lexicon_scores, normalize_tweet
+from lab5.text import afinn_scores, encoder_texts, lexicon_scores, normalize_tweet
 
 
 @pytest.fixture
@@ -186,6 +186,17 @@ def test_tokens_plus_lexicon_appends_four_vader_scores_to_the_pooled_text(six, p
     assert ds.all.set_index("guid").tag[["1", "3"]].tolist() == ["positive", "negative"]  # "lovely" / "worst"
     assert scores[row["1"], 3] > 0 > scores[row["3"], 3]  # VADER's compound score
     assert patched_encoders == {"text": 2, "image": 1}  # the image features were read once for both
+
+
+def test_tokens_plus_lexicon_plus_afinn_appends_the_afinn_scores_after_vaders(six, patched_encoders):
+    root, cfg = six
+    ds = load_dataset(root)
+    vader = F.load_features(ds, cfg.replace(text_features="tokens+lexicon"))
+    both = F.load_features(ds, cfg.replace(text_features="tokens+lexicon+afinn"))
+    assert both.text.pooled.shape == (6, vader.text.dim + 4)
+    assert torch.equal(both.text.pooled[:, :-4], vader.text.pooled) and torch.equal(both.text.seq, vader.text.seq)
+    torch.testing.assert_close(both.text.pooled[:, -4:], afinn_scores(list(ds.all.text)))  # in the row order
+    assert both.text.key != vader.text.key  # so no CV result of one is read back for the other
 
 
 def test_a_dataset_object_reads_each_feature_set_once_and_a_new_one_reads_the_cache_again(six, patched_encoders):
