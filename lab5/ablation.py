@@ -20,6 +20,11 @@ SINGLE_MODELS = ("text", "image", "concat", "cross_attention", "reference_gate",
 MEAN = "ensemble on MiniLM + mpnet"
 #: the final model: the ensemble over both text encoders, decided by its mean and OOF-tuned per-class offsets
 FINAL = "ensemble + OOF-tuned offsets (final)"
+#: concat without the VADER scores: concat on cross-attention's inputs (the scores join the pooled text vector, which
+#: cross-attention never reads); a row of the techniques section
+NO_LEXICON = "concat − VADER lexicon"
+#: cross-attention and concat, each against concat on cross-attention's inputs
+EQUAL_INPUTS = {"cross_attention": NO_LEXICON, "concat": NO_LEXICON}
 #: the learning curve cuts each training part to these fractions (400, 800 and 1600 of 3200 rows on the course data)
 CURVE_FRACTIONS = (1 / 8, 1 / 4, 1 / 2)
 
@@ -71,7 +76,7 @@ def ablation(cfg: Config, tuned: dict | None = None) -> Ablation:
     recipe = {**{f"{m}, early stopping": minilm.replace(model=m, early_stopping=True, epochs=30) for m in HEADS},
               **{f"{m}, {e} epochs": minilm.replace(model=m, epochs=e) for m in ("gated", "late") for e in (2, 4)}}
     techniques = {"late − VADER lexicon": late.replace(text_features="tokens"),
-                  "concat − VADER lexicon": late.replace(model="concat", text_features="tokens"),
+                  NO_LEXICON: late.replace(model="concat", text_features="tokens"),
                   "late + class-weighted loss": late.replace(balance="weights"),
                   "late + tweet text cleaning": late.replace(text_clean="tweet"),
                   "late + top MiniLM layer fine-tuned": late.replace(text_top=1),
@@ -156,6 +161,47 @@ def every_layer_rows(cfg: Config) -> tuple[dict[str, Config], dict[str, str]]:
     base = single_model_base(cfg)
     controls = {f"{m}, every MiniLM layer": m for m in ("concat", "gated", "late")}
     return {row: base.replace(model=m, text_features="layers+lexicon") for row, m in controls.items()}, controls
+
+
+def afinn_rows(cfg: Config) -> tuple[dict[str, Config], dict[str, str]]:
+    """The AFINN-165 scores beside the VADER ones (``--text-features tokens+lexicon+afinn``) against VADER's alone:
+    for concat, gated and late fusion on MiniLM (cross-attention reads only token and region states, not the pooled
+    vector the scores join), and for the final model under its own decision rule and the plain mean. The rows and
+    each row's control."""
+    afinn = "tokens+lexicon+afinn"
+    base = single_model_base(cfg).replace(text_features=afinn)
+    controls = {f"{m} + AFINN lexicon": m for m in ("concat", "gated", "late")}
+    rows = {row: base.replace(model=m) for row, m in controls.items()}
+    rows["final + AFINN lexicon"], controls["final + AFINN lexicon"] = cfg.replace(text_features=afinn), FINAL
+    rows["plain mean + AFINN lexicon"] = cfg.replace(text_features=afinn, combine="mean")
+    controls["plain mean + AFINN lexicon"] = MEAN
+    return rows, controls
+
+
+#: the neighbours each k-nearest-neighbour row votes with
+KNN_K = (10, 25, 50)
+
+
+def knn_rows(ds, cfg: Config, final, encoders: tuple[str, ...] = ("minilm", "mpnet"), ks: tuple[int, ...] = KNN_K):
+    """A k-nearest-neighbour vote on each text encoder's frozen vectors (:func:`lab5.evaluation.knn_run`), alone at
+    the middle ``k`` of ``ks`` (control: the text model) and as a seventh member of the final model (its CV run
+    ``final``) at every ``k`` (control: :data:`FINAL`). The per-fold rows (as :func:`lab5.evaluation.cross_validate`
+    gives them) and each row's control. Nothing is trained: a few seconds in all."""
+    import pandas as pd
+
+    from .evaluation import knn_run, with_members
+    from .metrics import METRIC_COLUMNS
+
+    runs, controls = {}, {}
+    for enc in encoders:
+        for k in ks:
+            knn = knn_run(ds, cfg.replace(text_encoder=enc), k)
+            if k == ks[len(ks) // 2]:
+                runs[f"kNN on {enc}, k={k}"], controls[f"kNN on {enc}, k={k}"] = knn, "text"
+            row = f"final + kNN on {enc}, k={k}"
+            runs[row], controls[row] = with_members(ds, cfg, final, {f"knn@{enc}": knn}), FINAL
+    cv = pd.concat([r.folds.assign(model=name) for name, r in runs.items()], ignore_index=True)
+    return cv[["model", "fold", *METRIC_COLUMNS]], controls
 
 
 #: the rows the notebook's summary table shows first

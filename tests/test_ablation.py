@@ -104,3 +104,15 @@ def test_width_and_every_layer_rows_change_one_thing_of_a_pooled_row(tmp_path):
         for row, control in controls.items():
             a, b = rows[row].to_dict(), plan.rows()[control].to_dict()
             assert {k for k in a if a[k] != b[k]} == {field}, row
+
+
+def test_afinn_rows_change_only_the_text_features_of_a_pooled_row(tmp_path):
+    from lab5.ablation import afinn_rows
+
+    cfg = Config(data=tmp_path, cache=tmp_path, progress=False)
+    plan = ablation(cfg)
+    rows, controls = afinn_rows(cfg)
+    assert set(controls) == set(rows) and set(controls.values()) <= set(plan.rows())
+    for row, control in controls.items():
+        a, b = rows[row].to_dict(), plan.rows()[control].to_dict()
+        assert {k for k in a if a[k] != b[k]} == {"text_features"} and a["text_features"] == "tokens+lexicon+afinn"

@@ -431,3 +431,55 @@ def test_early_stopping_epochs_lists_each_stopped_heads_kept_epoch_per_fold(tmp_
     table = early_stopping_epochs(runs, configs)
     assert list(table.index) == ["gated, stopped"] and table.columns.name == "fold"
     assert table.loc["gated, stopped"].tolist() == [2, 5, 3]
+
+
+# --------------------------------------------------------------------------- k-nearest neighbours, extra members
+def test_knn_votes_only_with_the_training_rows_of_each_fold():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    split = folds(y, 5, seed=0)
+    separable = np.eye(3)[y] + 0.1 * rng.standard_normal((300, 3))
+    p = E.knn_probabilities(separable, y, split, k=5)
+    assert p.shape == (300, 3) and np.allclose(p.sum(1), 1) and (p > 0).all()  # every class stays possible
+    assert (p.argmax(1) == y).mean() > 0.95
+    # on noise, a row voting with itself (similarity 1) would score near 1: out of fold it scores near chance
+    noise = rng.standard_normal((300, 16))
+    assert (E.knn_probabilities(noise, y, split, k=1).argmax(1) == y).mean() < 0.5
+
+
+def test_knn_refuses_a_k_outside_the_training_rows():
+    y = np.array([0, 1, 2] * 10)
+    split = folds(y, 3, seed=0)
+    for k in (0, 21):  # a training part holds 20 rows
+        with pytest.raises(ConfigError, match="k must lie between 1 and the rows of a training part"):
+            E.knn_probabilities(np.ones((30, 2)), y, split, k)
+
+
+def test_a_knn_member_joins_an_ensembles_members_under_its_decision_rule(cv_setup):
+    from lab5.decisions import cross_fit
+
+    ds, feats, cfg, calls = cv_setup
+    c = cfg.replace(model="concat+late", combine="mean+offsets")
+    run = cv_runs(ds, {"e": c})["e"]
+    y = ds.train.label.to_numpy()
+    assert np.array_equal(E.with_members(ds, c, run, {}).probs, run.probs)  # no extra member: the run itself
+    knn = E.knn_run(ds, c, k=3)
+    assert knn.folds.accuracy.mean() > 0.9  # the synthetic text vectors separate the classes
+    joined = E.with_members(ds, c, run, {"knn": knn})
+    fold_of = np.zeros(len(y), dtype=int)
+    for f, (_, te) in enumerate(folds(y, c.folds, c.fold_seed)):
+        fold_of[te] = f
+    expected = cross_fit(c.combine, [*run.member_probs.values(), knn.probs], y, fold_of)
+    np.testing.assert_allclose(joined.probs, expected)
+    assert list(joined.member_probs) == ["concat", "late", "knn"] and len(joined.folds) == c.folds
+
+
+def test_knn_rows_stand_beside_the_text_model_and_the_final_model(cv_setup):
+    from lab5.ablation import FINAL, knn_rows
+
+    ds, feats, cfg, calls = cv_setup
+    c = cfg.replace(model="concat+late", combine="mean+offsets")
+    cv, controls = knn_rows(ds, c, cv_runs(ds, {"e": c})["e"], encoders=("minilm",), ks=(1, 2, 3))
+    assert controls == {"kNN on minilm, k=2": "text", **{f"final + kNN on minilm, k={k}": FINAL for k in (1, 2, 3)}}
+    assert list(cv.columns) == ["model", "fold", *METRIC_COLUMNS]
+    assert cv.groupby("model").fold.count().to_dict() == {row: c.folds for row in controls}

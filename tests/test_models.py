@@ -45,6 +45,17 @@ def test_each_head_reads_only_the_modalities_it_declares(name, feats, tmp_path):
             assert changed == used, (prefix, used)
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_only_cross_attention_never_reads_the_pooled_text_vector_and_its_lexicon_scores(name, feats, tmp_path):
+    """The lexicon scores join the pooled text vector: every head that reads text sees them but cross-attention,
+    which reads only the token states (notebook 5 compares it with concat on equal inputs for that reason)."""
+    head = build_head(name, feats.dims()["minilm"], small_config(tmp_path, model=name)).eval()
+    b = _batch(feats)
+    with torch.no_grad():
+        changed = not torch.allclose(head({**b, "text_pooled": b["text_pooled"].flip(0)}), head(b))
+    assert changed == (head.uses_text and name != "cross_attention")
+
+
 def test_unimodal_heads_declare_one_modality_and_only_cross_attention_reads_sequences():
     assert [n for n, h in MODELS.items() if not h.uses_image] == ["text"]
     assert [n for n, h in MODELS.items() if not h.uses_text] == ["image"]
