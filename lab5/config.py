@@ -44,6 +44,12 @@ RUN_FIELDS = ("data", "cache", "out_dir", "progress", "jobs")
 FLOATS = ("dropout", "lr", "encoder_lr", "weight_decay", "warmup", "clip", "text_top_lr")
 #: upper bounds: BERT-family encoders have 512 positions; seeds are 32-bit (NumPy)
 AT_MOST = {"max_length": 512, "seed": 2**32 - 1, "fold_seed": 2**32 - 1}
+#: the fields ``--head-params`` may set for one head of a model (its training recipe and its own layers)
+HEAD_FIELDS = ("lr", "dropout", "hidden", "attention_hidden", "heads", "attention_pooled", "weight_decay", "warmup",
+               "epochs", "batch_size")
+#: fields added after results were cached, with the default every earlier result was made with: a cache key leaves a
+#: field out at that default (:meth:`Config.result_fields`), so adding an option keeps every cached result
+ADDED_DEFAULTS: dict[str, object] = {"head_params": "", "member_seeds": 1, "attention_pooled": False}
 
 
 def model_problem(model: str) -> str | None:
@@ -55,6 +61,39 @@ def model_problem(model: str) -> str | None:
         problem = f"unknown model {unknown[0]!r}" if unknown else f"model {model!r} names a head twice"
         return f"{problem}; choose one of {', '.join(MODEL_NAMES)}, or join several with + for an ensemble"
     return None
+
+
+def parse_head_params(text: str) -> dict[str, dict[str, str]]:
+    """``--head-params`` as {head: {field: value as written}}: ``"gated:dropout=0.5,epochs=6;late:epochs=6"`` ->
+    ``{"gated": {"dropout": "0.5", "epochs": "6"}, "late": {"epochs": "6"}}``. Raises ConfigError on a malformed
+    value (the heads, fields and values are checked by :class:`Config`)."""
+    out: dict[str, dict[str, str]] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        head, colon, values = part.partition(":")
+        pairs = [v.strip().partition("=") for v in values.split(",") if v.strip()]
+        if not colon or not head.strip() or not pairs or any(not k.strip() or not eq or not v.strip() for k, eq, v in pairs):
+            raise ConfigError(f"--head-params {text!r}: write head:field=value,field=value;head:... (at {part!r})")
+        if head.strip() in out:
+            raise ConfigError(f"--head-params {text!r} names head {head.strip()!r} twice")
+        out[head.strip()] = {k.strip(): v.strip() for k, _, v in pairs}
+    return out
+
+
+def head_values(text: str) -> dict[str, dict[str, object]]:
+    """``--head-params`` parsed (:func:`parse_head_params`), each value converted to its field's type; raises
+    ConfigError on a field a head cannot set or a value of the wrong type."""
+    types, out = field_types(), {}
+    for head, values in parse_head_params(text).items():
+        out[head] = {}
+        for k, v in values.items():
+            if k not in HEAD_FIELDS:
+                raise ConfigError(f"--head-params: {head} cannot set {k!r}; a head sets {', '.join(HEAD_FIELDS)}")
+            kind = types[k]
+            try:
+                out[head][k] = {"true": True, "false": False}[v.lower()] if kind is bool else kind(v)
+            except (KeyError, ValueError):
+                raise ConfigError(f"--head-params: {head}'s {k} must be {kind.__name__}, not {v!r}") from None
+    return out
 
 
 def image_size_problem(image_encoder: str, image_size: int) -> str | None:
@@ -119,6 +158,7 @@ class Config:
     hidden: int = field(default=256, metadata={"help": "width of the fusion layers"})
     attention_hidden: int = field(default=128, metadata={"help": "width of the cross-attention layers (kept small: CPU time)"})
     heads: int = field(default=4, metadata={"help": "attention heads in cross-attention fusion"})
+    attention_pooled: bool = field(default=False, metadata={"help": "cross-attention's classifier also reads the pooled text vector, with its lexicon scores (off: token and region states only)"})
     dropout: float = field(default=0.3, metadata={"help": "dropout in the heads"})
     epochs: int = field(default=3, metadata={"help": "epochs: exactly this many, or at most this many with --early-stopping (3: chosen by 5-fold CV, notebook 5)"})
     batch_size: int = field(default=64, metadata={"help": "batch size"})
@@ -140,6 +180,8 @@ class Config:
     finetune_layers: int = field(default=2, metadata={"help": "with --finetune: top text layers (and last CNN blocks) left trainable; 0 means all"})
     max_steps: int = field(default=0, metadata={"help": "stop after this many optimiser steps (0: no limit); for smoke runs"})
     device: str = field(default="auto", metadata={"help": "cpu | cuda | auto"})
+    head_params: str = field(default="", metadata={"help": "values for single heads of --model, head:field=value,...;head:... (e.g. gated:dropout=0.5,epochs=6): each named head trains with them, every other head with the options above"})
+    member_seeds: int = field(default=1, metadata={"help": "train each member with this many training seeds (--seed, --seed + 1, ...) and average their probabilities (1: one seed)"})
     seed: int = field(default=0, metadata={"help": "seed of the training: initial weights, batch order, dropout (the data draws have --fold-seed)"})
     fold_seed: int = field(default=0, metadata={"help": "seed of the data draws: the CV folds, the early-stopping hold-out of each fold, --train-rows subsets (--seed seeds the training)"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads of feature extraction and end-to-end fine-tuning (fixed, so results repeat bit for bit); heads on cached features train on one thread each"})
@@ -173,7 +215,7 @@ class Config:
         if infinite:
             return infinite
         at_least = {"seed": 0, "fold_seed": 0, "max_length": 1, "image_size": 0, "hidden": 1, "attention_hidden": 1, "heads": 1, "epochs": 1,
-                    "batch_size": 1, "patience": 1, "text_top": 0, "finetune_layers": 0, "max_steps": 0, "train_rows": 0, "threads": 1, "jobs": 1,
+                    "batch_size": 1, "patience": 1, "text_top": 0, "member_seeds": 1, "finetune_layers": 0, "max_steps": 0, "train_rows": 0, "threads": 1, "jobs": 1,
                     "folds": 2, "weight_decay": 0, "clip": 0}
         out += [f"--{_flag(k)} must be at least {lo}, not {getattr(self, k)}" for k, lo in at_least.items() if getattr(self, k) < lo]
         out += [f"--{_flag(k)} must be at most {hi}, not {getattr(self, k)}" for k, hi in AT_MOST.items() if getattr(self, k) > hi]
@@ -191,6 +233,10 @@ class Config:
             out.append(f"--text-encoder {self.text_encoder!r} must name one encoder, or several different ones joined with +")
         elif len(encoders) > 1 and (self.finetune or self.text_top):
             out.append("--finetune and --text-top fine-tune one text encoder; name one in --text-encoder")
+        if self.head_params:
+            out += self.head_params_problems()
+        if self.member_seeds > 1 and self.finetune:
+            out.append("--member-seeds trains several members on cached features; drop --finetune")
         if self.heads >= 1 and self.attention_hidden % self.heads:
             out.append(f"--attention-hidden {self.attention_hidden} is not a multiple of --heads {self.heads}")
         if 0 < self.image_size < 32:
@@ -217,6 +263,29 @@ class Config:
             out.append("--device cuda was asked for, but torch sees no CUDA device (use --device cpu or auto)")
         return out
 
+    def head_params_problems(self) -> list[str]:
+        """What is wrong with ``head_params``: its form, a head that is not in ``model``, a field a head cannot set,
+        or a value its head's config refuses (checked as that head's own config, :meth:`head_config`)."""
+        try:
+            values = head_values(self.head_params)
+        except ConfigError as e:
+            return e.problems
+        out = [f"--head-params names {h!r}, which is not a head of --model {self.model}" for h in values
+               if h not in self.model.split("+")]
+        for h, v in values.items():
+            if h in self.model.split("+"):
+                try:
+                    self.head_config(h)
+                except ConfigError as e:
+                    out += [f"--head-params {h}: {p}" for p in e.problems]
+        return out
+
+    def head_config(self, head: str) -> "Config":
+        """The config head ``head`` of this model trains with: this one for that head alone, with its
+        ``head_params`` values (the member seeds and decision are the model's, not a member's)."""
+        own = head_values(self.head_params).get(head, {})
+        return self.replace(model=head, head_params="", member_seeds=1, combine="mean", **own)
+
     def replace(self, **changes) -> "Config":
         """A copy with some fields changed (checked like any other config)."""
         return dataclasses.replace(self, **changes)
@@ -235,10 +304,12 @@ class Config:
 
     def result_fields(self) -> dict:
         """The fields a result depends on, for the cache keys of trainings and CV runs (:func:`lab5.pipeline.train_key`,
-        :func:`lab5.evaluation.cv_key`): all but :data:`RUN_FIELDS`. ``fold_seed`` is left out where it equals
-        ``seed``: results cached before the two were separated drew everything from ``seed``, and keep their keys."""
+        :func:`lab5.evaluation.cv_key`): all but :data:`RUN_FIELDS` and the fields of :data:`ADDED_DEFAULTS` at their
+        default. ``fold_seed`` is left out where it equals ``seed``: results cached before the two were separated drew
+        everything from ``seed``, and keep their keys."""
         return {k: v for k, v in self.to_dict().items()
-                if k not in RUN_FIELDS and not (k == "fold_seed" and v == self.seed)}
+                if k not in RUN_FIELDS and not (k == "fold_seed" and v == self.seed)
+                and not (k in ADDED_DEFAULTS and v == ADDED_DEFAULTS[k])}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

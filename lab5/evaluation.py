@@ -20,7 +20,7 @@ from .errors import ConfigError, DataError
 from .features import Features, feature_fields, load_features
 from .io import atomic_write_bytes, digest
 from .metrics import METRIC_COLUMNS, always_positive, metrics
-from .models import build_model, ensemble_members, members_of
+from .models import build_model, ensemble_members, member_configs, members_of
 from .parallel import run_all
 from .runtime import numerics, versions
 from .splits import training_subset
@@ -79,8 +79,7 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
                               f"{c.folds}-fold cross-validation has")
     # an ensemble's CV is made from its members' runs: every member of every such config joins the plain runs, so
     # that all trainings of one call share one load of their features and one pool of workers
-    members = {n: {m: c.replace(model=h, text_encoder=e, combine="mean") for m, (h, e) in ensemble_members(c).items()}
-               for n, c in configs.items() if _decided_from_members(c)}
+    members = {n: member_configs(c) for n, c in configs.items() if _decided_from_members(c)}
     plain = {n: c for n, c in configs.items() if n not in members}
     plain.update({(n, m): mc for n, ms in members.items() for m, mc in ms.items()})
     runs: dict = {}
@@ -302,9 +301,6 @@ def _round(p: np.ndarray) -> list:
 #: 2: OOF probabilities and best epochs are kept. 3: heads train on one thread; token-reading heads on batches
 #: bucketed by length.
 CV_CACHE_VERSION = 3
-#: config fields added after results were cached, left out of the key at their default (which is how those results
-#: were made), so that adding an option keeps the cache (empty since version 3)
-ADDED_FIELDS: dict[str, object] = {}
 #: libraries whose versions can change a CV result (part of its cache key)
 CV_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
 
@@ -314,8 +310,7 @@ def cv_key(c: Config, ds, feats) -> str:
     :data:`lab5.config.RUN_FIELDS`, which change no result, and ``combine``, which only decides from cached runs and
     is never itself cached), the feature cache keys, the labelled guids, the library versions and the CPU numerics
     in force."""
-    conf = {k: v for k, v in c.result_fields().items() if k != "combine"
-            and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
+    conf = {k: v for k, v in c.result_fields().items() if k != "combine"}
     labels = list(zip(ds.train.guid, ds.train.label.astype(int).tolist()))
     first, *more = (fs.key for fs in feats.texts.values())
     keys = [first, feats.image.key, *more]  # in this order since cache version 1

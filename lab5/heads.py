@@ -86,7 +86,8 @@ class CrossAttentionFusion(Head):
     """Text tokens attend to image regions and regions attend to tokens (multi-head, padding masked).
 
     Each stream gets a residual + LayerNorm, is mean-pooled over its valid positions, and the two pooled
-    vectors with their product are classified by an MLP.
+    vectors with their product are classified by an MLP. With ``attention_pooled`` the MLP also reads the pooled text
+    vector (projected), and with it the lexicon scores that only the pooled vector carries.
     """
 
     uses_sequences = True
@@ -103,7 +104,8 @@ class CrossAttentionFusion(Head):
         self.i2t = nn.MultiheadAttention(h, cfg.heads, batch_first=True)
         self.norm_t, self.norm_i = nn.LayerNorm(h), nn.LayerNorm(h)
         self.drop = nn.Dropout(cfg.dropout)
-        self.out = _mlp(3 * h, h, cfg.dropout)
+        self.pooled = _proj(dims.text, h, cfg.dropout) if cfg.attention_pooled else None
+        self.out = _mlp((4 if cfg.attention_pooled else 3) * h, h, cfg.dropout)
 
     def forward(self, b: dict, return_attention: bool = False):
         t, tm = self.t(b["text_seq"].float()), b["text_mask"].bool()
@@ -113,7 +115,8 @@ class CrossAttentionFusion(Head):
         t = self.norm_t(t + self.drop(t_att))
         i = self.norm_i(i + self.drop(i_att))
         tp, ip = masked_mean(t, tm), masked_mean(i, im)
-        logits = self.out(torch.cat([tp, ip, tp * ip], dim=-1))
+        parts = [tp, ip, tp * ip] + ([self.pooled(b["text_pooled"])] if self.pooled is not None else [])
+        logits = self.out(torch.cat(parts, dim=-1))
         return (logits, w_t2i, w_i2t) if return_attention else logits
 
 

@@ -118,12 +118,23 @@ def member_names(model: str) -> list[str]:
 
 def ensemble_members(cfg: Config) -> dict[str, tuple[str, str]]:
     """Member name -> (head, text encoder) of ``cfg``: every head of ``cfg.model`` on every text encoder of
-    ``cfg.text_encoder``. With one text encoder the members are named by their head alone (``late``); with several,
-    ``late@mpnet`` (a dot in an encoder's name, as in a folder path, becomes ``_``)."""
+    ``cfg.text_encoder``, ``cfg.member_seeds`` times. With one text encoder the members are named by their head alone
+    (``late``); with several, ``late@mpnet`` (a dot in an encoder's name, as in a folder path, becomes ``_``); the
+    copies trained with further seeds add ``#1``, ``#2``, ... (``late@mpnet#1``: seed ``cfg.seed + 1``)."""
     heads, encoders = member_names(cfg.model), text_encoder_names(cfg.text_encoder)
     if len(encoders) == 1:
-        return {h: (h, encoders[0]) for h in heads}
-    return {f"{h}@{e.replace('.', '_')}": (h, e) for e in encoders for h in heads}
+        named = {h: (h, encoders[0]) for h in heads}
+    else:
+        named = {f"{h}@{e.replace('.', '_')}": (h, e) for e in encoders for h in heads}
+    return {f"{n}#{j}" if j else n: he for j in range(cfg.member_seeds) for n, he in named.items()}
+
+
+def member_configs(cfg: Config) -> dict[str, Config]:
+    """Member name (as :func:`ensemble_members`) -> the config that member trains with, alone: its head on its text
+    encoder, with the head's own ``--head-params`` values, its own training seed, deciding by its argmax. An
+    ensemble's member is built, seeded and trained exactly as this config alone (so its CV run is its own)."""
+    return {n: cfg.head_config(h).replace(text_encoder=e, seed=cfg.seed + int(n.partition("#")[2] or 0))
+            for n, (h, e) in ensemble_members(cfg).items()}
 
 
 def uses_sequences(model: str) -> bool:
@@ -147,8 +158,9 @@ def build_model(cfg: Config, dims: dict[str, Dims], encoders: tuple | None = Non
         raise ValueError(f"no input widths for text encoder {missing[0]!r} (given: {', '.join(dims)})")
     if len(members) == 1:
         ((head, encoder),) = members.values()
-        return _classifier(cfg, {encoder: dims[encoder]}, encoders)
-    return Ensemble({n: _classifier(cfg.replace(model=h, text_encoder=e), {e: dims[e]}, None) for n, (h, e) in members.items()},
+        return _classifier(cfg.head_config(head) if cfg.head_params else cfg, {encoder: dims[encoder]}, encoders)
+    configs = member_configs(cfg)
+    return Ensemble({n: _classifier(configs[n], {e: dims[e]}, None) for n, (h, e) in members.items()},
                     {n: e for n, (h, e) in members.items()})
 
 

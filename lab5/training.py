@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .batches import Batches, EnsembleData, batch_order, class_weights
 from .config import Config
 from .decisions import Decision
-from .models import Ensemble, members_of
+from .models import Ensemble, member_configs, members_of
 from .parallel import run_all
 from .runtime import reproducible, resolve_device
 
@@ -184,8 +184,9 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
     has_val = val is not None and len(val) > 0
     if ensemble:
         runs = _fit_members(model, train, val if has_val else None, cfg, device)
-    else:
-        runs = {cfg.model: train_classifier(model, train, val, cfg, device=device)}
+    else:  # one head: with its --head-params values, if any
+        (own,) = member_configs(cfg).values()
+        runs = {cfg.model: train_classifier(model, train, val, own, device=device)}
     model.eval()
     if ensemble:
         history = pd.concat([r.history.assign(member=n, best=r.history.epoch == r.best_epoch) for n, r in runs.items()],
@@ -202,13 +203,15 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
 
 def _fit_members(model: Ensemble, train: EnsembleData, val: EnsembleData | None, cfg: Config,
                  device: torch.device) -> dict[str, TrainResult]:
-    """Train every member of ``model`` on the view of its own text encoder, up to ``cfg.jobs`` at once; the trained
-    weights are loaded into ``model``'s members."""
-    members = list(members_of(model).items())
+    """Train every member of ``model`` on the view of its own text encoder, with its own config
+    (:func:`lab5.models.member_configs`), up to ``cfg.jobs`` at once; the trained weights are loaded into ``model``'s
+    members."""
+    members, configs = list(members_of(model).items()), member_configs(cfg)
 
     def train_one(k: int):
         name, (m, encoder) = members[k]
-        r = train_classifier(m, train.views[encoder], val.views[encoder] if val is not None else None, cfg, device=device)
+        r = train_classifier(m, train.views[encoder], val.views[encoder] if val is not None else None, configs[name],
+                             device=device)
         return m.state_dict(), r.history, r.best_epoch, r.best_val_macro_f1
 
     runs = {}
@@ -234,8 +237,9 @@ def predict_logits(model: nn.Module, data: Batches, cfg: Config) -> torch.Tensor
 def member_probabilities(model: nn.Module, data: Batches, cfg: Config) -> list[np.ndarray]:
     """Class probabilities (N, 3) of each member of an ensemble, in its order; of the model itself, alone in the
     list, for a single classifier: what a :class:`~lab5.decisions.Decision` decides from."""
-    members = [(m, data.views[encoder]) for m, encoder in members_of(model).values()] or [(model, data)]
-    return [predict_logits(m, view, cfg).softmax(1).numpy() for m, view in members]
+    configs = member_configs(cfg)
+    members = [(m, data.views[encoder], configs[n]) for n, (m, encoder) in members_of(model).items()] or [(model, data, cfg)]
+    return [predict_logits(m, view, c).softmax(1).numpy() for m, view, c in members]
 
 
 def predict_labels(model: nn.Module, decision: Decision, data: Batches, cfg: Config) -> np.ndarray:

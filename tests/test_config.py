@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,32 @@ def test_a_result_key_leaves_out_the_fold_seed_only_where_it_equals_the_seed():
     assert "fold_seed" not in cfg.replace(seed=3, fold_seed=3).result_fields()
     assert cfg.replace(fold_seed=3).result_fields()["fold_seed"] == 3
     assert not {"data", "cache", "out_dir", "progress", "jobs"} & set(cfg.result_fields())
+
+
+def test_head_params_give_named_heads_their_own_values_and_leave_the_others_alone():
+    cfg = Config(data="d", cache="c", model="cross_attention+gated", head_params="gated: dropout=0.5, epochs=6 ; cross_attention:attention_pooled=true")
+    gated, attention = cfg.head_config("gated"), cfg.head_config("cross_attention")
+    assert (gated.model, gated.dropout, gated.epochs, gated.attention_pooled) == ("gated", 0.5, 6, False)
+    assert (attention.dropout, attention.epochs, attention.attention_pooled) == (cfg.dropout, cfg.epochs, True)
+    assert gated.head_params == "" and gated.combine == "mean"
+
+
+@pytest.mark.parametrize("value, needle", [
+    ("gated:dropout", "write head:field=value"), ("gated", "write head:field=value"), (":epochs=2", "write head:field=value"),
+    ("late:epochs=2", "not a head of --model"), ("gated:patience=3", "cannot set 'patience'"),
+    ("gated:epochs=two", "epochs must be int"), ("gated:attention_pooled=maybe", "attention_pooled must be bool"),
+    ("gated:dropout=1.5", "gated: --dropout must be in [0, 1)"), ("gated:epochs=2;gated:lr=1", "names head 'gated' twice")])
+def test_a_bad_head_params_value_is_a_config_error_naming_the_option(value, needle):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        Config(data="d", cache="c", model="cross_attention+gated", head_params=value)
+
+
+def test_fields_added_later_leave_result_keys_unchanged_at_their_defaults():
+    """A result cached before --head-params, --member-seeds and --attention-pooled existed keeps its key; another
+    value changes it."""
+    cfg = Config(data="d", cache="c")
+    assert not {"head_params", "member_seeds", "attention_pooled"} & set(cfg.result_fields())
+    assert cfg.replace(member_seeds=3).result_fields()["member_seeds"] == 3
+    assert cfg.replace(attention_pooled=True).result_fields()["attention_pooled"] is True
+    with pytest.raises(ConfigError, match="--member-seeds must be at least 1"):
+        cfg.replace(member_seeds=0)

@@ -483,3 +483,21 @@ def test_knn_rows_stand_beside_the_text_model_and_the_final_model(cv_setup):
     assert controls == {"kNN on minilm, k=2": "text", **{f"final + kNN on minilm, k={k}": FINAL for k in (1, 2, 3)}}
     assert list(cv.columns) == ["model", "fold", *METRIC_COLUMNS]
     assert cv.groupby("model").fold.count().to_dict() == {row: c.folds for row in controls}
+
+
+def test_an_ensemble_with_head_params_and_member_seeds_trains_each_member_as_its_own_config(cv_setup):
+    """``--head-params`` and ``--member-seeds``: the CV from the members' own runs equals training the ensemble as
+    one model, and each member's run is the CV of its own config (its head's values, its own seed), read back."""
+    ds, feats, cfg, calls = cv_setup
+    c = cfg.replace(model="concat+late", epochs=2, early_stopping=False, head_params="late:epochs=3,hidden=8", member_seeds=2)
+    from_members = cv_runs(ds, {"e": c})["e"]
+    assert list(from_members.member_probs) == ["concat", "late", "concat#1", "late#1"]
+    assert calls["fit"] == 12  # four members, three folds each
+    trained = E._cross_validate([(feats, {"e": c})], ds)[0]["e"]
+    np.testing.assert_allclose(from_members.probs, np.array(trained["probs"]), atol=1e-5)
+    assert from_members.best_epochs == trained["best_epochs"] == {"concat": [2] * 3, "late": [3] * 3,
+                                                                  "concat#1": [2] * 3, "late#1": [3] * 3}
+    fits = calls["fit"]
+    alone = cv_runs(ds, {"late": c.replace(model="late", epochs=3, hidden=8, seed=1, head_params="", member_seeds=1)})["late"]
+    assert calls["fit"] == fits and alone.probs.tolist() == from_members.member_probs["late#1"].tolist()
+    assert not np.array_equal(from_members.member_probs["late"], from_members.member_probs["late#1"])

@@ -10,7 +10,7 @@ from lab5.errors import ConfigError
 from lab5.features import Dims
 from lab5.data import LABEL2ID
 from lab5.heads import MODELS, CrossAttentionFusion, LabelRuleFusion
-from lab5.models import Classifier, build_head, build_model, member_names, uses_sequences
+from lab5.models import Classifier, build_head, build_model, member_configs, member_names, uses_sequences
 from lab5.training import fit, predict_logits
 
 
@@ -191,3 +191,34 @@ def test_each_model_overfits_thirty_separable_samples(name, feats, tmp_path):
     acc = float((pred == data.labels).float().mean())
     assert acc >= 0.9, f"{name}: training accuracy {acc:.2f}"
     assert res.history.train_loss.iloc[-1] < res.history.train_loss.iloc[0]
+
+
+def test_member_configs_give_each_member_its_heads_values_and_its_own_seed(tmp_path):
+    cfg = small_config(tmp_path, model="gated+late", text_encoder="minilm+mpnet", seed=5, member_seeds=2,
+                       head_params="late:hidden=8,epochs=5")
+    configs = member_configs(cfg)
+    assert list(configs) == ["gated@minilm", "late@minilm", "gated@mpnet", "late@mpnet",
+                             "gated@minilm#1", "late@minilm#1", "gated@mpnet#1", "late@mpnet#1"]
+    assert [(c.model, c.text_encoder, c.seed) for c in configs.values()] == [
+        (h, e, s) for s in (5, 6) for e in ("minilm", "mpnet") for h in ("gated", "late")]
+    assert {(n, c.hidden, c.epochs) for n, c in configs.items() if c.model == "late"} == {
+        (n, 8, 5) for n in ("late@minilm", "late@mpnet", "late@minilm#1", "late@mpnet#1")}
+    assert all((c.hidden, c.epochs, c.member_seeds, c.head_params) == (cfg.hidden, cfg.epochs, 1, "")
+               for c in configs.values() if c.model == "gated")
+
+
+def test_a_single_head_is_built_with_its_head_params(feats, tmp_path):
+    plain = build_model(small_config(tmp_path, model="concat"), feats.dims())
+    wide = build_model(small_config(tmp_path, model="concat", head_params="concat:hidden=40"), feats.dims())
+    def width(model):
+        return next(m.out_features for m in model.head.t if isinstance(m, torch.nn.Linear))
+
+    assert width(plain) == 32 and width(wide) == 40
+
+
+def test_cross_attention_with_attention_pooled_reads_the_pooled_text_vector(feats, tmp_path):
+    cfg = small_config(tmp_path, model="cross_attention", attention_pooled=True)
+    head = build_head("cross_attention", feats.dims()["minilm"], cfg).eval()
+    b = _batch(feats)
+    with torch.no_grad():
+        assert not torch.allclose(head({**b, "text_pooled": b["text_pooled"].flip(0)}), head(b))

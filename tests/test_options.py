@@ -66,6 +66,9 @@ BAD_OPTIONS = [
     (["train", "--bogus"], "--bogus"),  # argparse's own usage error
     (["train", "--epochs", "three"], "--epochs"),  # argparse: not an int
     (["bench", "--cold-pairs", "0"], "--cold-pairs"),
+    (["train", "--head-params", "gated:dropout=2"], "--head-params"),
+    (["train", "--head-params", "concat:epochs=2"], "--head-params"),
+    (["cv", "--member-seeds", "0"], "--member-seeds"),
 ]
 
 
