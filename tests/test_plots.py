@@ -39,12 +39,17 @@ def test_colours_are_written_only_where_the_palettes_are_defined():
     assert not [line for line in palettes[first_def:] + others if re.search(r"#[0-9a-fA-F]{6}\b", line)]
 
 
-def test_label_distribution_colours_its_series_with_no_class_colour():
+def test_label_distribution_tells_its_series_apart_with_no_class_or_model_colour():
     shares = pd.DataFrame({"prior": [0.3, 0.1, 0.6], "OOF": [0.28, 0.05, 0.67], "test": [0.31, 0.05, 0.64]},
                           index=LABELS)
     ax = plots.label_distribution(shares, "t").axes[0]
-    colours = {_hex(bar.get_facecolor()) for bar in ax.patches}
-    assert len(colours) == 3 and not colours & {_hex(c) for c in plots.CLASS_COLOURS.values()}
+    styles = {(_hex(bar.get_facecolor()), bar.get_hatch()) for bar in ax.patches}
+    colours = {c for c, _ in styles}
+    assert len(styles) == 3 and not colours & {_hex(c) for c in plots.CLASS_COLOURS.values()}
+    assert not colours & {_hex(c) for c in [*plots.MODEL_COLOURS.values(), plots.FINAL_COLOUR]}
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == list(shares.columns)
+    assert {(_hex(h.get_facecolor()), h.get_hatch()) for h in legend.legend_handles} == styles
 
 
 # --------------------------------------------------------------------------- learning curves
@@ -92,6 +97,8 @@ def test_a_curve_far_below_the_others_is_marked_on_the_edge_instead_of_flattenin
     assert len(marks) == 1 and not marks[0].get_clip_on() and set(marks[0].get_ydata()) == {low}
     notes = [t.get_text() for t in f1.texts]
     assert notes == ["▼ reference_gate at 0.25, below the axis"]
+    handles = dict(zip((t.get_text() for t in f1.get_legend().get_texts()), f1.get_legend().legend_handles))
+    assert handles["reference_gate"].get_marker() == "v" and handles["concat"].get_marker() == "o"  # as drawn
     loss = fig.axes[0]  # the loss curves overlap: nothing set aside, every point inside
     assert not loss.texts and loss.get_ylim()[0] <= 0.4 and loss.get_ylim()[1] >= 0.96
 
@@ -263,4 +270,8 @@ def test_paired_differences_set_aside_far_out_folds_on_both_sides_at_once():
     assert -0.12 < left < -0.091 and 0.03 < right < 0.1  # neither -28 nor +35 sets the scale; the image's -9 inside
     beyond = {line.get_marker() for line in f1.get_lines() if line.get_marker() in ("<", ">")}
     assert beyond == {"<", ">"}
-    assert "mean +12.7, max +34.8" in [t.get_text() for t in f1.texts]
+    texts = [t.get_text() for t in f1.texts]
+    assert "mean +12.7, max +34.8; better on 1/5" in texts and "mean -13.8, min -28.1" in texts
+    # every other row's folds' count is written after its best fold, inside the axis; none beyond its right edge
+    counts = [t for t in f1.texts if t.get_text().endswith("/5") and "better" not in t.get_text()]
+    assert len(counts) == len(table) - 1 and all(t.xy[0] <= right for t in counts)

@@ -51,13 +51,15 @@ def _grouped_rows(models: list[str], groups: dict[str, list[str]] | None) -> lis
 
 def _mark_beyond(ax: plt.Axes, y: float, row: pd.Series, colour: str) -> None:
     """Mark the values of a paired-differences ``row`` (mean, min, max) beyond ``ax``'s x-limits: a triangle on the
-    edge they lie beyond and their values, in points, written above the row."""
+    edge they lie beyond and their values, in points, written above the row (with the folds' count where the best fold
+    lies beyond the right edge, since the count is written after the best fold)."""
     for side, edge, end in ((-1, ax.get_xlim()[0], "min"), (1, ax.get_xlim()[1], "max")):
         beyond = [(k, row[k]) for k in ("mean", end) if (row[k] - edge) * side > 0]
         if not beyond:
             continue
         ax.plot([edge], [y], "<" if side < 0 else ">", color=colour, ms=7, clip_on=False, zorder=4)
-        ax.annotate(", ".join(f"{k} {100 * v:+.1f}" for k, v in beyond), (edge, y), xytext=(-6 * side, 5),
+        count = f"; better on {row.better_folds}/{row.folds}" if side > 0 and row["max"] > edge else ""
+        ax.annotate(", ".join(f"{k} {100 * v:+.1f}" for k, v in beyond) + count, (edge, y), xytext=(-6 * side, 5),
                     textcoords="offset points", ha="left" if side < 0 else "right", va="bottom", fontsize=8,
                     color=colour)
 
@@ -97,8 +99,9 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
         ax.scatter(d["mean"][inside], np.array(ys)[inside], color=np.array(colours)[inside], zorder=3)
         ax.axvline(0, color="grey", lw=0.8, ls="--")
         for yi, colour, (m, r) in zip(ys, colours, d.iterrows()):
-            ax.annotate(f"{r.better_folds}/{r.folds}", (min(r["max"], right), yi), xytext=(4, 0),
-                        textcoords="offset points", va="center", fontsize=8, annotation_clip=False)
+            if r["max"] <= right:  # beyond the right edge, _mark_beyond writes the count
+                ax.annotate(f"{r.better_folds}/{r.folds}", (r["max"], yi), xytext=(4, 0),
+                            textcoords="offset points", va="center", fontsize=8, annotation_clip=False)
             _mark_beyond(ax, yi, r, colour)
         for yi, (name, header) in zip(y, rows):
             if header:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import LABELS, Dataset
-from .style import CLASS_COLOURS, SERIES_COLOURS, _drawable, _follow_bulk, _model_colour, _panels, _wrap
+from .style import CLASS_COLOURS, PLAIN_COLOUR, SERIES_COLOURS, SHARE_STYLES, _drawable, _follow_bulk, _model_colour, _panels, _wrap
 
 
 def learning_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figure:
@@ -158,13 +158,15 @@ def reliability(p: np.ndarray, y: np.ndarray, title: str, bins: int = 10) -> plt
 
 
 def label_distribution(shares: pd.DataFrame, title: str) -> plt.Figure:
-    """Class shares side by side (columns of ``shares``: e.g. training prior, OOF predictions, test predictions)."""
+    """Class shares side by side (columns of ``shares``: e.g. training prior, OOF predictions, test predictions), each
+    column in a shade or hatching of :data:`SHARE_STYLES` (the classes are the x-axis, the models not drawn)."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     x = np.arange(len(LABELS))
     w = 0.8 / len(shares.columns)
     for k, col in enumerate(shares.columns):
-        bars = ax.bar(x + k * w - 0.4 + w / 2, shares[col].reindex(LABELS), w, label=col,
-                      color=SERIES_COLOURS[k % len(SERIES_COLOURS)])
+        face, hatch = SHARE_STYLES[k % len(SHARE_STYLES)]
+        bars = ax.bar(x + k * w - 0.4 + w / 2, shares[col].reindex(LABELS), w, label=col, color=face, hatch=hatch,
+                      edgecolor=PLAIN_COLOUR, linewidth=0.6)
         ax.bar_label(bars, fmt="{:.1%}", fontsize=8)
     ax.set_xticks(x, LABELS)
     ax.set(ylabel="share of rows", title=title, ylim=(0, float(shares.max().max()) * 1.2))

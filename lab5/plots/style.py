@@ -34,6 +34,10 @@ FINAL_COLOUR = "#AA4499"
 #: rows or marks that stand for no series in particular
 PLAIN_COLOUR = "#444444"
 
+#: bars of series that are neither classes nor models (a prior beside predictions): (face colour, hatch), told apart
+#: by shade and hatching, so that no model's or class's colour is reused for them
+SHARE_STYLES = [(PLAIN_COLOUR, ""), ("#BBBBBB", ""), ("white", "////")]
+
 
 def save(fig: plt.Figure, name: str, folder: Path) -> None:
     """Save ``fig`` as ``{folder}/{name}.png`` (150 dpi, no software metadata).
@@ -107,7 +111,8 @@ def _bulk(spans: list[tuple[float, float]]) -> tuple[float, float]:
 
 def _follow_bulk(ax: plt.Axes) -> None:
     """Set ``ax``'s y-limits to the bulk of its labelled lines (:func:`_bulk`); a line left outside stays drawn, its
-    points marked by triangles on the edge it lies beyond, and a note on the axes gives its name and its range."""
+    points marked by triangles on the edge it lies beyond (its legend entry shows that triangle), and a note on the
+    axes gives its name and its range."""
     lines = [line for line in ax.get_lines()
              if not line.get_label().startswith("_") and np.isfinite(np.asarray(line.get_ydata(), float)).any()]
     if not lines:
@@ -123,6 +128,7 @@ def _follow_bulk(ax: plt.Axes) -> None:
     edge_lo, edge_hi = ax.get_ylim()
     for k, (line, (a, b)) in enumerate(outside):
         low = b < lo
+        line.set_marker("v" if low else "^")  # drawn off the axes: only its legend entry shows it, as the edge marks
         x = line.get_xdata()
         ax.plot(x, np.full(len(x), edge_lo if low else edge_hi), "v" if low else "^", color=line.get_color(),
                 clip_on=False, ms=6, label="_clipped")
