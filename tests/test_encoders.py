@@ -75,6 +75,24 @@ def test_efficientnet_lite0_gives_pooled_vectors_and_a_region_grid(effnet):
     assert not torch.allclose(pooled[0], pooled[1])  # different images, different features
 
 
+def test_imagenet_top1_preprocesses_with_the_encoders_own_spec_unless_given_another(effnet):
+    """The ImageNet check of notebook 3 and its control: the same images, preprocessed another way (here pixels left
+    on the 0-255 scale), give other probabilities; the encoder's own spec is the default."""
+    from lab5.encoders import imagenet_top1, misnormalised
+
+    images = [Image.new("RGB", (40, 30), c) for c in list(COLOURS.values())[:3]]
+    own = imagenet_top1(effnet, images)
+    assert len(own) == 3 and all(isinstance(name, str) and 0 < p <= 1 for name, p in own)
+    assert imagenet_top1(effnet, images, effnet.spec) == own
+    controls = misnormalised(effnet.spec)
+    assert [(s.mean, s.std) for s in controls.values()] == [((0, 0, 0), (1, 1, 1)), ((0, 0, 0), (1 / 255,) * 3)]
+    assert all((s.size, s.resize) == (effnet.spec.size, effnet.spec.resize) for s in controls.values())
+    for spec in controls.values():
+        assert [p for _, p in imagenet_top1(effnet, images, spec)] != [p for _, p in own]
+    with pytest.raises(EncoderUnavailable, match="no ImageNet classifier"):
+        imagenet_top1(image_encoder("resnet50-scratch", image_size=64), images)
+
+
 def test_efficientnet_lite0_refuses_other_image_sizes():
     with pytest.raises(EncoderUnavailable, match="224"):
         image_encoder("efficientnet-lite0", image_size=128)
