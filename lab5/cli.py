@@ -29,7 +29,7 @@ from .outputs import check_writable, is_course_data, output_root
 from .pipeline import fit_decision, load_model, predict_test, save_checkpoint, train_model, training_rows, validation_predictions
 from .reproduce import notebook_paths, run_notebooks, strip_ansi
 from .splits import get_split
-from .tuning import SEARCH_FOLD_SEED, TRIALS_FILE, chosen, repeats, search, seed_spread, trial_configs
+from .tuning import SEARCH_FOLD_SEED, chosen, repeats, search, seed_spread, trial_configs, trials_file
 
 log = logging.getLogger("lab5")
 USER_ERRORS = (UserError, EncoderUnavailable)
@@ -229,7 +229,7 @@ def cmd_tune(cfg: Config, args) -> int:
         raise ConfigError(f"--search-seed must lie in [0, 2**32), not {args.search_seed}")
     trial_configs(cfg, args.trials, args.search_seed)  # a bad --trials: refused before any work
     ds = load_dataset(cfg.data)
-    out = Path(args.out) if args.out else output_root(cfg, ds).figures / TRIALS_FILE
+    out = Path(args.out) if args.out else output_root(cfg, ds).figures / trials_file(cfg.model)
     check_writable(out, folder=False, what="CSV file")
     trials = search(ds, cfg, args.trials, args.search_seed)
     atomic_write_bytes(out, trials.to_csv(index=False).encode())
@@ -282,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "tune":
             sp.add_argument("--trials", type=int, default=24, help="points of the search space tried, the config's own values first")
             sp.add_argument("--search-seed", type=int, default=0, help="seed of the draw of the trials")
-            sp.add_argument("--out", help=f"trials table (default <output root>/figures/{TRIALS_FILE})")
+            sp.add_argument("--out", help=f"trials table (default <output root>/figures/{trials_file('MODEL')}, "
+                                           "+ in MODEL written _)")
         if name == "bench":
             sp.add_argument("--cold-pairs", type=int, default=256, help="pairs encoded from scratch to time cold extraction")
             sp.add_argument("--naive-pairs", type=int, default=0, help="pairs of the naive epoch to time (0: all, else scaled)")

@@ -20,27 +20,45 @@ import pandas as pd
 from .config import Config
 from .errors import ConfigError
 
-#: the values searched, per :class:`lab5.config.Config` field (every default is one of them)
+#: the values searched, per :class:`lab5.config.Config` field (every default is one of them); a model's own space
+#: (:func:`space`) keeps the width its heads have
 SPACE: dict[str, tuple] = {"lr": (3e-4, 1e-3, 3e-3), "dropout": (0.1, 0.3, 0.5), "hidden": (128, 256, 512),
-                           "weight_decay": (0.0, 0.01, 0.1), "epochs": (2, 3, 4, 6), "batch_size": (32, 64, 128)}
+                           "attention_hidden": (64, 128, 256), "weight_decay": (0.0, 0.01, 0.1),
+                           "epochs": (2, 3, 4, 6), "batch_size": (32, 64, 128)}
 #: the fold draw the search scores on (the report's rows use ``Config.fold_seed`` 0)
 SEARCH_FOLD_SEED = 1
-#: the committed trials table of the course data, in the figures folder
-TRIALS_FILE = "05_tuning_trials.csv"
+#: the heads whose width is ``attention_hidden``, not ``hidden``
+ATTENTION_HEADS = ("cross_attention",)
+
+
+def space(model: str) -> dict[str, tuple]:
+    """The part of :data:`SPACE` that ``model``'s heads read: ``hidden`` for the heads that have it, ``attention_hidden``
+    for cross-attention (a width no head reads is not searched)."""
+    heads = model.split("+")
+    drop = {"hidden"} if all(h in ATTENTION_HEADS for h in heads) else set()
+    drop |= set() if any(h in ATTENTION_HEADS for h in heads) else {"attention_hidden"}
+    return {k: v for k, v in SPACE.items() if k not in drop}
+
+
+def trials_file(model: str) -> str:
+    """The name of the trials table of a search of ``model`` (in the figures folder; committed for the course data),
+    e.g. ``05_tuning_trials_gated_late.csv``."""
+    return f"05_tuning_trials_{model.replace('+', '_')}.csv"
 #: what a trial is ranked by: mean fold accuracy (the course's metric), then mean fold macro-F1
 RANK_BY = ("accuracy", "macro_f1")
 
 
 def trial_configs(cfg: Config, trials: int, seed: int = 0) -> dict[int, Config]:
-    """Trial 0: ``cfg`` itself; trials 1.. : distinct points of :data:`SPACE` drawn by ``seed``, none equal to
-    ``cfg``'s own values. Every trial scores on the search folds and decides by the plain mean of its members."""
-    own = tuple(getattr(cfg, k) for k in SPACE)
-    grid = [p for p in itertools.product(*SPACE.values()) if p != own]
+    """Trial 0: ``cfg`` itself; trials 1.. : distinct points of the model's :func:`space` drawn by ``seed``, none equal
+    to ``cfg``'s own values. Every trial scores on the search folds and decides by the plain mean of its members."""
+    searched = space(cfg.model)
+    own = tuple(getattr(cfg, k) for k in searched)
+    grid = [p for p in itertools.product(*searched.values()) if p != own]
     if not 1 <= trials <= len(grid) + 1:
         raise ConfigError(f"--trials must be between 1 and {len(grid) + 1} (the points of the search space), not {trials}")
     picks = np.random.default_rng(seed).choice(len(grid), size=trials - 1, replace=False)
     base = cfg.replace(fold_seed=SEARCH_FOLD_SEED, combine="mean")
-    return {0: base, **{t + 1: base.replace(**dict(zip(SPACE, grid[i]))) for t, i in enumerate(sorted(picks))}}
+    return {0: base, **{t + 1: base.replace(**dict(zip(searched, grid[i]))) for t, i in enumerate(sorted(picks))}}
 
 
 def search(ds, cfg: Config, trials: int, seed: int = 0) -> pd.DataFrame:
@@ -50,7 +68,7 @@ def search(ds, cfg: Config, trials: int, seed: int = 0) -> pd.DataFrame:
 
     configs = trial_configs(cfg, trials, seed)
     runs = cv_runs(ds, configs)
-    rows = [{"trial": t, **{k: getattr(c, k) for k in SPACE},
+    rows = [{"trial": t, **{k: getattr(c, k) for k in space(cfg.model)},
              "accuracy": r.folds.accuracy.mean(), "accuracy_std": r.folds.accuracy.std(),
              "macro_f1": r.folds.macro_f1.mean(), "f1_neutral": r.folds.f1_neutral.mean()}
             for (t, c), r in zip(configs.items(), runs.values())]
@@ -67,9 +85,9 @@ def best_trial(trials: pd.DataFrame) -> pd.Series:
 
 
 def chosen(trials: pd.DataFrame) -> dict:
-    """The values of the best-ranked trial, as Config fields."""
+    """The values of the best-ranked trial, as Config fields (those of the searched model's :func:`space`)."""
     best = best_trial(trials)
-    return {k: type(SPACE[k][0])(best[k]) for k in SPACE}
+    return {k: type(v[0])(best[k]) for k, v in space(best["model"]).items()}
 
 
 def read_table(path: Path) -> pd.DataFrame | None:
@@ -77,8 +95,8 @@ def read_table(path: Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if Path(path).is_file() else None
 
 
-def table_path(cfg: Config, ds, name: str = TRIALS_FILE) -> Path:
-    """Where a command wrote the table ``name`` for ``ds`` by default (``tune``: :data:`TRIALS_FILE`; ``cv --seeds``
+def table_path(cfg: Config, ds, name: str) -> Path:
+    """Where a command wrote the table ``name`` for ``ds`` by default (``tune``: :func:`trials_file`; ``cv --seeds``
     with ``--out``: :data:`REPEATS_FILE`): the output root's figures folder, or, for the course data when that holds
     none (the notebooks' temporary output root under pytest), the project's committed table."""
     from .outputs import committed, is_course_data, output_root

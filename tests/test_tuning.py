@@ -10,11 +10,13 @@ import lab5.evaluation as E
 from lab5.cli import main
 from lab5.data import load_dataset
 from lab5.errors import ConfigError
-from lab5.tuning import SEARCH_FOLD_SEED, SPACE, chosen, read_table, repeats, rescored, search, seed_pairs, seed_spread, trial_configs
+from lab5.tuning import SEARCH_FOLD_SEED, chosen, read_table, repeats, rescored, search, seed_pairs, seed_spread, space, trial_configs, trials_file
 
 
 def test_trial_zero_is_the_config_and_the_others_are_distinct_seeded_points_of_the_space(tmp_path):
-    cfg = small_config(tmp_path, hidden=256, lr=1e-3, dropout=0.3, weight_decay=0.01, epochs=3, batch_size=64)
+    cfg = small_config(tmp_path, model="gated+late", hidden=256, lr=1e-3, dropout=0.3, weight_decay=0.01, epochs=3,
+                       batch_size=64)
+    SPACE = space(cfg.model)
     trials = trial_configs(cfg, 12, seed=0)
     values = [tuple(getattr(c, k) for k in SPACE) for c in trials.values()]
     assert list(trials) == list(range(12)) and values[0] == tuple(getattr(cfg, k) for k in SPACE)
@@ -24,6 +26,22 @@ def test_trial_zero_is_the_config_and_the_others_are_distinct_seeded_points_of_t
     assert all(c.replace(**{k: getattr(cfg, k) for k in SPACE}, fold_seed=cfg.fold_seed) == cfg for c in trials.values())
     assert [tuple(getattr(c, k) for k in SPACE) for c in trial_configs(cfg, 12, seed=0).values()] == values
     assert [tuple(getattr(c, k) for k in SPACE) for c in trial_configs(cfg, 12, seed=1).values()] != values
+
+
+def test_each_model_searches_the_width_its_heads_read():
+    assert "hidden" in space("gated+late") and "attention_hidden" not in space("gated+late")
+    assert "attention_hidden" in space("cross_attention") and "hidden" not in space("cross_attention")
+    assert {"hidden", "attention_hidden"} <= set(space("cross_attention+late"))
+    assert all(set(space(m)) >= {"lr", "dropout", "weight_decay", "epochs", "batch_size"} for m in ("late", "cross_attention"))
+    assert trials_file("gated+late") == "05_tuning_trials_gated_late.csv"
+
+
+def test_a_cross_attention_search_draws_its_attention_width(tmp_path):
+    cfg = small_config(tmp_path, model="cross_attention", attention_hidden=128, heads=4, hidden=256, lr=1e-3,
+                       dropout=0.3, weight_decay=0.01, epochs=3, batch_size=64)
+    trials = trial_configs(cfg, 8, seed=0)
+    assert {c.hidden for c in trials.values()} == {256} and len({c.attention_hidden for c in trials.values()}) > 1
+    assert all(c.attention_hidden in space("cross_attention")["attention_hidden"] for c in trials.values())
 
 
 @pytest.mark.parametrize("trials", [0, 10_000])
@@ -43,7 +61,7 @@ def test_the_search_scores_each_trial_on_the_search_folds_and_ranks_by_accuracy(
     assert table.accuracy.tolist() == pytest.approx([r.folds.accuracy.mean() for r in runs.values()])
     best = table.sort_values(["accuracy", "macro_f1"], ascending=False).iloc[0]
     assert table.loc[table["rank"] == 1, "trial"].item() == best.trial
-    assert chosen(table) == {k: best[k] for k in SPACE}
+    assert chosen(table) == {k: best[k] for k in space("late")}
     assert isinstance(chosen(table)["hidden"], int) and isinstance(chosen(table)["lr"], float)
     assert (table.fold_seed == SEARCH_FOLD_SEED).all() and (table.model == "late").all()
 
@@ -107,18 +125,20 @@ def test_cv_refuses_bad_repeat_options_before_any_work(dataset_factory, tmp_path
 
 def test_a_table_of_another_dataset_is_read_from_its_own_output_root(dataset_factory, tmp_path):
     from lab5.outputs import output_root
-    from lab5.tuning import REPEATS_FILE, TRIALS_FILE, table_path
+    from lab5.tuning import REPEATS_FILE, table_path
 
+    TRIALS_FILE = trials_file("late")
     ds = load_dataset(dataset_factory(n_train=12, n_test=2))
     cfg = small_config(tmp_path, out_dir=tmp_path / "out")
-    assert table_path(cfg, ds) == output_root(cfg, ds).figures / TRIALS_FILE == tmp_path / "out" / "figures" / TRIALS_FILE
+    assert table_path(cfg, ds, TRIALS_FILE) == output_root(cfg, ds).figures / TRIALS_FILE == tmp_path / "out" / "figures" / TRIALS_FILE
     assert table_path(cfg, ds, REPEATS_FILE).name == REPEATS_FILE
 
 
 def test_the_course_datas_table_falls_back_to_the_projects_committed_one(dataset_factory, tmp_path, monkeypatch):
     import lab5.outputs
-    from lab5.tuning import TRIALS_FILE, table_path
+    from lab5.tuning import table_path
 
+    TRIALS_FILE = trials_file("late")
     ds = load_dataset(dataset_factory(n_train=12, n_test=2))
     monkeypatch.setattr(lab5.outputs, "is_course_data", lambda d: True)
     project = tmp_path / "proj"
@@ -126,10 +146,10 @@ def test_the_course_datas_table_falls_back_to_the_projects_committed_one(dataset
     (project / "pyproject.toml").write_text("")
     monkeypatch.chdir(project / "notebooks")
     cfg = small_config(tmp_path, out_dir=tmp_path / "out")  # a temporary output root, as under pytest
-    assert table_path(cfg, ds) == tmp_path / "out" / "figures" / TRIALS_FILE  # nothing committed: the output root
+    assert table_path(cfg, ds, TRIALS_FILE) == tmp_path / "out" / "figures" / TRIALS_FILE  # nothing committed: the output root
     (project / "figures").mkdir()
     (project / "figures" / TRIALS_FILE).write_text("trial\n0\n")
-    assert table_path(cfg, ds) == project.resolve() / "figures" / TRIALS_FILE
+    assert table_path(cfg, ds, TRIALS_FILE) == project.resolve() / "figures" / TRIALS_FILE
     (tmp_path / "out" / "figures").mkdir(parents=True)
     (tmp_path / "out" / "figures" / TRIALS_FILE).write_text("trial\n0\n")
-    assert table_path(cfg, ds) == tmp_path / "out" / "figures" / TRIALS_FILE  # the output root's own table first
+    assert table_path(cfg, ds, TRIALS_FILE) == tmp_path / "out" / "figures" / TRIALS_FILE  # the output root's own table first
