@@ -26,6 +26,9 @@ NATIVE_IMAGE_SIZE = {"efficientnet-lite0": 224, "efficientnet-lite2": 260, "resn
 FIXED_SIZE_ENCODERS = ("efficientnet-lite0", "efficientnet-lite2")
 #: how members' probabilities are combined (:class:`lab5.decisions.Decision`), each optionally ``+offsets``
 COMBINERS = ("mean", "temperature", "stack")
+#: what the offsets of a decision maximise on the rows they are tuned on: macro-F1, or the mean of accuracy and
+#: macro-F1 (the course's two scores, weighed alike)
+OFFSET_OBJECTIVES = ("macro_f1", "accuracy+macro_f1")
 CHOICES = {
     "text_features": ("tokens", "tokens+lexicon", "tokens+lexicon+afinn", "layers+lexicon"),
     "text_clean": ("none", "tweet"),
@@ -33,6 +36,7 @@ CHOICES = {
     "decision": ("argmax", "tuned"),
     "batching": ("bucket", "random"),
     "combine": (*COMBINERS, *(f"{c}+offsets" for c in COMBINERS)),
+    "offsets_for": OFFSET_OBJECTIVES,
     "device": ("cpu", "cuda", "auto"),
     "image_encoder": IMAGE_ENCODER_NAMES,
 }
@@ -49,7 +53,8 @@ HEAD_FIELDS = ("lr", "dropout", "hidden", "attention_hidden", "heads", "attentio
                "epochs", "batch_size")
 #: fields added after results were cached, with the default every earlier result was made with: a cache key leaves a
 #: field out at that default (:meth:`Config.result_fields`), so adding an option keeps every cached result
-ADDED_DEFAULTS: dict[str, object] = {"head_params": "", "member_seeds": 1, "attention_pooled": False}
+ADDED_DEFAULTS: dict[str, object] = {"head_params": "", "member_seeds": 1, "attention_pooled": False,
+                                     "offsets_for": "macro_f1"}
 
 
 def model_problem(model: str) -> str | None:
@@ -94,6 +99,15 @@ def head_values(text: str) -> dict[str, dict[str, object]]:
             except (KeyError, ValueError):
                 raise ConfigError(f"--head-params: {head}'s {k} must be {kind.__name__}, not {v!r}") from None
     return out
+
+
+def format_head_params(values: dict[str, dict[str, object]]) -> str:
+    """The ``--head-params`` text of {head: {field: value}}, the inverse of :func:`head_values`:
+    ``{"gated": {"dropout": 0.5}, "late": {"epochs": 6}}`` -> ``"gated:dropout=0.5;late:epochs=6"``."""
+    def text(v: object) -> str:
+        return str(v).lower() if isinstance(v, bool) else repr(v)
+
+    return ";".join(f"{head}:" + ",".join(f"{k}={text(v)}" for k, v in kv.items()) for head, kv in values.items() if kv)
 
 
 def image_size_problem(image_encoder: str, image_size: int) -> str | None:
@@ -173,6 +187,7 @@ class Config:
     balance: str = field(default="none", metadata={"help": "none | weights (class-weighted loss) | sampler (balanced sampling)"})
     decision: str = field(default="argmax", metadata={"help": "argmax | tuned: per-class logit offsets that maximise macro-F1 on the validation rows"})
     combine: str = field(default="mean+offsets", metadata={"help": "how members' probabilities become a label, fitted on the out-of-fold probabilities of this config's CV (see lab5.decisions): mean | temperature | stack, each optionally +offsets (per-class offsets on the log-probabilities tuned for macro-F1 on all OOF rows; chosen by notebook 5's CV). --finetune and --decision tuned decide without a CV: on the command line they imply mean unless --combine is given"})
+    offsets_for: str = field(default="macro_f1", metadata={"help": "what the offsets of --combine ...+offsets and --decision tuned maximise on the rows they are tuned on: macro_f1, or accuracy+macro_f1 (the mean of the two)"})
     clip: float = field(default=1.0, metadata={"help": "gradient-norm clipping (0 turns it off)"})
     text_top: int = field(default=0, metadata={"help": "top text-encoder layers fine-tuned on cached states of the layer below (0: frozen features)"})
     text_top_lr: float = field(default=1e-4, metadata={"help": "learning rate of the fine-tuned top text layers"})

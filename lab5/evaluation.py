@@ -158,7 +158,7 @@ def _combined_run(ds: Dataset, c: Config, parts: dict[str, CVRun]) -> CVRun:
         fold_of = np.zeros(len(y), dtype=int)
         for f, (_, te) in enumerate(split):
             fold_of[te] = f
-        probs = cross_fit(c.combine, members, y, fold_of)
+        probs = cross_fit(c.combine, members, y, fold_of, c.offsets_for)
     rows = [{"fold": f, **metrics(y[te], probs[te].argmax(1))} for f, (_, te) in enumerate(split)]
     return CVRun(pd.DataFrame(rows), probs, {m: r.probs for m, r in parts.items()},
                  {m: next(iter(r.best_epochs.values())) for m, r in parts.items()})
@@ -307,10 +307,10 @@ CV_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
 
 def cv_key(c: Config, ds, feats) -> str:
     """A fingerprint of what a CV result depends on: :data:`CV_CACHE_VERSION`, the config (less the fields of
-    :data:`lab5.config.RUN_FIELDS`, which change no result, and ``combine``, which only decides from cached runs and
-    is never itself cached), the feature cache keys, the labelled guids, the library versions and the CPU numerics
+    :data:`lab5.config.RUN_FIELDS`, which change no result, and ``combine`` and ``offsets_for``, which only decide
+    from cached runs and are never themselves cached), the feature cache keys, the labelled guids, the library versions and the CPU numerics
     in force."""
-    conf = {k: v for k, v in c.result_fields().items() if k != "combine"}
+    conf = {k: v for k, v in c.result_fields().items() if k not in ("combine", "offsets_for")}
     labels = list(zip(ds.train.guid, ds.train.label.astype(int).tolist()))
     first, *more = (fs.key for fs in feats.texts.values())
     keys = [first, feats.image.key, *more]  # in this order since cache version 1

@@ -204,7 +204,7 @@ def fit_decision(cfg: Config, ds: Dataset, result: TrainResult | None = None) ->
              "(read from %s/cv/ where cached)", cfg.combine, cfg.folds, cfg.model, cfg.cache)
     with profile.stage(f"decision {cfg.combine}: {cfg.folds}-fold CV of {cfg.model}"):
         run = cv_runs(ds, {"final": cfg})["final"]
-    return Decision(cfg.combine).fit(list(run.member_probs.values()), ds.train.label.to_numpy())
+    return Decision(cfg.combine, objective=cfg.offsets_for).fit(list(run.member_probs.values()), ds.train.label.to_numpy())
 
 
 def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: Path | None = None,

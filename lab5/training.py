@@ -197,7 +197,8 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
     else:
         result = runs[cfg.model]
     if cfg.decision == "tuned" and has_val:
-        result.decision = Decision("mean+offsets").fit(member_probabilities(model, val, cfg), val.labels.numpy())
+        result.decision = Decision("mean+offsets", objective=cfg.offsets_for).fit(member_probabilities(model, val, cfg),
+                                                                                  val.labels.numpy())
     return result
 
 

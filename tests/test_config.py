@@ -212,6 +212,16 @@ def test_a_bad_head_params_value_is_a_config_error_naming_the_option(value, need
         Config(data="d", cache="c", model="cross_attention+gated", head_params=value)
 
 
+def test_head_params_text_round_trips_through_its_values():
+    from lab5.config import format_head_params, head_values
+
+    values = {"gated": {"dropout": 0.5, "hidden": 512, "lr": 0.001, "weight_decay": 0.0},
+              "cross_attention": {"attention_pooled": True, "epochs": 4}}
+    text = format_head_params(values)
+    assert text == "gated:dropout=0.5,hidden=512,lr=0.001,weight_decay=0.0;cross_attention:attention_pooled=true,epochs=4"
+    assert head_values(text) == values and format_head_params({"late": {}}) == ""
+
+
 def test_fields_added_later_leave_result_keys_unchanged_at_their_defaults():
     """A result cached before --head-params, --member-seeds and --attention-pooled existed keeps its key; another
     value changes it."""

@@ -267,11 +267,11 @@ def test_cv_key_changes_with_a_config_value(key_setup, change):
     assert cv_key(cfg.replace(**change), ds, feats) != cv_key(cfg, ds, feats)
 
 
-@pytest.mark.parametrize("field", ["data", "cache", "out_dir", "progress", "combine"])
+@pytest.mark.parametrize("field", ["data", "cache", "out_dir", "progress", "combine", "offsets_for"])
 def test_cv_key_ignores_paths_progress_bars_and_the_combiner(key_setup, tmp_path, field):
     ds, feats, cfg = key_setup
     value = {"data": tmp_path / "other-data", "cache": tmp_path / "other-cache", "out_dir": tmp_path / "other-out",
-             "progress": True, "combine": "stack"}[field]
+             "progress": True, "combine": "stack", "offsets_for": "accuracy+macro_f1"}[field]
     assert getattr(cfg, field) != value
     assert cv_key(cfg.replace(**{field: value}), ds, feats) == cv_key(cfg, ds, feats)
 
@@ -469,7 +469,7 @@ def test_a_knn_member_joins_an_ensembles_members_under_its_decision_rule(cv_setu
     fold_of = np.zeros(len(y), dtype=int)
     for f, (_, te) in enumerate(folds(y, c.folds, c.fold_seed)):
         fold_of[te] = f
-    expected = cross_fit(c.combine, [*run.member_probs.values(), knn.probs], y, fold_of)
+    expected = cross_fit(c.combine, [*run.member_probs.values(), knn.probs], y, fold_of, c.offsets_for)
     np.testing.assert_allclose(joined.probs, expected)
     assert list(joined.member_probs) == ["concat", "late", "knn"] and len(joined.folds) == c.folds
 

@@ -69,6 +69,7 @@ BAD_OPTIONS = [
     (["train", "--head-params", "gated:dropout=2"], "--head-params"),
     (["train", "--head-params", "concat:epochs=2"], "--head-params"),
     (["cv", "--member-seeds", "0"], "--member-seeds"),
+    (["predict", "--offsets-for", "recall"], "--offsets-for"),
 ]
 
 
