@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Config
+from .config import Config, format_head_params
 
 #: the heads of the final ensemble (``Config.model``)
 HEADS = ("cross_attention", "gated", "late")
@@ -20,6 +20,9 @@ SINGLE_MODELS = ("text", "image", "concat", "cross_attention", "reference_gate",
 MEAN = "ensemble on MiniLM + mpnet"
 #: the final model: the ensemble over both text encoders, decided by its mean and OOF-tuned per-class offsets
 FINAL = "ensemble + OOF-tuned offsets (final)"
+#: the same offsets tuned for macro-F1 alone (``--offsets-for macro_f1``), where the final model's are tuned for the
+#: mean of accuracy and macro-F1
+OFFSETS_F1 = "mean + offsets for macro-F1 alone"
 #: concat without the VADER scores: concat on cross-attention's inputs (the scores join the pooled text vector, which
 #: cross-attention never reads); a row of the techniques section
 NO_LEXICON = "concat − VADER lexicon"
@@ -88,6 +91,7 @@ def ablation(cfg: Config, tuned: dict | None = None) -> Ablation:
                  MEAN: mean,
                  "mean + temperature scaling": mean.replace(combine="temperature"),
                  "mean + stacking": mean.replace(combine="stack"),
+                 OFFSETS_F1: cfg.replace(offsets_for="macro_f1"),
                  FINAL: cfg}
     controls = {**{m: "text" for m in SINGLE_MODELS if m != "text"},
                 "concat, width 128": "concat", "cross_attention, 2 epochs": "cross_attention",
@@ -100,7 +104,7 @@ def ablation(cfg: Config, tuned: dict | None = None) -> Ablation:
                 "ensemble on MiniLM, early stopping": "ensemble on MiniLM",
                 "ensemble on mpnet": "ensemble on MiniLM",
                 MEAN: "ensemble on MiniLM",
-                **{e: MEAN for e in ("mean + temperature scaling", "mean + stacking", FINAL)}}
+                **{e: MEAN for e in ("mean + temperature scaling", "mean + stacking", OFFSETS_F1, FINAL)}}
     curve = {"text": models["text"], "image": models["image"], "final": cfg}
     sections = {"models": models, "attention": attention, "recipe": recipe}
     if tuned:
@@ -202,6 +206,36 @@ def knn_rows(ds, cfg: Config, final, encoders: tuple[str, ...] = ("minilm", "mpn
             runs[row], controls[row] = with_members(ds, cfg, final, {f"knn@{enc}": knn}), FINAL
     cv = pd.concat([r.folds.assign(model=name) for name, r in runs.items()], ignore_index=True)
     return cv[["model", "fold", *METRIC_COLUMNS]], controls
+
+
+#: the searches of the final model's heads (``python -m lab5 tune --model ...``, one committed table each)
+SEARCHES = (TUNED_HEADS, "cross_attention")
+#: the final model's members trained with each of these training seeds, averaged (``--member-seeds``)
+MEMBER_SEEDS = 3
+
+
+def tuned_head_params(chosen: dict[str, dict]) -> str:
+    """``--head-params`` that give each head the values its search chose (``{search's model: chosen values}``, a
+    search of ``gated+late`` choosing for both heads)."""
+    return format_head_params({head: values for model, values in chosen.items() for head in model.split("+")})
+
+
+def final_variant_rows(cfg: Config, head_params: str = "") -> tuple[dict[str, Config], dict[str, str]]:
+    """What issue 20 asked of the final model's members, each a row beside its control: cross-attention reading the
+    pooled text vector (``--attention-pooled``, against cross-attention); the final model with every head at its
+    searched values (``head_params``, when the searches are committed) and with each member averaged over
+    :data:`MEMBER_SEEDS` training seeds, each by the final rule (control :data:`FINAL`) and by the plain mean
+    (control :data:`MEAN`). The rows and each row's control."""
+    pooled = "cross_attention + pooled text vector"
+    rows = {pooled: single_model_base(cfg).replace(model="cross_attention", attention_pooled=True)}
+    controls = {pooled: "cross_attention"}
+    changes = {"seed-averaged members": {"member_seeds": MEMBER_SEEDS}}
+    if head_params:
+        changes = {"tuned heads": {"head_params": head_params}, **changes}
+    for what, change in changes.items():
+        rows[f"final, {what}"], controls[f"final, {what}"] = cfg.replace(**change), FINAL
+        rows[f"plain mean, {what}"], controls[f"plain mean, {what}"] = cfg.replace(combine="mean", **change), MEAN
+    return rows, controls
 
 
 #: the rows the notebook's summary table shows first

@@ -12,7 +12,7 @@ def test_every_row_has_a_control_that_is_a_row_and_changes_one_thing(tmp_path):
     assert set(plan.controls) == set(rows) - {"text"}  # every row but the text model, which the models are against
     assert set(plan.controls.values()) <= set(rows)
     fields = {"hidden", "early_stopping", "epochs", "text_features", "model", "balance", "text_clean", "text_top", "combine",
-              "text_encoder"}
+              "text_encoder", "offsets_for"}
     for row, control in plan.controls.items():
         a, b = rows[row].to_dict(), rows[control].to_dict()
         changed = {k for k in a if a[k] != b[k]}
@@ -116,3 +116,32 @@ def test_afinn_rows_change_only_the_text_features_of_a_pooled_row(tmp_path):
     for row, control in controls.items():
         a, b = rows[row].to_dict(), plan.rows()[control].to_dict()
         assert {k for k in a if a[k] != b[k]} == {"text_features"} and a["text_features"] == "tokens+lexicon+afinn"
+
+
+def test_final_variant_rows_change_one_thing_of_the_final_model_or_of_cross_attention(tmp_path):
+    from lab5.ablation import MEMBER_SEEDS, final_variant_rows, tuned_head_params
+
+    cfg = Config(data=tmp_path, cache=tmp_path, progress=False)
+    plan = ablation(cfg)
+    params = tuned_head_params({"gated+late": {"dropout": 0.5, "epochs": 6}, "cross_attention": {"attention_hidden": 256}})
+    assert params == "gated:dropout=0.5,epochs=6;late:dropout=0.5,epochs=6;cross_attention:attention_hidden=256"
+    rows, controls = final_variant_rows(cfg, params)
+    assert set(controls) == set(rows) and set(controls.values()) <= set(plan.rows())
+    assert {c for r, c in controls.items() if r.startswith(("final", "plain mean"))} == {FINAL, MEAN}
+    expected = {"cross_attention + pooled text vector": {"attention_pooled": True},
+                "final, tuned heads": {"head_params": params}, "plain mean, tuned heads": {"head_params": params},
+                "final, seed-averaged members": {"member_seeds": MEMBER_SEEDS},
+                "plain mean, seed-averaged members": {"member_seeds": MEMBER_SEEDS}}
+    for row, control in controls.items():
+        a, b = rows[row].to_dict(), plan.rows()[control].to_dict()
+        assert {k: a[k] for k in a if a[k] != b[k]} == expected[row], row
+    assert "final, tuned heads" not in final_variant_rows(cfg)[0]  # no searches committed: no tuned row
+
+
+def test_the_offsets_objective_row_is_the_final_model_with_offsets_tuned_for_macro_f1_alone(tmp_path):
+    from lab5.ablation import OFFSETS_F1
+
+    plan = ablation(Config(data=tmp_path, cache=tmp_path, progress=False))
+    final, old = plan.rows()[FINAL], plan.rows()[OFFSETS_F1]
+    assert plan.controls[OFFSETS_F1] == MEAN and old.offsets_for == "macro_f1"
+    assert final.replace(offsets_for="macro_f1") == old
