@@ -64,10 +64,17 @@ def single_model_base(cfg: Config) -> Config:
     return cfg.replace(combine="mean", text_encoder="minilm")
 
 
-def ablation(cfg: Config, tuned: dict | None = None) -> Ablation:
+def tuned_row(model: str) -> str:
+    """The row of ``model`` at the values its search chose: ``gated+late on MiniLM, tuned values``,
+    ``cross_attention, tuned values``."""
+    return TUNED if model == TUNED_HEADS else f"{model}, tuned values"
+
+
+def ablation(cfg: Config, tuned: dict[str, dict] | None = None) -> Ablation:
     """The ablation around the final model ``cfg``: single models and the recipe and technique rows on MiniLM, the
-    heads on mpnet, the ensembles and their decision rules; with ``tuned`` (values chosen by the search, see
-    :mod:`lab5.tuning`), the searched heads with those values against their defaults. Every row but the final one
+    heads on mpnet, the ensembles and their decision rules; with ``tuned`` (``{searched model: values its search
+    chose}``, see :mod:`lab5.tuning`), each searched model with those values against its defaults (an ensemble of
+    heads gets a row of its own at the defaults; a single head's control is its row among the models). Every row but the final one
     decides by the plain mean (a single model: its own argmax), the control every decision rule is measured against."""
     mean = cfg.replace(combine="mean")  # the final ensemble deciding by the plain mean of its members
     minilm = single_model_base(cfg)
@@ -108,9 +115,13 @@ def ablation(cfg: Config, tuned: dict | None = None) -> Ablation:
     curve = {"text": models["text"], "image": models["image"], "final": cfg}
     sections = {"models": models, "attention": attention, "recipe": recipe}
     if tuned:
-        searched = minilm.replace(model=TUNED_HEADS)
-        sections["tuning"] = {f"{TUNED_HEADS} on MiniLM": searched, TUNED: searched.replace(**tuned)}
-        controls[TUNED] = f"{TUNED_HEADS} on MiniLM"
+        sections["tuning"] = {}
+        for model, values in tuned.items():
+            control = f"{model} on MiniLM" if "+" in model else model
+            if control not in models:
+                sections["tuning"][control] = minilm.replace(model=model)
+            sections["tuning"][tuned_row(model)] = minilm.replace(model=model, **values)
+            controls[tuned_row(model)] = control
     sections.update({"techniques": techniques, "encoders": encoders, "ensembles": ensembles})
     return Ablation(sections, controls, curve)
 
@@ -240,6 +251,9 @@ def final_variant_rows(cfg: Config, head_params: str = "") -> tuple[dict[str, Co
 
 #: the rows the notebook's summary table shows first
 HEADLINE = ("text", "image", "concat", "cross_attention", "gated", "late", MEAN, FINAL)
+#: the rows repeated over training seeds and fold seeds (``python -m lab5 cv --rows headline --seeds ...``): the
+#: headline rows and the final model's other decision rule
+REPEATED = (*HEADLINE, OFFSETS_F1)
 #: the reference report's accuracies: single runs on 500 random rows each, from its own table (not rerun here)
 REFERENCE_REPORT = {"text": 0.748, "image": 0.602, "concat": 0.824, "reference_gate": 0.646}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import profile
-from .ablation import HEADLINE, ablation
+from .ablation import REPEATED, ablation
 from .bench import run_bench
 from .config import AT_MOST, Config, field_types, find_project, text_encoder_names
 from .data import LABELS, load_dataset
@@ -137,7 +137,7 @@ def cmd_cv(cfg: Config, args) -> int:
         if args.rows != "headline":
             raise ConfigError(f"unknown --rows {args.rows!r}; use headline (notebook 5's headline rows)")
         rows = ablation(cfg).rows()
-        configs = {name: rows[name] for name in HEADLINE}
+        configs = {name: rows[name] for name in REPEATED}
     else:
         models = [m.strip() for m in args.models.split(",")] if args.models else [cfg.model]
         configs = {m: cfg.replace(model=m) for m in models}  # each checked before any work
@@ -270,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--out", help="checkpoint folder (default <output root>/runs/MODEL)")
         if name == "cv":
             sp.add_argument("--models", help="comma-separated model names (default: --model)")
-            sp.add_argument("--rows", help="headline: notebook 5's headline rows (lab5.ablation.HEADLINE) instead of --models")
+            sp.add_argument("--rows", help="headline: notebook 5's headline rows and the final model's other decision rule "
+                                           "(lab5.ablation.REPEATED) instead of --models")
             sp.add_argument("--seeds", help="comma-separated training seeds to repeat each model with, on the config's folds")
             sp.add_argument("--fold-seeds", help="comma-separated fold seeds to repeat each model on, with the config's training seed")
             sp.add_argument("--out", help="write the per-fold table to this CSV")

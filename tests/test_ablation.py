@@ -45,9 +45,13 @@ def test_the_reference_comparison_puts_the_reports_numbers_beside_our_fold_means
 def test_tuned_values_add_a_section_of_the_searched_heads_against_their_defaults(tmp_path):
     cfg = Config(data=tmp_path, cache=tmp_path, progress=False)
     assert "tuning" not in ablation(cfg).sections
-    plan = ablation(cfg, tuned={"lr": 3e-3, "hidden": 512, "epochs": 3})
+    plan = ablation(cfg, tuned={TUNED_HEADS: {"lr": 3e-3, "hidden": 512, "epochs": 3},
+                                "cross_attention": {"attention_hidden": 256, "dropout": 0.1}})
     rows = plan.sections["tuning"]
-    assert list(rows) == [f"{TUNED_HEADS} on MiniLM", TUNED] and plan.controls[TUNED] == f"{TUNED_HEADS} on MiniLM"
+    assert list(rows) == [f"{TUNED_HEADS} on MiniLM", TUNED, "cross_attention, tuned values"]
+    assert plan.controls[TUNED] == f"{TUNED_HEADS} on MiniLM"
+    assert plan.controls["cross_attention, tuned values"] == "cross_attention"  # its row among the models
+    assert rows["cross_attention, tuned values"] == plan.rows()["cross_attention"].replace(attention_hidden=256, dropout=0.1)
     control, tuned = rows[f"{TUNED_HEADS} on MiniLM"], rows[TUNED]
     assert control.model == TUNED_HEADS and control.text_encoder == "minilm" and control.combine == "mean"
     assert tuned == control.replace(lr=3e-3, hidden=512)  # only the tuned values differ (epochs 3 is the default)
