@@ -231,15 +231,22 @@ def tuned_head_params(chosen: dict[str, dict]) -> str:
     return format_head_params({head: values for model, values in chosen.items() for head in model.split("+")})
 
 
+#: cross-attention that also reads the pooled text vector and its lexicon scores (``--attention-pooled``)
+POOLED = "cross_attention + pooled text vector"
+
+
+def pooled_rows(cfg: Config) -> tuple[dict[str, Config], dict[str, str]]:
+    """Cross-attention reading the pooled text vector, with the VADER scores only that vector carries, against
+    cross-attention (which reads token and region states alone): the row that tests whether concat's lead is its
+    inputs. The row and its control."""
+    return {POOLED: single_model_base(cfg).replace(model="cross_attention", attention_pooled=True)}, {POOLED: "cross_attention"}
+
+
 def final_variant_rows(cfg: Config, head_params: str = "") -> tuple[dict[str, Config], dict[str, str]]:
-    """What issue 20 asked of the final model's members, each a row beside its control: cross-attention reading the
-    pooled text vector (``--attention-pooled``, against cross-attention); the final model with every head at its
-    searched values (``head_params``, when the searches are committed) and with each member averaged over
-    :data:`MEMBER_SEEDS` training seeds, each by the final rule (control :data:`FINAL`) and by the plain mean
-    (control :data:`MEAN`). The rows and each row's control."""
-    pooled = "cross_attention + pooled text vector"
-    rows = {pooled: single_model_base(cfg).replace(model="cross_attention", attention_pooled=True)}
-    controls = {pooled: "cross_attention"}
+    """The final model with every head at its searched values (``head_params``, when the searches are committed) and
+    with each member averaged over :data:`MEMBER_SEEDS` training seeds, each by the final rule (control :data:`FINAL`)
+    and by the plain mean (control :data:`MEAN`). The rows and each row's control."""
+    rows, controls = {}, {}
     changes = {"seed-averaged members": {"member_seeds": MEMBER_SEEDS}}
     if head_params:
         changes = {"tuned heads": {"head_params": head_params}, **changes}

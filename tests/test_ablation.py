@@ -123,13 +123,15 @@ def test_afinn_rows_change_only_the_text_features_of_a_pooled_row(tmp_path):
 
 
 def test_final_variant_rows_change_one_thing_of_the_final_model_or_of_cross_attention(tmp_path):
-    from lab5.ablation import MEMBER_SEEDS, final_variant_rows, tuned_head_params
+    from lab5.ablation import MEMBER_SEEDS, final_variant_rows, pooled_rows, tuned_head_params
 
     cfg = Config(data=tmp_path, cache=tmp_path, progress=False)
     plan = ablation(cfg)
     params = tuned_head_params({"gated+late": {"dropout": 0.5, "epochs": 6}, "cross_attention": {"attention_hidden": 256}})
     assert params == "gated:dropout=0.5,epochs=6;late:dropout=0.5,epochs=6;cross_attention:attention_hidden=256"
     rows, controls = final_variant_rows(cfg, params)
+    pooled, against = pooled_rows(cfg)
+    rows, controls = {**rows, **pooled}, {**controls, **against}
     assert set(controls) == set(rows) and set(controls.values()) <= set(plan.rows())
     assert {c for r, c in controls.items() if r.startswith(("final", "plain mean"))} == {FINAL, MEAN}
     expected = {"cross_attention + pooled text vector": {"attention_pooled": True},
