@@ -224,7 +224,7 @@ def test_fit_with_a_tuned_decision_fits_offsets_on_the_validation_rows_beside_un
                                                                                              monkeypatch):
     seen = []
     real = D.tune_offsets
-    monkeypatch.setattr(D, "tune_offsets", lambda z, labels: seen.append(labels.tolist()) or real(z, labels) + 0.25)
+    monkeypatch.setattr(D, "tune_offsets", lambda z, labels, **kw: seen.append(labels.tolist()) or real(z, labels, **kw) + 0.25)
     tuned, _ = _train(feats, tmp_path, decision="tuned", epochs=2)
     assert seen == [LABELS_[24:]]  # tuned on the validation rows, once
     plain, cfg = _train(feats, tmp_path, decision="argmax", epochs=2)
