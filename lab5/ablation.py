@@ -243,11 +243,13 @@ def pooled_rows(cfg: Config) -> tuple[dict[str, Config], dict[str, str]]:
 
 
 def final_variant_rows(cfg: Config, head_params: str = "") -> tuple[dict[str, Config], dict[str, str]]:
-    """The final model with every head at its searched values (``head_params``, when the searches are committed) and
-    with each member averaged over :data:`MEMBER_SEEDS` training seeds, each by the final rule (control :data:`FINAL`)
-    and by the plain mean (control :data:`MEAN`). The rows and each row's control."""
+    """The final model with every head at its searched values (``head_params``, when the searches are committed), with
+    its cross-attention members reading the pooled text vector, and with each member averaged over
+    :data:`MEMBER_SEEDS` training seeds, each by the final rule (control :data:`FINAL`) and by the plain mean (control
+    :data:`MEAN`). The rows and each row's control."""
     rows, controls = {}, {}
-    changes = {"seed-averaged members": {"member_seeds": MEMBER_SEEDS}}
+    changes = {"pooled vector for cross-attention": {"head_params": "cross_attention:attention_pooled=true"},
+               "seed-averaged members": {"member_seeds": MEMBER_SEEDS}}
     if head_params:
         changes = {"tuned heads": {"head_params": head_params}, **changes}
     for what, change in changes.items():

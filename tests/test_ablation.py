@@ -136,6 +136,8 @@ def test_final_variant_rows_change_one_thing_of_the_final_model_or_of_cross_atte
     assert {c for r, c in controls.items() if r.startswith(("final", "plain mean"))} == {FINAL, MEAN}
     expected = {"cross_attention + pooled text vector": {"attention_pooled": True},
                 "final, tuned heads": {"head_params": params}, "plain mean, tuned heads": {"head_params": params},
+                **{f"{r}, pooled vector for cross-attention": {"head_params": "cross_attention:attention_pooled=true"}
+                   for r in ("final", "plain mean")},
                 "final, seed-averaged members": {"member_seeds": MEMBER_SEEDS},
                 "plain mean, seed-averaged members": {"member_seeds": MEMBER_SEEDS}}
     for row, control in controls.items():
