@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ..data import LABELS
-from .style import CLASS_COLOURS, FINAL_COLOUR, MODEL_COLOURS, PLAIN_COLOUR, SERIES_COLOURS, _bulk, _fold_count, _panels
+from .style import (CLASS_COLOURS, FINAL_COLOUR, LABEL_BOX, MODEL_COLOURS, PLAIN_COLOUR, SERIES_COLOURS, _bulk, _fold_count,
+                    _panels)
 
 
 def per_class_f1(cv: pd.DataFrame, models: list[str], title: str) -> plt.Figure:
@@ -61,7 +62,7 @@ def _mark_beyond(ax: plt.Axes, y: float, row: pd.Series, colour: str) -> None:
         count = f"; better on {row.better_folds}/{row.folds}" if side > 0 and row["max"] > edge else ""
         ax.annotate(", ".join(f"{k} {100 * v:+.1f}" for k, v in beyond) + count, (edge, y), xytext=(-6 * side, 5),
                     textcoords="offset points", ha="left" if side < 0 else "right", va="bottom", fontsize=8,
-                    color=colour)
+                    color=colour, bbox=LABEL_BOX)
 
 
 def _axis_range(values: list[float], far: float = 5.0) -> tuple[float, float]:
@@ -100,8 +101,8 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
         ax.axvline(0, color="grey", lw=0.8, ls="--")
         for yi, colour, (m, r) in zip(ys, colours, d.iterrows()):
             if r["max"] <= right:  # beyond the right edge, _mark_beyond writes the count
-                ax.annotate(f"{r.better_folds}/{r.folds}", (r["max"], yi), xytext=(4, 0),
-                            textcoords="offset points", va="center", fontsize=8, annotation_clip=False)
+                ax.annotate(f"{r.better_folds}/{r.folds}", (r["max"], yi), xytext=(4, 0), textcoords="offset points",
+                            va="center", fontsize=8, annotation_clip=False, bbox=LABEL_BOX)
             _mark_beyond(ax, yi, r, colour)
         for yi, (name, header) in zip(y, rows):
             if header:
@@ -115,7 +116,8 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
     for label, (_, header) in zip(axes[0, 0].get_yticklabels(), rows):
         label.set_fontweight("bold" if header else "normal")
     fig.supxlabel("dot: mean over the folds (model − control); whisker: worst to best fold; n/k: folds the model did "
-                  "better on; ◀ ▶: beyond the axis, value written", fontsize=8)
+                  "better on; ◀ ▶: beyond the axis, value written" + ("; in colour: the final model" if highlight else ""),
+                  fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -127,7 +129,7 @@ def tuning_trials(trials: pd.DataFrame, space: dict[str, tuple], title: str) -> 
     the control (trial 0, the defaults) and the chosen trial (rank 1) marked; ``trials`` from
     :func:`lab5.tuning.search`."""
     fig, axes = _panels(len(space), 3, 3.3, 2.6)
-    spread = np.linspace(-0.18, 0.18, len(trials))  # a fixed horizontal offset per trial, so equal values stay apart
+    spread = np.linspace(-0.3, 0.3, len(trials))  # a fixed horizontal offset per trial, so equal values stay apart
     for ax, (name, values) in zip(axes, space.items()):
         x = trials[name].map({v: i for i, v in enumerate(values)}).to_numpy() + spread
         ax.scatter(x, trials.accuracy, s=14, color=SERIES_COLOURS[1], label="trial")

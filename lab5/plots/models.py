@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ..data import LABELS, Dataset
-from .style import CLASS_COLOURS, PLAIN_COLOUR, SERIES_COLOURS, SHARE_STYLES, _drawable, _follow_bulk, _model_colour, _panels, _wrap
+from .style import (CLASS_COLOURS, PLAIN_COLOUR, SERIES_COLOURS, SHARE_STYLES, _drawable, _follow_bulk, _model_colour, _panels,
+                    _wrap)
 
 
 def learning_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figure:

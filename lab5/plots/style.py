@@ -34,6 +34,9 @@ FINAL_COLOUR = "#AA4499"
 #: rows or marks that stand for no series in particular
 PLAIN_COLOUR = "#444444"
 
+#: the box behind a label written over lines (grid, zero line): the axes' white, no edge
+LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "pad": 0.6}
+
 #: bars of series that are neither classes nor models (a prior beside predictions): (face colour, hatch), told apart
 #: by shade and hatching, so that no model's or class's colour is reused for them
 SHARE_STYLES = [(PLAIN_COLOUR, ""), ("#BBBBBB", ""), ("white", "////")]
