@@ -133,8 +133,10 @@ def member_configs(cfg: Config) -> dict[str, Config]:
     """Member name (as :func:`ensemble_members`) -> the config that member trains with, alone: its head on its text
     encoder, with the head's own ``--head-params`` values, its own training seed, deciding by its argmax. An
     ensemble's member is built, seeded and trained exactly as this config alone (so its CV run is its own)."""
-    return {n: cfg.head_config(h).replace(text_encoder=e, seed=cfg.seed + int(n.partition("#")[2] or 0))
-            for n, (h, e) in ensemble_members(cfg).items()}
+    members = ensemble_members(cfg)
+    per_seed = len(members) // cfg.member_seeds  # members come seed by seed, in the same order each time
+    return {n: cfg.head_config(h).replace(text_encoder=e, seed=cfg.seed + k // per_seed)
+            for k, (n, (h, e)) in enumerate(members.items())}
 
 
 def uses_sequences(model: str) -> bool:
