@@ -74,8 +74,8 @@ def ablation(cfg: Config, tuned: dict[str, dict] | None = None) -> Ablation:
     """The ablation around the final model ``cfg``: single models and the recipe and technique rows on MiniLM, the
     heads on mpnet, the ensembles and their decision rules; with ``tuned`` (``{searched model: values its search
     chose}``, see :mod:`lab5.tuning`), each searched model with those values against its defaults (an ensemble of
-    heads gets a row of its own at the defaults; a single head's control is its row among the models). Every row but the final one
-    decides by the plain mean (a single model: its own argmax), the control every decision rule is measured against."""
+    heads gets a row of its own at the defaults; a single head's control is its row among the models). Every row but
+    the final one decides by the plain mean (a single model: its own argmax), the control every decision rule is measured against."""
     mean = cfg.replace(combine="mean")  # the final ensemble deciding by the plain mean of its members
     minilm = single_model_base(cfg)
     late = minilm.replace(model="late")

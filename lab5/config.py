@@ -185,8 +185,8 @@ class Config:
     train_rows: int = field(default=0, metadata={"help": "train on a seeded, stratified subset of this many of the training rows (0: all of them; in CV, of each training part; with --early-stopping a tenth of them is held out to stop on); for learning curves"})
     patience: int = field(default=5, metadata={"help": "epochs without a better validation macro-F1 before stopping"})
     balance: str = field(default="none", metadata={"help": "none | weights (class-weighted loss) | sampler (balanced sampling)"})
-    decision: str = field(default="argmax", metadata={"help": "argmax | tuned: per-class logit offsets that maximise macro-F1 on the validation rows"})
-    combine: str = field(default="mean+offsets", metadata={"help": "how members' probabilities become a label, fitted on the out-of-fold probabilities of this config's CV (see lab5.decisions): mean | temperature | stack, each optionally +offsets (per-class offsets on the log-probabilities tuned for macro-F1 on all OOF rows; chosen by notebook 5's CV). --finetune and --decision tuned decide without a CV: on the command line they imply mean unless --combine is given"})
+    decision: str = field(default="argmax", metadata={"help": "argmax | tuned: per-class logit offsets tuned on the validation rows (for --offsets-for)"})
+    combine: str = field(default="mean+offsets", metadata={"help": "how members' probabilities become a label, fitted on the out-of-fold probabilities of this config's CV (see lab5.decisions): mean | temperature | stack, each optionally +offsets (per-class offsets on the log-probabilities tuned on all OOF rows for --offsets-for; chosen by notebook 5's CV). --finetune and --decision tuned decide without a CV: on the command line they imply mean unless --combine is given"})
     offsets_for: str = field(default="accuracy+macro_f1", metadata={"help": "what the offsets of --combine ...+offsets and --decision tuned maximise on the rows they are tuned on: accuracy+macro_f1 (the mean of the two; chosen by notebook 5's CV over three training seeds) or macro_f1"})
     clip: float = field(default=1.0, metadata={"help": "gradient-norm clipping (0 turns it off)"})
     text_top: int = field(default=0, metadata={"help": "top text-encoder layers fine-tuned on cached states of the layer below (0: frozen features)"})
@@ -285,14 +285,13 @@ class Config:
             values = head_values(self.head_params)
         except ConfigError as e:
             return e.problems
-        out = [f"--head-params names {h!r}, which is not a head of --model {self.model}" for h in values
-               if h not in self.model.split("+")]
-        for h, v in values.items():
-            if h in self.model.split("+"):
-                try:
-                    self.head_config(h)
-                except ConfigError as e:
-                    out += [f"--head-params {h}: {p}" for p in e.problems]
+        heads = self.model.split("+")
+        out = [f"--head-params names {h!r}, which is not a head of --model {self.model}" for h in values if h not in heads]
+        for h in (h for h in values if h in heads):
+            try:
+                self.head_config(h)
+            except ConfigError as e:
+                out += [f"--head-params {h}: {p}" for p in e.problems]
         return out
 
     def head_config(self, head: str) -> "Config":

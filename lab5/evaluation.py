@@ -308,8 +308,8 @@ CV_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
 def cv_key(c: Config, ds, feats) -> str:
     """A fingerprint of what a CV result depends on: :data:`CV_CACHE_VERSION`, the config (less the fields of
     :data:`lab5.config.RUN_FIELDS`, which change no result, and ``combine`` and ``offsets_for``, which only decide
-    from cached runs and are never themselves cached), the feature cache keys, the labelled guids, the library versions and the CPU numerics
-    in force."""
+    from cached runs and are never themselves cached), the feature cache keys, the labelled guids, the library versions
+    and the CPU numerics in force."""
     conf = {k: v for k, v in c.result_fields().items() if k not in ("combine", "offsets_for")}
     labels = list(zip(ds.train.guid, ds.train.label.astype(int).tolist()))
     first, *more = (fs.key for fs in feats.texts.values())

@@ -158,10 +158,10 @@ def build_model(cfg: Config, dims: dict[str, Dims], encoders: tuple | None = Non
     members = ensemble_members(cfg)
     if missing := [e for e in text_encoder_names(cfg.text_encoder) if e not in dims]:
         raise ValueError(f"no input widths for text encoder {missing[0]!r} (given: {', '.join(dims)})")
-    if len(members) == 1:
-        ((head, encoder),) = members.values()
-        return _classifier(cfg.head_config(head) if cfg.head_params else cfg, {encoder: dims[encoder]}, encoders)
     configs = member_configs(cfg)
+    if len(members) == 1:
+        ((own, (_, encoder)),) = zip(configs.values(), members.values())
+        return _classifier(own, {encoder: dims[encoder]}, encoders)
     return Ensemble({n: _classifier(configs[n], {e: dims[e]}, None) for n, (h, e) in members.items()},
                     {n: e for n, (h, e) in members.items()})
 

@@ -34,16 +34,17 @@ ATTENTION_HEADS = ("cross_attention",)
 def space(model: str) -> dict[str, tuple]:
     """The part of :data:`SPACE` that ``model``'s heads read: ``hidden`` for the heads that have it, ``attention_hidden``
     for cross-attention (a width no head reads is not searched)."""
-    heads = model.split("+")
-    drop = {"hidden"} if all(h in ATTENTION_HEADS for h in heads) else set()
-    drop |= set() if any(h in ATTENTION_HEADS for h in heads) else {"attention_hidden"}
-    return {k: v for k, v in SPACE.items() if k not in drop}
+    attention = [h in ATTENTION_HEADS for h in model.split("+")]
+    read = {"hidden": not all(attention), "attention_hidden": any(attention)}
+    return {k: v for k, v in SPACE.items() if read.get(k, True)}
 
 
 def trials_file(model: str) -> str:
     """The name of the trials table of a search of ``model`` (in the figures folder; committed for the course data),
     e.g. ``05_tuning_trials_gated_late.csv``."""
     return f"05_tuning_trials_{model.replace('+', '_')}.csv"
+
+
 #: what a trial is ranked by: mean fold accuracy (the course's metric), then mean fold macro-F1
 RANK_BY = ("accuracy", "macro_f1")
 
