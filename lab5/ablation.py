@@ -28,6 +28,8 @@ OFFSETS_F1 = "mean + offsets for macro-F1 alone"
 NO_LEXICON = "concat − VADER lexicon"
 #: cross-attention and concat, each against concat on cross-attention's inputs
 EQUAL_INPUTS = {"cross_attention": NO_LEXICON, "concat": NO_LEXICON}
+#: late fusion with MiniLM's top layer fine-tuned (``--text-top 1``); a row of the techniques section
+TOP_LAYER = "late + top MiniLM layer fine-tuned"
 #: the learning curve cuts each training part to these fractions (400, 800 and 1600 of 3200 rows on the course data)
 CURVE_FRACTIONS = (1 / 8, 1 / 4, 1 / 2)
 
@@ -89,7 +91,7 @@ def ablation(cfg: Config, tuned: dict[str, dict] | None = None) -> Ablation:
                   NO_LEXICON: late.replace(model="concat", text_features="tokens"),
                   "late + class-weighted loss": late.replace(balance="weights"),
                   "late + tweet text cleaning": late.replace(text_clean="tweet"),
-                  "late + top MiniLM layer fine-tuned": late.replace(text_top=1),
+                  TOP_LAYER: late.replace(text_top=1),
                   "late + OOF-tuned neutral offsets": late.replace(combine="mean+offsets")}
     encoders = {f"{m} on mpnet": mean.replace(model=m, text_encoder="mpnet") for m in HEADS}
     ensembles = {"ensemble on MiniLM": minilm,
@@ -256,6 +258,48 @@ def final_variant_rows(cfg: Config, head_params: str = "") -> tuple[dict[str, Co
         rows[f"final, {what}"], controls[f"final, {what}"] = cfg.replace(**change), FINAL
         rows[f"plain mean, {what}"], controls[f"plain mean, {what}"] = cfg.replace(combine="mean", **change), MEAN
     return rows, controls
+
+
+#: late fusion with every MiniLM layer fine-tuned on a CPU (``--text-top 6``): far too slow for the cold run (tens of
+#: core-minutes), so ``python -m lab5 cv --rows finetuned --out figures/05_finetuned_minilm.csv`` measures it once and
+#: notebook 5 reads the committed table
+FINETUNED = "late, every MiniLM layer fine-tuned"
+FINETUNED_FILE = "05_finetuned_minilm.csv"
+#: MiniLM's transformer layers (all-MiniLM-L6-v2)
+MINILM_LAYERS = 6
+#: the final model's frozen MiniLM late member, which the fine-tuned one replaces
+MINILM_LATE = "late@minilm"
+#: the final model with the fine-tuned member: {(rule, what is done with the frozen member): row}
+FINETUNED_MEMBER = {(rule, where): f"{rule}, fine-tuned MiniLM late {what}" for rule in ("final", "plain mean")
+                    for where, what in (("replace", "in place of its MiniLM late member"), ("add", "as a seventh member"))}
+#: each row of ``cv --rows finetuned`` and its control
+FINETUNED_CONTROLS = {TOP_LAYER: "late", FINETUNED: "late",
+                      **{row: FINAL if rule == "final" else MEAN for (rule, _), row in FINETUNED_MEMBER.items()}}
+
+
+def finetuned_rows(ds, cfg: Config):
+    """Late fusion with every MiniLM layer fine-tuned (the cached embedding-layer states through six trainable layers)
+    against late fusion on frozen features (and beside the top layer alone fine-tuned, :data:`TOP_LAYER`); and that
+    member in the final model, in place of its frozen MiniLM late member and as a seventh member, each by the final
+    rule (control :data:`FINAL`) and by the plain mean (control :data:`MEAN`): :data:`FINETUNED_CONTROLS`. Every CV
+    runs in one pool (the CV cache keeps them). The per-fold table of the rows and their controls, and each row's
+    control."""
+    import pandas as pd
+
+    from .evaluation import cv_runs, with_members
+    from .metrics import METRIC_COLUMNS
+
+    late = single_model_base(cfg).replace(model="late")
+    configs = {"late": late, TOP_LAYER: late.replace(text_top=1), FINETUNED: late.replace(text_top=MINILM_LAYERS),
+               MEAN: cfg.replace(combine="mean"), FINAL: cfg}
+    runs = cv_runs(ds, configs)
+    tuned = {f"{MINILM_LATE} fine-tuned": runs[FINETUNED]}
+    for (rule, where), row in FINETUNED_MEMBER.items():
+        control = FINETUNED_CONTROLS[row]
+        without = (MINILM_LATE,) if where == "replace" else ()
+        runs[row] = with_members(ds, configs[control], runs[control], tuned, without)
+    cv = pd.concat([r.folds.assign(model=name) for name, r in runs.items()], ignore_index=True)
+    return cv[["model", "fold", *METRIC_COLUMNS]], dict(FINETUNED_CONTROLS)
 
 
 #: the rows the notebook's summary table shows first

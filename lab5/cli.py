@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import profile
-from .ablation import REPEATED, ablation
+from .ablation import FINETUNED_FILE, REPEATED, ablation, finetuned_rows
 from .bench import run_bench
 from .config import AT_MOST, Config, field_types, find_project, text_encoder_names
 from .data import LABELS, load_dataset
@@ -24,7 +24,7 @@ from .evaluation import baseline_row, check_cv_rows, cross_validate
 from .features import image_features, load_features, text_features
 from .images import check_images
 from .io import atomic_write_bytes
-from .metrics import confusion, metrics, summarize
+from .metrics import beside_controls, confusion, metrics, summarize
 from .outputs import check_writable, is_course_data, output_root
 from .pipeline import fit_decision, load_model, predict_test, save_checkpoint, train_model, training_rows, validation_predictions
 from .reproduce import notebook_paths, run_notebooks, strip_ansi
@@ -133,9 +133,11 @@ def cmd_train(cfg: Config, args) -> int:
 def cmd_cv(cfg: Config, args) -> int:
     if args.rows and args.models:
         raise ConfigError("--rows and --models both name what to cross-validate; use one of them")
+    if args.rows not in (None, *CV_ROWS):
+        raise ConfigError(f"unknown --rows {args.rows!r}; use {' or '.join(f'{k} ({v})' for k, v in CV_ROWS.items())}")
+    if args.rows == "finetuned":
+        return _cv_finetuned(cfg, args)
     if args.rows:
-        if args.rows != "headline":
-            raise ConfigError(f"unknown --rows {args.rows!r}; use headline (notebook 5's headline rows)")
         rows = ablation(cfg).rows()
         configs = {name: rows[name] for name in REPEATED}
     else:
@@ -158,6 +160,30 @@ def cmd_cv(cfg: Config, args) -> int:
     print(summarize(cv, ["accuracy", "macro_f1", "f1_neutral"]).to_string())
     if args.out:
         atomic_write_bytes(Path(args.out), cv.to_csv(index=False).encode())
+    return 0
+
+
+#: the row sets ``cv --rows`` cross-validates
+CV_ROWS = {"headline": "notebook 5's headline rows", "finetuned": "every MiniLM layer fine-tuned, alone and in the final model"}
+
+
+def _cv_finetuned(cfg: Config, args) -> int:
+    """``cv --rows finetuned``: :func:`lab5.ablation.finetuned_rows`, its table written to ``--out``."""
+    if args.seeds or args.fold_seeds:
+        raise ConfigError("--rows finetuned runs with --seed and --fold-seed alone: one CV costs tens of core-minutes")
+    ds = load_dataset(cfg.data)
+    out = Path(args.out) if args.out else output_root(cfg, ds).figures / FINETUNED_FILE
+    check_writable(out, folder=False, what="CSV file")
+    t = time.perf_counter()
+    cv, controls = finetuned_rows(ds, cfg)
+    print(f"{cfg.folds}-fold cross-validation on {len(ds.train)} labelled rows (mean ± std over folds) "
+          f"[{time.perf_counter() - t:.0f}s]")
+    summary, diffs = beside_controls(cv, controls)
+    print(summary.to_string())
+    print("paired differences from each row's control (mean over folds, folds won):")
+    print(diffs.to_string())
+    atomic_write_bytes(out, cv.to_csv(index=False).encode())
+    print(f"-> {out}")
     return 0
 
 
@@ -270,8 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--out", help="checkpoint folder (default <output root>/runs/MODEL)")
         if name == "cv":
             sp.add_argument("--models", help="comma-separated model names (default: --model)")
-            sp.add_argument("--rows", help="headline: notebook 5's headline rows and the final model's other decision rule "
-                                           "(lab5.ablation.REPEATED) instead of --models")
+            sp.add_argument("--rows", help="instead of --models: headline, notebook 5's headline rows and the final model's "
+                                           "other decision rule (lab5.ablation.REPEATED); finetuned, late fusion with every MiniLM "
+                                           "layer fine-tuned, alone and as a member of the final model (lab5.ablation.finetuned_rows; "
+                                           "tens of core-minutes, its table by default to figures/05_finetuned_minilm.csv)")
             sp.add_argument("--seeds", help="comma-separated training seeds to repeat each model with, on the config's folds")
             sp.add_argument("--fold-seeds", help="comma-separated fold seeds to repeat each model on, with the config's training seed")
             sp.add_argument("--out", help="write the per-fold table to this CSV")

@@ -197,11 +197,13 @@ def knn_run(ds: Dataset, cfg: Config, k: int = 25) -> CVRun:
     return CVRun(pd.DataFrame(rows), probs, {}, {"knn": [0] * len(split)})
 
 
-def with_members(ds: Dataset, c: Config, run: CVRun, extra: dict[str, CVRun]) -> CVRun:
+def with_members(ds: Dataset, c: Config, run: CVRun, extra: dict[str, CVRun], without: tuple[str, ...] = ()) -> CVRun:
     """The CV of ensemble ``c`` (its run ``run``, from :func:`cv_runs`) with the ``extra`` members' OOF
-    probabilities beside its own, decided by ``c.combine`` exactly as ``c`` itself is (cross-fitted on the same
-    folds)."""
-    own = {m: CVRun(run.folds, p, {}, {m: run.best_epochs[m]}) for m, p in run.member_probs.items()}
+    probabilities beside its own, less its members named in ``without``, decided by ``c.combine`` exactly as ``c``
+    itself is (cross-fitted on the same folds)."""
+    if unknown := sorted(set(without) - set(run.member_probs)):
+        raise ConfigError(f"{c.model} has no member {unknown[0]!r}; its members: {', '.join(run.member_probs)}")
+    own = {m: CVRun(run.folds, p, {}, {m: run.best_epochs[m]}) for m, p in run.member_probs.items() if m not in without}
     return _combined_run(ds, c, {**own, **extra})
 
 
@@ -272,8 +274,8 @@ def _cross_validate(groups: list[tuple[Features, dict[str, Config]]], ds: Datase
 
 def _fold_cost(c: Config) -> float:
     """A rough relative cost of one fold training of ``c`` (only the order the folds run in depends on it): epochs
-    times rows, times how heavy the head is."""
-    heavy = 25.0 if c.text_top else 6.0 if "cross_attention" in c.model else 1.0
+    times rows, times how heavy the head is (a fine-tuned text layer weighs 25 cross-attention heads' worth of MLPs)."""
+    heavy = 25.0 * c.text_top if c.text_top else 6.0 if "cross_attention" in c.model else 1.0
     epochs = min(c.epochs, 3 + 2 * c.patience) if c.early_stopping else c.epochs
     return heavy * epochs * (c.train_rows or 3200)
 

@@ -76,6 +76,21 @@ def beside_controls(cv: pd.DataFrame, against: dict[str, str],
     return summary, diffs.round(4)
 
 
+def fold_gap(a: pd.DataFrame, b: pd.DataFrame, rows: list[str], columns: tuple[str, ...] = ("accuracy", "macro_f1")) -> float:
+    """The largest absolute difference, over ``rows``, their folds and ``columns``, between two per-fold tables that
+    both hold those rows (a table made elsewhere, such as a committed one, against the same rows computed here): 0
+    when they are the same runs; a KeyError names a row or fold that one of them lacks."""
+    def wide(cv: pd.DataFrame) -> pd.DataFrame:
+        if missing := [r for r in rows if r not in set(cv.model)]:
+            raise KeyError(f"no row {missing[0]!r} in the table")
+        return cv[cv.model.isin(rows)].set_index(["model", "fold"])[list(columns)].sort_index()
+
+    left, right = wide(a), wide(b)
+    if not left.index.equals(right.index):
+        raise KeyError("the tables hold other folds of the same rows")
+    return float((left - right).abs().to_numpy().max())
+
+
 def paired_comparison(y, pred_a, pred_b, names: tuple[str, str] = ("a", "b")) -> pd.DataFrame:
     """How often each of two models is right where the other is wrong, per true class."""
     y, a, b = map(np.asarray, (y, pred_a, pred_b))

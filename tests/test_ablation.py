@@ -1,6 +1,8 @@
 """lab5.ablation: notebook 5's rows, their controls and the learning curve, as one list."""
 from __future__ import annotations
 
+import pytest
+
 from lab5.ablation import FINAL, HEADS, MEAN, SINGLE_MODELS, TUNED, TUNED_HEADS, ablation, label_rule_rows, member_swaps
 from lab5.config import MODEL_NAMES, Config
 
@@ -153,3 +155,49 @@ def test_the_offsets_objective_row_is_the_final_model_with_offsets_tuned_for_mac
     final, old = plan.rows()[FINAL], plan.rows()[OFFSETS_F1]
     assert plan.controls[OFFSETS_F1] == MEAN and old.offsets_for == "macro_f1"
     assert final.replace(offsets_for="macro_f1") == old
+
+
+def test_finetuned_rows_put_the_fine_tuned_member_beside_late_fusion_and_into_the_final_model(tmp_path, monkeypatch):
+    """The rows of ``cv --rows finetuned``: the CVs are stood in for (each run's OOF probabilities random), so what is
+    checked is which configs are cross-validated and how the final model's rows are made from their members."""
+    import numpy as np
+    import pandas as pd
+
+    import lab5.evaluation as E
+    from lab5.ablation import FINETUNED, MINILM_LATE, TOP_LAYER, finetuned_rows
+    from lab5.evaluation import CVRun, folds
+    from lab5.metrics import METRIC_COLUMNS
+
+    y = np.array([0, 1, 2] * 10)
+    ds = type("DS", (), {"train": pd.DataFrame({"label": y})})()
+    cfg = Config(data=tmp_path, cache=tmp_path, progress=False, folds=3)
+    members = ["cross_attention@minilm", "gated@minilm", MINILM_LATE, "cross_attention@mpnet", "gated@mpnet", "late@mpnet"]
+    rng, seen, got = np.random.default_rng(0), {}, {}
+
+    def fake_cv_runs(d, configs):
+        seen.update(configs)
+        for name, c in configs.items():
+            parts = {m: rng.dirichlet(np.ones(3), len(y)) for m in (members if "+" in c.model else [c.model])}
+            got[name] = E._combined_run(d, c, {m: CVRun(pd.DataFrame(), p, {}, {m: [3] * 3}) for m, p in parts.items()})
+        return dict(got)
+
+    monkeypatch.setattr(E, "cv_runs", fake_cv_runs)
+    cv, controls = finetuned_rows(ds, cfg)
+    plan = ablation(cfg)
+    assert {n: c.text_top for n, c in seen.items()} == {"late": 0, TOP_LAYER: 1, FINETUNED: 6, MEAN: 0, FINAL: 0}
+    for name in ("late", TOP_LAYER, MEAN, FINAL):  # the controls are the pooled ablation's own rows
+        assert seen[name] == plan.rows()[name]
+    assert seen[FINETUNED] == plan.rows()["late"].replace(text_top=6)
+    assert controls[TOP_LAYER] == controls[FINETUNED] == "late"
+    ensemble_rows = [r for r in controls if r.startswith(("final", "plain mean"))]
+    assert len(ensemble_rows) == 4 and {controls[r] for r in ensemble_rows} == {FINAL, MEAN}
+    assert list(cv.columns) == ["model", "fold", *METRIC_COLUMNS]
+    assert cv.groupby("model", sort=False).fold.count().to_dict() == {r: 3 for r in [*seen, *ensemble_rows]}
+    # by the plain mean: the five other members and the fine-tuned one in the frozen member's place, or all seven
+    mean_members, tuned = got[MEAN].member_probs, got[FINETUNED].probs
+    in_place = np.mean([p for m, p in mean_members.items() if m != MINILM_LATE] + [tuned], axis=0)
+    seventh = np.mean([*mean_members.values(), tuned], axis=0)
+    for row, probs in (("plain mean, fine-tuned MiniLM late in place of its MiniLM late member", in_place),
+                       ("plain mean, fine-tuned MiniLM late as a seventh member", seventh)):
+        expected = [(probs[te].argmax(1) == y[te]).mean() for _, te in folds(y, 3, cfg.fold_seed)]
+        assert cv[cv.model == row].accuracy.tolist() == pytest.approx(expected)

@@ -407,8 +407,9 @@ def test_learning_curve_configs_cut_each_config_to_each_fraction_and_keep_the_fu
 
 def test_the_fold_cost_orders_the_heavy_trainings_first(tmp_path):
     cfg = small_config(tmp_path, model="late", epochs=3, early_stopping=False, train_rows=0)
-    late, xattn, top = (E._fold_cost(cfg.replace(**c)) for c in ({}, {"model": "cross_attention"}, {"text_top": 1}))
-    assert late < xattn < top
+    late, xattn, top, every = (E._fold_cost(cfg.replace(**c)) for c in ({}, {"model": "cross_attention"}, {"text_top": 1},
+                                                                        {"text_top": 6}))
+    assert late < xattn < top < every
     assert E._fold_cost(cfg.replace(epochs=6)) == 2 * late  # epochs times rows
     assert E._fold_cost(cfg.replace(train_rows=400)) < late
     capped = cfg.replace(early_stopping=True, epochs=30, patience=5)  # early stopping: rarely all 30 epochs
@@ -472,6 +473,18 @@ def test_a_knn_member_joins_an_ensembles_members_under_its_decision_rule(cv_setu
     expected = cross_fit(c.combine, [*run.member_probs.values(), knn.probs], y, fold_of, c.offsets_for)
     np.testing.assert_allclose(joined.probs, expected)
     assert list(joined.member_probs) == ["concat", "late", "knn"] and len(joined.folds) == c.folds
+
+
+def test_with_members_leaves_out_the_members_it_is_told_to_and_refuses_an_unknown_one(cv_setup):
+    ds, feats, cfg, calls = cv_setup
+    c = cfg.replace(model="concat+late", combine="mean")
+    run = cv_runs(ds, {"e": c})["e"]
+    alone = cv_runs(ds, {"concat": cfg.replace(model="concat", combine="mean")})["concat"]
+    swapped = E.with_members(ds, c, run, {"concat again": alone}, without=("late",))
+    assert list(swapped.member_probs) == ["concat", "concat again"]
+    np.testing.assert_allclose(swapped.probs, (run.member_probs["concat"] + alone.probs) / 2)
+    with pytest.raises(ConfigError, match="has no member 'gated'; its members: concat, late"):
+        E.with_members(ds, c, run, {}, without=("gated",))
 
 
 def test_knn_rows_stand_beside_the_text_model_and_the_final_model(cv_setup):

@@ -107,3 +107,18 @@ def test_decision_changes_count_rows_fixed_and_broken_against_the_control():
     table = decision_changes(y, control, {"a": np.array([0, 0, 1, 1, 0, 2]), "same": control})
     assert table.loc["a"].to_dict() == {"changed": 3, "fixed": 2, "broken": 1, "net": 1}
     assert table.loc["same"].to_dict() == {"changed": 0, "fixed": 0, "broken": 0, "net": 0}
+
+
+def test_fold_gap_is_the_largest_per_fold_difference_of_the_shared_rows_and_names_a_missing_one():
+    from lab5.metrics import fold_gap
+
+    a = pd.DataFrame({"model": ["x"] * 2 + ["y"] * 2, "fold": [0, 1] * 2, "accuracy": [0.7, 0.8, 0.6, 0.5],
+                      "macro_f1": [0.5, 0.6, 0.4, 0.3]})
+    b = a.iloc[::-1].copy()  # the same runs, in another order
+    assert fold_gap(a, b, ["x", "y"]) == 0.0
+    b.loc[b.model.eq("y") & b.fold.eq(1), "macro_f1"] += 0.03
+    assert fold_gap(a, b, ["x", "y"]) == pytest.approx(0.03) and fold_gap(a, b, ["x"]) == 0.0
+    with pytest.raises(KeyError, match="no row 'z'"):
+        fold_gap(a, b, ["x", "z"])
+    with pytest.raises(KeyError, match="other folds"):
+        fold_gap(a, b[b.fold == 0], ["x"])

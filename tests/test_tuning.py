@@ -116,11 +116,33 @@ def test_repeats_vary_the_training_seed_on_fixed_folds_and_the_folds_with_a_fixe
 
 @pytest.mark.parametrize("extra, needle", [(["--seeds", "0,x"], "--seeds takes comma-separated seeds"),
                                            (["--rows", "all"], "unknown --rows 'all'"),
-                                           (["--rows", "headline", "--models", "late"], "use one of them")])
+                                           (["--rows", "headline", "--models", "late"], "use one of them"),
+                                           (["--rows", "finetuned", "--seeds", "1"], "with --seed and --fold-seed alone")])
 def test_cv_refuses_bad_repeat_options_before_any_work(dataset_factory, tmp_path, capsys, extra, needle):
     root = dataset_factory(n_train=12, n_test=2)
     assert main(["cv", "--data", str(root), "--cache", str(tmp_path / "c"), "--no-progress", *extra]) == 2
     assert needle in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+def test_cv_rows_finetuned_prints_its_rows_beside_their_controls_and_writes_the_table_to_the_figures(
+        dataset_factory, tmp_path, capsys, monkeypatch):
+    import lab5.cli
+    from lab5.ablation import FINETUNED_FILE
+    from lab5.metrics import METRIC_COLUMNS
+
+    def fake_rows(ds, cfg):  # the rows themselves: tests/test_ablation.py
+        cv = pd.DataFrame([{"model": m, "fold": f, **{k: 0.5 + 0.1 * (m == "tuned") + 0.01 * f for k in METRIC_COLUMNS}}
+                           for m in ("frozen", "tuned") for f in range(3)])
+        return cv, {"tuned": "frozen"}
+
+    monkeypatch.setattr(lab5.cli, "finetuned_rows", fake_rows)
+    root = dataset_factory(n_train=12, n_test=2)
+    assert main(["cv", "--data", str(root), "--cache", str(tmp_path / "c"), "--out-dir", str(tmp_path / "out"),
+                 "--no-progress", "--rows", "finetuned"]) == 0
+    out = capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "out" / "figures" / FINETUNED_FILE)
+    assert table.equals(fake_rows(None, None)[0])
+    assert "paired differences from each row's control" in out and f"-> {tmp_path / 'out' / 'figures' / FINETUNED_FILE}" in out
 
 
 def test_a_table_of_another_dataset_is_read_from_its_own_output_root(dataset_factory, tmp_path):
