@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import Config, format_head_params
+from .errors import ConfigError
 
 #: the heads of the final ensemble (``Config.model``)
 HEADS = ("cross_attention", "gated", "late")
@@ -288,7 +289,11 @@ def finetuned_rows(ds, cfg: Config):
 
     from .evaluation import cv_runs, with_members
     from .metrics import METRIC_COLUMNS
+    from .models import member_configs
 
+    if MINILM_LATE not in (members := member_configs(cfg)):  # refused here, not after the CVs it would follow
+        raise ConfigError(f"--rows finetuned puts the fine-tuned member in place of the final model's {MINILM_LATE!r}, "
+                          f"which {cfg.model} has not; its members: {', '.join(members)}")
     late = single_model_base(cfg).replace(model="late")
     configs = {"late": late, TOP_LAYER: late.replace(text_top=1), FINETUNED: late.replace(text_top=MINILM_LAYERS),
                MEAN: cfg.replace(combine="mean"), FINAL: cfg}

@@ -201,3 +201,14 @@ def test_finetuned_rows_put_the_fine_tuned_member_beside_late_fusion_and_into_th
                        ("plain mean, fine-tuned MiniLM late as a seventh member", seventh)):
         expected = [(probs[te].argmax(1) == y[te]).mean() for _, te in folds(y, 3, cfg.fold_seed)]
         assert cv[cv.model == row].accuracy.tolist() == pytest.approx(expected)
+
+
+def test_finetuned_rows_refuse_a_final_model_without_a_minilm_late_member_before_any_cv(tmp_path, monkeypatch):
+    import lab5.evaluation as E
+    from lab5.ablation import finetuned_rows
+    from lab5.errors import ConfigError
+
+    monkeypatch.setattr(E, "cv_runs", lambda *a: pytest.fail("a CV ran before the refusal"))
+    cfg = Config(data=tmp_path, cache=tmp_path, progress=False, model="cross_attention+gated")
+    with pytest.raises(ConfigError, match="in place of the final model's 'late@minilm'"):
+        finetuned_rows(None, cfg)
