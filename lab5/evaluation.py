@@ -4,7 +4,7 @@ folds. Metrics and report tables live in :mod:`lab5.metrics`."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +35,16 @@ def folds(labels, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 @dataclass
 class CVRun:
-    """One config's cross-validation: fold metrics, and the out-of-fold (OOF) probabilities of every training row
-    (rows in ``ds.train`` order), for the model and for each member of an ensemble."""
+    """One config's cross-validation: fold metrics, the out-of-fold (OOF) probabilities of every training row
+    (rows in ``ds.train`` order), for the model and for each member of an ensemble, and each member's test-set
+    probabilities averaged over its fold models (k-fold bagging: what :func:`lab5.pipeline.predict_test` decides
+    from, so that the submitted file is made by the very models the CV scored)."""
 
     folds: pd.DataFrame  # one row per fold: ``fold`` and :data:`METRIC_COLUMNS`
     probs: np.ndarray  # (N, 3) the model's OOF probabilities
     member_probs: dict[str, np.ndarray]  # head name -> (N, 3)
     best_epochs: dict[str, list[int]]  # head name -> best epoch per fold (early stopping), or the epochs trained
+    test_probs: dict[str, np.ndarray] = field(default_factory=dict)  # head name -> (test rows, 3), mean over folds
 
 
 def early_stopping_epochs(runs: dict[str, CVRun], configs: dict[str, Config]) -> pd.DataFrame:
@@ -91,7 +94,7 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
         todo, read = {}, {}  # by cache file: two names of one configuration are read once, or train once
         for n, c in group.items():
             if paths[n] not in read:
-                read[paths[n]] = _read_cv(paths[n], len(ds.train)) if cache else None
+                read[paths[n]] = _read_cv(paths[n], len(ds.train), len(ds.test)) if cache else None
             if read[paths[n]] is not None:
                 runs[n] = _cv_run(read[paths[n]])
             else:
@@ -115,7 +118,7 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
 def _cv_run(d: dict) -> CVRun:
     """A :class:`CVRun` from its cacheable dict (see :func:`_cross_validate`)."""
     return CVRun(pd.DataFrame(d["folds"]), np.array(d["probs"]), {k: np.array(v) for k, v in d["member_probs"].items()},
-                 d["best_epochs"])
+                 d["best_epochs"], {k: np.array(v).reshape(-1, len(LABELS)) for k, v in d["test_probs"].items()})
 
 
 def _decided_from_members(c: Config) -> bool:
@@ -160,8 +163,10 @@ def _combined_run(ds: Dataset, c: Config, parts: dict[str, CVRun]) -> CVRun:
             fold_of[te] = f
         probs = cross_fit(c.combine, members, y, fold_of, c.offsets_for)
     rows = [{"fold": f, **metrics(y[te], probs[te].argmax(1))} for f, (_, te) in enumerate(split)]
+    test = {m: next(iter(r.test_probs.values())) for m, r in parts.items() if r.test_probs}
     return CVRun(pd.DataFrame(rows), probs, {m: r.probs for m, r in parts.items()},
-                 {m: next(iter(r.best_epochs.values())) for m, r in parts.items()})
+                 {m: next(iter(r.best_epochs.values())) for m, r in parts.items()},
+                 test if len(test) == len(parts) else {})
 
 
 def knn_probabilities(x: np.ndarray, y: np.ndarray, split: list[tuple[np.ndarray, np.ndarray]], k: int = 25,
@@ -203,7 +208,8 @@ def with_members(ds: Dataset, c: Config, run: CVRun, extra: dict[str, CVRun], wi
     itself is (cross-fitted on the same folds)."""
     if unknown := sorted(set(without) - set(run.member_probs)):
         raise ConfigError(f"{c.model} has no member {unknown[0]!r}; its members: {', '.join(run.member_probs)}")
-    own = {m: CVRun(run.folds, p, {}, {m: run.best_epochs[m]}) for m, p in run.member_probs.items() if m not in without}
+    own = {m: CVRun(run.folds, p, {}, {m: run.best_epochs[m]}, {m: run.test_probs[m]} if run.test_probs else {})
+           for m, p in run.member_probs.items() if m not in without}
     return _combined_run(ds, c, {**own, **extra})
 
 
@@ -226,6 +232,7 @@ def _cross_validate(groups: list[tuple[Features, dict[str, Config]]], ds: Datase
     the folds run in: the longest go first, so that the last ones running are short); per group, the cacheable result
     of each config."""
     guids = ds.train.guid.to_numpy()
+    test_guids = list(ds.test.guid)
     y = ds.train.label.to_numpy()
     tasks = [(g, name, f, tr, te) for g, (_, configs) in enumerate(groups) for name, c in configs.items()
              for f, (tr, te) in enumerate(folds(y, c.folds, c.fold_seed))]
@@ -243,7 +250,10 @@ def _cross_validate(groups: list[tuple[Features, dict[str, Config]]], ds: Datase
                          make_data(c, ds, guids[va], y[va], feats) if c.early_stopping else None, c)
             members = member_probabilities(model, make_data(c, ds, guids[te], y[te], feats), c)
             names = list(members_of(model))  # empty for a single classifier
+            test = member_probabilities(model, make_data(c, ds, test_guids, None, feats), c) if test_guids else []
             return {"probs": result.decision.probabilities(members), "member_probs": dict(zip(names, members)),
+                    "test_probs": (dict(zip(names, test)) if names else {c.model: result.decision.probabilities(test)})
+                    if test_guids else {},
                     "best": _best_epochs(result, c)}
 
     jobs = max((c.jobs for _, configs in groups for c in configs.values()), default=1)
@@ -258,8 +268,11 @@ def _cross_validate(groups: list[tuple[Features, dict[str, Config]]], ds: Datase
         for name, c in configs.items():
             mine = [(task, r) for task, r in zip(tasks, results) if task[:2] == (g, name)]
             probs, member_probs, best, rows = np.zeros((len(y), len(LABELS))), {}, {}, []
+            test = {}  # member -> its test probabilities, summed over the fold models, then averaged
             for (_, _, f, _, te), r in mine:
                 probs[te] = r["probs"]
+                for m, p in r["test_probs"].items():
+                    test[m] = test.get(m, 0) + p / len(mine)
                 for m, p in r["member_probs"].items():
                     member_probs.setdefault(m, np.zeros_like(probs))[te] = p
                 for m, epoch in r["best"].items():
@@ -267,7 +280,8 @@ def _cross_validate(groups: list[tuple[Features, dict[str, Config]]], ds: Datase
                 rows.append({"fold": f, **metrics(y[te], r["probs"].argmax(1))})
             member_probs = member_probs or {c.model: probs}
             group[name] = {"folds": rows, "probs": _round(probs),
-                           "member_probs": {k: _round(v) for k, v in member_probs.items()}, "best_epochs": best}
+                           "member_probs": {k: _round(v) for k, v in member_probs.items()}, "best_epochs": best,
+                           "test_probs": {k: _round(v) for k, v in test.items()}}
         out.append(group)
     return out
 
@@ -301,8 +315,8 @@ def _round(p: np.ndarray) -> list:
 #: Bump when training or scoring semantics change (the loop, a head, the fold recipe, the lexicon scores, what a
 #: result holds): every cached CV result is then recomputed. Source edits that keep the numbers keep the cache.
 #: 2: OOF probabilities and best epochs are kept. 3: heads train on one thread; token-reading heads on batches
-#: bucketed by length.
-CV_CACHE_VERSION = 3
+#: bucketed by length. 4: each member's test probabilities, averaged over the fold models, are kept.
+CV_CACHE_VERSION = 4
 #: libraries whose versions can change a CV result (part of its cache key)
 CV_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
 
@@ -314,18 +328,20 @@ def cv_key(c: Config, ds, feats) -> str:
     and the CPU numerics in force."""
     conf = {k: v for k, v in c.result_fields().items() if k not in ("combine", "offsets_for")}
     labels = list(zip(ds.train.guid, ds.train.label.astype(int).tolist()))
+    labels.append(list(ds.test.guid))  # the test rows the fold models predict
     first, *more = (fs.key for fs in feats.texts.values())
     keys = [first, feats.image.key, *more]  # in this order since cache version 1
     return digest({"version": CV_CACHE_VERSION, "config": conf, "features": keys,
                    "labels": labels, "libraries": versions(*CV_LIBRARIES), "numerics": numerics()})
 
 
-def _read_cv(path: Path, n: int) -> dict | None:
+def _read_cv(path: Path, n: int, n_test: int) -> dict | None:
     try:
         done = json.loads(path.read_text())
         ok = (isinstance(done, dict) and all(set(METRIC_COLUMNS) <= set(r) for r in done["folds"])
               and np.shape(done["probs"]) == (n, len(LABELS)) and isinstance(done["best_epochs"], dict)
-              and all(np.shape(v) == (n, len(LABELS)) for v in done["member_probs"].values()))
+              and all(np.shape(v) == (n, len(LABELS)) for v in done["member_probs"].values())
+              and all(np.shape(v) == (n_test, len(LABELS)) for v in done["test_probs"].values()))
         return done if ok else None
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -204,35 +204,45 @@ def fit_decision(cfg: Config, ds: Dataset, result: TrainResult | None = None) ->
              "(read from %s/cv/ where cached)", cfg.combine, cfg.folds, cfg.model, cfg.cache)
     with profile.stage(f"decision {cfg.combine}: {cfg.folds}-fold CV of {cfg.model}"):
         run = cv_runs(ds, {"final": cfg})["final"]
-    return Decision(cfg.combine, objective=cfg.offsets_for).fit(list(run.member_probs.values()), ds.train.label.to_numpy())
+    return bagged_decision(cfg, ds, run)
 
 
 def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: Path | None = None,
                  decision: Decision | None = None) -> dict[str, str]:
-    """Predicted tag of every test guid, by ``model`` and its fitted ``decision`` (both from a checkpoint, say).
+    """Predicted tag of every test guid. With ``out``, the ``guid,tag`` file is written (checked, atomically) in the
+    test file's order.
 
-    When no model is given, trains ``cfg.model`` on the stored split (with early stopping) or on every labelled row
-    (``cfg.early_stopping`` off), through :func:`train_model` and its cache; when no decision is given, it is fitted
-    by :func:`fit_decision`. With ``out``, the ``guid,tag`` file is written (checked, atomically) in the test file's
-    order.
+    Without a ``model`` (on cached features): k-fold bagging. The test probabilities of each member are the mean of
+    its ``cfg.folds`` fold models of the cross-validation (read from the CV cache, or trained now), decided by
+    ``cfg.combine`` fitted on the out-of-fold probabilities of those same models: the procedure the CV scores, with
+    nothing trained again on all rows. With a ``model`` (a checkpoint, or ``cfg.finetune``: trained end to end on
+    every labelled row), by that model and its ``decision`` (default: :func:`fit_decision`).
     """
-    if decision is None and cfg.combine != "mean":  # fitted on this config's CV: refuse a dataset too small for one now
-        check_cv_rows(ds, cfg.folds)
-    if model is None:  # with early stopping: the stored split; without: every labelled row, no rows held out
-        rows = training_rows(cfg, ds, *(() if cfg.early_stopping else (list(ds.train.guid), [])))
-    feats = None if cfg.finetune else load_features(ds, cfg)
-    result = None
-    if model is None:
-        result = train_model(cfg, ds, feats, *rows)
-        model = result.model
-    if decision is None:
-        decision = fit_decision(cfg, ds, result)
     guids = list(ds.test.guid)
-    pred = predict_labels(model, decision, make_data(cfg, ds, guids, None, feats, model), cfg).tolist()
+    if model is None and not cfg.finetune:
+        check_cv_rows(ds, cfg.folds)
+        with profile.stage(f"predict: {cfg.folds}-fold CV of {cfg.model}, its fold models averaged"):
+            run = cv_runs(ds, {"final": cfg})["final"]
+        decision = bagged_decision(cfg, ds, run)
+        pred = decision.predict(list(run.test_probs.values())).tolist()
+    else:
+        if model is None:
+            # end to end: with early stopping on the stored split; without, on every labelled row
+            model = train_model(cfg, ds, None, *training_rows(cfg, ds, *(() if cfg.early_stopping else (list(ds.train.guid), [])))).model
+        feats = None if cfg.finetune else load_features(ds, cfg)
+        decision = decision or fit_decision(cfg, ds)
+        pred = predict_labels(model, decision, make_data(cfg, ds, guids, None, feats, model), cfg).tolist()
     tags = {g: LABELS[p] for g, p in zip(guids, pred)}
     if out is not None:
         write_predictions(ds.test, tags, out)
     return tags
+
+
+def bagged_decision(cfg: Config, ds: Dataset, run) -> Decision:
+    """The decision rule ``cfg.combine`` fitted on the out-of-fold probabilities of ``run`` (the CV of ``cfg``),
+    which :func:`predict_test` applies to the same fold models' mean test probabilities."""
+    return Decision(cfg.combine, objective=cfg.offsets_for).fit(list(run.member_probs.values()),
+                                                                ds.train.label.to_numpy())
 
 
 def validation_predictions(model, cfg: Config, ds: Dataset, features: Features | None = None,

@@ -174,11 +174,11 @@ def test_train_saves_the_combine_rule_fitted_on_its_cv_and_predict_from_the_chec
 
 
 def test_predict_command_exits_0_and_reports_the_counts(dataset_factory, tmp_path, capsys, patched_encoders):
-    root = dataset_factory(n_train=18, n_test=5)
-    test_order = _shuffled_test_file(root, 18)
+    root = dataset_factory(n_train=45, n_test=5)
+    test_order = _shuffled_test_file(root, 45)
     out = tmp_path / "pred.txt"
     rc = main(["predict", "--data", str(root), "--cache", str(tmp_path / "cache"), *FAST, "--model", "concat",
-               "--out", str(out)])
+               "--folds", "3", "--out", str(out)])
     written = read_labels(out)
     assert list(written.guid) == test_order  # the file itself is fine
     assert rc == 0
@@ -274,7 +274,7 @@ def test_every_command_refuses_bad_data_with_exit_2_naming_the_problem(dataset_f
 @pytest.mark.parametrize("command", ["features", "train", "predict"])
 def test_a_corrupt_image_stops_feature_extraction_with_exit_2_naming_guid_and_path(
         dataset_factory, tmp_path, capsys, patched_encoders, command):
-    root = dataset_factory(n_train=12, n_test=3)
+    root = dataset_factory(n_train=45, n_test=3)  # enough rows for predict's cross-validation
     needle = _corrupt_jpg(root)
     assert main(_command_args(command, root, tmp_path)) == 2
     err = capsys.readouterr().err

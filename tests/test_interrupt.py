@@ -105,18 +105,17 @@ def assert_cache_complete(cache: Path) -> list[Path]:
 
 
 def test_sigint_during_training_keeps_the_old_predictions(tmp_path, isolated):
-    ds = make_dataset(tmp_path, n_train=24, n_test=3, name="ds")
+    ds = make_dataset(tmp_path, n_train=45, n_test=3, name="ds")
     out = tmp_path / "preds" / "test_with_label.txt"
     out.parent.mkdir()
     out.write_bytes(OLD_PREDICTIONS)
     cache = isolated["cache"]
     args = ["predict", "--data", ds, "--out", out, "--no-progress", "--epochs", "200", "--patience", "200", "--batch-size", "2",
-            "--text-encoder", "minilm", "--early-stopping", "--combine", "mean"]
+            "--text-encoder", "minilm", "--early-stopping", "--combine", "mean", "--folds", "3"]
     child = Child(tmp_path, args, cli_env(cache, isolated["out"]), "predict")
     try:
-        # training has started once both feature files are complete and the split has been stored
-        child.wait_for(lambda: len(list(cache.glob("*.json"))) == 2 and list((cache / "splits").glob("val-*.txt")),
-                       "features and split in the cache")
+        # the CV's fold trainings have started once both feature files are complete
+        child.wait_for(lambda: len(list(cache.glob("*.json"))) == 2, "features in the cache")
         time.sleep(2)
         rc = child.interrupt()
     finally:

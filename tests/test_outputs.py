@@ -241,14 +241,14 @@ DELIVERABLE = b"guid,tag\n1,positive\n2,negative\n"
 
 def _predict(project: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "lab5", "predict", *extra, "--epochs", "1", "--batch-size", "8",
-                           "--no-progress", "--model", "late", "--combine", "mean"],  # 12 rows are too few for a CV
+                           "--no-progress", "--model", "late", "--combine", "mean", "--folds", "3"],
                           cwd=project, env=cli_env(cache), capture_output=True, text=True, timeout=300)
 
 
 def test_predict_in_a_project_writes_a_runs_folder_and_keeps_the_deliverable(tmp_path, shared_cache):
     project = make_project(tmp_path / "proj")
     (project / PREDICTIONS).write_bytes(DELIVERABLE)
-    ds_root = make_dataset(tmp_path, n_train=12, n_test=3, name="tiny")
+    ds_root = make_dataset(tmp_path, n_train=45, n_test=3, name="tiny")
     ds = load_dataset(ds_root)
     repo_deliverable = (REPO / PREDICTIONS).read_bytes() if (REPO / PREDICTIONS).is_file() else None
 
@@ -268,13 +268,13 @@ def test_predict_in_a_project_writes_a_runs_folder_and_keeps_the_deliverable(tmp
 def test_predict_with_out_dir_writes_there_only(tmp_path, shared_cache):
     project = make_project(tmp_path / "proj")
     (project / PREDICTIONS).write_bytes(DELIVERABLE)
-    ds_root = make_dataset(tmp_path, n_train=12, n_test=3, name="tiny")
+    ds_root = make_dataset(tmp_path, n_train=45, n_test=3, name="tiny")
     out = tmp_path / "OUT"
 
     proc = _predict(project, shared_cache, "--data", str(ds_root), "--out-dir", str(out))
     assert proc.returncode == 0, proc.stderr
     assert (out / PREDICTIONS).is_file() and str(out / PREDICTIONS) in proc.stdout
-    assert list(read_labels(out / PREDICTIONS).guid) == ["13", "14", "15"]
+    assert list(read_labels(out / PREDICTIONS).guid) == ["46", "47", "48"]
     assert (project / PREDICTIONS).read_bytes() == DELIVERABLE
     assert not (project / "runs").exists()
 

@@ -18,7 +18,8 @@ import lab5.encoders
 import lab5.pipeline as P
 from lab5.batches import FeatureData, make_data
 from lab5.config import Config
-from lab5.data import load_dataset
+from lab5.data import LABELS, load_dataset
+from lab5.evaluation import cv_runs
 from lab5.decisions import Decision
 from lab5.errors import ConfigError
 from lab5.features import Dims, Features
@@ -83,17 +84,37 @@ def test_train_model_on_given_guids_does_not_touch_the_split(dataset_factory, tm
 
 
 # --------------------------------------------------------------------------- predicting the test set
-def test_predict_test_trains_on_the_split_and_writes_the_test_files_order(dataset_factory, tmp_path, patched_encoders):
-    root = dataset_factory(n_train=18, n_test=5)
-    (root / "test_without_label.txt").write_text("guid,tag\n21,null\n19,null\n23,null\n20,null\n22,null\n")
+def test_predict_test_bags_the_cv_fold_models_and_writes_the_test_files_order(dataset_factory, tmp_path,
+                                                                             patched_encoders, monkeypatch):
+    import lab5.evaluation as E
+
+    root = dataset_factory(n_train=45, n_test=5)
+    (root / "test_without_label.txt").write_text("guid,tag\n48,null\n46,null\n50,null\n47,null\n49,null\n")
     ds = load_dataset(root)
-    cfg = small_config(tmp_path, data=root, model="late", epochs=2)
+    cfg = small_config(tmp_path, data=root, model="late+concat", epochs=2, early_stopping=False,
+                       combine="mean+offsets")
+    models, real_fit = [], E.fit
+
+    def keep_fit(model, train, val, c):  # the CV's fold models: each member trained alone, fold by fold (jobs=1)
+        models.append((c.model, model))
+        return real_fit(model, train, val, c)
+
+    monkeypatch.setattr(E, "fit", keep_fit)
+    monkeypatch.setattr(P, "fit", lambda *a, **k: pytest.fail("trained a model on all rows"))
     out = tmp_path / "pred" / "test_with_label.txt"
     tags = P.predict_test(cfg, ds, out=out)
-    assert list(tags) == ["21", "19", "23", "20", "22"] and set(tags.values()) <= {"positive", "neutral", "negative"}
+    assert list(tags) == ["48", "46", "50", "47", "49"] and set(tags.values()) <= {"positive", "neutral", "negative"}
     assert read_predictions(out).to_dict("list") == {"guid": list(tags), "tag": list(tags.values())}
-    assert (cfg.cache / "splits").is_dir()  # trained on the stored split
-    assert patched_encoders == {"text": 1, "image": 1}
+    # the fold models' mean test probabilities, decided by the rule fitted on their OOF rows
+    feats = P.load_features(ds, cfg)
+    test = make_data(cfg, ds, list(ds.test.guid), None, feats)
+    bagged = [np.mean([predict_logits(m, test.views["minilm"], cfg).softmax(1).numpy() for h2, m in models if h2 == h], 0)
+              for h in ("late", "concat")]
+    run = cv_runs(ds, {"final": cfg})["final"]
+    decision = Decision("mean+offsets").fit(list(run.member_probs.values()), ds.train.label.to_numpy())
+    want = decision.predict(bagged)
+    assert len(models) == 2 * cfg.folds and list(tags.values()) == [LABELS[k] for k in want]
+    assert not (cfg.cache / "splits").exists()  # nothing held out: no split drawn
 
 
 def test_predict_test_with_a_model_uses_it_and_trains_nothing(dataset_factory, tmp_path, patched_encoders, monkeypatch):
@@ -124,27 +145,8 @@ def test_predict_test_with_a_models_fitted_decision_runs_no_cross_validation(dat
         P.predict_test(cfg, ds, model)  # without one, the rule of --combine stack is fitted on the CV
 
 
-def test_predict_without_early_stopping_trains_once_on_every_labelled_row(dataset_factory, tmp_path, patched_encoders,
-                                                                           monkeypatch):
-    ds = load_dataset(dataset_factory(n_train=18, n_test=5))
-    seen = []
-    real_fit = P.fit
-
-    def spy_fit(model, train, val, cfg):
-        seen.append((sorted(train.guids), val))
-        return real_fit(model, train, val, cfg)
-
-    monkeypatch.setattr(P, "fit", spy_fit)
-    cfg = small_config(tmp_path, data=ds.root, model="late", epochs=2, early_stopping=False)
-    P.predict_test(cfg, ds)
-    assert seen == [(sorted(ds.train.guid), None)]
-    assert not (cfg.cache / "splits").exists()  # no rows held out, so no split drawn
-
-
 def test_predict_with_a_fitted_combiner_decides_by_the_decision_fitted_on_the_cvs_oof_rows(dataset_factory, tmp_path,
                                                                                         patched_encoders):
-    from lab5.evaluation import cv_runs
-
     ds = load_dataset(dataset_factory(n_train=45, n_test=6))
     cfg = small_config(tmp_path, data=ds.root, model="late+concat", epochs=2, early_stopping=False, combine="stack")
     feats = P.load_features(ds, cfg)
@@ -343,11 +345,15 @@ def test_an_ensemble_round_trips_through_the_cache(dataset_factory, tmp_path, fi
     _same(again, first, cfg, ds, feats)
 
 
-def test_predict_test_reads_its_training_from_the_cache(dataset_factory, tmp_path, patched_encoders, fits):
-    ds = load_dataset(dataset_factory(n_train=18, n_test=5))
+def test_predict_test_reads_its_fold_models_test_probabilities_from_the_cv_cache(dataset_factory, tmp_path,
+                                                                                 patched_encoders, monkeypatch):
+    import lab5.evaluation as E
+
+    ds = load_dataset(dataset_factory(n_train=45, n_test=5))
     cfg = small_config(tmp_path, data=ds.root, model="late", epochs=2, early_stopping=False)
     tags = P.predict_test(cfg, ds)
-    assert P.predict_test(cfg, ds) == tags and len(fits) == 1
+    monkeypatch.setattr(E, "fit", lambda *a, **k: pytest.fail("trained again although the CV was cached"))
+    assert P.predict_test(cfg, ds) == tags
 
 
 def test_a_finetuned_training_is_cached_and_keyed_by_the_pairs(dataset_factory, tmp_path, encoder_copies, fits):
