@@ -326,3 +326,51 @@ def reference_comparison(cv, models=SINGLE_MODELS):
     ours = pd.DataFrame({"ours: CV accuracy mean": mean.accuracy, "ours: std": std.accuracy}).round(3)  # as summarize
     table = pd.DataFrame({"reference report (single split)": REFERENCE_REPORT}).join(ours, how="outer")
     return table.loc[["always_positive", *models]]
+
+
+#: the rows of the final model with one input taken away, each against the final model
+WITHOUT = {"final − image (text heads only)": {"model": "text"},
+           "final − VADER lexicon": {"text_features": "tokens"},
+           "final − mpnet (MiniLM only)": {"text_encoder": "minilm"}}
+#: the rows notebook 5 cross-validates live, by section (every other row of :func:`ablation` is an experiment, read
+#: from :data:`EXPERIMENTS_FILE`)
+STORY_SECTIONS = {"models": SINGLE_MODELS, "attention": (NO_LEXICON,),
+                  "encoders": tuple(f"{m} on mpnet" for m in HEADS),
+                  "ensembles": ("ensemble on MiniLM", "ensemble on mpnet", MEAN, FINAL)}
+#: the learning curve's models (the image model's curve is flat and costs as much as the text model's)
+CURVE_MODELS = ("text", "final")
+#: the per-fold table of every row of :func:`ablation` that the story leaves out, beside its control
+#: (``python -m lab5 cv --rows experiments --out figures/05_experiments.csv``)
+EXPERIMENTS_FILE = "05_experiments.csv"
+
+
+def story(cfg: Config) -> Ablation:
+    """What notebook 5 cross-validates on every run: the single models, concat on cross-attention's inputs, the heads on
+    mpnet, the ensembles and the final decision, the final model less each of its inputs (:data:`WITHOUT`), and the
+    learning curve of the text and the final model."""
+    full = ablation(cfg)
+    rows = full.rows()
+    sections = {s: {name: rows[name] for name in names} for s, names in STORY_SECTIONS.items()}
+    sections["without"] = {name: cfg.replace(**change) for name, change in WITHOUT.items()}
+    controls = {name: full.controls[name] for s in STORY_SECTIONS.values() for name in s if name in full.controls}
+    controls.update({name: FINAL for name in WITHOUT})
+    return Ablation(sections, controls, {m: full.curve[m] for m in CURVE_MODELS})
+
+
+def experiments(cfg: Config, tuned: dict[str, dict] | None = None) -> tuple[dict[str, Config], dict[str, str]]:
+    """Every row of :func:`ablation` that :func:`story` leaves out, and the rows of the measured ideas beside it
+    (member swaps, the label-rule head, cross-attention's width, every MiniLM layer, AFINN, the pooled vector, the
+    final model's variants); with the controls they are read against. Each control is cross-validated too, so that
+    the table binds to notebook 5's live rows fold by fold."""
+    full, kept = ablation(cfg, tuned), story(cfg).rows()
+    every = full.rows()
+    rows = {n: c for n, c in every.items() if n not in kept}
+    controls = {n: full.controls[n] for n in rows if n in full.controls}
+    params = tuned_head_params(tuned) if tuned else ""
+    for more, against in (member_swaps(cfg), label_rule_rows(cfg), width_rows(cfg), every_layer_rows(cfg),
+                          afinn_rows(cfg), pooled_rows(cfg), final_variant_rows(cfg, params)):
+        rows.update(more)
+        controls.update(against)
+    every.update({n: c for n, c in kept.items() if n not in every})
+    needed = {c: every[c] for c in controls.values() if c not in rows}
+    return {**needed, **rows}, controls

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 import time
@@ -15,21 +16,24 @@ from pathlib import Path
 import pandas as pd
 
 from . import profile
-from .ablation import FINETUNED_FILE, REPEATED, ablation, finetuned_rows
+from .ablation import (EXPERIMENTS_FILE, FINAL, FINETUNED_FILE, REPEATED, SEARCHES, ablation, experiments,
+                       finetuned_rows, knn_rows)
 from .bench import run_bench
 from .config import AT_MOST, Config, field_types, find_project, text_encoder_names
 from .data import LABELS, load_dataset
 from .errors import ConfigError, DataError, EncoderUnavailable, UserError
-from .evaluation import baseline_row, check_cv_rows, cross_validate
+from .evaluation import baseline_row, check_cv_rows, cross_validate, cv_runs
 from .features import image_features, load_features, text_features
 from .images import check_images
 from .io import atomic_write_bytes
-from .metrics import beside_controls, confusion, metrics, summarize
+from .metrics import METRIC_COLUMNS, beside_controls, confusion, metrics, summarize
 from .outputs import check_writable, is_course_data, output_root
 from .pipeline import fit_decision, load_model, predict_test, save_checkpoint, train_model, training_rows, validation_predictions
 from .reproduce import notebook_paths, run_notebooks, strip_ansi
 from .splits import get_split
-from .tuning import SEARCH_FOLD_SEED, chosen, repeats, search, seed_spread, trial_configs, trials_file
+from .runtime import provenance
+from .tuning import (SEARCH_FOLD_SEED, chosen, read_table, repeats, search, seed_spread, table_path, trial_configs,
+                     trials_file)
 
 log = logging.getLogger("lab5")
 USER_ERRORS = (UserError, EncoderUnavailable)
@@ -137,6 +141,8 @@ def cmd_cv(cfg: Config, args) -> int:
         raise ConfigError(f"unknown --rows {args.rows!r}; use {' or '.join(f'{k} ({v})' for k, v in CV_ROWS.items())}")
     if args.rows == "finetuned":
         return _cv_finetuned(cfg, args)
+    if args.rows == "experiments":
+        return _cv_experiments(cfg, args)
     if args.rows:
         rows = ablation(cfg).rows()
         configs = {name: rows[name] for name in REPEATED}
@@ -164,7 +170,32 @@ def cmd_cv(cfg: Config, args) -> int:
 
 
 #: the row sets ``cv --rows`` cross-validates
-CV_ROWS = {"headline": "notebook 5's headline rows", "finetuned": "every MiniLM layer fine-tuned, alone and in the final model"}
+CV_ROWS = {"headline": "notebook 5's headline rows", "finetuned": "every MiniLM layer fine-tuned, alone and in the final model",
+           "experiments": "every ablation row notebook 5 reads from its committed table, with its controls"}
+
+
+def _cv_experiments(cfg: Config, args) -> int:
+    """``cv --rows experiments``: the rows of :func:`lab5.ablation.experiments` (the searched values read from the
+    committed trials tables), their per-fold table and its provenance (``.json`` beside it) written to ``--out``."""
+    if args.seeds or args.fold_seeds:
+        raise ConfigError("--rows experiments runs with --seed and --fold-seed alone")
+    ds = load_dataset(cfg.data)
+    out = Path(args.out) if args.out else output_root(cfg, ds).figures / EXPERIMENTS_FILE
+    check_writable(out, folder=False, what="CSV file")
+    searches = {m: read_table(table_path(cfg, ds, trials_file(m))) for m in SEARCHES}
+    rows, controls = experiments(cfg, {m: chosen(t) for m, t in searches.items() if t is not None})
+    made, t = provenance("lab5", sys.argv[1:]), time.perf_counter()
+    runs = cv_runs(ds, rows)
+    knn, knn_controls = knn_rows(ds, cfg, runs[FINAL])  # nothing trained: votes beside the final model's members
+    cv = pd.concat([*(r.folds.assign(model=name) for name, r in runs.items()), knn], ignore_index=True)
+    cv = cv[["model", "fold", *METRIC_COLUMNS]]
+    cv.insert(1, "control", cv.model.map({**controls, **knn_controls}).fillna(""))
+    wall = time.perf_counter() - t
+    print(summarize(cv, ["accuracy", "macro_f1", "f1_neutral"]).to_string())
+    atomic_write_bytes(out, cv.round(4).to_csv(index=False).encode())
+    atomic_write_bytes(out.with_suffix(".json"), json.dumps({**made, "wall_s": round(wall, 1)}, indent=2).encode())
+    print(f"-> {out} [{wall:.0f}s]")
+    return 0
 
 
 def _cv_finetuned(cfg: Config, args) -> int:
@@ -299,7 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--rows", help="instead of --models: headline, notebook 5's headline rows and the final model's "
                                            "other decision rule (lab5.ablation.REPEATED); finetuned, late fusion with every MiniLM "
                                            "layer fine-tuned, alone and as a member of the final model (lab5.ablation.finetuned_rows; "
-                                           "tens of core-minutes, its table by default to figures/05_finetuned_minilm.csv)")
+                                           "tens of core-minutes, its table by default to figures/05_finetuned_minilm.csv); "
+                                           "experiments, every ablation row notebook 5 reads from figures/05_experiments.csv "
+                                           "(lab5.ablation.experiments; about half an hour on 2 cores)")
             sp.add_argument("--seeds", help="comma-separated training seeds to repeat each model with, on the config's folds")
             sp.add_argument("--fold-seeds", help="comma-separated fold seeds to repeat each model on, with the config's training seed")
             sp.add_argument("--out", help="write the per-fold table to this CSV")

@@ -76,6 +76,20 @@ def beside_controls(cv: pd.DataFrame, against: dict[str, str],
     return summary, diffs.round(4)
 
 
+def paired_table(cv: pd.DataFrame, pairs: dict[str, tuple[str, str]],
+                 metrics: tuple[str, ...] = ("accuracy", "macro_f1")) -> pd.DataFrame:
+    """One row per labelled ``(row, control)`` pair of the per-fold table ``cv``: for each metric, the mean paired
+    difference over the folds in points (hundredths) and the folds the row won, as ``won/folds``."""
+    out = {}
+    for label, (row, control) in pairs.items():
+        out[label] = {}
+        for m in metrics:
+            d = paired_differences(cv, {row: control}, m).iloc[0]
+            out[label][f"Δ {m.replace('_', '-')} (points)"] = round(100 * d["mean"], 2)
+            out[label][f"{m.replace('_', '-')}: folds won"] = f"{d.better_folds}/{d.folds}"
+    return pd.DataFrame(out).T
+
+
 def fold_gap(a: pd.DataFrame, b: pd.DataFrame, rows: list[str], columns: tuple[str, ...] = ("accuracy", "macro_f1")) -> float:
     """The largest absolute difference, over ``rows``, their folds and ``columns``, between two per-fold tables that
     both hold those rows (a table made elsewhere, such as a committed one, against the same rows computed here): 0

@@ -127,3 +127,32 @@ def use_project_venv(missing: ModuleNotFoundError) -> None:
         os.execv(venv, [str(venv), "-m", "lab5", *sys.argv[1:]])
     raise ImportError(f"lab5 needs its requirements ({missing.name} is missing from {sys.executable}): run `make setup` "
                       "in the project and use .venv/bin/python, or pip install -r requirements.txt") from missing
+
+
+def cpu_model() -> str:
+    """The processor's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def provenance(module: str, argv: list[str]) -> dict:
+    """Where a committed table comes from, taken when its command starts: the command, the commit (and whether the
+    tree had changes), the date, the CPU model and its cores (the caller adds the wall time). ``module``: what
+    ``python -m`` ran, ``argv`` its arguments."""
+    import datetime
+    import subprocess
+
+    def git(*a: str) -> str:
+        try:
+            return subprocess.run(["git", *a], capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"command": " ".join(["python -m", module, *argv]),
+            "commit": git("rev-parse", "--short", "HEAD") + (" (with changes)" if git("status", "--porcelain", "-uno") else ""),
+            "date": datetime.date.today().isoformat(), "cpu": cpu_model(), "cores": os.cpu_count()}

@@ -51,14 +51,15 @@ RANK_BY = ("accuracy", "macro_f1")
 
 def trial_configs(cfg: Config, trials: int, seed: int = 0) -> dict[int, Config]:
     """Trial 0: ``cfg`` itself; trials 1.. : distinct points of the model's :func:`space` drawn by ``seed``, none equal
-    to ``cfg``'s own values. Every trial scores on the search folds and decides by the plain mean of its members."""
+    to ``cfg``'s own values. Every trial scores on the search folds and decides by ``cfg.combine`` (a fitted rule is
+    cross-fitted, as in every CV), so that searching the final model tunes what is submitted."""
     searched = space(cfg.model)
     own = tuple(getattr(cfg, k) for k in searched)
     grid = [p for p in itertools.product(*searched.values()) if p != own]
     if not 1 <= trials <= len(grid) + 1:
         raise ConfigError(f"--trials must be between 1 and {len(grid) + 1} (the points of the search space), not {trials}")
     picks = np.random.default_rng(seed).choice(len(grid), size=trials - 1, replace=False)
-    base = cfg.replace(fold_seed=SEARCH_FOLD_SEED, combine="mean")
+    base = cfg.replace(fold_seed=SEARCH_FOLD_SEED)
     return {0: base, **{t + 1: base.replace(**dict(zip(searched, grid[i]))) for t, i in enumerate(sorted(picks))}}
 
 

@@ -1,0 +1,101 @@
+"""Nested cross-validation of the way ``predict`` makes the submitted file, against refitting on all rows.
+
+For each outer fold of the final model's 5-fold CV, its training part plays the labelled rows and the outer fold the
+test set, and both procedures run on the training part only:
+
+* **bagged** (what ``predict`` does): an inner 5-fold CV of every member; the inner fold models' mean probabilities on
+  the outer fold, decided by the rule fitted on the inner out-of-fold rows;
+* **refit** (what ``predict`` did before): every member trained once on the whole training part, decided by the
+  same inner-OOF rule.
+
+Each is scored under the plain mean and under the offsets (``--combine mean+offsets``) on the outer fold, which
+no model and no rule saw. One row per (seed, outer fold, procedure):
+
+    python -m lab5.experiments.nested --seeds 0,1,2 --out figures/06_nested_cv.csv
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from ..config import Config
+from ..data import load_dataset
+from ..decisions import Decision
+from ..evaluation import _cross_validate, folds
+from ..features import load_features
+from ..io import atomic_write_bytes
+from ..metrics import metrics
+from ..models import build_model, member_configs
+from ..parallel import run_all
+from ..batches import make_data
+from ..runtime import provenance
+from ..training import fit, member_probabilities
+
+PROCEDURES = ("bagged", "refit")
+RULES = ("mean", "mean+offsets")
+
+
+def nested_rows(ds, cfg: Config) -> pd.DataFrame:
+    """The nested CV of ``cfg`` (an ensemble decided from its members) on ``ds``: one row per (outer fold,
+    procedure, rule) with the metrics of :func:`lab5.metrics.metrics` on the outer fold."""
+    y_all = ds.train.label.to_numpy()
+    members = member_configs(cfg)
+    feats = {m: load_features(ds, c) for m, c in members.items()}
+    rows = []
+    for k, (tr, te) in enumerate(folds(y_all, cfg.folds, cfg.fold_seed)):
+        part = SimpleNamespace(train=ds.train.iloc[tr].reset_index(drop=True),
+                               test=ds.train.iloc[te].reset_index(drop=True))
+        inner = _cross_validate([(feats[m], {m: c}) for m, c in members.items()], part)
+        oof = [g[m]["probs"] for g, m in zip(inner, members)]
+        bagged = [np.asarray(g[m]["test_probs"][c.model]) for (g, m), c in zip(zip(inner, members), members.values())]
+        refit = run_all(lambda m: _refit(members[m], feats[m], part), list(members), cfg.jobs)
+        y_in, y_out = part.train.label.to_numpy(), part.test.label.to_numpy()
+        for rule in RULES:
+            decision = Decision(rule, objective=cfg.offsets_for).fit([np.asarray(p) for p in oof], y_in)
+            for name, probs in (("bagged", bagged), ("refit", refit)):
+                rows.append({"fold": k, "procedure": name, "rule": rule,
+                             **metrics(y_out, decision.predict(probs))})
+    return pd.DataFrame(rows)
+
+
+def _refit(c: Config, feats, part) -> np.ndarray:
+    """One member trained on every row of ``part.train``; its probabilities on ``part.test``."""
+    model = build_model(c, feats.dims())
+    fit(model, make_data(c, part, part.train.guid.to_numpy(), part.train.label.to_numpy(), feats), None, c)
+    return member_probabilities(model, make_data(c, part, list(part.test.guid), None, feats), c)[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lab5.experiments.nested", description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (the folds keep --fold-seed 0)")
+    p.add_argument("--out", required=True, help="per-fold table (CSV); its provenance goes beside it as .json")
+    args = p.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    cfg = Config(progress=False)
+    ds = load_dataset(cfg.data)
+    made, t = provenance("lab5.experiments.nested", sys.argv[1:]), time.perf_counter()
+    table = pd.concat([nested_rows(ds, cfg.replace(seed=s)).assign(seed=s) for s in seeds], ignore_index=True)
+    wall = time.perf_counter() - t
+    out = Path(args.out)
+    atomic_write_bytes(out, table.round(4).to_csv(index=False).encode())
+    atomic_write_bytes(out.with_suffix(".json"), json.dumps({**made, "wall_s": round(wall, 1)}, indent=2).encode())
+    print(summary(table).to_string())
+    print(f"-> {out} [{wall:.0f}s]")
+    return 0
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy and macro-F1 of each (procedure, rule): mean over folds per seed, then mean ± std over seeds."""
+    per_seed = table.groupby(["procedure", "rule", "seed"])[["accuracy", "macro_f1"]].mean()
+    return per_seed.groupby(["procedure", "rule"]).agg(["mean", "std"]).round(4)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
