@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Config, format_head_params
+from .config import Config
 from .errors import ConfigError
 
 #: the heads of the final ensemble (``Config.model``)
 HEADS = ("cross_attention", "gated", "late")
-#: the single models of notebooks 2-4, the first section's rows (the label-rule head has rows of its own,
-#: :func:`label_rule_rows`)
+#: the single models of notebooks 2-4, the first section's rows
 SINGLE_MODELS = ("text", "image", "concat", "cross_attention", "reference_gate", "gated", "late")
 MEAN = "ensemble on MiniLM + mpnet"
 #: the final model: the ensemble over both text encoders, decided by its mean and OOF-tuned per-class offsets
@@ -59,6 +58,8 @@ class Ablation:
 #: the heads the hyper-parameter search tunes (``python -m lab5 tune``): the cheap members of the final ensemble
 TUNED_HEADS = "gated+late"
 TUNED = f"{TUNED_HEADS} on MiniLM, tuned values"
+#: the committed searches (``python -m lab5 tune --model ...``, one table each)
+SEARCHES = (TUNED_HEADS, "cross_attention")
 
 
 def single_model_base(cfg: Config) -> Config:
@@ -147,22 +148,6 @@ def member_swaps(cfg: Config, swaps: dict[str, str] = MEMBER_SWAPS) -> tuple[dic
     return rows, controls
 
 
-#: the final ensemble with the label-rule head in late fusion's place (both combine a text and an image classifier)
-LABEL_RULE_SWAPS = {"label_rule in place of late": "cross_attention+gated+label_rule"}
-
-
-def label_rule_rows(cfg: Config) -> tuple[dict[str, Config], dict[str, str]]:
-    """The label-rule head (:class:`lab5.heads.LabelRuleFusion`) against late fusion, the head with the same two
-    classifiers mixed by a learned weight instead of the rule: alone on MiniLM and on mpnet, and in late fusion's
-    place in the final model (:data:`LABEL_RULE_SWAPS`). The rows and each row's control."""
-    minilm = single_model_base(cfg)
-    rows = {"label_rule": minilm.replace(model="label_rule"),
-            "label_rule on mpnet": minilm.replace(model="label_rule", text_encoder="mpnet")}
-    controls = {"label_rule": "late", "label_rule on mpnet": "late on mpnet"}
-    swaps, against = member_swaps(cfg, LABEL_RULE_SWAPS)
-    return {**rows, **swaps}, {**controls, **against}
-
-
 #: cross-attention at twice its width (``attention_hidden`` 256, the width of the other heads' ``hidden``)
 WIDER = "cross_attention, width 256"
 
@@ -170,95 +155,6 @@ WIDER = "cross_attention, width 256"
 def width_rows(cfg: Config) -> tuple[dict[str, Config], dict[str, str]]:
     """Cross-attention at width 256 against its default 128: does its width hold it behind concat? Row, control."""
     return {WIDER: single_model_base(cfg).replace(model="cross_attention", attention_hidden=256)}, {WIDER: "cross_attention"}
-
-
-def every_layer_rows(cfg: Config) -> tuple[dict[str, Config], dict[str, str]]:
-    """Concat, gated and late fusion reading every MiniLM layer's mean-pooled states (``--text-features
-    layers+lexicon``: six 384-d vectors concatenated, which each head's first projection mixes) against the last
-    layer's alone. The rows and each row's control."""
-    base = single_model_base(cfg)
-    controls = {f"{m}, every MiniLM layer": m for m in ("concat", "gated", "late")}
-    return {row: base.replace(model=m, text_features="layers+lexicon") for row, m in controls.items()}, controls
-
-
-def afinn_rows(cfg: Config) -> tuple[dict[str, Config], dict[str, str]]:
-    """The AFINN-165 scores beside the VADER ones (``--text-features tokens+lexicon+afinn``) against VADER's alone:
-    for concat, gated and late fusion on MiniLM (cross-attention reads only token and region states, not the pooled
-    vector the scores join), and for the final model under its own decision rule and the plain mean. The rows and
-    each row's control."""
-    afinn = "tokens+lexicon+afinn"
-    base = single_model_base(cfg).replace(text_features=afinn)
-    controls = {f"{m} + AFINN lexicon": m for m in ("concat", "gated", "late")}
-    rows = {row: base.replace(model=m) for row, m in controls.items()}
-    rows["final + AFINN lexicon"], controls["final + AFINN lexicon"] = cfg.replace(text_features=afinn), FINAL
-    rows["plain mean + AFINN lexicon"] = cfg.replace(text_features=afinn, combine="mean")
-    controls["plain mean + AFINN lexicon"] = MEAN
-    return rows, controls
-
-
-#: the neighbours each k-nearest-neighbour row votes with
-KNN_K = (10, 25, 50)
-
-
-def knn_rows(ds, cfg: Config, final, encoders: tuple[str, ...] = ("minilm", "mpnet"), ks: tuple[int, ...] = KNN_K):
-    """A k-nearest-neighbour vote on each text encoder's frozen vectors (:func:`lab5.evaluation.knn_run`), alone at
-    the middle ``k`` of ``ks`` (control: the text model) and as a seventh member of the final model (its CV run
-    ``final``) at every ``k`` (control: :data:`FINAL`). The per-fold rows (as :func:`lab5.evaluation.cross_validate`
-    gives them) and each row's control. Nothing is trained: a few seconds in all."""
-    import pandas as pd
-
-    from .evaluation import knn_run, with_members
-    from .metrics import METRIC_COLUMNS
-
-    runs, controls = {}, {}
-    for enc in encoders:
-        for k in ks:
-            knn = knn_run(ds, cfg.replace(text_encoder=enc), k)
-            if k == ks[len(ks) // 2]:
-                runs[f"kNN on {enc}, k={k}"], controls[f"kNN on {enc}, k={k}"] = knn, "text"
-            row = f"final + kNN on {enc}, k={k}"
-            runs[row], controls[row] = with_members(ds, cfg, final, {f"knn@{enc}": knn}), FINAL
-    cv = pd.concat([r.folds.assign(model=name) for name, r in runs.items()], ignore_index=True)
-    return cv[["model", "fold", *METRIC_COLUMNS]], controls
-
-
-#: the searches of the final model's heads (``python -m lab5 tune --model ...``, one committed table each)
-SEARCHES = (TUNED_HEADS, "cross_attention")
-#: the final model's members trained with each of these training seeds, averaged (``--member-seeds``)
-MEMBER_SEEDS = 3
-
-
-def tuned_head_params(chosen: dict[str, dict]) -> str:
-    """``--head-params`` that give each head the values its search chose (``{search's model: chosen values}``, a
-    search of ``gated+late`` choosing for both heads)."""
-    return format_head_params({head: values for model, values in chosen.items() for head in model.split("+")})
-
-
-#: cross-attention that also reads the pooled text vector and its lexicon scores (``--attention-pooled``)
-POOLED = "cross_attention + pooled text vector"
-
-
-def pooled_rows(cfg: Config) -> tuple[dict[str, Config], dict[str, str]]:
-    """Cross-attention reading the pooled text vector, with the VADER scores only that vector carries, against
-    cross-attention (which reads token and region states alone): the row that tests whether concat's lead is its
-    inputs. The row and its control."""
-    return {POOLED: single_model_base(cfg).replace(model="cross_attention", attention_pooled=True)}, {POOLED: "cross_attention"}
-
-
-def final_variant_rows(cfg: Config, head_params: str = "") -> tuple[dict[str, Config], dict[str, str]]:
-    """The final model with every head at its searched values (``head_params``, when the searches are committed), with
-    its cross-attention members reading the pooled text vector, and with each member averaged over
-    :data:`MEMBER_SEEDS` training seeds, each by the final rule (control :data:`FINAL`) and by the plain mean (control
-    :data:`MEAN`). The rows and each row's control."""
-    rows, controls = {}, {}
-    changes = {"pooled vector for cross-attention": {"head_params": "cross_attention:attention_pooled=true"},
-               "seed-averaged members": {"member_seeds": MEMBER_SEEDS}}
-    if head_params:
-        changes = {"tuned heads": {"head_params": head_params}, **changes}
-    for what, change in changes.items():
-        rows[f"final, {what}"], controls[f"final, {what}"] = cfg.replace(**change), FINAL
-        rows[f"plain mean, {what}"], controls[f"plain mean, {what}"] = cfg.replace(combine="mean", **change), MEAN
-    return rows, controls
 
 
 #: late fusion with every MiniLM layer fine-tuned on a CPU (``--text-top 6``): far too slow for the cold run (tens of
@@ -358,17 +254,14 @@ def story(cfg: Config) -> Ablation:
 
 
 def experiments(cfg: Config, tuned: dict[str, dict] | None = None) -> tuple[dict[str, Config], dict[str, str]]:
-    """Every row of :func:`ablation` that :func:`story` leaves out, and the rows of the measured ideas beside it
-    (member swaps, the label-rule head, cross-attention's width, every MiniLM layer, AFINN, the pooled vector, the
-    final model's variants); with the controls they are read against. Each control is cross-validated too, so that
+    """Every row of :func:`ablation` that :func:`story` leaves out, and the final model's member swaps and
+    cross-attention at twice its width; with the controls they are read against. Each control is cross-validated too, so that
     the table binds to notebook 5's live rows fold by fold."""
     full, kept = ablation(cfg, tuned), story(cfg).rows()
     every = full.rows()
     rows = {n: c for n, c in every.items() if n not in kept}
     controls = {n: full.controls[n] for n in rows if n in full.controls}
-    params = tuned_head_params(tuned) if tuned else ""
-    for more, against in (member_swaps(cfg), label_rule_rows(cfg), width_rows(cfg), every_layer_rows(cfg),
-                          afinn_rows(cfg), pooled_rows(cfg), final_variant_rows(cfg, params)):
+    for more, against in (member_swaps(cfg), width_rows(cfg)):
         rows.update(more)
         controls.update(against)
     every.update({n: c for n, c in kept.items() if n not in every})

@@ -126,8 +126,8 @@ BUCKET_BATCHES = 16
 
 
 def batch_order(data: Batches, batch_size: int, gen: torch.Generator | None = None, shuffle: bool = False,
-                balanced: bool = False, lengths: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
-    """Index batches: in order, shuffled by ``gen``, or drawn with class-balanced replacement (``balanced``).
+                lengths: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+    """Index batches: in order, or shuffled by ``gen``.
 
     Shuffled with ``lengths`` (token counts per row), batches are bucketed: the shuffled rows are cut into runs of
     :data:`BUCKET_BATCHES` batches, each run sorted by length and cut into batches, and the batches shuffled, so a
@@ -135,9 +135,7 @@ def batch_order(data: Batches, batch_size: int, gen: torch.Generator | None = No
     longest of a random batch, while every epoch still sees every row once in a new order.
     """
     n = len(data)
-    if shuffle and balanced:
-        order = torch.multinomial(class_weights(data.labels)[data.labels], n, replacement=True, generator=gen)
-    elif shuffle:
+    if shuffle:
         order = torch.randperm(n, generator=gen)
     else:
         order = torch.arange(n)

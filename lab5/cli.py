@@ -16,17 +16,16 @@ from pathlib import Path
 import pandas as pd
 
 from . import profile
-from .ablation import (EXPERIMENTS_FILE, FINAL, FINETUNED_FILE, REPEATED, SEARCHES, ablation, experiments,
-                       finetuned_rows, knn_rows)
+from .ablation import EXPERIMENTS_FILE, FINETUNED_FILE, REPEATED, SEARCHES, ablation, experiments, finetuned_rows
 from .bench import run_bench
 from .config import AT_MOST, Config, field_types, find_project, text_encoder_names
 from .data import LABELS, load_dataset
 from .errors import ConfigError, DataError, EncoderUnavailable, UserError
-from .evaluation import baseline_row, check_cv_rows, cross_validate, cv_runs
+from .evaluation import baseline_row, check_cv_rows, cross_validate
 from .features import image_features, load_features, text_features
 from .images import check_images
 from .io import atomic_write_bytes
-from .metrics import METRIC_COLUMNS, beside_controls, confusion, metrics, summarize
+from .metrics import beside_controls, confusion, metrics, summarize
 from .outputs import check_writable, is_course_data, output_root
 from .pipeline import fit_decision, load_model, predict_test, save_checkpoint, train_model, training_rows, validation_predictions
 from .reproduce import notebook_paths, run_notebooks, strip_ansi
@@ -64,11 +63,11 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """The Config of the given options. ``--finetune`` and ``--decision tuned`` decide without a cross-validation, so
-    without an explicit ``--combine`` they take the plain mean rather than the default rule fitted on a CV."""
+    """The Config of the given options. ``--finetune`` decides without a cross-validation, so without an explicit
+    ``--combine`` it takes the plain mean rather than the default rule fitted on a CV."""
     names = {f.name for f in dataclasses.fields(Config)}
     given = {k: v for k, v in vars(args).items() if k in names}
-    if "combine" not in given and (given.get("finetune") or given.get("decision") == "tuned"):
+    if "combine" not in given and given.get("finetune"):
         given["combine"] = "mean"
     return Config(**given)
 
@@ -185,11 +184,8 @@ def _cv_experiments(cfg: Config, args) -> int:
     searches = {m: read_table(table_path(cfg, ds, trials_file(m))) for m in SEARCHES}
     rows, controls = experiments(cfg, {m: chosen(t) for m, t in searches.items() if t is not None})
     made, t = provenance("lab5", sys.argv[1:]), time.perf_counter()
-    runs = cv_runs(ds, rows)
-    knn, knn_controls = knn_rows(ds, cfg, runs[FINAL])  # nothing trained: votes beside the final model's members
-    cv = pd.concat([*(r.folds.assign(model=name) for name, r in runs.items()), knn], ignore_index=True)
-    cv = cv[["model", "fold", *METRIC_COLUMNS]]
-    cv.insert(1, "control", cv.model.map({**controls, **knn_controls}).fillna(""))
+    cv = cross_validate(ds, rows)
+    cv.insert(1, "control", cv.model.map(controls).fillna(""))
     wall = time.perf_counter() - t
     print(summarize(cv, ["accuracy", "macro_f1", "f1_neutral"]).to_string())
     atomic_write_bytes(out, cv.round(4).to_csv(index=False).encode())

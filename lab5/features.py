@@ -24,7 +24,7 @@ from .errors import ConfigError
 from .io import atomic_write_bytes, digest
 from .parallel import run_all
 from .runtime import numerics, reproducible, resolve_device, versions
-from .text import afinn_scores, encoder_texts, lexicon_scores
+from .text import encoder_texts, lexicon_scores
 
 log = logging.getLogger("lab5")
 #: 2: text batched by length and padded per batch (padding states zero), images in channels_last.
@@ -137,11 +137,8 @@ def text_features(ds: Dataset, cfg: Config, encoder: TextEncoder | None = None) 
         if not 0 < cfg.text_top <= enc.layers:
             raise ConfigError(f"--text-top {cfg.text_top} is out of range: {enc.name} has {enc.layers} layers")
         layer = parts["layer"] = enc.layers - cfg.text_top
-    every_layer = cfg.text_features.startswith("layers")
-    if every_layer:  # a key part only when set, so that the last-layer features keep their cache files
-        parts["pooling"] = "every layer"
-    return _cached(cfg, "text", parts, guids, lambda: encode_texts(enc, texts, layer=layer, every_layer=every_layer,
-                                                                 max_length=cfg.max_length, **_run_args(cfg)))
+    return _cached(cfg, "text", parts, guids, lambda: encode_texts(enc, texts, layer=layer, max_length=cfg.max_length,
+                                                                 **_run_args(cfg)))
 
 
 def image_features(ds: Dataset, cfg: Config, encoder: ImageEncoder | None = None) -> FeatureSet:
@@ -154,9 +151,8 @@ def image_features(ds: Dataset, cfg: Config, encoder: ImageEncoder | None = None
 
 
 def encode_texts(enc: TextEncoder, texts: list[str], *, max_length: int, device: str = "cpu", jobs: int = 1,
-                 progress: bool = False, layer: int | None = None, every_layer: bool = False, batch_size: int = 64):
-    """Run the frozen text encoder over ``texts`` on ``device`` (states of ``layer``, default the last; with
-    ``every_layer`` the pooled vector is every layer's mean, concatenated: see :meth:`TextEncoder.forward`).
+                 progress: bool = False, layer: int | None = None, batch_size: int = 64):
+    """Run the frozen text encoder over ``texts`` on ``device`` (states of ``layer``, default the last).
 
     Texts are batched in order of token length and each batch is padded only to its longest text, so short tweets
     do not pay for ``max_length`` positions; the batches run ``jobs`` at a time on one thread each
@@ -173,10 +169,10 @@ def encode_texts(enc: TextEncoder, texts: list[str], *, max_length: int, device:
     def one(rows: torch.Tensor):
         n = max(1, int(lengths[rows].max()))
         with torch.inference_mode():
-            p, h, _ = enc(ids[rows, :n].to(device), mask[rows, :n].to(device), layer, every_layer)
+            p, h, _ = enc(ids[rows, :n].to(device), mask[rows, :n].to(device), layer)
             return p.float().cpu(), (h * mask[rows, :n, None].to(h.device)).half().cpu()
 
-    pooled = torch.zeros(len(texts), enc.dim * (enc.layers if every_layer else 1))
+    pooled = torch.zeros(len(texts), enc.dim)
     seq = torch.zeros(len(texts), ids.shape[1], enc.dim, dtype=torch.float16)
     for rows, (p, h) in zip(batches, run_all(one, batches, jobs, progress="text features" if progress else None)):
         pooled[rows] = p
@@ -259,13 +255,10 @@ class Features:
         return {name: Dims(t.dim, i.dim, t.seq.shape[-1], i.seq.shape[-1]) for name, t in self.texts.items()}
 
 
-def with_lexicon(fs: FeatureSet, ds: Dataset, afinn: bool = False) -> FeatureSet:
-    """Text features with the VADER scores appended to the pooled vector, and with ``afinn`` the AFINN scores after
-    them (cheap: computed, not cached)."""
-    texts = list(ds.all.text)
-    lex = [lexicon_scores(texts), *([afinn_scores(texts)] if afinn else [])]
-    key = fs.key + "+lexicon" + ("+afinn" if afinn else "")
-    return FeatureSet(fs.guids, torch.cat([fs.pooled, *lex], dim=1), fs.seq, fs.mask, key)
+def with_lexicon(fs: FeatureSet, ds: Dataset) -> FeatureSet:
+    """Text features with the VADER scores appended to the pooled vector (cheap: computed, not cached)."""
+    return FeatureSet(fs.guids, torch.cat([fs.pooled, lexicon_scores(list(ds.all.text))], dim=1), fs.seq, fs.mask,
+                      fs.key + "+lexicon")
 
 
 #: the config fields that decide which text features, and which image features, :func:`load_features` returns
@@ -297,9 +290,7 @@ def load_features(ds: Dataset, cfg: Config) -> Features:
 
         def load() -> FeatureSet:
             text = text_features(ds, c)
-            if "+lexicon" not in c.text_features:
-                return text
-            return with_lexicon(text, ds, afinn=c.text_features.endswith("+afinn"))
+            return with_lexicon(text, ds) if c.text_features == "tokens+lexicon" else text
 
         return memo(("text", *(getattr(c, f) for f in TEXT_FIELDS)), load)
 

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from .config import Config
-from .data import LABEL2ID
 from .encoders import masked_mean
 from .features import Dims
 
@@ -86,8 +85,7 @@ class CrossAttentionFusion(Head):
     """Text tokens attend to image regions and regions attend to tokens (multi-head, padding masked).
 
     Each stream gets a residual + LayerNorm, is mean-pooled over its valid positions, and the two pooled
-    vectors with their product are classified by an MLP. With ``attention_pooled`` the MLP also reads the pooled text
-    vector (projected), and with it the lexicon scores that only the pooled vector carries.
+    vectors with their product are classified by an MLP. It reads no pooled text vector, so no lexicon scores.
     """
 
     uses_sequences = True
@@ -104,8 +102,7 @@ class CrossAttentionFusion(Head):
         self.i2t = nn.MultiheadAttention(h, cfg.heads, batch_first=True)
         self.norm_t, self.norm_i = nn.LayerNorm(h), nn.LayerNorm(h)
         self.drop = nn.Dropout(cfg.dropout)
-        self.pooled = _proj(dims.text, h, cfg.dropout) if cfg.attention_pooled else None
-        self.out = _mlp((4 if cfg.attention_pooled else 3) * h, h, cfg.dropout)
+        self.out = _mlp(3 * h, h, cfg.dropout)
 
     def forward(self, b: dict, return_attention: bool = False):
         t, tm = self.t(b["text_seq"].float()), b["text_mask"].bool()
@@ -115,8 +112,7 @@ class CrossAttentionFusion(Head):
         t = self.norm_t(t + self.drop(t_att))
         i = self.norm_i(i + self.drop(i_att))
         tp, ip = masked_mean(t, tm), masked_mean(i, im)
-        parts = [tp, ip, tp * ip] + ([self.pooled(b["text_pooled"])] if self.pooled is not None else [])
-        logits = self.out(torch.cat(parts, dim=-1))
+        logits = self.out(torch.cat([tp, ip, tp * ip], dim=-1))
         return (logits, w_t2i, w_i2t) if return_attention else logits
 
 
@@ -179,30 +175,6 @@ class LateFusion(Head):
         return torch.log(p.clamp_min(1e-8))
 
 
-class LabelRuleFusion(Head):
-    """MVSA-Single's labelling rule as a head. The pairs were labelled per modality, and a pair's label follows
-    from its text's and its image's: neutral only when both are neutral, one neutral side takes the other's
-    polarity, and pairs whose sides conflict (positive with negative) were dropped from the data.
-
-    A text classifier and an image classifier each give a distribution over their own modality's sentiment
-    (never supervised alone); the rule combines them softly, p(neutral) = pt(neutral) * pi(neutral),
-    p(positive) = pt(pos) pi(pos) + pt(pos) pi(neu) + pt(neu) pi(pos) (negative alike), renormalised over the
-    pairs that can occur (the conflicting ones removed). It returns the log of that distribution."""
-
-    def __init__(self, dims: Dims, cfg: Config):
-        super().__init__()
-        self.text, self.image = TextOnly(dims, cfg), ImageOnly(dims, cfg)
-
-    def forward(self, b: dict) -> torch.Tensor:
-        t, i = torch.log_softmax(self.text(b), -1), torch.log_softmax(self.image(b), -1)
-        neg, neu, pos = LABEL2ID["negative"], LABEL2ID["neutral"], LABEL2ID["positive"]
-        out = torch.empty_like(t)
-        out[:, neu] = t[:, neu] + i[:, neu]
-        for c in (neg, pos):
-            out[:, c] = torch.logsumexp(torch.stack([t[:, c] + i[:, c], t[:, c] + i[:, neu], t[:, neu] + i[:, c]]), 0)
-        return torch.log_softmax(out, -1)  # renormalised: the conflicting pairs' mass taken out
-
-
 MODELS: dict[str, type[Head]] = {
     "text": TextOnly,
     "image": ImageOnly,
@@ -211,6 +183,5 @@ MODELS: dict[str, type[Head]] = {
     "reference_gate": ReferenceGate,
     "gated": GatedFusion,
     "late": LateFusion,
-    "label_rule": LabelRuleFusion,
 }
 

@@ -118,25 +118,19 @@ def member_names(model: str) -> list[str]:
 
 def ensemble_members(cfg: Config) -> dict[str, tuple[str, str]]:
     """Member name -> (head, text encoder) of ``cfg``: every head of ``cfg.model`` on every text encoder of
-    ``cfg.text_encoder``, ``cfg.member_seeds`` times. With one text encoder the members are named by their head alone
-    (``late``); with several, ``late@mpnet`` (a dot in an encoder's name, as in a folder path, becomes ``_``); the
-    copies trained with further seeds add ``#1``, ``#2``, ... (``late@mpnet#1``: seed ``cfg.seed + 1``)."""
+    ``cfg.text_encoder``. With one text encoder the members are named by their head alone (``late``); with several,
+    ``late@mpnet`` (a dot in an encoder's name, as in a folder path, becomes ``_``)."""
     heads, encoders = member_names(cfg.model), text_encoder_names(cfg.text_encoder)
     if len(encoders) == 1:
-        named = {h: (h, encoders[0]) for h in heads}
-    else:
-        named = {f"{h}@{e.replace('.', '_')}": (h, e) for e in encoders for h in heads}
-    return {f"{n}#{j}" if j else n: he for j in range(cfg.member_seeds) for n, he in named.items()}
+        return {h: (h, encoders[0]) for h in heads}
+    return {f"{h}@{e.replace('.', '_')}": (h, e) for e in encoders for h in heads}
 
 
 def member_configs(cfg: Config) -> dict[str, Config]:
     """Member name (as :func:`ensemble_members`) -> the config that member trains with, alone: its head on its text
-    encoder, with the head's own ``--head-params`` values, its own training seed, deciding by its argmax. An
-    ensemble's member is built, seeded and trained exactly as this config alone (so its CV run is its own)."""
-    members = ensemble_members(cfg)
-    per_seed = len(members) // cfg.member_seeds  # members come seed by seed, in the same order each time
-    return {n: cfg.head_config(h).replace(text_encoder=e, seed=cfg.seed + k // per_seed)
-            for k, (n, (h, e)) in enumerate(members.items())}
+    encoder, deciding by its argmax. An ensemble's member is built, seeded and trained exactly as this config alone
+    (so its CV run is its own)."""
+    return {n: cfg.replace(model=h, text_encoder=e, combine="mean") for n, (h, e) in ensemble_members(cfg).items()}
 
 
 def uses_sequences(model: str) -> bool:

@@ -195,8 +195,7 @@ def _read_training(folder: Path, model: nn.Module, cfg: Config) -> tuple[TrainRe
 def fit_decision(cfg: Config, ds: Dataset, result: TrainResult | None = None) -> Decision:
     """The decision rule of ``cfg``: with ``--combine`` other than ``mean``, fitted on the out-of-fold probabilities
     of this config's cross-validation (read from the CV cache, or run now: ``cfg.folds`` trainings of each member,
-    announced in the log and timed in the profile); else the rule ``result``'s training fitted (``--decision tuned``:
-    offsets tuned on its validation rows), or the plain argmax."""
+    announced in the log and timed in the profile); else the rule of ``result``'s training, or the plain argmax."""
     if cfg.combine == "mean":
         return result.decision if result is not None else Decision("mean")
     check_cv_rows(ds, cfg.folds)

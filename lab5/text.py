@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import html
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,28 +76,6 @@ def lexicon_scores(texts: list[str]) -> torch.Tensor:
 
     sia = SentimentIntensityAnalyzer()
     return torch.tensor([[d["neg"], d["neu"], d["pos"], d["compound"]] for d in map(sia.polarity_scores, texts)])
-
-
-def afinn_scores(texts: list[str]) -> torch.Tensor:
-    """AFINN-165's scores of each text (N, 4), on VADER's scale: the sum of its word and emoticon valences (-5..5
-    each), the sum of the positive ones and of the negative ones, each brought into (-1, 1) as VADER brings its
-    compound score (``s / sqrt(s**2 + 15)``), and the share of its words that matched. Raw sums reach 20 and more,
-    which would outweigh the encoder's features in a head's first LayerNorm. The word list ships in the ``afinn``
-    package; unlike VADER it has no rules for negation or intensity."""
-    from afinn import Afinn
-
-    afinn = Afinn(emoticons=True)
-
-    def squash(s: float) -> float:
-        return s / math.sqrt(s * s + 15)
-
-    rows = []
-    for text in texts:
-        valences = afinn.scores(text)
-        words = max(1, len(text.split()))
-        rows.append([squash(sum(valences)), squash(sum(v for v in valences if v > 0)),
-                     squash(-sum(v for v in valences if v < 0)), min(1.0, len(valences) / words)])
-    return torch.tensor(rows, dtype=torch.float32)
 
 
 _PATTERNS = {

@@ -35,8 +35,7 @@ class TrainResult:
     history: pd.DataFrame  # one row per epoch (an ensemble: per member and epoch, with ``member`` and ``best``)
     best_epoch: int  # 0 for an ensemble (each member has its own, in the history)
     best_val_macro_f1: float
-    #: the decision rule fitted with the training: argmax (``mean``), or with ``--decision tuned`` offsets tuned on
-    #: the validation rows
+    #: the decision rule of the training: argmax (``mean``); a checkpoint keeps the rule it is saved with
     decision: Decision = field(default_factory=Decision)
 
 
@@ -106,12 +105,11 @@ def _to(b: dict, device: torch.device) -> dict:
 
 
 def train_epoch(model: nn.Module, data: Batches, opt, sched, cfg: Config, gen: torch.Generator,
-                weight: torch.Tensor | None, steps_left: int | None, device: torch.device) -> list[float]:
-    """One pass over ``data`` (at most ``steps_left`` optimiser steps) on ``device``; returns the batch losses."""
+                weight: torch.Tensor | None, device: torch.device) -> list[float]:
+    """One pass over ``data`` on ``device``; returns the batch losses."""
     train_mode(model)
     losses = []
-    lengths = data.lengths if cfg.batching == "bucket" else None
-    for idx in batch_order(data, cfg.batch_size, gen, shuffle=True, balanced=cfg.balance == "sampler", lengths=lengths):
+    for idx in batch_order(data, cfg.batch_size, gen, shuffle=True, lengths=data.lengths):
         b = _to(data.batch(idx), device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(b)
@@ -123,8 +121,6 @@ def train_epoch(model: nn.Module, data: Batches, opt, sched, cfg: Config, gen: t
         opt.step()
         sched.step()
         losses.append(loss.item())
-        if steps_left is not None and len(losses) >= steps_left:
-            break
     return losses
 
 
@@ -149,23 +145,20 @@ def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg:
         gen = torch.Generator().manual_seed(cfg.seed)
         weight = class_weights(train.labels).to(device) if cfg.balance == "weights" else None
         total = math.ceil(len(train) / cfg.batch_size) * cfg.epochs
-        total = min(cfg.max_steps, total) if cfg.max_steps else total
         opt = make_optimizer(model, cfg)
         sched = make_schedule(opt, cfg.warmup, total)
         stopper = EarlyStopping(cfg.patience)
-        rows, step = [], 0
+        rows = []
         name = type(getattr(model, "head", model)).__name__
         for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"train {name}", disable=not cfg.progress):
-            losses = train_epoch(model, train, opt, sched, cfg, gen, weight, cfg.max_steps - step if cfg.max_steps else None,
-                                 device)
-            step += len(losses)
+            losses = train_epoch(model, train, opt, sched, cfg, gen, weight, device)
             row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0]}
             stop = False
             if has_val:  # scored every epoch; used to stop only with early stopping
                 row.update(evaluate(model, val, cfg, weight))
                 stop = cfg.early_stopping and stopper.step(epoch, row["val_macro_f1"], model)
             rows.append(row)
-            if stop or (cfg.max_steps and step >= cfg.max_steps):
+            if stop:
                 break
     if stopper.state is not None:
         model.load_state_dict(stopper.state)
@@ -176,17 +169,15 @@ def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg:
 
 def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> TrainResult:
     """Train a classifier, or each member of an :class:`~lab5.models.Ensemble` on its own features (each with its own
-    early stopping; ``cfg.jobs`` of them side by side); then, with ``cfg.decision == "tuned"``, fit the decision rule
-    of the whole model on ``val`` (a ``mean+offsets`` :class:`~lab5.decisions.Decision`, in the result)."""
+    early stopping; ``cfg.jobs`` of them side by side)."""
     device = resolve_device(cfg.device)
     model.to(device)
     ensemble = bool(members_of(model))
     has_val = val is not None and len(val) > 0
     if ensemble:
         runs = _fit_members(model, train, val if has_val else None, cfg, device)
-    else:  # one head: with its --head-params values, if any
-        (own,) = member_configs(cfg).values()
-        runs = {cfg.model: train_classifier(model, train, val, own, device=device)}
+    else:
+        runs = {cfg.model: train_classifier(model, train, val, cfg, device=device)}
     model.eval()
     if ensemble:
         history = pd.concat([r.history.assign(member=n, best=r.history.epoch == r.best_epoch) for n, r in runs.items()],
@@ -196,9 +187,6 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
         result = TrainResult(model, history, 0, best)
     else:
         result = runs[cfg.model]
-    if cfg.decision == "tuned" and has_val:
-        result.decision = Decision("mean+offsets", objective=cfg.offsets_for).fit(member_probabilities(model, val, cfg),
-                                                                                  val.labels.numpy())
     return result
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab5.ablation import FINAL, HEADS, MEAN, SINGLE_MODELS, TUNED, TUNED_HEADS, ablation, label_rule_rows, member_swaps
+from lab5.ablation import FINAL, HEADS, MEAN, SINGLE_MODELS, TUNED, TUNED_HEADS, ablation, member_swaps
 from lab5.config import MODEL_NAMES, Config
 
 
@@ -25,7 +25,7 @@ def test_the_sections_hold_every_model_the_final_model_and_its_heads(tmp_path):
     cfg = Config(data=tmp_path, cache=tmp_path, progress=False)  # the defaults: the final model
     plan = ablation(cfg)
     assert list(plan.sections["models"]) == list(SINGLE_MODELS)
-    assert set(MODEL_NAMES) - set(SINGLE_MODELS) == {"label_rule"}  # a head of its own rows (label_rule_rows)
+    assert set(MODEL_NAMES) == set(SINGLE_MODELS)
     assert plan.rows()[FINAL] == cfg and plan.curve["final"] == cfg
     assert all(f"{h} on mpnet" in plan.sections["encoders"] for h in HEADS)
     assert all(c.text_encoder == "minilm" for c in plan.sections["models"].values())
@@ -86,66 +86,17 @@ def test_the_reference_comparison_rounds_our_means_as_the_summary_table_does():
     assert (table.loc["gated", "ours: CV accuracy mean"], table.loc["gated", "ours: std"]) == tuple(map(float, shown))
 
 
-def test_label_rule_rows_stand_beside_late_fusion_and_in_its_place_in_the_final_model(tmp_path):
-    cfg = Config(data=tmp_path, cache=tmp_path, progress=False)  # the defaults: the final model
-    plan = ablation(cfg)
-    rows, controls = label_rule_rows(cfg)
-    assert set(controls) == set(rows) and not set(rows) & set(plan.rows())
-    assert set(controls.values()) <= set(plan.rows())  # every control is a row of the pooled ablation
-    for row, control in controls.items():
-        a, b = rows[row].to_dict(), plan.rows()[control].to_dict()
-        changed = {k for k in a if a[k] != b[k]}
-        assert changed == {"model"}, (row, changed)  # only the head: late fusion's place taken by the rule
-        assert rows[row].model.replace("label_rule", "late") == plan.rows()[control].model
-
-
-def test_width_and_every_layer_rows_change_one_thing_of_a_pooled_row(tmp_path):
-    from lab5.ablation import every_layer_rows, width_rows
+def test_the_width_row_changes_only_cross_attentions_width(tmp_path):
+    from lab5.ablation import width_rows
 
     cfg = Config(data=tmp_path, cache=tmp_path, progress=False)
     plan = ablation(cfg)
-    for make, field in ((width_rows, "attention_hidden"), (every_layer_rows, "text_features")):
+    for make, field in ((width_rows, "attention_hidden"),):
         rows, controls = make(cfg)
         assert set(controls) == set(rows) and not set(rows) & set(plan.rows())
         for row, control in controls.items():
             a, b = rows[row].to_dict(), plan.rows()[control].to_dict()
             assert {k for k in a if a[k] != b[k]} == {field}, row
-
-
-def test_afinn_rows_change_only_the_text_features_of_a_pooled_row(tmp_path):
-    from lab5.ablation import afinn_rows
-
-    cfg = Config(data=tmp_path, cache=tmp_path, progress=False)
-    plan = ablation(cfg)
-    rows, controls = afinn_rows(cfg)
-    assert set(controls) == set(rows) and set(controls.values()) <= set(plan.rows())
-    for row, control in controls.items():
-        a, b = rows[row].to_dict(), plan.rows()[control].to_dict()
-        assert {k for k in a if a[k] != b[k]} == {"text_features"} and a["text_features"] == "tokens+lexicon+afinn"
-
-
-def test_final_variant_rows_change_one_thing_of_the_final_model_or_of_cross_attention(tmp_path):
-    from lab5.ablation import MEMBER_SEEDS, final_variant_rows, pooled_rows, tuned_head_params
-
-    cfg = Config(data=tmp_path, cache=tmp_path, progress=False)
-    plan = ablation(cfg)
-    params = tuned_head_params({"gated+late": {"dropout": 0.5, "epochs": 6}, "cross_attention": {"attention_hidden": 256}})
-    assert params == "gated:dropout=0.5,epochs=6;late:dropout=0.5,epochs=6;cross_attention:attention_hidden=256"
-    rows, controls = final_variant_rows(cfg, params)
-    pooled, against = pooled_rows(cfg)
-    rows, controls = {**rows, **pooled}, {**controls, **against}
-    assert set(controls) == set(rows) and set(controls.values()) <= set(plan.rows())
-    assert {c for r, c in controls.items() if r.startswith(("final", "plain mean"))} == {FINAL, MEAN}
-    expected = {"cross_attention + pooled text vector": {"attention_pooled": True},
-                "final, tuned heads": {"head_params": params}, "plain mean, tuned heads": {"head_params": params},
-                **{f"{r}, pooled vector for cross-attention": {"head_params": "cross_attention:attention_pooled=true"}
-                   for r in ("final", "plain mean")},
-                "final, seed-averaged members": {"member_seeds": MEMBER_SEEDS},
-                "plain mean, seed-averaged members": {"member_seeds": MEMBER_SEEDS}}
-    for row, control in controls.items():
-        a, b = rows[row].to_dict(), plan.rows()[control].to_dict()
-        assert {k: a[k] for k in a if a[k] != b[k]} == expected[row], row
-    assert "final, tuned heads" not in final_variant_rows(cfg)[0]  # no searches committed: no tuned row
 
 
 def test_the_offsets_objective_row_is_the_final_model_with_offsets_tuned_for_macro_f1_alone(tmp_path):
@@ -212,3 +163,31 @@ def test_finetuned_rows_refuse_a_final_model_without_a_minilm_late_member_before
     cfg = Config(data=tmp_path, cache=tmp_path, progress=False, model="cross_attention+gated")
     with pytest.raises(ConfigError, match="in place of the final model's 'late@minilm'"):
         finetuned_rows(None, cfg)
+
+
+def test_the_story_is_the_models_the_equal_input_row_mpnet_the_ensembles_and_the_final_model_less_each_input(tmp_path):
+    from lab5.ablation import NO_LEXICON, WITHOUT, story
+
+    cfg = Config(data=tmp_path, cache=tmp_path, progress=False)
+    plan, full = story(cfg), ablation(cfg)
+    assert list(plan.sections) == ["models", "attention", "encoders", "ensembles", "without"]
+    assert plan.rows()[FINAL] == cfg and NO_LEXICON in plan.rows() and list(plan.curve) == ["text", "final"]
+    for row, c in plan.rows().items():  # every row the story shares with the ablation is the same configuration
+        assert row in WITHOUT or c == full.rows()[row], row
+    for row, change in WITHOUT.items():  # the final model less one input, read against the final model
+        assert plan.controls[row] == FINAL
+        a, b = plan.rows()[row].to_dict(), cfg.to_dict()
+        assert {k for k in a if a[k] != b[k]} == set(change), row
+    assert all(control in plan.rows() for control in plan.controls.values())
+
+
+def test_experiments_are_every_other_row_with_its_control_and_no_story_row_but_controls(tmp_path):
+    from lab5.ablation import experiments, story
+
+    cfg = Config(data=tmp_path, cache=tmp_path, progress=False)
+    rows, controls = experiments(cfg)
+    kept = story(cfg).rows()
+    assert set(controls) <= set(rows) and set(controls.values()) <= set(rows)
+    assert not (set(rows) - set(controls.values())) & set(kept)  # a story row is here only as a control
+    assert set(ablation(cfg).rows()) <= set(rows) | set(kept)  # nothing of the ablation is lost
+    assert {"final, concat in place of cross-attention", "cross_attention, width 256"} <= set(controls)

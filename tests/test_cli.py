@@ -283,7 +283,7 @@ def test_a_corrupt_image_stops_feature_extraction_with_exit_2_naming_guid_and_pa
     assert not (tmp_path / "pred.txt").exists()
 
 
-def test_finetune_and_tuned_decisions_take_the_plain_mean_unless_a_combine_rule_is_given():
+def test_finetune_takes_the_plain_mean_unless_a_combine_rule_is_given():
     from lab5.cli import build_parser, config_from_args
 
     def cfg(*argv):
@@ -291,6 +291,5 @@ def test_finetune_and_tuned_decisions_take_the_plain_mean_unless_a_combine_rule_
 
     assert cfg().combine == "mean+offsets"  # the default: fitted on the config's cross-validation
     assert cfg("--finetune", "--model", "concat", "--text-encoder", "minilm").combine == "mean"
-    assert cfg("--decision", "tuned", "--early-stopping").combine == "mean"
     with pytest.raises(ConfigError, match="--combine is fitted on cross-validation"):
         cfg("--finetune", "--model", "concat", "--text-encoder", "minilm", "--combine", "stack")

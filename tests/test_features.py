@@ -13,9 +13,8 @@ import torch
 from synthetic import jpeg_bytes, make_features, small_config
 
 import lab5.features as F
-from lab5.encoders import masked_mean
 from lab5.data import load_dataset
-from lab5.text import afinn_scores, encoder_texts, lexicon_scores, normalize_tweet
+from lab5.text import encoder_texts, lexicon_scores, normalize_tweet
 
 
 @pytest.fixture
@@ -188,17 +187,6 @@ def test_tokens_plus_lexicon_appends_four_vader_scores_to_the_pooled_text(six, p
     assert patched_encoders == {"text": 2, "image": 1}  # the image features were read once for both
 
 
-def test_tokens_plus_lexicon_plus_afinn_appends_the_afinn_scores_after_vaders(six, patched_encoders):
-    root, cfg = six
-    ds = load_dataset(root)
-    vader = F.load_features(ds, cfg.replace(text_features="tokens+lexicon"))
-    both = F.load_features(ds, cfg.replace(text_features="tokens+lexicon+afinn"))
-    assert both.text.pooled.shape == (6, vader.text.dim + 4)
-    assert torch.equal(both.text.pooled[:, :-4], vader.text.pooled) and torch.equal(both.text.seq, vader.text.seq)
-    torch.testing.assert_close(both.text.pooled[:, -4:], afinn_scores(list(ds.all.text)))  # in the row order
-    assert both.text.key != vader.text.key  # so no CV result of one is read back for the other
-
-
 def test_a_dataset_object_reads_each_feature_set_once_and_a_new_one_reads_the_cache_again(six, patched_encoders):
     root, cfg = six
     ds = load_dataset(root)
@@ -307,24 +295,3 @@ def test_channels_last_image_features_agree_with_the_default_layout(effnet, data
     with torch.inference_mode():
         p0, r0, _ = ref(x)
     assert torch.allclose(pooled, p0, atol=1e-4) and torch.allclose(regions.float(), r0, atol=1e-2)
-
-
-def test_every_layer_features_concatenate_each_layers_mean_in_a_cache_file_of_their_own(six, tiny_text, monkeypatch):
-    root, cfg = six
-    ds = load_dataset(root)
-    last = F.text_features(ds, cfg, tiny_text)
-    every = F.text_features(ds, cfg.replace(text_features="layers+lexicon"), tiny_text)
-    with monkeypatch.context() as m:
-        m.setattr(F, "encode_texts", _no_encoding)  # the second time, read back from the cache as it was written
-        again = F.text_features(load_dataset(root), cfg.replace(text_features="layers+lexicon"), tiny_text)
-    assert again.key == every.key and torch.equal(again.pooled, every.pooled)
-    assert tiny_text.layers == 2 and every.pooled.shape == (6, 2 * 16) and every.key != last.key
-    assert torch.allclose(every.pooled[:, 16:], last.pooled, atol=1e-5)  # the top layer's mean comes last
-    assert torch.equal(every.seq, last.seq) and torch.equal(every.mask, last.mask)  # token states: the last layer's
-    tok = tiny_text.tokenize(encoder_texts(ds.all.text, cfg.text_clean), cfg.max_length)
-    with torch.no_grad():
-        states = tiny_text.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"].long(),
-                                 output_hidden_states=True).hidden_states
-    first = masked_mean(states[1], tok["attention_mask"])  # after the first layer (states[0]: the embeddings)
-    assert torch.allclose(every.pooled[:, :16], first, atol=1e-5)
-    assert len(list(cfg.cache.glob("text-tiny-bert-*.pt"))) == 2  # the last-layer file kept beside it

@@ -194,7 +194,7 @@ def _same(a, b, cfg, ds, feats):
 
 
 def test_a_second_identical_training_trains_nothing_and_gives_the_same_model(dataset_factory, tmp_path, monkeypatch):
-    ds, feats, cfg = _setup(dataset_factory, tmp_path, decision="tuned")
+    ds, feats, cfg = _setup(dataset_factory, tmp_path)
     first = P.train_model(cfg, ds, feats)
     (entry,) = (cfg.cache / "train").iterdir()
     assert sorted(p.name for p in entry.iterdir()) == ["model.pt", "result.json"]
@@ -202,8 +202,7 @@ def test_a_second_identical_training_trains_nothing_and_gives_the_same_model(dat
     monkeypatch.setattr(P, "fit", lambda *a, **k: pytest.fail("trained again although the training is cached"))
     again = P.train_model(cfg, load_dataset(ds.root), feats)
     assert again.model is not first.model and not again.model.training
-    assert again.decision.kind == first.decision.kind == "mean+offsets"
-    assert again.decision.offsets.tolist() == first.decision.offsets.tolist()
+    assert again.decision.to_dict() == first.decision.to_dict() and first.decision.is_argmax  # the rule it was trained with
     _same(again, first, cfg, ds, feats)
     untrained = TrainResult(P.new_model(cfg, feats), first.history, 0, 0.0)
     assert not torch.equal(_logits(untrained, cfg, ds, feats), _logits(again, cfg, ds, feats))  # the weights were loaded
@@ -359,8 +358,8 @@ def test_predict_test_reads_its_fold_models_test_probabilities_from_the_cv_cache
 def test_a_finetuned_training_is_cached_and_keyed_by_the_pairs(dataset_factory, tmp_path, encoder_copies, fits):
     root = dataset_factory(n_train=8, n_test=2)
     ds = load_dataset(root)
-    cfg = small_config(tmp_path, data=root, model="concat", finetune=True, finetune_layers=0, max_steps=2, lr=1e-2,
-                       encoder_lr=1e-2)
+    cfg = small_config(tmp_path, data=root, model="concat", finetune=True, finetune_layers=0, epochs=1, batch_size=4,
+                       lr=1e-2, encoder_lr=1e-2)  # two optimiser steps over the eight rows
     rows = (list(ds.train.guid), [])
     first = P.train_model(cfg, ds, None, *rows)
     again = P.train_model(cfg, ds, None, *rows)
@@ -375,13 +374,15 @@ def test_a_finetuned_training_is_cached_and_keyed_by_the_pairs(dataset_factory, 
 # --------------------------------------------------------------------------- checkpoints
 @pytest.mark.parametrize("model", ["concat", "cross_attention", "late"])
 def test_checkpoint_round_trip_gives_identical_logits(feats, tmp_path, model):
-    res, cfg = _trained(feats, tmp_path, model=model, decision="tuned")
+    res, cfg = _trained(feats, tmp_path, model=model)
     path = tmp_path / "ck"
-    P.save_checkpoint(path, res.model, cfg, res)
+    fitted = Decision("mean+offsets", offsets=np.array([0.25, -0.5, 0.0]))
+    P.save_checkpoint(path, res.model, cfg, res, fitted)
     loaded, cfg2, decision = P.load_model(path)
     assert cfg2 == cfg
     assert loaded.dims == res.model.dims == feats.dims()
-    assert decision.to_dict() == res.decision.to_dict() and decision.kind == "mean+offsets"
+    assert decision.to_dict() == fitted.to_dict() and decision.kind == "mean+offsets"
+    assert decision.offsets.tolist() == [0.25, -0.5, 0.0]
     data = _data(feats, model)
     assert torch.equal(predict_logits(loaded, data, cfg2), predict_logits(res.model, data, cfg))
 
@@ -493,8 +494,8 @@ def test_new_model_when_finetuning_attaches_encoders_frozen_but_for_their_top(tm
 def test_finetuned_checkpoint_round_trips_to_identical_logits(dataset_factory, tmp_path, encoder_copies, tiny_text):
     root = dataset_factory(n_train=8, n_test=2)
     ds = load_dataset(root)
-    cfg = small_config(tmp_path, data=root, model="concat", finetune=True, finetune_layers=0, max_steps=2, lr=1e-2,
-                       encoder_lr=1e-2)
+    cfg = small_config(tmp_path, data=root, model="concat", finetune=True, finetune_layers=0, epochs=1, batch_size=4,
+                       lr=1e-2, encoder_lr=1e-2)  # two optimiser steps over the eight rows
     res = P.train_model(cfg, ds, None, train_guids=list(ds.train.guid), val_guids=[])
     assert not torch.equal(res.model.text_encoder.model.encoder.layer[0].output.dense.weight,
                            tiny_text.model.encoder.layer[0].output.dense.weight)  # trained, and only the copy
@@ -506,12 +507,13 @@ def test_finetuned_checkpoint_round_trips_to_identical_logits(dataset_factory, t
 
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory, minilm, effnet):
-    """One optimiser step of --finetune through copies of the real MiniLM and EfficientNet (loaded once)."""
+    """One optimiser step of --finetune (one epoch of one batch of the four rows) through copies of the real MiniLM and
+    EfficientNet (loaded once)."""
     tmp = tmp_path_factory.mktemp("finetune")
     root = make_dataset(tmp, n_train=4, n_test=1)
     ds = load_dataset(root)
-    cfg = Config(data=root, cache=tmp / "cache", out_dir=tmp / "out", model="concat", finetune=True, combine="mean", max_steps=1,
-                 epochs=1, batch_size=2, device="cpu", progress=False, max_length=16, lr=1e-2, encoder_lr=1e-3,
+    cfg = Config(data=root, cache=tmp / "cache", out_dir=tmp / "out", model="concat", finetune=True, combine="mean",
+                 epochs=1, batch_size=4, device="cpu", progress=False, max_length=16, lr=1e-2, encoder_lr=1e-3,
                  text_features="tokens", threads=1, text_encoder="minilm")
     steps = []
     real_step = torch.optim.AdamW.step

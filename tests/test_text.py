@@ -9,7 +9,7 @@ import torch
 
 from lab5.config import Config
 from lab5.errors import ConfigError, DataError
-from lab5.text import afinn_scores, decode_text, encoder_texts, lexicon_scores, normalize_tweet, read_text, text_stats
+from lab5.text import decode_text, encoder_texts, lexicon_scores, normalize_tweet, read_text, text_stats
 
 INVALID_BOTH = b"ok \x80 end"  # a lone 0x80 is valid neither in UTF-8 nor in GB18030
 
@@ -103,19 +103,6 @@ def test_lexicon_scores_are_vaders_four_scores_per_text():
 
 
 # --------------------------------------------------------------------------- statistics
-def test_afinn_scores_are_the_summed_valences_on_vaders_scale_and_the_share_of_words_matched():
-    import math
-
-    got = afinn_scores(["good", "not bad at all", "a table", "good good good good good bad :)"])
-    s = lambda v: v / math.sqrt(v * v + 15)  # noqa: E731  VADER's normalisation of its compound score
-    expected = [[s(3), s(3), 0, 1.0],  # "good": +3
-                [s(-3), 0, s(3), 0.25],  # "bad": -3, one word of four; AFINN has no negation rule
-                [0, 0, 0, 0],
-                [s(5 * 3 - 3 + 2), s(5 * 3 + 2), s(3), 1.0]]  # ":)" is an emoticon of valence +2; 7 of 7 words matched
-    torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float32))
-    assert got[:, :3].abs().max() < 1  # never beyond VADER's range, however many words match
-
-
 def test_text_stats_counts_words_hashtags_mentions_urls_emoji_and_retweets():
     frame = pd.DataFrame({"guid": ["1", "2"], "tag": ["positive", "neutral"], "encoding": ["utf-8", "gb18030"],
                           "text": ["RT @a: so #happy #sun http://x.y/z", "plain 😀 text 🌞"]})

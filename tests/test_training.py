@@ -1,5 +1,5 @@
-"""lab5.training: the loop (determinism, balancing, max_steps, early stopping, scoped seeds and threads), the
-optimiser and schedule, evaluation and the tuned decision rule fitted with a training."""
+"""lab5.training: the loop (determinism, balancing, early stopping, scoped seeds and threads), the optimiser and
+schedule, evaluation, and the decision rule a training leaves (the plain argmax)."""
 from __future__ import annotations
 
 import math
@@ -83,7 +83,7 @@ def test_the_best_epochs_weights_are_kept(feats, tmp_path):
     assert T.evaluate(res.model, val, cfg)["val_macro_f1"] == res.best_val_macro_f1
 
 
-@pytest.mark.parametrize("balance", ["none", "weights", "sampler"])
+@pytest.mark.parametrize("balance", ["none", "weights"])
 def test_every_balance_mode_learns_the_separable_classes(feats, tmp_path, balance):
     res, _ = _train(feats, tmp_path, balance=balance)
     assert len(res.history) == 4 and np.isfinite(res.history.train_loss).all()
@@ -91,9 +91,9 @@ def test_every_balance_mode_learns_the_separable_classes(feats, tmp_path, balanc
     assert res.best_val_macro_f1 > 0.9
 
 
-def test_balance_modes_shift_predictions_towards_the_rare_classes(tmp_path, monkeypatch):
-    """Both modes make the rare classes count more: the loss weights are inverse class frequency (rarest class
-    heaviest), and either mode raises the rare classes' predicted share above what unbalanced training gives."""
+def test_balanced_weights_shift_predictions_towards_the_rare_classes(tmp_path, monkeypatch):
+    """``--balance weights`` makes the rare classes count more: the loss weights are inverse class frequency (rarest
+    class heaviest), and they raise the rare classes' predicted share above what unbalanced training gives."""
     labels = [2] * 20 + [1] * 6 + [0] * 4  # lopsided, with overlapping classes, so that the class prior matters
     guids = [f"u{i}" for i in range(30)]
     feats = make_features(guids, labels, noise=2.0)
@@ -106,7 +106,7 @@ def test_balance_modes_shift_predictions_towards_the_rare_classes(tmp_path, monk
 
     monkeypatch.setattr(T.F, "cross_entropy", spy)
     share, losses = {}, {}
-    for balance in ("none", "weights", "sampler"):
+    for balance in ("none", "weights"):
         seen.clear()
         cfg = small_config(tmp_path, model="concat", epochs=2, balance=balance)
         res = T.fit(build_model(cfg, feats.dims()), data, None, cfg)
@@ -117,19 +117,7 @@ def test_balance_modes_shift_predictions_towards_the_rare_classes(tmp_path, monk
             assert seen and all(torch.allclose(w.cpu(), expected) for w in seen), seen[:1]
         else:
             assert seen and all(w is None for w in seen)
-    for balance in ("weights", "sampler"):
-        assert (share[balance][:2] > share["none"][:2]).all() and share[balance][2] < share["none"][2], share
-    assert losses["weights"] != losses["sampler"]
-
-
-def test_max_steps_stops_training_early(feats, tmp_path):
-    cfg = small_config(tmp_path, model="concat", epochs=5, batch_size=4, max_steps=3)
-    model = build_model(cfg, feats.dims())
-    steps = []
-    model.register_forward_hook(lambda m, i, o: steps.append(1) if m.training else None)
-    res = T.fit(model, _data(feats), _data(feats, guids=GUIDS[:6], labels=LABELS_[:6]), cfg)
-    assert len(steps) == 3  # 8 batches per epoch, 5 epochs: without max_steps 40 training steps
-    assert len(res.history) == 1
+    assert (share["weights"][:2] > share["none"][:2]).all() and share["weights"][2] < share["none"][2], share
 
 
 def test_early_stopping_gives_up_after_patience_epochs_without_gain(feats, tmp_path):
@@ -219,20 +207,16 @@ def test_predict_logits_keeps_the_data_order_and_is_batch_size_independent(feats
     assert T.predict_logits(model, _data(feats, "late", [], []), cfg).shape == (0, 3)
 
 
-# --------------------------------------------------------------------------- the tuned decision rule
-def test_fit_with_a_tuned_decision_fits_offsets_on_the_validation_rows_beside_unchanged_weights(feats, tmp_path,
-                                                                                             monkeypatch):
+# --------------------------------------------------------------------------- the decision rule of a training
+def test_fit_leaves_the_plain_argmax_and_predict_labels_decides_by_the_rule_it_is_given(feats, tmp_path, monkeypatch):
     seen = []
     real = D.tune_offsets
-    monkeypatch.setattr(D, "tune_offsets", lambda z, labels, **kw: seen.append(labels.tolist()) or real(z, labels, **kw) + 0.25)
-    tuned, _ = _train(feats, tmp_path, decision="tuned", epochs=2)
-    assert seen == [LABELS_[24:]]  # tuned on the validation rows, once
-    plain, cfg = _train(feats, tmp_path, decision="argmax", epochs=2)
-    assert plain.decision.is_argmax and not tuned.decision.is_argmax
+    monkeypatch.setattr(D, "tune_offsets", lambda z, labels, **kw: seen.append(labels.tolist()) or real(z, labels, **kw))
+    plain, cfg = _train(feats, tmp_path, epochs=2)
+    assert seen == [] and plain.decision.is_argmax  # nothing is tuned on the validation rows
     val = _data(feats, "concat", GUIDS[24:], LABELS_[24:])
-    z = torch.log(T.predict_logits(plain.model, val, cfg).softmax(1).clamp_min(1e-8))
-    assert tuned.decision.kind == "mean+offsets"
-    assert tuned.decision.offsets.tolist() == (real(z, torch.tensor(LABELS_[24:])) + 0.25).tolist()
-    assert torch.equal(T.predict_logits(tuned.model, val, cfg), T.predict_logits(plain.model, val, cfg))
-    shifted = T.predict_labels(tuned.model, tuned.decision, val, cfg)
-    assert np.array_equal(shifted, tuned.decision.predict([T.predict_logits(tuned.model, val, cfg).softmax(1).numpy()]))
+    probs = T.predict_logits(plain.model, val, cfg).softmax(1).numpy()
+    assert np.array_equal(T.predict_labels(plain.model, plain.decision, val, cfg), probs.argmax(1))
+    shifted = D.Decision("mean+offsets", offsets=np.array([0.0, 50.0, 0.0]))  # beyond any log-probability gap
+    labels = T.predict_labels(plain.model, shifted, val, cfg)
+    assert np.array_equal(labels, shifted.predict([probs])) and (labels == 1).all() and not (probs.argmax(1) == 1).all()

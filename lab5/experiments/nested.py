@@ -11,7 +11,7 @@ test set, and both procedures run on the training part only:
 Each is scored under the plain mean and under the offsets (``--combine mean+offsets``) on the outer fold, which
 no model and no rule saw. One row per (seed, outer fold, procedure):
 
-    python -m lab5.experiments.nested --seeds 0,1,2 --out figures/06_nested_cv.csv
+    python -m lab5.experiments.nested --seeds 0,1,2     (writes figures/06_nested_cv.csv and its .json)
 """
 from __future__ import annotations
 
@@ -28,10 +28,12 @@ import pandas as pd
 from ..config import Config
 from ..data import load_dataset
 from ..decisions import Decision
-from ..evaluation import _cross_validate, folds
+from ..errors import UserError
+from ..evaluation import _cross_validate, check_cv_rows, folds
 from ..features import load_features
 from ..io import atomic_write_bytes
 from ..metrics import metrics
+from ..outputs import check_writable, output_root
 from ..models import build_model, member_configs
 from ..parallel import run_all
 from ..batches import make_data
@@ -39,6 +41,8 @@ from ..runtime import provenance
 from ..training import fit, member_probabilities
 
 PROCEDURES = ("bagged", "refit")
+#: the committed table notebook 6 reads
+NESTED_FILE = "06_nested_cv.csv"
 RULES = ("mean", "mean+offsets")
 
 
@@ -72,18 +76,32 @@ def _refit(c: Config, feats, part) -> np.ndarray:
     return member_probabilities(model, make_data(c, part, list(part.test.guid), None, feats), c)[0]
 
 
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated training seeds, e.g. 0,1,2; not {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lab5.experiments.nested", description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (the folds keep --fold-seed 0)")
-    p.add_argument("--out", required=True, help="per-fold table (CSV); its provenance goes beside it as .json")
+    p.add_argument("--seeds", type=_seeds, default="0,1,2", help="comma-separated training seeds (the folds keep fold seed 0)")
+    p.add_argument("--out", help=f"per-fold table (CSV; default <output root>/figures/{NESTED_FILE}); its provenance "
+                                 "goes beside it as .json")
     args = p.parse_args(argv)
-    seeds = [int(s) for s in args.seeds.split(",")]
-    cfg = Config(progress=False)
-    ds = load_dataset(cfg.data)
+    try:
+        cfg = Config(progress=False)
+        ds = load_dataset(cfg.data)
+        check_cv_rows(ds, cfg.folds)
+        out = Path(args.out) if args.out else output_root(cfg, ds).figures / NESTED_FILE
+        check_writable(out, folder=False, what="CSV file")
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    seeds = args.seeds
     made, t = provenance("lab5.experiments.nested", sys.argv[1:]), time.perf_counter()
     table = pd.concat([nested_rows(ds, cfg.replace(seed=s)).assign(seed=s) for s in seeds], ignore_index=True)
     wall = time.perf_counter() - t
-    out = Path(args.out)
     atomic_write_bytes(out, table.round(4).to_csv(index=False).encode())
     atomic_write_bytes(out.with_suffix(".json"), json.dumps({**made, "wall_s": round(wall, 1)}, indent=2).encode())
     print(summary(table).to_string())

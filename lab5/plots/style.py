@@ -25,8 +25,7 @@ SERIES_COLOURS = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC7
 
 #: one colour per model, the same in every figure (taken from :data:`SERIES_COLOURS`)
 MODEL_COLOURS = {"text": "#117733", "image": "#999933", "concat": "#44AA99", "cross_attention": "#CC6677",
-                 "reference_gate": "#DDCC77", "gated": "#332288", "late": "#882255",
-                 "label_rule": "#88CCEE"}
+                 "reference_gate": "#DDCC77", "gated": "#332288", "late": "#882255"}
 
 #: the final model, wherever it is drawn among others
 FINAL_COLOUR = "#AA4499"
