@@ -183,7 +183,7 @@ def _cv_experiments(cfg: Config, args) -> int:
     check_writable(out, folder=False, what="CSV file")
     searches = {m: read_table(table_path(cfg, ds, trials_file(m))) for m in SEARCHES}
     rows, controls = experiments(cfg, {m: chosen(t) for m, t in searches.items() if t is not None})
-    made, t = provenance("lab5", sys.argv[1:]), time.perf_counter()
+    made, t = provenance("lab5", args.argv), time.perf_counter()
     cv = cross_validate(ds, rows)
     cv.insert(1, "control", cv.model.map(controls).fillna(""))
     wall = time.perf_counter() - t
@@ -353,7 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command as given, for the provenance of the tables a command writes
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         cfg = config_from_args(args)

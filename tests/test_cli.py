@@ -13,7 +13,7 @@ from synthetic import jpeg_bytes
 from lab5.cli import COMMANDS, main
 from lab5.data import load_dataset, read_labels
 from lab5.errors import ConfigError
-from lab5.metrics import confusion, metrics, summarize
+from lab5.metrics import METRIC_COLUMNS, confusion, metrics, summarize
 from lab5.features import load_features
 from lab5.pipeline import load_model, validation_predictions
 
@@ -293,3 +293,31 @@ def test_finetune_takes_the_plain_mean_unless_a_combine_rule_is_given():
     assert cfg("--finetune", "--model", "concat", "--text-encoder", "minilm").combine == "mean"
     with pytest.raises(ConfigError, match="--combine is fitted on cross-validation"):
         cfg("--finetune", "--model", "concat", "--text-encoder", "minilm", "--combine", "stack")
+
+
+def test_cv_rows_experiments_writes_every_experiment_beside_its_control_with_its_provenance(
+        dataset_factory, tmp_path, capsys, monkeypatch):
+    import json
+
+    import lab5.cli as C
+    from lab5.ablation import experiments
+
+    root = dataset_factory(n_train=45, n_test=2)
+    seen = {}
+
+    def fake_cv(ds, configs):  # one row per (config, fold): the table's shape without the trainings
+        seen.update(configs)
+        return pd.DataFrame([{"model": n, "fold": f, **{c: 0.5 for c in METRIC_COLUMNS}} for n in configs for f in range(3)])
+
+    monkeypatch.setattr(C, "cross_validate", fake_cv)
+    out = tmp_path / "exp.csv"
+    argv = ["cv", "--rows", "experiments", "--data", str(root), "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    rows, controls = experiments(C.config_from_args(C.build_parser().parse_args(argv)))
+    assert seen == rows  # no committed searches for this dataset: the ablation's rows without tuned values
+    table = pd.read_csv(out, keep_default_na=False)
+    assert list(table.columns[:3]) == ["model", "control", "fold"]
+    assert dict(zip(table.model, table.control)) == {n: controls.get(n, "") for n in rows}
+    made = json.loads(out.with_suffix(".json").read_text())
+    assert made["command"] == "python -m lab5 " + " ".join(argv) and made["wall_s"] >= 0
+    assert main(["cv", "--rows", "experiments", "--seeds", "0,1", "--data", str(root), "--out", str(out)]) == 2

@@ -122,3 +122,15 @@ def test_fold_gap_is_the_largest_per_fold_difference_of_the_shared_rows_and_name
         fold_gap(a, b, ["x", "z"])
     with pytest.raises(KeyError, match="other folds"):
         fold_gap(a, b[b.fold == 0], ["x"])
+
+
+def test_paired_table_gives_each_pairs_mean_difference_in_points_and_the_folds_won():
+    from lab5.metrics import paired_table
+
+    cv = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3, "fold": [0, 1, 2] * 2,
+                       "accuracy": [0.70, 0.72, 0.74, 0.71, 0.71, 0.71], "macro_f1": [0.5, 0.6, 0.7, 0.6, 0.6, 0.6]})
+    t = paired_table(cv, {"a against b": ("a", "b"), "b against a": ("b", "a")})
+    assert t.loc["a against b", "Δ accuracy (points)"] == pytest.approx(1.0)  # (−1 + 1 + 3) / 3 points
+    assert t.loc["a against b", "accuracy: folds won"] == "2/3" and t.loc["b against a", "accuracy: folds won"] == "1/3"
+    assert t.loc["b against a", "Δ macro-f1 (points)"] == pytest.approx(0.0)
+    assert list(t.index) == ["a against b", "b against a"]

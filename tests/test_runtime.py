@@ -133,3 +133,14 @@ def test_python_m_lab5_without_the_requirements_goes_on_in_the_projects_venv(tmp
     done = subprocess.run([sys.executable, "-S", "-m", "lab5", "--help"], cwd=project, env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode != 0 and "make setup" in done.stderr
+
+
+def test_provenance_names_the_command_the_commit_the_date_and_the_cpu(tmp_path, monkeypatch):
+    import datetime
+
+    from lab5.runtime import cpu_model, provenance
+
+    made = provenance("lab5", ["cv", "--rows", "experiments"])
+    assert made["command"] == "python -m lab5 cv --rows experiments"
+    assert made["date"] == datetime.date.today().isoformat() and made["cpu"] == cpu_model() and made["cores"] >= 1
+    assert isinstance(made["commit"], str)  # empty outside a git checkout (the tests run in a tmp folder)

@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=_seeds, default="0,1,2", help="comma-separated training seeds (the folds keep fold seed 0)")
     p.add_argument("--out", help=f"per-fold table (CSV; default <output root>/figures/{NESTED_FILE}); its provenance "
                                  "goes beside it as .json")
+    argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
     try:
         cfg = Config(progress=False)
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     seeds = args.seeds
-    made, t = provenance("lab5.experiments.nested", sys.argv[1:]), time.perf_counter()
+    made, t = provenance("lab5.experiments.nested", argv), time.perf_counter()
     table = pd.concat([nested_rows(ds, cfg.replace(seed=s)).assign(seed=s) for s in seeds], ignore_index=True)
     wall = time.perf_counter() - t
     atomic_write_bytes(out, table.round(4).to_csv(index=False).encode())
