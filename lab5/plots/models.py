@@ -57,24 +57,22 @@ def confusion_matrices(matrices: dict[str, pd.DataFrame], title: str = "", colum
 
 
 def fusion_internals(region_mean: np.ndarray, gate: pd.DataFrame, title: str) -> plt.Figure:
-    """Left: the tokens' attention over the image regions averaged over rows, coloured by its deviation from the
-    uniform weight 1/regions (a diverging map centred at 0, symmetric limits; each cell also prints the weight).
-    Right: the gated-fusion gate's share of the text, per true class (``gate``: columns label, the class index, and
-    text_share): the box spans the quartiles, the whiskers the smallest and the largest row."""
+    """Left: the tokens' attention over the image regions averaged over rows, on a colour scale from 0 to twice the
+    uniform weight 1/regions (uniform is the pale middle, so a near-uniform map looks near-uniform; each cell prints
+    its weight). Right: the gated-fusion gate's share of the text, per true class (``gate``: columns label, the class
+    index, and text_share): the box spans the quartiles, the whiskers the smallest and the largest row."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.8, 3.4), gridspec_kw={"width_ratios": [1, 1.5]})
     uniform = 1 / region_mean.size
-    dev = region_mean - uniform
-    lim = max(float(np.abs(dev).max()), 1e-3)  # at least the printed precision: a flat map stays pale
-    im = a.imshow(dev, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    im = a.imshow(region_mean, cmap="RdBu_r", vmin=0, vmax=2 * uniform)
     for (r, c), v in np.ndenumerate(region_mean):
-        a.text(c, r, f"{v:.3f}\n{dev[r, c]:+.4f}", ha="center", va="center", fontsize=8,
-               color="white" if abs(dev[r, c]) > 0.6 * lim else "black")
+        a.text(c, r, f"{v:.3f}", ha="center", va="center", fontsize=8)
     a.set_xticks([]), a.set_yticks([])
     a.set_title(f"cross-attention over image regions\n(mean weight; uniform = 1/{region_mean.size} = {uniform:.3f})",
                 fontsize=9)
     bar = fig.colorbar(im, ax=a, fraction=0.046)
-    bar.set_label(f"mean weight − 1/{region_mean.size} (uniform)", fontsize=8)
-    bar.set_ticks([-lim, 0, lim], labels=[f"{-lim:+.4f}", "0", f"{lim:+.4f}"])  # as the cells print it
+    bar.set_label(f"mean weight (0 to 2/{region_mean.size}; weights span {region_mean.min():.3f}–{region_mean.max():.3f})",
+                  fontsize=8)
+    bar.set_ticks([0, uniform, 2 * uniform], labels=["0", f"1/{region_mean.size}", f"2/{region_mean.size}"])
     bar.ax.tick_params(labelsize=8)
     data = [gate.loc[gate.label == k, "text_share"] for k in range(len(LABELS))]
     parts = b.boxplot(data, tick_labels=LABELS, patch_artist=True, whis=(0, 100), showfliers=False,  # min to max
