@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make reproduce` and `make test` (README, "Commands on a fresh machine").
+# Two commands on a fresh machine: `make reproduce` and `make test` (README, "Two commands").
 # Each first sets up the project's virtual environment .venv: created when missing, the pinned requirements.txt
 # and the five all-mpnet-base-v2 part packages installed into it once (the stamp .venv/.installed records that),
 # then runs lab5 with the venv's python. Recipes are plain POSIX sh (dash) and GNU make 4.3.

@@ -39,19 +39,6 @@ def test_colours_are_written_only_where_the_palettes_are_defined():
     assert not [line for line in palettes[first_def:] + others if re.search(r"#[0-9a-fA-F]{6}\b", line)]
 
 
-def test_label_distribution_tells_its_series_apart_with_no_class_or_model_colour():
-    shares = pd.DataFrame({"prior": [0.3, 0.1, 0.6], "OOF": [0.28, 0.05, 0.67], "test": [0.31, 0.05, 0.64]},
-                          index=LABELS)
-    ax = plots.label_distribution(shares, "t").axes[0]
-    styles = {(_hex(bar.get_facecolor()), bar.get_hatch()) for bar in ax.patches}
-    colours = {c for c, _ in styles}
-    assert len(styles) == 3 and not colours & {_hex(c) for c in plots.CLASS_COLOURS.values()}
-    assert not colours & {_hex(c) for c in [*plots.MODEL_COLOURS.values(), plots.FINAL_COLOUR]}
-    legend = ax.get_legend()
-    assert [t.get_text() for t in legend.get_texts()] == list(shares.columns)
-    assert {(_hex(h.get_facecolor()), h.get_hatch()) for h in legend.legend_handles} == styles
-
-
 # --------------------------------------------------------------------------- learning curves
 def _history(train_loss, val_loss, f1) -> pd.DataFrame:
     return pd.DataFrame({"epoch": range(1, len(f1) + 1), "train_loss": train_loss, "val_loss": val_loss,
@@ -191,21 +178,6 @@ CV = pd.DataFrame({"model": ["a", "a", "b", "b", "c", "c"], "fold": [0, 1] * 3,
                    "f1_positive": [0.7, 0.8, 0.6, 0.9, 0.9, 0.9]})
 
 
-def test_per_class_f1_shows_the_fold_mean_with_a_min_to_max_whisker_and_says_so():
-    ax = plots.per_class_f1(CV, ["b", "a"], "t").axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "a"]
-    assert "mean over 2 folds" in ax.get_xlabel() and "min–max" in ax.get_xlabel()
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(LABELS)
-    for container, c in zip(ax.containers, LABELS):
-        dots, _, (whiskers,) = container
-        assert _hex(dots.get_color()) == _hex(plots.CLASS_COLOURS[c])
-        means = CV.groupby("model")[f"f1_{c}"].mean()
-        np.testing.assert_allclose(np.asarray(dots.get_xdata(), float), means[["b", "a"]].to_numpy())
-        spans = [sorted(seg[:, 0]) for seg in whiskers.get_segments()]
-        grouped = CV.groupby("model")[f"f1_{c}"]
-        np.testing.assert_allclose(spans, [[grouped.min()[m], grouped.max()[m]] for m in ("b", "a")])
-
-
 def test_training_size_curve_says_its_whiskers_span_the_fold_min_to_max():
     curve = pd.DataFrame({"model": ["text"] * 4 + ["final"] * 4, "train_rows": [10, 10, 20, 20] * 2,
                           "fold": [0, 1] * 4, "accuracy": [0.5, 0.6, 0.6, 0.8, 0.6, 0.7, 0.7, 0.9],
@@ -236,21 +208,6 @@ def test_a_figure_or_table_save_that_fails_midway_leaves_the_old_file_and_no_tem
             write()
     plt.close(fig)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the old files, whole; no .tmp left
-
-
-def test_the_tuning_figure_has_a_panel_per_searched_value_and_marks_the_defaults_and_the_chosen_trial():
-    space = {"lr": (3e-4, 1e-3), "hidden": (128, 256, 512)}
-    trials = pd.DataFrame({"trial": [0, 1, 2], "lr": [1e-3, 3e-4, 1e-3], "hidden": [256, 512, 128],
-                           "accuracy": [0.72, 0.74, 0.70], "rank": [2, 1, 3]})
-    fig = plots.tuning_trials(trials, space, "search")
-    axes = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
-    assert [ax.get_xlabel() for ax in axes] == ["lr", "hidden"]
-    assert [t.get_text() for t in axes[1].get_xticklabels()] == ["128", "256", "512"]
-    _, defaults, best = axes[1].collections
-    assert defaults.get_offsets()[:, 1].tolist() == [0.72] and best.get_offsets()[:, 1].tolist() == [0.74]
-    assert round(best.get_offsets()[0, 0]) == 2  # the chosen trial sits at hidden 512
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["trial", "defaults", "chosen"]
-    matplotlib.pyplot.close(fig)
 
 
 def test_the_gates_whiskers_reach_the_smallest_and_the_largest_row():

@@ -7,29 +7,7 @@ from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 
-from ..data import LABELS
-from .style import (CLASS_COLOURS, FINAL_COLOUR, LABEL_BOX, MODEL_COLOURS, PLAIN_COLOUR, SERIES_COLOURS, _bulk, _fold_count,
-                    _panels)
-
-
-def per_class_f1(cv: pd.DataFrame, models: list[str], title: str) -> plt.Figure:
-    """F1 of each class per model (rows of a per-fold CV table, one per (model, fold)): the dot is the mean over the
-    folds, the whisker spans the fold minimum to maximum; the three classes of a model side by side on its row."""
-    columns = [f"f1_{c}" for c in LABELS]
-    stats = cv[cv.model.isin(models)].groupby("model", sort=False)[columns].agg(["mean", "min", "max"]).loc[models]
-    folds = _fold_count(cv[cv.model.isin(models)].groupby("model").size())
-    fig, ax = plt.subplots(figsize=(8, 0.36 * len(models) + 1.3))
-    y = np.arange(len(models))[::-1]
-    for k, c in enumerate(LABELS):
-        s = stats[f"f1_{c}"]
-        ax.errorbar(s["mean"], y + 0.2 * (1 - k), xerr=[s["mean"] - s["min"], s["max"] - s["mean"]], fmt="o", ms=5,
-                    color=CLASS_COLOURS[c], capsize=2, lw=1.2, label=c)
-    ax.set_yticks(y, models, fontsize=8)
-    ax.set(xlabel=f"F1 (dot: mean over {folds}; whisker: fold min–max)", title=title)
-    ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), title="class", title_fontsize=8)
-    fig.tight_layout()
-    return fig
+from .style import (FINAL_COLOUR, LABEL_BOX, MODEL_COLOURS, PLAIN_COLOUR, _bulk, _fold_count)
 
 
 #: how a metric column is named on an axis
@@ -122,25 +100,6 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def tuning_trials(trials: pd.DataFrame, space: dict[str, tuple], title: str) -> plt.Figure:
-    """One panel per searched value: every trial's mean CV accuracy (search folds) at its value of that parameter,
-    the control (trial 0, the defaults) and the chosen trial (rank 1) marked; ``trials`` from
-    :func:`lab5.tuning.search`."""
-    fig, axes = _panels(len(space), 3, 3.3, 2.6)
-    spread = np.linspace(-0.3, 0.3, len(trials))  # a fixed horizontal offset per trial, so equal values stay apart
-    for ax, (name, values) in zip(axes, space.items()):
-        x = trials[name].map({v: i for i, v in enumerate(values)}).to_numpy() + spread
-        ax.scatter(x, trials.accuracy, s=14, color=SERIES_COLOURS[1], label="trial")
-        for mask, colour, label in ((trials.trial == 0, PLAIN_COLOUR, "defaults"), (trials["rank"] == 1, FINAL_COLOUR, "chosen")):
-            ax.scatter(x[mask.to_numpy()], trials.accuracy[mask], s=46, facecolors="none", edgecolors=colour, lw=1.6, label=label)
-        ax.set_xticks(range(len(values)), [f"{v:g}" for v in values])
-        ax.set(xlabel=name.replace("_", " "), ylabel="CV accuracy")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper right", ncol=3, fontsize=7, bbox_to_anchor=(1, 0.96))
-    return fig  # the legend above the panels hides no trial
 
 
 def training_size_curve(curve: pd.DataFrame, title: str) -> plt.Figure:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import LABELS, Dataset
-from .style import (CLASS_COLOURS, PLAIN_COLOUR, SERIES_COLOURS, SHARE_STYLES, _drawable, _follow_bulk, _model_colour, _panels,
+from .style import (CLASS_COLOURS, _drawable, _follow_bulk, _model_colour, _panels,
                     _wrap)
 
 
@@ -139,37 +139,3 @@ def error_gallery(ds: Dataset, rows: pd.DataFrame, probs: np.ndarray, columns: i
     fig.tight_layout()
     return fig
 
-
-def reliability(p: np.ndarray, y: np.ndarray, title: str, bins: int = 10) -> plt.Figure:
-    """Reliability diagram: accuracy against confidence of the predicted class, in equal-width confidence bins
-    (bar width shows the bin, the number on top its rows); the diagonal is perfect calibration."""
-    from ..decisions import calibration_bins, expected_calibration_error
-
-    fig, ax = plt.subplots(figsize=(4.4, 4))
-    for r in calibration_bins(p, y, bins).itertuples():
-        ax.bar(r.lower, r.accuracy, width=1 / bins, align="edge", color=SERIES_COLOURS[0], edgecolor="white")
-        ax.text(r.lower + 0.5 / bins, r.accuracy + 0.01, str(r.rows), ha="center", fontsize=8)
-    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
-    ax.set(xlim=(0, 1), ylim=(0, 1.08), xlabel="confidence of the predicted class", ylabel="accuracy",
-           title=f"{title}\nECE {expected_calibration_error(p, y, bins):.3f}")
-    fig.tight_layout()
-    return fig
-
-
-def label_distribution(shares: pd.DataFrame, title: str) -> plt.Figure:
-    """Class shares side by side (columns of ``shares``: e.g. training prior, OOF predictions, test predictions), each
-    column in a shade or hatching of :data:`SHARE_STYLES` (the classes are the x-axis, the models not drawn)."""
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    x = np.arange(len(LABELS))
-    w = 0.8 / len(shares.columns)
-    for k, col in enumerate(shares.columns):
-        face, hatch = SHARE_STYLES[k % len(SHARE_STYLES)]
-        bars = ax.bar(x + k * w - 0.4 + w / 2, shares[col].reindex(LABELS), w, label=col, color=face, hatch=hatch,
-                      edgecolor=PLAIN_COLOUR, linewidth=0.6)
-        ax.bar_label(bars, fmt="{:.1%}", fontsize=8)
-    ax.set_xticks(x, LABELS)
-    ax.set(ylabel="share of rows", title=title, ylim=(0, float(shares.max().max()) * 1.2))
-    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig

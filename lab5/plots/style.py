@@ -36,10 +36,6 @@ PLAIN_COLOUR = "#444444"
 #: the box behind a label written over lines (grid, zero line): the axes' white, no edge
 LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "pad": 0.6}
 
-#: bars of series that are neither classes nor models (a prior beside predictions): (face colour, hatch), told apart
-#: by shade and hatching, so that no model's or class's colour is reused for them
-SHARE_STYLES = [(PLAIN_COLOUR, ""), ("#BBBBBB", ""), ("white", "////")]
-
 
 def save(fig: plt.Figure, name: str, folder: Path) -> None:
     """Save ``fig`` as ``{folder}/{name}.png`` (150 dpi, no software metadata).
