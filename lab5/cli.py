@@ -63,13 +63,9 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """The Config of the given options. ``--finetune`` decides without a cross-validation, so without an explicit
-    ``--combine`` it takes the plain mean rather than the default rule fitted on a CV."""
+    """The Config of the given options."""
     names = {f.name for f in dataclasses.fields(Config)}
-    given = {k: v for k, v in vars(args).items() if k in names}
-    if "combine" not in given and given.get("finetune"):
-        given["combine"] = "mean"
-    return Config(**given)
+    return Config(**{k: v for k, v in vars(args).items() if k in names})
 
 
 # --------------------------------------------------------------------------- commands

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab5.ablation import FINAL, HEADS, MEAN, SINGLE_MODELS, TUNED, TUNED_HEADS, ablation, member_swaps
+from lab5.ablation import FINAL, HEADS, MEAN, OFFSETS, SINGLE_MODELS, TUNED, TUNED_HEADS, ablation, member_swaps
 from lab5.config import MODEL_NAMES, Config
 
 
@@ -64,7 +64,7 @@ def test_member_swaps_change_only_the_final_models_heads_against_its_decision_an
     cfg = Config(data=tmp_path, cache=tmp_path, progress=False)  # the defaults: the final model
     plan = ablation(cfg)
     rows, controls = member_swaps(cfg)
-    assert set(controls) == set(rows) and set(controls.values()) == {FINAL, MEAN}
+    assert set(controls) == set(rows) and set(controls.values()) == {OFFSETS, MEAN} and FINAL == MEAN
     assert {c.model for c in rows.values()} == {"concat+gated+late", "concat+cross_attention+gated+late"}
     for row, control in controls.items():
         a, b = rows[row].to_dict(), plan.rows()[control].to_dict()
@@ -99,13 +99,16 @@ def test_the_width_row_changes_only_cross_attentions_width(tmp_path):
             assert {k for k in a if a[k] != b[k]} == {field}, row
 
 
-def test_the_offsets_objective_row_is_the_final_model_with_offsets_tuned_for_macro_f1_alone(tmp_path):
+def test_the_offsets_rows_are_the_final_model_decided_by_offsets_for_either_objective(tmp_path):
     from lab5.ablation import OFFSETS_F1
 
-    plan = ablation(Config(data=tmp_path, cache=tmp_path, progress=False))
-    final, old = plan.rows()[FINAL], plan.rows()[OFFSETS_F1]
-    assert plan.controls[OFFSETS_F1] == MEAN and old.offsets_for == "macro_f1"
-    assert final.replace(offsets_for="macro_f1") == old
+    cfg = Config(data=tmp_path, cache=tmp_path, progress=False)
+    plan = ablation(cfg)
+    final, both, f1 = plan.rows()[FINAL], plan.rows()[OFFSETS], plan.rows()[OFFSETS_F1]
+    assert final == cfg and cfg.combine == "mean"  # the final model decides by the plain mean
+    assert plan.controls[OFFSETS] == plan.controls[OFFSETS_F1] == MEAN
+    assert both == final.replace(combine="mean+offsets", offsets_for="accuracy+macro_f1")
+    assert f1 == final.replace(combine="mean+offsets", offsets_for="macro_f1")
 
 
 def test_finetuned_rows_put_the_fine_tuned_member_beside_late_fusion_and_into_the_final_model(tmp_path, monkeypatch):
@@ -135,13 +138,13 @@ def test_finetuned_rows_put_the_fine_tuned_member_beside_late_fusion_and_into_th
     monkeypatch.setattr(E, "cv_runs", fake_cv_runs)
     cv, controls = finetuned_rows(ds, cfg)
     plan = ablation(cfg)
-    assert {n: c.text_top for n, c in seen.items()} == {"late": 0, TOP_LAYER: 1, FINETUNED: 6, MEAN: 0, FINAL: 0}
-    for name in ("late", TOP_LAYER, MEAN, FINAL):  # the controls are the pooled ablation's own rows
+    assert {n: c.text_top for n, c in seen.items()} == {"late": 0, TOP_LAYER: 1, FINETUNED: 6, MEAN: 0, OFFSETS: 0}
+    for name in ("late", TOP_LAYER, MEAN, OFFSETS):  # the controls are the pooled ablation's own rows
         assert seen[name] == plan.rows()[name]
     assert seen[FINETUNED] == plan.rows()["late"].replace(text_top=6)
     assert controls[TOP_LAYER] == controls[FINETUNED] == "late"
-    ensemble_rows = [r for r in controls if r.startswith(("final", "plain mean"))]
-    assert len(ensemble_rows) == 4 and {controls[r] for r in ensemble_rows} == {FINAL, MEAN}
+    ensemble_rows = [r for r in controls if r.startswith(("offsets", "plain mean"))]
+    assert len(ensemble_rows) == 4 and {controls[r] for r in ensemble_rows} == {OFFSETS, MEAN}
     assert list(cv.columns) == ["model", "fold", *METRIC_COLUMNS]
     assert cv.groupby("model", sort=False).fold.count().to_dict() == {r: 3 for r in [*seen, *ensemble_rows]}
     # by the plain mean: the five other members and the fine-tuned one in the frozen member's place, or all seven
@@ -190,4 +193,4 @@ def test_experiments_are_every_other_row_with_its_control_and_no_story_row_but_c
     assert set(controls) <= set(rows) and set(controls.values()) <= set(rows)
     assert not (set(rows) - set(controls.values())) & set(kept)  # a story row is here only as a control
     assert set(ablation(cfg).rows()) <= set(rows) | set(kept)  # nothing of the ablation is lost
-    assert {"final, concat in place of cross-attention", "cross_attention, width 256"} <= set(controls)
+    assert {"plain mean, concat in place of cross-attention", "cross_attention, width 256"} <= set(controls)

@@ -283,13 +283,13 @@ def test_a_corrupt_image_stops_feature_extraction_with_exit_2_naming_guid_and_pa
     assert not (tmp_path / "pred.txt").exists()
 
 
-def test_finetune_takes_the_plain_mean_unless_a_combine_rule_is_given():
+def test_the_plain_mean_is_the_default_and_finetuning_refuses_a_rule_fitted_on_a_cv():
     from lab5.cli import build_parser, config_from_args
 
     def cfg(*argv):
         return config_from_args(build_parser().parse_args(["train", *argv]))
 
-    assert cfg().combine == "mean+offsets"  # the default: fitted on the config's cross-validation
+    assert cfg().combine == "mean"  # the default: the members' plain mean, nothing fitted
     assert cfg("--finetune", "--model", "concat", "--text-encoder", "minilm").combine == "mean"
     with pytest.raises(ConfigError, match="--combine is fitted on cross-validation"):
         cfg("--finetune", "--model", "concat", "--text-encoder", "minilm", "--combine", "stack")
