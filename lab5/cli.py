@@ -147,20 +147,21 @@ def cmd_cv(cfg: Config, args) -> int:
     seeds, fold_seeds = _seed_list(args.seeds, "--seeds"), _seed_list(args.fold_seeds, "--fold-seeds")
     if args.out:
         check_writable(Path(args.out), folder=False, what="CSV file")
+    made, t = provenance("lab5", args.argv), time.perf_counter()
     ds = load_dataset(cfg.data)
     if seeds or fold_seeds:
         table = repeats(ds, configs, seeds, fold_seeds)
         print(f"{cfg.folds}-fold CV accuracy of each model over training seeds and fold seeds:")
         print(seed_spread(table, seed=cfg.seed, fold_seed=cfg.fold_seed).round(4).to_string())
         if args.out:
-            atomic_write_bytes(Path(args.out), table.to_csv(index=False).encode())
+            write_table(Path(args.out), table, made, t)
         return 0
     scores = cross_validate(ds, configs)  # refuses --finetune and too few rows before any work
     cv = pd.concat([baseline_row(ds.train.label, cfg.folds, cfg.fold_seed), scores])
     print(f"{cfg.folds}-fold cross-validation on {len(ds.train)} labelled rows (mean ± std over folds)")
     print(summarize(cv, ["accuracy", "macro_f1", "f1_neutral"]).to_string())
     if args.out:
-        atomic_write_bytes(Path(args.out), cv.to_csv(index=False).encode())
+        write_table(Path(args.out), cv, made, t)
     return 0
 
 
@@ -184,8 +185,7 @@ def _cv_experiments(cfg: Config, args) -> int:
     cv.insert(1, "control", cv.model.map(controls).fillna(""))
     wall = time.perf_counter() - t
     print(summarize(cv, ["accuracy", "macro_f1", "f1_neutral"]).to_string())
-    atomic_write_bytes(out, cv.round(4).to_csv(index=False).encode())
-    atomic_write_bytes(out.with_suffix(".json"), json.dumps({**made, "wall_s": round(wall, 1)}, indent=2).encode())
+    write_table(out, cv.round(4), made, t)
     print(f"-> {out} [{wall:.0f}s]")
     return 0
 
@@ -208,6 +208,14 @@ def _cv_finetuned(cfg: Config, args) -> int:
     atomic_write_bytes(out, cv.to_csv(index=False).encode())
     print(f"-> {out}")
     return 0
+
+
+def write_table(path: Path, table: pd.DataFrame, made: dict, started: float) -> None:
+    """A command's table as CSV, and beside it (``.json``) its provenance ``made`` with the wall time since
+    ``started``: where a committed table came from."""
+    atomic_write_bytes(path, table.to_csv(index=False).encode())
+    wall = round(time.perf_counter() - started, 1)
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps({**made, "wall_s": wall}, indent=2).encode())
 
 
 def _seed_list(text: str | None, flag: str) -> list[int]:
@@ -280,8 +288,9 @@ def cmd_tune(cfg: Config, args) -> int:
     ds = load_dataset(cfg.data)
     out = Path(args.out) if args.out else output_root(cfg, ds).figures / trials_file(cfg.model)
     check_writable(out, folder=False, what="CSV file")
+    made, t = provenance("lab5", args.argv), time.perf_counter()
     trials = search(ds, cfg, args.trials, args.search_seed)
-    atomic_write_bytes(out, trials.to_csv(index=False).encode())
+    write_table(out, trials, made, t)
     print(f"{len(trials)} trials of {cfg.model} on {cfg.text_encoder}, {cfg.folds}-fold CV on the search folds "
           f"(--fold-seed {SEARCH_FOLD_SEED}), best first:")
     print(trials.sort_values("rank").head(10).to_string(index=False))
