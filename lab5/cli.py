@@ -176,7 +176,8 @@ def _cv_experiments(cfg: Config, args) -> int:
     if args.seeds or args.fold_seeds:
         raise ConfigError("--rows experiments runs with --seed and --fold-seed alone")
     ds = load_dataset(cfg.data)
-    out = Path(args.out) if args.out else output_root(cfg, ds).figures / EXPERIMENTS_FILE
+    # by default beside the other runs: the committed table holds rows of ideas whose code was deleted since
+    out = Path(args.out) if args.out else output_root(cfg, ds).run("experiments") / EXPERIMENTS_FILE
     check_writable(out, folder=False, what="CSV file")
     searches = {m: read_table(table_path(cfg, ds, trials_file(m))) for m in SEARCHES}
     rows, controls = experiments(cfg, {m: chosen(t) for m, t in searches.items() if t is not None})

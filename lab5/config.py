@@ -126,7 +126,7 @@ class Config:
     encoder_lr: float = field(default=2e-5, metadata={"help": "learning rate of encoder weights when fine-tuning"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (in the optimiser only)"})
     warmup: float = field(default=0.1, metadata={"help": "fraction of steps spent warming up"})
-    early_stopping: bool = field(default=False, metadata={"help": "hold rows out and keep the epoch with the best macro-F1 on them (CV: a tenth of each training part; predict: the stored validation split); off (the default): train on every labelled row for exactly --epochs epochs"})
+    early_stopping: bool = field(default=False, metadata={"help": "hold a stratified tenth of each training part out and keep the epoch with the best macro-F1 on it (train: the stored validation split); off (the default): train for exactly --epochs epochs"})
     train_rows: int = field(default=0, metadata={"help": "train on a seeded, stratified subset of this many of the training rows (0: all of them; in CV, of each training part; with --early-stopping a tenth of them is held out to stop on); for learning curves"})
     patience: int = field(default=5, metadata={"help": "epochs without a better validation macro-F1 before stopping"})
     balance: str = field(default="none", metadata={"help": "none | weights (class-weighted loss)"})

@@ -23,7 +23,7 @@ from .batches import make_data
 from .config import Config, text_encoder_names
 from .data import LABELS, Dataset
 from .decisions import Decision
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .features import (IMAGE_LIBRARIES, TEXT_LIBRARIES, Dims, Features, image_input_fingerprint, load_features,
                        text_input_fingerprint)
 from .evaluation import check_cv_rows, cv_runs
@@ -218,6 +218,8 @@ def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: 
     every labelled row), by that model and its ``decision`` (default: :func:`fit_decision`).
     """
     guids = list(ds.test.guid)
+    if not guids:
+        raise DataError(f"{ds.root}: no test rows to predict (test_without_label.txt is missing or empty)")
     if model is None and not cfg.finetune:
         check_cv_rows(ds, cfg.folds)
         with profile.stage(f"predict: {cfg.folds}-fold CV of {cfg.model}, its fold models averaged"):

@@ -147,9 +147,13 @@ def provenance(module: str, argv: list[str]) -> dict:
     import datetime
     import subprocess
 
+    from .config import find_project
+
+    project = find_project() or Path.cwd()  # the checkout whose code made the table, not another repository
+
     def git(*a: str) -> str:
         try:
-            return subprocess.run(["git", *a], capture_output=True, text=True, timeout=10).stdout.strip()
+            return subprocess.run(["git", *a], capture_output=True, text=True, timeout=10, cwd=project).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 

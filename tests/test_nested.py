@@ -80,3 +80,10 @@ def test_the_nested_command_writes_its_table_and_provenance_and_refuses_bad_seed
     assert made["command"] == f"python -m lab5.experiments.nested --seeds 0,1 --out {out}"
     assert {"commit", "date", "cpu", "cores", "wall_s"} <= set(made)
     assert N.summary(table).loc[("bagged", "mean"), ("accuracy", "mean")] == pytest.approx(0.55)
+
+
+def test_the_nested_command_refuses_a_bad_seed_before_any_work(dataset_factory, monkeypatch, capsys):
+    monkeypatch.setenv("LAB5_DATA", str(dataset_factory(n_train=45, n_test=3)))
+    monkeypatch.setattr(N, "nested_rows", lambda *a: pytest.fail("ran although a seed is refused"))
+    assert N.main(["--seeds", "0,-1"]) == 2
+    assert "--seed must be at least 0" in capsys.readouterr().err

@@ -568,3 +568,15 @@ def test_predict_with_a_decision_fitted_on_cv_refuses_a_dataset_too_small_for_it
     monkeypatch.setattr(P, "load_features", lambda *a, **k: pytest.fail("features were loaded"))
     with pytest.raises(DataError, match="too few for 5-fold cross-validation"):
         P.predict_test(small_config(tmp_path, combine="mean+offsets", folds=5), ds)
+
+
+def test_predict_test_refuses_a_dataset_without_test_rows_before_any_training(dataset_factory, tmp_path,
+                                                                             patched_encoders, monkeypatch):
+    import lab5.evaluation as E
+    from lab5.errors import DataError
+
+    ds = load_dataset(dataset_factory(n_train=45, n_test=0))
+    cfg = small_config(tmp_path, data=ds.root, model="late", epochs=1, early_stopping=False)
+    monkeypatch.setattr(E, "fit", lambda *a, **k: pytest.fail("trained although there is nothing to predict"))
+    with pytest.raises(DataError, match="no test rows"):
+        P.predict_test(cfg, ds)

@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         cfg = Config(progress=False)
+        configs = {s: cfg.replace(seed=s) for s in args.seeds}  # every seed checked before any work
         ds = load_dataset(cfg.data)
         check_cv_rows(ds, cfg.folds)
         out = Path(args.out) if args.out else output_root(cfg, ds).figures / NESTED_FILE
@@ -99,9 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    seeds = args.seeds
     made, t = provenance("lab5.experiments.nested", argv), time.perf_counter()
-    table = pd.concat([nested_rows(ds, cfg.replace(seed=s)).assign(seed=s) for s in seeds], ignore_index=True)
+    table = pd.concat([nested_rows(ds, c).assign(seed=s) for s, c in configs.items()], ignore_index=True)
     wall = time.perf_counter() - t
     atomic_write_bytes(out, table.round(4).to_csv(index=False).encode())
     atomic_write_bytes(out.with_suffix(".json"), json.dumps({**made, "wall_s": round(wall, 1)}, indent=2).encode())
