@@ -14,13 +14,13 @@ from .style import (CLASS_COLOURS, _drawable, _follow_bulk, _model_colour, _pane
 
 def learning_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figure:
     """Per epoch, for one or more runs: training loss (solid) and validation loss (dashed) on the left, validation
-    macro-F1 on the right; one colour per model (:data:`MODEL_COLOURS`), each panel's legend under it. The y-axes
-    follow the bulk of the curves (:func:`_follow_bulk`): a curve far from the others is marked on the edge."""
+    macro-F1 on the right; one colour per model (:data:`MODEL_COLOURS`), one legend entry per model under each panel
+    (the left panel's title says which line is which). The y-axes follow the bulk of the curves
+    (:func:`_follow_bulk`): a curve far from the others is marked on the edge."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4 + 0.18 * len(histories)))  # room for a legend row a run
     colours = {name: _model_colour(name, k) for k, name in enumerate(histories)}
     for name, h in histories.items():
-        a.plot(h.epoch, h.train_loss, color=colours[name], label=f"{name}, train")
-    for name, h in histories.items():  # after every train line: the legend's second column
+        a.plot(h.epoch, h.train_loss, color=colours[name], label=name)
         if "val_loss" in h:
             a.plot(h.epoch, h.val_loss, "--", color=colours[name], label=f"{name}, validation")
             b.plot(h.epoch, h.val_macro_f1, marker="o", color=colours[name], label=name)
@@ -29,8 +29,11 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figur
     for ax in (a, b):
         ax.xaxis.get_major_locator().set_params(integer=True)
         _follow_bulk(ax)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=2 if ax is a else 3,
+        handles, labels = ax.get_legend_handles_labels()
+        keep = [k for k, label in enumerate(labels) if not label.endswith(", validation")]  # one entry a model
+        if keep:
+            ax.legend([handles[k] for k in keep], [labels[k] for k in keep], fontsize=8, loc="upper center",
+                      bbox_to_anchor=(0.5, 0), ncol=3,
                       bbox_transform=offset_copy(ax.transAxes, fig, y=-32, units="points"))  # under the x-label
     fig.suptitle(title)
     fig.tight_layout()
