@@ -271,3 +271,21 @@ def experiments(cfg: Config, tuned: dict[str, dict] | None = None) -> tuple[dict
     every.update({n: c for n, c in kept.items() if n not in every})
     needed = {c: every[c] for c in controls.values() if c not in rows}
     return {**needed, **rows}, controls
+
+
+def also_tried(cv, experiments=None, finetuned=None, kept: tuple[str, ...] = ()):
+    """The "also tried" table of notebook 5: every row of the committed ``experiments`` table (its own ``control``
+    column) and of the ``finetuned`` table (:data:`FINETUNED_CONTROLS`) but the ``kept`` rows, beside its control
+    (:func:`lab5.metrics.paired_table`). A control missing from the tables is taken from the live per-fold table
+    ``cv``, rounded as the tables store them, so that a fold tied at 4 decimals is not won."""
+    import pandas as pd
+
+    from .metrics import paired_table
+
+    pairs = {} if experiments is None else {r: (r, c) for r, c in experiments.dropna(subset=["control"])
+                                            .groupby("model", sort=False).control.first().items() if r not in kept}
+    pairs.update({} if finetuned is None else {r: (r, c) for r, c in FINETUNED_CONTROLS.items()})
+    pool = pd.concat([cv.round(4), *(t for t in (experiments, finetuned) if t is not None)])
+    tried = paired_table(pool.drop_duplicates(["model", "fold"]), pairs)
+    tried.insert(0, "control", [c for _, c in pairs.values()])
+    return tried

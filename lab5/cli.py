@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import sys
 import time
@@ -30,7 +29,7 @@ from .outputs import check_writable, is_course_data, output_root
 from .pipeline import fit_decision, load_model, predict_test, save_checkpoint, train_model, training_rows, validation_predictions
 from .reproduce import notebook_paths, run_notebooks, strip_ansi
 from .splits import get_split
-from .runtime import provenance
+from .runtime import provenance, write_table
 from .tuning import (SEARCH_FOLD_SEED, chosen, read_table, repeats, search, seed_spread, table_path, trial_configs,
                      trials_file)
 
@@ -209,14 +208,6 @@ def _cv_finetuned(cfg: Config, args) -> int:
     atomic_write_bytes(out, cv.to_csv(index=False).encode())
     print(f"-> {out}")
     return 0
-
-
-def write_table(path: Path, table: pd.DataFrame, made: dict, started: float) -> None:
-    """A command's table as CSV, and beside it (``.json``) its provenance ``made`` with the wall time since
-    ``started``: where a committed table came from."""
-    atomic_write_bytes(path, table.to_csv(index=False).encode())
-    wall = round(time.perf_counter() - started, 1)
-    atomic_write_bytes(path.with_suffix(".json"), json.dumps({**made, "wall_s": wall}, indent=2).encode())
 
 
 def _seed_list(text: str | None, flag: str) -> list[int]:

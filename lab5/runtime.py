@@ -160,3 +160,16 @@ def provenance(module: str, argv: list[str]) -> dict:
     return {"command": " ".join(["python -m", module, *argv]),
             "commit": git("rev-parse", "--short", "HEAD") + (" (with changes)" if git("status", "--porcelain", "-uno") else ""),
             "date": datetime.date.today().isoformat(), "cpu": cpu_model(), "cores": os.cpu_count()}
+
+
+def write_table(path: Path, table, made: dict, started: float) -> None:
+    """A command's table (a DataFrame) as CSV, and beside it (``.json``) its provenance ``made`` (:func:`provenance`)
+    with the wall time since ``started`` (``time.perf_counter()``): where a committed table came from."""
+    import json
+    import time
+
+    from .io import atomic_write_bytes
+
+    atomic_write_bytes(path, table.to_csv(index=False).encode())
+    wall = round(time.perf_counter() - started, 1)
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps({**made, "wall_s": wall}, indent=2).encode())

@@ -1,6 +1,7 @@
 """lab5.ablation: notebook 5's rows, their controls and the learning curve, as one list."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from lab5.ablation import FINAL, HEADS, MEAN, OFFSETS, SINGLE_MODELS, TUNED, TUNED_HEADS, ablation, member_swaps
@@ -194,3 +195,18 @@ def test_experiments_are_every_other_row_with_its_control_and_no_story_row_but_c
     assert not (set(rows) - set(controls.values())) & set(kept)  # a story row is here only as a control
     assert set(ablation(cfg).rows()) <= set(rows) | set(kept)  # nothing of the ablation is lost
     assert {"plain mean, concat in place of cross-attention", "cross_attention, width 256"} <= set(controls)
+
+
+def test_also_tried_reads_each_row_beside_its_control_and_takes_missing_controls_from_the_live_rows():
+    from lab5.ablation import also_tried
+
+    live = pd.DataFrame({"model": ["late"] * 3, "fold": [0, 1, 2], "accuracy": [0.70001, 0.7, 0.7],
+                         "macro_f1": [0.5, 0.5, 0.5]})
+    table = pd.DataFrame({"model": ["late + x"] * 3 + ["late"] * 3, "control": ["late"] * 3 + [None] * 3,
+                          "fold": [0, 1, 2] * 2, "accuracy": [0.7, 0.71, 0.72, 0.7, 0.7, 0.7],
+                          "macro_f1": [0.5, 0.6, 0.4, 0.5, 0.5, 0.5]})
+    tried = also_tried(live, table, kept=("late",))
+    assert list(tried.index) == ["late + x"] and tried.loc["late + x", "control"] == "late"
+    assert tried.loc["late + x", "accuracy: folds won"] == "2/3"  # fold 0 ties once the live row is rounded
+    assert tried.loc["late + x", "Δ accuracy (points)"] == pytest.approx(1.0)
+    assert also_tried(live, table, kept=("late + x", "late")).empty

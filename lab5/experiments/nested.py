@@ -16,7 +16,6 @@ no model and no rule saw. One row per (seed, outer fold, procedure):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -31,13 +30,12 @@ from ..decisions import Decision
 from ..errors import UserError
 from ..evaluation import _cross_validate, check_cv_rows, folds
 from ..features import load_features
-from ..io import atomic_write_bytes
 from ..metrics import metrics
 from ..outputs import check_writable, output_root
 from ..models import build_model, member_configs
 from ..parallel import run_all
 from ..batches import make_data
-from ..runtime import provenance
+from ..runtime import provenance, write_table
 from ..training import fit, member_probabilities
 
 PROCEDURES = ("bagged", "refit")
@@ -58,7 +56,7 @@ def nested_rows(ds, cfg: Config) -> pd.DataFrame:
                                test=ds.train.iloc[te].reset_index(drop=True))
         inner = _cross_validate([(feats[m], {m: c}) for m, c in members.items()], part)
         oof = [g[m]["probs"] for g, m in zip(inner, members)]
-        bagged = [np.asarray(g[m]["test_probs"][c.model]) for (g, m), c in zip(zip(inner, members), members.values())]
+        bagged = [np.asarray(g[m]["test_probs"][members[m].model]) for g, m in zip(inner, members)]
         refit = run_all(lambda m: _refit(members[m], feats[m], part), list(members), cfg.jobs)
         y_in, y_out = part.train.label.to_numpy(), part.test.label.to_numpy()
         for rule in RULES:
@@ -103,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     made, t = provenance("lab5.experiments.nested", argv), time.perf_counter()
     table = pd.concat([nested_rows(ds, c).assign(seed=s) for s, c in configs.items()], ignore_index=True)
     wall = time.perf_counter() - t
-    atomic_write_bytes(out, table.round(4).to_csv(index=False).encode())
-    atomic_write_bytes(out.with_suffix(".json"), json.dumps({**made, "wall_s": round(wall, 1)}, indent=2).encode())
+    write_table(out, table.round(4), made, t)
     print(summary(table).to_string())
     print(f"-> {out} [{wall:.0f}s]")
     return 0
