@@ -27,7 +27,7 @@ MPNET_PARTS := \
 
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
-.PHONY: help setup reproduce test bench predict
+.PHONY: help setup reproduce test predict
 
 help: ## list the targets (also what a bare `make` does)
 	@echo 'usage: make TARGET [ARGS="options for lab5, or pytest for test"]   (the dataset: ./data, or LAB5_DATA)'
@@ -40,9 +40,6 @@ reproduce: setup ## run every notebook in place: python -m lab5 reproduce
 
 test: setup ## the unit tests and every notebook (nbval): python -m pytest
 	$(VENV_PYTHON) -m pytest $(ARGS)
-
-bench: setup ## speed and memory of the cached pipeline: python -m lab5 bench
-	$(VENV_PYTHON) -m lab5 bench $(ARGS)
 
 predict: setup ## train the final model and write the predictions: python -m lab5 predict
 	$(VENV_PYTHON) -m lab5 predict $(ARGS)

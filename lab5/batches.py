@@ -10,7 +10,6 @@ from .config import Config, text_encoder_names
 from .data import Dataset
 from .features import Features
 from .models import ensemble_members, uses_sequences
-from .text import encoder_texts
 
 
 class Batches(Protocol):
@@ -82,8 +81,7 @@ class RawData:
         self.lengths = None  # not bucketed
         self.tokens = None
         if text_encoder is not None:
-            texts = encoder_texts(ds.rows(self.guids).text, cfg.text_clean)
-            self.tokens = text_encoder.tokenize(texts, cfg.max_length)
+            self.tokens = text_encoder.tokenize(list(ds.rows(self.guids).text), cfg.max_length)
         self.transform = image_encoder.spec.transform(train=train) if image_encoder is not None else None
         self.min_side = image_encoder.spec.resize if image_encoder is not None else None
         self.labels = _labels(labels, len(self.guids))
@@ -108,16 +106,10 @@ def make_data(cfg: Config, ds: Dataset, guids, labels, features: Features | None
     the encoders attached to ``model``."""
     if cfg.finetune:
         return RawData(ds, guids, labels, model.text_encoder, model.image_encoder, cfg, train)
-    sequences = uses_sequences(cfg.model) or cfg.text_top > 0
+    sequences = uses_sequences(cfg.model)
     if len(ensemble_members(cfg)) > 1:
         return EnsembleData({e: FeatureData(features.of(e), guids, labels, sequences) for e in text_encoder_names(cfg.text_encoder)})
     return FeatureData(features, guids, labels, sequences)
-
-
-def class_weights(labels: torch.Tensor, n: int = 3) -> torch.Tensor:
-    """Inverse-frequency ("balanced") class weights, as scikit-learn computes them."""
-    counts = torch.bincount(labels, minlength=n).float().clamp(min=1)
-    return len(labels) / (n * counts)
 
 
 #: batches per bucket when batches are bucketed by token length (as Hugging Face's ``group_by_length`` does with

@@ -1,4 +1,4 @@
-"""Command line: ``python -m lab5 {validate,features,train,cv,evaluate,predict,reproduce,tune,bench}``.
+"""Command line: ``python -m lab5 {validate,features,train,cv,evaluate,predict,reproduce,tune}``.
 
 A user's mistake (bad data, a bad option value, missing weights) prints one ``error:`` line (problems beyond the
 first indented below it) and exits 2, before any work where the mistake is in the options; never a traceback.
@@ -15,23 +15,19 @@ from pathlib import Path
 import pandas as pd
 
 from . import profile
-from .ablation import EXPERIMENTS_FILE, FINETUNED_FILE, REPEATED, SEARCHES, ablation, experiments, finetuned_rows
-from .bench import run_bench
 from .config import AT_MOST, Config, field_types, find_project, text_encoder_names
 from .data import LABELS, load_dataset
 from .errors import ConfigError, DataError, EncoderUnavailable, UserError
 from .evaluation import baseline_row, check_cv_rows, cross_validate
 from .features import image_features, load_features, text_features
 from .images import check_images
-from .io import atomic_write_bytes
-from .metrics import beside_controls, confusion, metrics, summarize
+from .metrics import confusion, metrics, summarize
 from .outputs import check_writable, is_course_data, output_root
 from .pipeline import fit_decision, load_model, predict_test, save_checkpoint, train_model, training_rows, validation_predictions
 from .reproduce import notebook_paths, run_notebooks, strip_ansi
 from .splits import get_split
 from .runtime import provenance, write_table
-from .tuning import (SEARCH_FOLD_SEED, chosen, read_table, repeats, search, seed_spread, table_path, trial_configs,
-                     trials_file)
+from .tuning import SEARCH_FOLD_SEED, chosen, search, trial_configs, trials_file
 
 log = logging.getLogger("lab5")
 USER_ERRORS = (UserError, EncoderUnavailable)
@@ -115,46 +111,17 @@ def cmd_train(cfg: Config, args) -> int:
     res = train_model(cfg, ds, None if cfg.finetune else load_features(ds, cfg))
     save_checkpoint(out, res.model, cfg, res, fit_decision(cfg, ds, res))
     took = f"[{time.perf_counter() - t:.1f}s] -> {out}"
-    if "member" in res.history:  # an ensemble: one early-stopped run per member
-        best = res.history[res.history.best]
-        epochs = ", ".join(f"{r.member} {r.epoch}" for r in best.itertuples())
-        kept = "best epochs" if cfg.early_stopping else "epochs trained"
-        print(f"{cfg.model}: {kept} {epochs}; ensemble validation macro-F1 {res.best_val_macro_f1:.3f} {took}")
-        return 0
-    last = res.history.set_index("epoch").loc[res.best_epoch]
-    kept = "best epoch" if cfg.early_stopping else "epochs trained"
-    print(f"{cfg.model}: {kept} {res.best_epoch}/{len(res.history)}, validation accuracy {last.get('val_accuracy', float('nan')):.3f}, "
-          f"macro-F1 {last.get('val_macro_f1', float('nan')):.3f} {took}")
+    print(f"{cfg.model}: {cfg.epochs} epochs, validation macro-F1 {res.val_macro_f1:.3f} {took}")
     return 0
 
 
 def cmd_cv(cfg: Config, args) -> int:
-    if args.rows and args.models:
-        raise ConfigError("--rows and --models both name what to cross-validate; use one of them")
-    if args.rows not in (None, *CV_ROWS):
-        raise ConfigError(f"unknown --rows {args.rows!r}; use {' or '.join(f'{k} ({v})' for k, v in CV_ROWS.items())}")
-    if args.rows == "finetuned":
-        return _cv_finetuned(cfg, args)
-    if args.rows == "experiments":
-        return _cv_experiments(cfg, args)
-    if args.rows:
-        rows = ablation(cfg).rows()
-        configs = {name: rows[name] for name in REPEATED}
-    else:
-        models = [m.strip() for m in args.models.split(",")] if args.models else [cfg.model]
-        configs = {m: cfg.replace(model=m) for m in models}  # each checked before any work
-    seeds, fold_seeds = _seed_list(args.seeds, "--seeds"), _seed_list(args.fold_seeds, "--fold-seeds")
+    models = [m.strip() for m in args.models.split(",")] if args.models else [cfg.model]
+    configs = {m: cfg.replace(model=m) for m in models}  # each checked before any work
     if args.out:
         check_writable(Path(args.out), folder=False, what="CSV file")
     made, t = provenance("lab5", args.argv), time.perf_counter()
     ds = load_dataset(cfg.data)
-    if seeds or fold_seeds:
-        table = repeats(ds, configs, seeds, fold_seeds)
-        print(f"{cfg.folds}-fold CV accuracy of each model over training seeds and fold seeds:")
-        print(seed_spread(table, seed=cfg.seed, fold_seed=cfg.fold_seed).round(4).to_string())
-        if args.out:
-            write_table(Path(args.out), table, made, t)
-        return 0
     scores = cross_validate(ds, configs)  # refuses --finetune and too few rows before any work
     cv = pd.concat([baseline_row(ds.train.label, cfg.folds, cfg.fold_seed), scores])
     print(f"{cfg.folds}-fold cross-validation on {len(ds.train)} labelled rows (mean ± std over folds)")
@@ -164,70 +131,13 @@ def cmd_cv(cfg: Config, args) -> int:
     return 0
 
 
-#: the row sets ``cv --rows`` cross-validates
-CV_ROWS = {"headline": "notebook 5's headline rows", "finetuned": "every MiniLM layer fine-tuned, alone and in the final model",
-           "experiments": "every ablation row notebook 5 reads from its committed table, with its controls"}
-
-
-def _cv_experiments(cfg: Config, args) -> int:
-    """``cv --rows experiments``: the rows of :func:`lab5.ablation.experiments` (the searched values read from the
-    committed trials tables), their per-fold table and its provenance (``.json`` beside it) written to ``--out``."""
-    if args.seeds or args.fold_seeds:
-        raise ConfigError("--rows experiments runs with --seed and --fold-seed alone")
-    ds = load_dataset(cfg.data)
-    # by default beside the other runs: the committed table holds rows of ideas whose code was deleted since
-    out = Path(args.out) if args.out else output_root(cfg, ds).run("experiments") / EXPERIMENTS_FILE
-    check_writable(out, folder=False, what="CSV file")
-    searches = {m: read_table(table_path(cfg, ds, trials_file(m))) for m in SEARCHES}
-    rows, controls = experiments(cfg, {m: chosen(t) for m, t in searches.items() if t is not None})
-    made, t = provenance("lab5", args.argv), time.perf_counter()
-    cv = cross_validate(ds, rows)
-    cv.insert(1, "control", cv.model.map(controls).fillna(""))
-    wall = time.perf_counter() - t
-    print(summarize(cv, ["accuracy", "macro_f1", "f1_neutral"]).to_string())
-    write_table(out, cv.round(4), made, t)
-    print(f"-> {out} [{wall:.0f}s]")
-    return 0
-
-
-def _cv_finetuned(cfg: Config, args) -> int:
-    """``cv --rows finetuned``: :func:`lab5.ablation.finetuned_rows`, its table written to ``--out``."""
-    if args.seeds or args.fold_seeds:
-        raise ConfigError("--rows finetuned runs with --seed and --fold-seed alone: one CV costs tens of core-minutes")
-    ds = load_dataset(cfg.data)
-    out = Path(args.out) if args.out else output_root(cfg, ds).figures / FINETUNED_FILE
-    check_writable(out, folder=False, what="CSV file")
-    t = time.perf_counter()
-    cv, controls = finetuned_rows(ds, cfg)
-    print(f"{cfg.folds}-fold cross-validation on {len(ds.train)} labelled rows (mean ± std over folds) "
-          f"[{time.perf_counter() - t:.0f}s]")
-    summary, diffs = beside_controls(cv, controls)
-    print(summary.to_string())
-    print("paired differences from each row's control (mean over folds, folds won):")
-    print(diffs.to_string())
-    atomic_write_bytes(out, cv.to_csv(index=False).encode())
-    print(f"-> {out}")
-    return 0
-
-
-def _seed_list(text: str | None, flag: str) -> list[int]:
-    """A comma-separated list of seeds (empty when not given); anything else is a ConfigError naming ``flag``."""
-    try:
-        seeds = [int(s) for s in text.split(",")] if text else []
-    except ValueError:
-        raise ConfigError(f"{flag} takes comma-separated seeds, e.g. 0,1,2; not {text!r}") from None
-    if any(not 0 <= s <= AT_MOST["seed"] for s in seeds):
-        raise ConfigError(f"{flag} seeds must lie in [0, 2**32), not {text!r}")
-    return seeds
-
-
 def cmd_evaluate(cfg: Config, args) -> int:
     model, cfg, decision = load_model(Path(args.checkpoint), data=cfg.data, cache=cfg.cache, device=cfg.device,
                                       progress=cfg.progress)
     ds = load_dataset(cfg.data)
     y, pred = validation_predictions(model, cfg, ds, None if cfg.finetune else load_features(ds, cfg), decision)
     m = metrics(y, pred)
-    print(f"{cfg.model} on the {len(y)} validation rows (the early-stopping rows of a model trained by `train`): "
+    print(f"{cfg.model} on the {len(y)} validation rows (the rows `train` scores each epoch on): "
           f"accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}, weighted-F1 {m['weighted_f1']:.3f}")
     print(confusion(y, pred).to_string())
     return 0
@@ -290,23 +200,15 @@ def cmd_tune(cfg: Config, args) -> int:
     return 0
 
 
-def cmd_bench(cfg: Config, args) -> int:
-    if args.cold_pairs < 1 or args.naive_pairs < 0:
-        raise ConfigError("--cold-pairs must be at least 1 and --naive-pairs at least 0")
-    print(run_bench(cfg, cold_pairs=args.cold_pairs, naive_pairs=args.naive_pairs))
-    return 0
-
-
 COMMANDS = {
     "validate": (cmd_validate, "check a dataset folder and print a summary (exit 2 on any problem); writes nothing"),
     "features": (cmd_features, "compute (or load) the cached encoder features of every pair"),
     "train": (cmd_train, "train one model on the stored split and save a checkpoint"),
     "cv": (cmd_cv, "stratified k-fold cross-validation of one or more models on cached features"),
-    "evaluate": (cmd_evaluate, "score a checkpoint on the stored validation split (its early-stopping rows)"),
+    "evaluate": (cmd_evaluate, "score a checkpoint on the stored validation split (the rows `train` held out)"),
     "predict": (cmd_predict, "write guid,tag predictions for test_without_label.txt"),
     "reproduce": (cmd_reproduce, "execute the notebooks in order: figures/, test_with_label.txt, executed notebooks"),
     "tune": (cmd_tune, "seeded hyper-parameter search of the heads by cross-validation; writes the trials table"),
-    "bench": (cmd_bench, "benchmark the cached pipeline against the naive one (speed, memory)"),
 }
 
 
@@ -320,14 +222,6 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--out", help="checkpoint folder (default <output root>/runs/MODEL)")
         if name == "cv":
             sp.add_argument("--models", help="comma-separated model names (default: --model)")
-            sp.add_argument("--rows", help="instead of --models: headline, notebook 5's headline rows and the final model's "
-                                           "other decision rule (lab5.ablation.REPEATED); finetuned, late fusion with every MiniLM "
-                                           "layer fine-tuned, alone and as a member of the final model (lab5.ablation.finetuned_rows; "
-                                           "tens of core-minutes, its table by default to figures/05_finetuned_minilm.csv); "
-                                           "experiments, every ablation row notebook 5 reads from figures/05_experiments.csv "
-                                           "(lab5.ablation.experiments; about half an hour on 2 cores)")
-            sp.add_argument("--seeds", help="comma-separated training seeds to repeat each model with, on the config's folds")
-            sp.add_argument("--fold-seeds", help="comma-separated fold seeds to repeat each model on, with the config's training seed")
             sp.add_argument("--out", help="write the per-fold table to this CSV")
         if name == "evaluate":
             sp.add_argument("--checkpoint", required=True, help="checkpoint folder written by train")
@@ -339,9 +233,6 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--search-seed", type=int, default=0, help="seed of the draw of the trials")
             sp.add_argument("--out", help=f"trials table (default <output root>/figures/{trials_file('MODEL')}, "
                                            "+ in MODEL written _)")
-        if name == "bench":
-            sp.add_argument("--cold-pairs", type=int, default=256, help="pairs encoded from scratch to time cold extraction")
-            sp.add_argument("--naive-pairs", type=int, default=0, help="pairs of the naive epoch to time (0: all, else scaled)")
         if name == "reproduce":
             sp.add_argument("--only", help="comma-separated notebook numbers to run (default: all)")
             sp.add_argument("--profile", action="store_true",

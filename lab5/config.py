@@ -24,17 +24,9 @@ IMAGE_ENCODER_NAMES = ("efficientnet-lite0", "resnet50", "resnet50-scratch")
 #: statically and accept no other size
 NATIVE_IMAGE_SIZE = {"efficientnet-lite0": 224, "resnet50": 224, "resnet50-scratch": 224}
 FIXED_SIZE_ENCODERS = ("efficientnet-lite0",)
-#: how members' probabilities are combined (:class:`lab5.decisions.Decision`), each optionally ``+offsets``
-COMBINERS = ("mean", "temperature", "stack")
-#: what the offsets of a decision maximise on the rows they are tuned on: macro-F1, or the mean of accuracy and
-#: macro-F1 (the course's two scores, weighed alike)
-OFFSET_OBJECTIVES = ("macro_f1", "accuracy+macro_f1")
 CHOICES = {
     "text_features": ("tokens", "tokens+lexicon"),
-    "text_clean": ("none", "tweet"),
-    "balance": ("none", "weights"),
-    "combine": (*COMBINERS, *(f"{c}+offsets" for c in COMBINERS)),
-    "offsets_for": OFFSET_OBJECTIVES,
+    "combine": ("mean", "mean+offsets"),
     "device": ("cpu", "cuda", "auto"),
     "image_encoder": IMAGE_ENCODER_NAMES,
 }
@@ -43,7 +35,7 @@ CHOICES = {
 #: fields that say where a run reads and writes, or how it shows and schedules its work: no result depends on them,
 #: so no cache key holds them
 RUN_FIELDS = ("data", "cache", "out_dir", "progress", "jobs")
-FLOATS = ("dropout", "lr", "encoder_lr", "weight_decay", "warmup", "clip", "text_top_lr")
+FLOATS = ("dropout", "lr", "encoder_lr", "weight_decay", "warmup")
 #: upper bounds: BERT-family encoders have 512 positions; seeds are 32-bit (NumPy)
 AT_MOST = {"max_length": 512, "seed": 2**32 - 1, "fold_seed": 2**32 - 1}
 def model_problem(model: str) -> str | None:
@@ -113,34 +105,25 @@ class Config:
     image_encoder: str = field(default="efficientnet-lite0", metadata={"help": "efficientnet-lite0 | resnet50 | resnet50-scratch (resnet50 needs torchvision's weights on the machine)"})
     model: str = field(default="cross_attention+gated+late", metadata={"help": "model name (see `lab5.heads.MODELS`); names joined by + make an ensemble"})
     text_features: str = field(default="tokens+lexicon", metadata={"help": "tokens: encoder states only (the pooled vector: the last layer's mean); tokens+lexicon: add the VADER lexicon scores"})
-    text_clean: str = field(default="none", metadata={"help": "none | tweet: links, handles, RT prefixes and hashtags normalised before encoding"})
     max_length: int = field(default=64, metadata={"help": "text tokens kept per tweet"})
     image_size: int = field(default=0, metadata={"help": "image side fed to the CNN (0: the encoder's own, 224 px)"})
     hidden: int = field(default=256, metadata={"help": "width of the fusion layers"})
     attention_hidden: int = field(default=128, metadata={"help": "width of the cross-attention layers (kept small: CPU time)"})
     heads: int = field(default=4, metadata={"help": "attention heads in cross-attention fusion"})
     dropout: float = field(default=0.3, metadata={"help": "dropout in the heads"})
-    epochs: int = field(default=3, metadata={"help": "epochs: exactly this many, or at most this many with --early-stopping (3: chosen by 5-fold CV, notebook 5)"})
+    epochs: int = field(default=3, metadata={"help": "training epochs (3: chosen by 5-fold CV; the search of notebook 5)"})
     batch_size: int = field(default=64, metadata={"help": "batch size"})
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate of the heads"})
     encoder_lr: float = field(default=2e-5, metadata={"help": "learning rate of encoder weights when fine-tuning"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (in the optimiser only)"})
     warmup: float = field(default=0.1, metadata={"help": "fraction of steps spent warming up"})
-    early_stopping: bool = field(default=False, metadata={"help": "hold a stratified tenth of each training part out and keep the epoch with the best macro-F1 on it (train: the stored validation split); off (the default): train for exactly --epochs epochs"})
-    train_rows: int = field(default=0, metadata={"help": "train on a seeded, stratified subset of this many of the training rows (0: all of them; in CV, of each training part; with --early-stopping a tenth of them is held out to stop on); for learning curves"})
-    patience: int = field(default=5, metadata={"help": "epochs without a better validation macro-F1 before stopping"})
-    balance: str = field(default="none", metadata={"help": "none | weights (class-weighted loss)"})
-    combine: str = field(default="mean", metadata={"help": "how members' probabilities become a label: mean (the default: their plain mean; chosen by the nested CV of notebook 6), or temperature | stack | mean+offsets ... fitted on the out-of-fold probabilities of this config's CV (see lab5.decisions)"})
-    offsets_for: str = field(default="accuracy+macro_f1", metadata={"help": "what the offsets of --combine ...+offsets maximise on the rows they are tuned on: accuracy+macro_f1 (the mean of the two) or macro_f1"})
-    clip: float = field(default=1.0, metadata={"help": "gradient-norm clipping (0 turns it off)"})
-    text_top: int = field(default=0, metadata={"help": "top text-encoder layers fine-tuned on cached states of the layer below (0: frozen features)"})
-    text_top_lr: float = field(default=1e-4, metadata={"help": "learning rate of the fine-tuned top text layers"})
+    train_rows: int = field(default=0, metadata={"help": "train on a seeded, stratified subset of this many of the training rows (0: all of them; in CV, of each training part); for learning curves"})
+    combine: str = field(default="mean", metadata={"help": "how members' probabilities become a label: mean (the default: their plain mean; chosen by the nested CV of notebook 6), or mean+offsets: per-class offsets fitted on the out-of-fold probabilities of this config's CV (lab5.decisions)"})
     finetune: bool = field(default=False, metadata={"help": "train end to end through the encoders instead of cached features"})
     finetune_layers: int = field(default=2, metadata={"help": "with --finetune: top text layers (and last CNN blocks) left trainable; 0 means all"})
     device: str = field(default="auto", metadata={"help": "cpu | cuda | auto"})
     seed: int = field(default=0, metadata={"help": "seed of the training: initial weights, batch order, dropout (the data draws have --fold-seed)"})
-    fold_seed: int = field(default=0, metadata={"help": "seed of the data draws: the CV folds, the early-stopping hold-out of each fold, --train-rows subsets (--seed seeds the training)"})
-    threads: int = field(default=2, metadata={"help": "torch CPU threads of feature extraction and end-to-end fine-tuning (fixed, so results repeat bit for bit); heads on cached features train on one thread each"})
+    fold_seed: int = field(default=0, metadata={"help": "seed of the data draws: the CV folds, --train-rows subsets (--seed seeds the training)"})
     jobs: int = field(default=2, metadata={"help": "independent trainings (CV folds, ensemble members) run at once, each in its own process on one thread; the results do not depend on it (1: one after another in this process)"})
     folds: int = field(default=5, metadata={"help": "folds of cross-validation"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
@@ -171,11 +154,10 @@ class Config:
         if infinite:
             return infinite
         at_least = {"seed": 0, "fold_seed": 0, "max_length": 1, "image_size": 0, "hidden": 1, "attention_hidden": 1, "heads": 1, "epochs": 1,
-                    "batch_size": 1, "patience": 1, "text_top": 0, "finetune_layers": 0, "train_rows": 0, "threads": 1, "jobs": 1,
-                    "folds": 2, "weight_decay": 0, "clip": 0}
+                    "batch_size": 1, "finetune_layers": 0, "train_rows": 0, "jobs": 1, "folds": 2, "weight_decay": 0}
         out += [f"--{_flag(k)} must be at least {lo}, not {getattr(self, k)}" for k, lo in at_least.items() if getattr(self, k) < lo]
         out += [f"--{_flag(k)} must be at most {hi}, not {getattr(self, k)}" for k, hi in AT_MOST.items() if getattr(self, k) > hi]
-        out += [f"--{_flag(k)} must be above 0, not {getattr(self, k)}" for k in ("lr", "encoder_lr", "text_top_lr")
+        out += [f"--{_flag(k)} must be above 0, not {getattr(self, k)}" for k in ("lr", "encoder_lr")
                 if not getattr(self, k) > 0]
         out += [f"--{_flag(k)} must be in [0, 1), not {getattr(self, k)}" for k in ("dropout", "warmup")
                 if not 0 <= getattr(self, k) < 1]
@@ -187,8 +169,8 @@ class Config:
         encoders = text_encoder_names(self.text_encoder)
         if not all(encoders) or len(set(encoders)) != len(encoders):
             out.append(f"--text-encoder {self.text_encoder!r} must name one encoder, or several different ones joined with +")
-        elif len(encoders) > 1 and (self.finetune or self.text_top):
-            out.append("--finetune and --text-top fine-tune one text encoder; name one in --text-encoder")
+        elif len(encoders) > 1 and self.finetune:
+            out.append("--finetune fine-tunes one text encoder; name one in --text-encoder")
         if self.heads >= 1 and self.attention_hidden % self.heads:
             out.append(f"--attention-hidden {self.attention_hidden} is not a multiple of --heads {self.heads}")
         if 0 < self.image_size < 32:
@@ -197,8 +179,6 @@ class Config:
             out.append(problem)
         if self.combine != "mean" and self.finetune:
             out.append("--combine is fitted on cross-validation, which runs on cached features; drop --finetune")
-        if self.text_top and self.finetune:
-            out.append("--text-top and --finetune both fine-tune the text encoder; use one of them")
         if self.finetune and len(names) > 1:
             out.append("ensembles train on cached features; drop --finetune or name one model")
         if self.device == "cuda" and not _cuda_available():

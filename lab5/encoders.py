@@ -75,15 +75,9 @@ class TextEncoder(nn.Module):
         enc = self.tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"].bool()}
 
-    @property
-    def layers(self) -> int:
-        """Number of transformer layers."""
-        return len(self.model.encoder.layer)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int | None = None):
-        """Pooled vector, token states and mask; ``layer`` picks the states after that many layers (default: last)."""
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask.long(), output_hidden_states=layer is not None)
-        hidden = out.last_hidden_state if layer is None else out.hidden_states[layer]
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """Pooled vector, token states (of the last layer) and mask."""
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask.long()).last_hidden_state
         return masked_mean(hidden, attention_mask), hidden, attention_mask
 
     def trainable_top(self, layers: int) -> None:

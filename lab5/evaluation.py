@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedKFold
 
 from . import profile
 from .batches import make_data
@@ -43,16 +43,7 @@ class CVRun:
     folds: pd.DataFrame  # one row per fold: ``fold`` and :data:`METRIC_COLUMNS`
     probs: np.ndarray  # (N, 3) the model's OOF probabilities
     member_probs: dict[str, np.ndarray]  # head name -> (N, 3)
-    best_epochs: dict[str, list[int]]  # head name -> best epoch per fold (early stopping), or the epochs trained
     test_probs: dict[str, np.ndarray] = field(default_factory=dict)  # head name -> (test rows, 3), mean over folds
-
-
-def early_stopping_epochs(runs: dict[str, CVRun], configs: dict[str, Config]) -> pd.DataFrame:
-    """The epoch early stopping kept in each fold, one row per single-head config of ``configs`` trained with early
-    stopping (the others are left out), one column per fold; ``runs`` from :func:`cv_runs`, keyed like ``configs``."""
-    stopped = {name: c for name, c in configs.items() if c.early_stopping and len(ensemble_members(c)) == 1}
-    return pd.DataFrame({name: runs[name].best_epochs[c.model] for name, c in stopped.items()},
-                        index=pd.RangeIndex(len(next(iter(runs.values())).folds), name="fold")).T
 
 
 def cross_validate(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> pd.DataFrame:
@@ -63,11 +54,8 @@ def cross_validate(ds: Dataset, configs: dict[str, Config], *, cache: bool = Tru
 
 
 def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> dict[str, CVRun]:
-    """Stratified k-fold CV on all labelled rows of each named config (frozen-feature path).
-
-    With ``early_stopping`` a stratified 10% of the training folds is held out in every fold to pick
-    the best epoch; without it the model trains on all the training folds for exactly ``epochs`` epochs. Either way
-    the scored fold is never seen while training.
+    """Stratified k-fold CV on all labelled rows of each named config (frozen-feature path): each model trains on
+    its training folds for exactly ``epochs`` epochs and is scored on the fold it never saw.
 
     With ``cache``, each run (fold metrics and OOF probabilities) is stored under ``<cache>/cv/`` keyed by
     everything it depends on (see :func:`cv_key`), so re-running a notebook re-reads it instead of training again.
@@ -118,7 +106,7 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
 def _cv_run(d: dict) -> CVRun:
     """A :class:`CVRun` from its cacheable dict (see :func:`_cross_validate`)."""
     return CVRun(pd.DataFrame(d["folds"]), np.array(d["probs"]), {k: np.array(v) for k, v in d["member_probs"].items()},
-                 d["best_epochs"], {k: np.array(v).reshape(-1, len(LABELS)) for k, v in d["test_probs"].items()})
+                 {k: np.array(v).reshape(-1, len(LABELS)) for k, v in d["test_probs"].items()})
 
 
 def _decided_from_members(c: Config) -> bool:
@@ -161,12 +149,10 @@ def _combined_run(ds: Dataset, c: Config, parts: dict[str, CVRun]) -> CVRun:
         fold_of = np.zeros(len(y), dtype=int)
         for f, (_, te) in enumerate(split):
             fold_of[te] = f
-        probs = cross_fit(c.combine, members, y, fold_of, c.offsets_for)
+        probs = cross_fit(c.combine, members, y, fold_of)
     rows = [{"fold": f, **metrics(y[te], probs[te].argmax(1))} for f, (_, te) in enumerate(split)]
     test = {m: next(iter(r.test_probs.values())) for m, r in parts.items() if r.test_probs}
-    return CVRun(pd.DataFrame(rows), probs, {m: r.probs for m, r in parts.items()},
-                 {m: next(iter(r.best_epochs.values())) for m, r in parts.items()},
-                 test if len(test) == len(parts) else {})
+    return CVRun(pd.DataFrame(rows), probs, {m: r.probs for m, r in parts.items()}, test if len(test) == len(parts) else {})
 
 
 def with_members(ds: Dataset, c: Config, run: CVRun, extra: dict[str, CVRun], without: tuple[str, ...] = ()) -> CVRun:
@@ -175,13 +161,13 @@ def with_members(ds: Dataset, c: Config, run: CVRun, extra: dict[str, CVRun], wi
     itself is (cross-fitted on the same folds)."""
     if unknown := sorted(set(without) - set(run.member_probs)):
         raise ConfigError(f"{c.model} has no member {unknown[0]!r}; its members: {', '.join(run.member_probs)}")
-    own = {m: CVRun(run.folds, p, {}, {m: run.best_epochs[m]}, {m: run.test_probs[m]} if run.test_probs else {})
+    own = {m: CVRun(run.folds, p, {}, {m: run.test_probs[m]} if run.test_probs else {})
            for m, p in run.member_probs.items() if m not in without}
     return _combined_run(ds, c, {**own, **extra})
 
 
 def check_cv_rows(ds: Dataset, k: int) -> None:
-    """Refuse, with a DataError, a labels file too small for ``k``-fold CV with its early-stopping carve-out."""
+    """Refuse, with a DataError, a labels file too small for ``k``-fold CV."""
     fewest = int(ds.train.label.value_counts().reindex(range(len(LABELS)), fill_value=0).min())
     if fewest < k or len(ds.train) * (k - 1) / k < 30:
         raise DataError(f"{ds.root / TRAIN_FILE}: {len(ds.train)} labelled rows are too few for {k}-fold cross-validation "
@@ -210,18 +196,14 @@ def _cross_validate(groups: list[tuple[Features, dict[str, Config]]], ds: Datase
         feats, c = groups[g][0], groups[g][1][name]
         with profile.stage(f"cv {_stage_name(c)}"):
             tr = tr[training_subset(y[tr], c.train_rows, c.fold_seed)]
-            if c.early_stopping:
-                tr, va = train_test_split(tr, test_size=0.1, random_state=c.fold_seed, stratify=y[tr])
             model = build_model(c, feats.dims())
-            result = fit(model, make_data(c, ds, guids[tr], y[tr], feats),
-                         make_data(c, ds, guids[va], y[va], feats) if c.early_stopping else None, c)
+            result = fit(model, make_data(c, ds, guids[tr], y[tr], feats), None, c)
             members = member_probabilities(model, make_data(c, ds, guids[te], y[te], feats), c)
             names = list(members_of(model))  # empty for a single classifier
             test = member_probabilities(model, make_data(c, ds, test_guids, None, feats), c) if test_guids else []
             return {"probs": result.decision.probabilities(members), "member_probs": dict(zip(names, members)),
                     "test_probs": (dict(zip(names, test)) if names else {c.model: result.decision.probabilities(test)})
-                    if test_guids else {},
-                    "best": _best_epochs(result, c)}
+                    if test_guids else {}}
 
     jobs = max((c.jobs for _, configs in groups for c in configs.values()), default=1)
     with profile.stage(f"cv-wall {len(tasks)} fold trainings"):
@@ -234,7 +216,7 @@ def _cross_validate(groups: list[tuple[Features, dict[str, Config]]], ds: Datase
         group = {}
         for name, c in configs.items():
             mine = [(task, r) for task, r in zip(tasks, results) if task[:2] == (g, name)]
-            probs, member_probs, best, rows = np.zeros((len(y), len(LABELS))), {}, {}, []
+            probs, member_probs, rows = np.zeros((len(y), len(LABELS))), {}, []
             test = {}  # member -> its test probabilities, summed over the fold models, then averaged
             for (_, _, f, _, te), r in mine:
                 probs[te] = r["probs"]
@@ -242,12 +224,10 @@ def _cross_validate(groups: list[tuple[Features, dict[str, Config]]], ds: Datase
                     test[m] = test.get(m, 0) + p / len(mine)
                 for m, p in r["member_probs"].items():
                     member_probs.setdefault(m, np.zeros_like(probs))[te] = p
-                for m, epoch in r["best"].items():
-                    best.setdefault(m, []).append(epoch)
                 rows.append({"fold": f, **metrics(y[te], r["probs"].argmax(1))})
             member_probs = member_probs or {c.model: probs}
             group[name] = {"folds": rows, "probs": _round(probs),
-                           "member_probs": {k: _round(v) for k, v in member_probs.items()}, "best_epochs": best,
+                           "member_probs": {k: _round(v) for k, v in member_probs.items()},
                            "test_probs": {k: _round(v) for k, v in test.items()}}
         out.append(group)
     return out
@@ -255,24 +235,13 @@ def _cross_validate(groups: list[tuple[Features, dict[str, Config]]], ds: Datase
 
 def _fold_cost(c: Config) -> float:
     """A rough relative cost of one fold training of ``c`` (only the order the folds run in depends on it): epochs
-    times rows, times how heavy the head is (a fine-tuned text layer weighs 25 cross-attention heads' worth of MLPs)."""
-    heavy = 25.0 * c.text_top if c.text_top else 6.0 if "cross_attention" in c.model else 1.0
-    epochs = min(c.epochs, 3 + 2 * c.patience) if c.early_stopping else c.epochs
-    return heavy * epochs * (c.train_rows or 3200)
+    times rows, times how heavy the head is."""
+    return (6.0 if "cross_attention" in c.model else 1.0) * c.epochs * (c.train_rows or 3200)
 
 
 def _stage_name(c: Config) -> str:
     """A CV training's name in the profile: head and text encoder, and what sets it apart from the recipe."""
-    extra = [k for k, v in (("early stopping", c.early_stopping), (f"{c.train_rows} rows", c.train_rows),
-                            (f"text-top {c.text_top}", c.text_top)) if v]
-    return f"{c.model}@{c.text_encoder}" + (f" ({', '.join(extra)})" if extra else "")
-
-
-def _best_epochs(result, c: Config) -> dict[str, int]:
-    h = result.history
-    if "member" in h:
-        return {m: int(g.epoch[g.best].iloc[0]) if g.best.any() else int(g.epoch.max()) for m, g in h.groupby("member", sort=False)}
-    return {c.model: int(result.best_epoch)}
+    return f"{c.model}@{c.text_encoder}" + (f" ({c.train_rows} rows)" if c.train_rows else "")
 
 
 def _round(p: np.ndarray) -> list:
@@ -281,19 +250,19 @@ def _round(p: np.ndarray) -> list:
 
 #: Bump when training or scoring semantics change (the loop, a head, the fold recipe, the lexicon scores, what a
 #: result holds): every cached CV result is then recomputed. Source edits that keep the numbers keep the cache.
-#: 2: OOF probabilities and best epochs are kept. 3: heads train on one thread; token-reading heads on batches
-#: bucketed by length. 4: each member's test probabilities, averaged over the fold models, are kept.
-CV_CACHE_VERSION = 4
+#: 2: OOF probabilities are kept. 3: heads train on one thread; token-reading heads on batches bucketed by length.
+#: 4: each member's test probabilities, averaged over the fold models, are kept. 5: no best epochs (no early stopping).
+CV_CACHE_VERSION = 5
 #: libraries whose versions can change a CV result (part of its cache key)
 CV_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
 
 
 def cv_key(c: Config, ds, feats) -> str:
     """A fingerprint of what a CV result depends on: :data:`CV_CACHE_VERSION`, the config (less the fields of
-    :data:`lab5.config.RUN_FIELDS`, which change no result, and ``combine`` and ``offsets_for``, which only decide
-    from cached runs and are never themselves cached), the feature cache keys, the labelled guids, the library versions
+    :data:`lab5.config.RUN_FIELDS`, which change no result, and ``combine``, which only decides from cached runs and
+    is never itself cached), the feature cache keys, the labelled guids, the library versions
     and the CPU numerics in force."""
-    conf = {k: v for k, v in c.result_fields().items() if k not in ("combine", "offsets_for")}
+    conf = {k: v for k, v in c.result_fields().items() if k != "combine"}
     labels = list(zip(ds.train.guid, ds.train.label.astype(int).tolist()))
     labels.append(list(ds.test.guid))  # the test rows the fold models predict
     first, *more = (fs.key for fs in feats.texts.values())
@@ -306,7 +275,7 @@ def _read_cv(path: Path, n: int, n_test: int) -> dict | None:
     try:
         done = json.loads(path.read_text())
         ok = (isinstance(done, dict) and all(set(METRIC_COLUMNS) <= set(r) for r in done["folds"])
-              and np.shape(done["probs"]) == (n, len(LABELS)) and isinstance(done["best_epochs"], dict)
+              and np.shape(done["probs"]) == (n, len(LABELS))
               and all(np.shape(v) == (n, len(LABELS)) for v in done["member_probs"].values())
               and all(np.shape(v) == (n_test, len(LABELS)) for v in done["test_probs"].values()))
         return done if ok else None

@@ -21,7 +21,6 @@ from .metrics import metrics
 from .heads import CrossAttentionFusion, GatedFusion, LateFusion
 from .models import Classifier
 from .splits import get_split
-from .text import encoder_texts
 
 
 @dataclass
@@ -59,7 +58,7 @@ def cross_attention(model: Classifier, cfg: Config, ds: Dataset, guids: list[str
     b, (_, t2i, i2t) = _inside(model, CrossAttentionFusion, cfg, ds, guids, features, return_attention=True)
     enc = text_encoder(cfg.text_encoder, cfg.cache)  # t2i: (B, tokens, regions), i2t: (B, regions, tokens)
     texts = ds.rows(guids).text
-    ids = enc.tokenize(encoder_texts(texts, cfg.text_clean), cfg.max_length)["input_ids"]
+    ids = enc.tokenize(list(texts), cfg.max_length)["input_ids"]
     out = []
     for k, guid in enumerate(guids):
         n, r = int(b["text_mask"][k].sum()), int(b["image_mask"][k].sum())

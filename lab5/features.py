@@ -20,11 +20,10 @@ from . import profile
 from .config import Config, text_encoder_names
 from .data import Dataset
 from .encoders import ImageEncoder, TextEncoder, image_encoder, text_encoder
-from .errors import ConfigError
 from .io import atomic_write_bytes, digest
 from .parallel import run_all
 from .runtime import numerics, reproducible, resolve_device, versions
-from .text import encoder_texts, lexicon_scores
+from .text import lexicon_scores
 
 log = logging.getLogger("lab5")
 #: 2: text batched by length and padded per batch (padding states zero), images in channels_last.
@@ -129,16 +128,10 @@ def _run_args(cfg: Config) -> dict:
 def text_features(ds: Dataset, cfg: Config, encoder: TextEncoder | None = None) -> FeatureSet:
     """Text features of every train and test guid (cached)."""
     enc = encoder or text_encoder(cfg.text_encoder, cfg.cache)
-    guids, texts = list(ds.all.guid), encoder_texts(ds.all.text, cfg.text_clean)
+    guids, texts = list(ds.all.guid), list(ds.all.text)
     parts = {"encoder": enc.name, "weights": enc.fingerprint, "preprocessing": enc.preprocessing(cfg.max_length),
              "inputs": text_input_fingerprint(guids, texts), "libraries": versions(*TEXT_LIBRARIES)}
-    layer = None
-    if cfg.text_top:  # states below the layers that will be fine-tuned
-        if not 0 < cfg.text_top <= enc.layers:
-            raise ConfigError(f"--text-top {cfg.text_top} is out of range: {enc.name} has {enc.layers} layers")
-        layer = parts["layer"] = enc.layers - cfg.text_top
-    return _cached(cfg, "text", parts, guids, lambda: encode_texts(enc, texts, layer=layer, max_length=cfg.max_length,
-                                                                 **_run_args(cfg)))
+    return _cached(cfg, "text", parts, guids, lambda: encode_texts(enc, texts, max_length=cfg.max_length, **_run_args(cfg)))
 
 
 def image_features(ds: Dataset, cfg: Config, encoder: ImageEncoder | None = None) -> FeatureSet:
@@ -151,8 +144,8 @@ def image_features(ds: Dataset, cfg: Config, encoder: ImageEncoder | None = None
 
 
 def encode_texts(enc: TextEncoder, texts: list[str], *, max_length: int, device: str = "cpu", jobs: int = 1,
-                 progress: bool = False, layer: int | None = None, batch_size: int = 64):
-    """Run the frozen text encoder over ``texts`` on ``device`` (states of ``layer``, default the last).
+                 progress: bool = False, batch_size: int = 64):
+    """Run the frozen text encoder over ``texts`` on ``device`` (the last layer's states).
 
     Texts are batched in order of token length and each batch is padded only to its longest text, so short tweets
     do not pay for ``max_length`` positions; the batches run ``jobs`` at a time on one thread each
@@ -169,7 +162,7 @@ def encode_texts(enc: TextEncoder, texts: list[str], *, max_length: int, device:
     def one(rows: torch.Tensor):
         n = max(1, int(lengths[rows].max()))
         with torch.inference_mode():
-            p, h, _ = enc(ids[rows, :n].to(device), mask[rows, :n].to(device), layer)
+            p, h, _ = enc(ids[rows, :n].to(device), mask[rows, :n].to(device))
             return p.float().cpu(), (h * mask[rows, :n, None].to(h.device)).half().cpu()
 
     pooled = torch.zeros(len(texts), enc.dim)
@@ -262,7 +255,7 @@ def with_lexicon(fs: FeatureSet, ds: Dataset) -> FeatureSet:
 
 
 #: the config fields that decide which text features, and which image features, :func:`load_features` returns
-TEXT_FIELDS = ("cache", "text_encoder", "text_features", "text_clean", "max_length", "text_top", "device", "seed")
+TEXT_FIELDS = ("cache", "text_encoder", "text_features", "max_length", "device", "seed")
 IMAGE_FIELDS = ("cache", "image_encoder", "image_size", "device", "seed")
 FEATURE_FIELDS = tuple(dict.fromkeys(TEXT_FIELDS + IMAGE_FIELDS))
 

@@ -8,62 +8,28 @@ attached to it make that dict from raw inputs. An ensemble reads one such dict p
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
-from . import encoders
 from .config import Config, model_problem, text_encoder_names
-from .encoders import masked_mean
 from .errors import ConfigError
 from .features import Dims
 from .heads import MODELS, Head
 from .runtime import reproducible
 
 
-class TextTop(nn.Module):
-    """The top transformer layers of the text encoder, fine-tuned on cached states of the layer below them.
-
-    It turns the cached ``text_seq`` (states after layer ``n - k``) into last-layer states and recomputes the
-    pooled vector from them; columns of ``text_pooled`` beyond the encoder width (the lexicon scores) are kept.
-    Fine-tuning the top of the encoder this way costs a fraction of running the whole encoder on each step.
-    """
-
-    def __init__(self, layers: nn.ModuleList):
-        super().__init__()
-        self.layers = copy.deepcopy(layers).requires_grad_(True)
-
-    @classmethod
-    def from_encoder(cls, name: str, k: int, cache=None) -> "TextTop":
-        """A trainable copy of the top ``k`` layers of text encoder ``name`` (``cache``: where mpnet is unpacked)."""
-        return cls(encoders.text_encoder(name, cache).model.encoder.layer[-k:])
-
-    def forward(self, b: dict) -> dict:
-        mask = b["text_mask"].bool()
-        h = b["text_seq"].float()
-        additive = (~mask)[:, None, None, :].to(h.dtype) * torch.finfo(h.dtype).min
-        for layer in self.layers:
-            h = layer(h, attention_mask=additive)
-            h = h[0] if isinstance(h, tuple) else h
-        d = h.shape[-1]
-        pooled = torch.cat([masked_mean(h, mask), b["text_pooled"][:, d:].to(h.dtype)], dim=-1)
-        return {**b, "text_seq": h, "text_pooled": pooled}
-
-
 class Classifier(nn.Module):
     """A head, with the encoders attached when fine-tuning end to end.
 
     With encoders, a batch holds ``input_ids``, ``attention_mask`` and ``pixels`` and the encoders produce the
-    feature dict; without, the batch already is the feature dict (from the cache). With ``text_top``, the cached
-    text states come from a lower layer and pass through the trainable top layers first. ``dims``: the input widths
+    feature dict; without, the batch already is the feature dict (from the cache). ``dims``: the input widths
     it was built for, by text encoder (saved with checkpoints).
     """
 
     def __init__(self, head: Head, dims: dict[str, Dims], text_encoder: nn.Module | None = None,
-                 image_encoder: nn.Module | None = None, text_top: TextTop | None = None):
+                 image_encoder: nn.Module | None = None):
         super().__init__()
-        self.head, self.text_encoder, self.image_encoder, self.text_top = head, text_encoder, image_encoder, text_top
+        self.head, self.text_encoder, self.image_encoder = head, text_encoder, image_encoder
         self.dims = dict(dims)
 
     def encode(self, b: dict) -> dict:
@@ -72,8 +38,6 @@ class Classifier(nn.Module):
             b["text_pooled"], b["text_seq"], b["text_mask"] = self.text_encoder(b["input_ids"], b["attention_mask"])
         if self.image_encoder is not None and "pixels" in b:
             b["image_pooled"], b["image_seq"], b["image_mask"] = self.image_encoder(b["pixels"])
-        if self.text_top is not None and "text_seq" in b:
-            b = self.text_top(b)
         return b
 
     def forward(self, b: dict) -> torch.Tensor:
@@ -164,7 +128,6 @@ def _classifier(cfg: Config, dims: dict[str, Dims], encoders: tuple | None) -> C
     with reproducible(cfg.seed):  # the initial weights depend on the seed alone
         head = build_head(cfg.model, dims[cfg.text_encoder], cfg)
     if encoders is None:
-        top = TextTop.from_encoder(cfg.text_encoder, cfg.text_top, cfg.cache) if cfg.text_top and head.uses_text else None
-        return Classifier(head, dims, text_top=top)
+        return Classifier(head, dims)
     t, i = encoders
     return Classifier(head, dims, t if head.uses_text else None, i if head.uses_image else None)

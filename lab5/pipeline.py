@@ -20,7 +20,7 @@ from torch import nn
 
 from . import encoders, profile
 from .batches import make_data
-from .config import Config, text_encoder_names
+from .config import Config
 from .data import LABELS, Dataset
 from .decisions import Decision
 from .errors import ConfigError, DataError
@@ -32,16 +32,15 @@ from .models import build_model
 from .runtime import numerics, resolve_device, versions
 from .splits import get_split, training_subset
 from .submission import write_predictions
-from .text import encoder_texts
 from .training import TrainResult, fit, predict_labels
 
 log = logging.getLogger("lab5")
 
 #: Bump when what a training produces changes while every other part of its key stays (the loop, a head, what an
 #: entry holds): every cached training is then redone. Source edits that keep the numbers keep the cache.
-#: 2: the decision rule is kept beside the weights (no ``logit_bias`` buffer in the model). 3: input widths kept by
-#: text encoder.
-TRAIN_CACHE_VERSION = 3
+#: 2: the decision rule is kept beside the weights. 3: input widths kept by text encoder. 4: no best epoch (no early
+#: stopping).
+TRAIN_CACHE_VERSION = 4
 #: libraries whose versions can change trained weights (part of every training's key)
 TRAIN_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
 
@@ -65,8 +64,8 @@ def new_model(cfg: Config, features: Features | None = None, loaded: tuple | Non
 
 
 def training_rows(cfg: Config, ds: Dataset, train_guids=None, val_guids=None) -> tuple[list[str], list[str]]:
-    """The rows :func:`train_model` trains on and (with early stopping) stops on: the given guids, else the stored
-    split, the training rows cut to a seeded, stratified ``cfg.train_rows``. Asking for more rows than there are is
+    """The rows :func:`train_model` trains on and scores each epoch on: the given guids, else the stored split, the
+    training rows cut to a seeded, stratified ``cfg.train_rows``. Asking for more rows than there are is
     a ConfigError, so a command can check it before any work."""
     if train_guids is None:
         split = get_split(ds, cfg.cache)
@@ -83,7 +82,7 @@ def train_model(cfg: Config, ds: Dataset, features: Features | None = None, trai
 
     With ``cache``, the trained weights and history are stored under ``<cache>/train/<key>/`` (see :func:`train_key`)
     and a later call with the same key reads them back instead of training: the same model (its logits bit for bit),
-    history, best epoch and best validation macro-F1. A damaged or mismatching entry is trained again and overwritten,
+    history and validation macro-F1. A damaged or mismatching entry is trained again and overwritten,
     with a warning. Without ``cache`` nothing is read or written."""
     train_guids, val_guids = training_rows(cfg, ds, train_guids, val_guids)
     loaded = load_encoders(cfg) if cfg.finetune else None
@@ -117,7 +116,7 @@ def train_key(cfg: Config, ds: Dataset, features: Features | None, train_guids: 
 
     if cfg.finetune:
         t, i = loaded
-        inputs = {"text": text_input_fingerprint(list(ds.all.guid), encoder_texts(ds.all.text, cfg.text_clean)),
+        inputs = {"text": text_input_fingerprint(list(ds.all.guid), list(ds.all.text)),
                   "image": image_input_fingerprint(ds), "text_encoder": t.fingerprint, "image_encoder": i.fingerprint,
                   "libraries": versions(*TEXT_LIBRARIES, *IMAGE_LIBRARIES)}
     else:
@@ -133,17 +132,8 @@ def _dims_json(dims: dict[str, Dims]) -> dict:
     return {name: d.to_dict() for name, d in dims.items()}
 
 
-def _dims_from_json(d: dict, cfg: Config) -> dict[str, Dims]:
-    """Input widths by text encoder as saved; a checkpoint from before they were kept by name holds one ``Dims``, or
-    the first encoder's under ``""``."""
-    if "text" in d:
-        d = {"": d}
-    first = text_encoder_names(cfg.text_encoder)[0]
-    return {first if name == "" else name: Dims(**w) for name, w in d.items()}
-
-
 def _store_training(folder: Path, result: TrainResult) -> None:
-    """Write ``model.pt`` (the state dict) and then ``result.json`` (history, best epoch and F1, dims, and the
+    """Write ``model.pt`` (the state dict) and then ``result.json`` (history, validation macro-F1, dims, and the
     sha256 of ``model.pt``), each atomically; an entry is whole only once ``result.json`` matches its weights."""
     buf = io.BytesIO()
     torch.save(result.model.state_dict(), buf)
@@ -152,7 +142,7 @@ def _store_training(folder: Path, result: TrainResult) -> None:
     meta = {"version": TRAIN_CACHE_VERSION, "model_sha256": hashlib.sha256(blob).hexdigest(),
             "dims": _dims_json(result.model.dims), "decision": result.decision.to_dict(),
             "history": {"columns": list(h.columns), "records": h.to_dict("records")},
-            "best_epoch": int(result.best_epoch), "best_val_macro_f1": float(result.best_val_macro_f1)}
+            "val_macro_f1": float(result.val_macro_f1)}
     try:
         atomic_write_bytes(folder / "model.pt", blob)
         atomic_write_bytes(folder / "result.json", json.dumps(meta).encode())
@@ -181,7 +171,7 @@ def _read_training(folder: Path, model: nn.Module, cfg: Config) -> tuple[TrainRe
             raise ValueError("its weights do not fit the model")
         h = meta["history"]
         history = pd.DataFrame.from_records(h["records"], columns=h["columns"])
-        best_epoch, best_f1 = int(meta["best_epoch"]), float(meta["best_val_macro_f1"])
+        f1 = float(meta["val_macro_f1"])
         decision = Decision.from_dict(meta["decision"])
         touched = True
         model.load_state_dict(state)
@@ -189,7 +179,7 @@ def _read_training(folder: Path, model: nn.Module, cfg: Config) -> tuple[TrainRe
         log.warning("cached training %s is damaged or does not fit (%s); training again", folder, e)
         return None, touched
     log.info("read the trained %s from %s", cfg.model, folder)
-    return TrainResult(model.to(resolve_device(cfg.device)).eval(), history, best_epoch, best_f1, decision), False
+    return TrainResult(model.to(resolve_device(cfg.device)).eval(), history, f1, decision), False
 
 
 def fit_decision(cfg: Config, ds: Dataset, result: TrainResult | None = None) -> Decision:
@@ -228,8 +218,7 @@ def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: 
         pred = decision.predict(list(run.test_probs.values())).tolist()
     else:
         if model is None:
-            # end to end: with early stopping on the stored split; without, on every labelled row
-            model = train_model(cfg, ds, None, *training_rows(cfg, ds, *(() if cfg.early_stopping else (list(ds.train.guid), [])))).model
+            model = train_model(cfg, ds, None, list(ds.train.guid), []).model  # end to end, on every labelled row
         feats = None if cfg.finetune else load_features(ds, cfg)
         decision = decision or fit_decision(cfg, ds)
         pred = predict_labels(model, decision, make_data(cfg, ds, guids, None, feats, model), cfg).tolist()
@@ -242,8 +231,7 @@ def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: 
 def bagged_decision(cfg: Config, ds: Dataset, run) -> Decision:
     """The decision rule ``cfg.combine`` fitted on the out-of-fold probabilities of ``run`` (the CV of ``cfg``),
     which :func:`predict_test` applies to the same fold models' mean test probabilities."""
-    return Decision(cfg.combine, objective=cfg.offsets_for).fit(list(run.member_probs.values()),
-                                                                ds.train.label.to_numpy())
+    return Decision(cfg.combine).fit(list(run.member_probs.values()), ds.train.label.to_numpy())
 
 
 def validation_predictions(model, cfg: Config, ds: Dataset, features: Features | None = None,
@@ -260,14 +248,14 @@ def validation_predictions(model, cfg: Config, ds: Dataset, features: Features |
 def save_checkpoint(path: Path, model: nn.Module, cfg: Config, result: TrainResult | None = None,
                     decision: Decision | None = None) -> None:
     """Write ``path/model.pt`` (state dict) and ``path/config.json`` (config, input widths, the fitted decision rule,
-    best epoch), atomically. The rule is ``decision``, else ``result``'s, else the plain argmax."""
+    validation macro-F1), atomically. The rule is ``decision``, else ``result``'s, else the plain argmax."""
     path = Path(path)
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     decision = decision or (result.decision if result is not None else Decision("mean"))
     meta = {"config": cfg.to_dict(), "dims": _dims_json(model.dims), "decision": decision.to_dict()}
     if result is not None:
-        meta.update(best_epoch=result.best_epoch, best_val_macro_f1=result.best_val_macro_f1)
+        meta.update(val_macro_f1=result.val_macro_f1)
     atomic_write_bytes(path / "model.pt", buf.getvalue())
     atomic_write_bytes(path / "config.json", json.dumps(meta, indent=2, sort_keys=True).encode())
 
@@ -275,19 +263,14 @@ def save_checkpoint(path: Path, model: nn.Module, cfg: Config, result: TrainResu
 def load_model(path: Path, **overrides) -> tuple[nn.Module, Config, Decision]:
     """Rebuild a saved model (its predictions are identical to the saved model's), its config, with ``overrides``
     (paths, device) applied, and its fitted decision rule; a missing, damaged or mismatched checkpoint raises
-    ConfigError. A checkpoint from before the rule was stored beside the weights (a ``logit_bias`` in the weights)
-    gets that bias back as the rule's offsets."""
+    ConfigError."""
     path = Path(path)
     try:
         meta = json.loads((path / "config.json").read_text())
         state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
-        cfg, dims = Config.from_dict(meta["config"], **overrides), meta["dims"]
-        dims = _dims_from_json(dims, cfg)
-        bias = state.pop("logit_bias", None)
-        decision = Decision.from_dict(meta["decision"]) if "decision" in meta else \
-            Decision("mean+offsets" if bias is not None and bool(bias.any()) else "mean",
-                     offsets=np.zeros(3) if bias is None else bias.double().numpy())
-        state = {k: v for k, v in state.items() if not k.endswith(".logit_bias")}
+        cfg = Config.from_dict(meta["config"], **overrides)
+        dims = {name: Dims(**w) for name, w in meta["dims"].items()}
+        decision = Decision.from_dict(meta["decision"])
     except ConfigError:
         raise
     except Exception as e:  # unreadable JSON, foreign bytes, a truncated zip, missing keys: all mean "damaged"

@@ -21,7 +21,7 @@ from typing import Iterator
 
 #: Environment defaults that make every x86-64 CPU with AVX2 pick the same kernels (ATen's vectorised ops,
 #: MKL's BLAS in conditional-numerical-reproducibility mode, oneDNN's convolutions), so that float rounding,
-#: and with it early stopping, agrees across Intel and AMD machines of different generations. Measured on this
+#: and with it every prediction, agrees across Intel and AMD machines of different generations. Measured on this
 #: project's 2-core AVX-512 machine: no slower than the native kernels (EfficientNet, MiniLM, head steps).
 PINNED_NUMERICS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 

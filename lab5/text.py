@@ -1,8 +1,6 @@
-"""Tweet texts: decoding (UTF-8 or GB18030, nothing dropped), tweet cleaning, lexicon scores, statistics."""
+"""Tweet texts: decoding (UTF-8 or GB18030, nothing dropped), lexicon scores, statistics."""
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,31 +41,6 @@ def read_text(path: Path, guid: str) -> DecodedText:
         raise DataError(f"guid {guid}: text file missing: {path}") from None
     except OSError as e:
         raise DataError(f"guid {guid}: text file {path} cannot be read ({e.strerror})") from None
-
-
-_URL = re.compile(r"https?://\S*|www\.\S+")
-_RT = re.compile(r"^RT\s+@\w+:?\s*")
-_MENTION = re.compile(r"@\w+")
-_HASHTAG = re.compile(r"#(\w+)")
-_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
-
-
-def normalize_tweet(text: str) -> str:
-    """Tweet-aware text for the encoder: no retweet prefix, ``@user`` for handles, ``http`` for links,
-    hashtags as the words they join (``#WeDemandSafety4Bapuji`` -> ``We Demand Safety 4 Bapuji``), HTML entities
-    unescaped and whitespace squeezed. Non-Latin text is kept as it is."""
-    text = html.unescape(text)
-    text = _RT.sub("", text)
-    text = _URL.sub("http", text)
-    text = _MENTION.sub("@user", text)
-    text = _HASHTAG.sub(lambda m: _CAMEL.sub(" ", m.group(1)).replace("_", " "), text)
-    text = text.replace("\u2026", "...")  # the ellipsis Twitter puts on cut-off text
-    return " ".join(text.split())
-
-
-def encoder_texts(texts, clean: str) -> list[str]:
-    """The texts as the text encoder reads them: unchanged (``none``) or :func:`normalize_tweet` (``tweet``)."""
-    return {"none": list, "tweet": lambda ts: [normalize_tweet(t) for t in ts]}[clean](texts)  # checked by Config
 
 
 def lexicon_scores(texts: list[str]) -> torch.Tensor:

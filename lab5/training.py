@@ -1,15 +1,13 @@
-"""The training loop, read top to bottom: optimiser and schedule, one epoch, evaluation, early stopping.
+"""The training loop, read top to bottom: optimiser and schedule, one epoch, evaluation.
 
-AdamW (weight decay in the optimiser only, none on biases and norms), linear warm-up then cosine decay,
-early stopping on validation macro-F1, class-weighted loss or balanced sampling, gradient clipping,
-bf16 autocast on CUDA; deterministic given the seed (seeds and threads are scoped to the fit, see
+AdamW (weight decay in the optimiser only, none on biases and norms), linear warm-up then cosine decay, a fixed
+number of epochs (the last weights are kept), gradient clipping at norm 1, bf16 autocast on CUDA; deterministic given the seed (seeds and threads are scoped to the fit, see
 :func:`lab5.runtime.reproducible`). A head on cached features trains on one thread (:func:`training_threads`), so
 the members of an ensemble can train side by side in worker processes (:func:`lab5.parallel.run_all`) with the
 same result as one after another.
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 
@@ -21,7 +19,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 from tqdm.auto import tqdm
 
-from .batches import Batches, EnsembleData, batch_order, class_weights
+from .batches import Batches, EnsembleData, batch_order
 from .config import Config
 from .decisions import Decision
 from .models import Ensemble, member_configs, members_of
@@ -29,34 +27,38 @@ from .parallel import run_all
 from .runtime import reproducible, resolve_device
 
 
+#: torch threads of end-to-end fine-tuning (fixed, so that its results repeat bit for bit on any machine)
+FINETUNE_THREADS = 2
+#: gradient-norm clipping
+CLIP = 1.0
+
+
 @dataclass
 class TrainResult:
     model: nn.Module
-    history: pd.DataFrame  # one row per epoch (an ensemble: per member and epoch, with ``member`` and ``best``)
-    best_epoch: int  # 0 for an ensemble (each member has its own, in the history)
-    best_val_macro_f1: float
+    history: pd.DataFrame  # one row per epoch (an ensemble: per member and epoch, with ``member``)
+    val_macro_f1: float  # on the validation rows after the last epoch (NaN without any)
     #: the decision rule of the training: argmax (``mean``); a checkpoint keeps the rule it is saved with
     decision: Decision = field(default_factory=Decision)
 
 
 def training_threads(cfg: Config) -> int:
-    """Torch threads of a training or prediction: ``cfg.threads`` when fine-tuning the encoders end to end, else one.
+    """Torch threads of a training or prediction: :data:`FINETUNE_THREADS` when fine-tuning the encoders end to end,
+    else one.
 
     Heads on cached features are too small for a second thread to pay; on one thread their results do not depend
     on the machine's core count, and independent trainings run side by side instead (``cfg.jobs``).
     """
-    return cfg.threads if cfg.finetune else 1
+    return FINETUNE_THREADS if cfg.finetune else 1
 
 
 def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
-    """AdamW with a learning rate per part (head, fine-tuned encoders, fine-tuned top text layers) and weight decay
-    on weight matrices only."""
+    """AdamW with a learning rate per part (head, fine-tuned encoders) and weight decay on weight matrices only."""
     groups: dict[tuple, list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        lr = cfg.encoder_lr if name.startswith(("text_encoder.", "image_encoder.")) else \
-            cfg.text_top_lr if name.startswith("text_top.") else cfg.lr
+        lr = cfg.encoder_lr if name.startswith(("text_encoder.", "image_encoder.")) else cfg.lr
         decay = p.ndim > 1 and "norm" not in name.lower() and "bn" not in name.lower()
         groups.setdefault((lr, decay), []).append(p)
     return torch.optim.AdamW(foreach=True, params=
@@ -75,22 +77,6 @@ def make_schedule(opt: torch.optim.Optimizer, warmup: float, total: int) -> torc
     return torch.optim.lr_scheduler.LambdaLR(opt, f)
 
 
-class EarlyStopping:
-    """Keeps a copy of the best weights by validation macro-F1 and says when ``patience`` epochs brought no gain."""
-
-    def __init__(self, patience: int):
-        self.patience, self.best, self.best_epoch, self.state, self.bad = patience, -1.0, 0, None, 0
-
-    def step(self, epoch: int, score: float, model: nn.Module) -> bool:
-        """Record an epoch's score; True when training should stop."""
-        if score > self.best:
-            self.best, self.best_epoch, self.bad = score, epoch, 0
-            self.state = copy.deepcopy(model.state_dict())
-        else:
-            self.bad += 1
-        return self.bad >= self.patience
-
-
 def train_mode(model: nn.Module) -> None:
     """Train mode, except normalisation layers whose weights are frozen: their running statistics stay put."""
     model.train()
@@ -105,7 +91,7 @@ def _to(b: dict, device: torch.device) -> dict:
 
 
 def train_epoch(model: nn.Module, data: Batches, opt, sched, cfg: Config, gen: torch.Generator,
-                weight: torch.Tensor | None, device: torch.device) -> list[float]:
+                device: torch.device) -> list[float]:
     """One pass over ``data`` on ``device``; returns the batch losses."""
     train_mode(model)
     losses = []
@@ -113,63 +99,51 @@ def train_epoch(model: nn.Module, data: Batches, opt, sched, cfg: Config, gen: t
         b = _to(data.batch(idx), device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(b)
-        loss = F.cross_entropy(logits.float(), b["label"], weight=weight)
+        loss = F.cross_entropy(logits.float(), b["label"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.clip:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         opt.step()
         sched.step()
         losses.append(loss.item())
     return losses
 
 
-def evaluate(model: nn.Module, data: Batches, cfg: Config, weight: torch.Tensor | None = None) -> dict[str, float]:
+def evaluate(model: nn.Module, data: Batches, cfg: Config) -> dict[str, float]:
     """Validation loss, accuracy and macro-F1 of ``model`` on ``data``."""
     logits = predict_logits(model, data, cfg)
     pred, y = logits.argmax(1).numpy(), data.labels.numpy()
-    return {"val_loss": float(F.cross_entropy(logits, data.labels, weight=None if weight is None else weight.cpu())),
+    return {"val_loss": float(F.cross_entropy(logits, data.labels)),
             "val_accuracy": float((pred == y).mean()), "val_macro_f1": float(f1_score(y, pred, average="macro"))}
 
 
 def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg: Config,
                      threads: int | None = None, device: torch.device | None = None) -> TrainResult:
-    """Train one classifier on ``train``, early-stopping on the macro-F1 of ``val`` (the best weights are kept); with
-    ``cfg.early_stopping`` off, or no ``val``, all ``cfg.epochs`` epochs run and the last weights are kept.
-    ``threads`` overrides :func:`training_threads` (the benchmark times the old two-thread path with it); ``device``
-    is where it trains (default: ``cfg.device`` resolved)."""
+    """Train one classifier on ``train`` for ``cfg.epochs`` epochs, scoring ``val`` (if given) after each; the last
+    weights are kept. ``threads`` overrides :func:`training_threads`; ``device`` is where it trains (default:
+    ``cfg.device`` resolved)."""
     has_val = val is not None and len(val) > 0
     device = device or resolve_device(cfg.device)
     with reproducible(cfg.seed, threads or training_threads(cfg)):
         model.to(device)
         gen = torch.Generator().manual_seed(cfg.seed)
-        weight = class_weights(train.labels).to(device) if cfg.balance == "weights" else None
         total = math.ceil(len(train) / cfg.batch_size) * cfg.epochs
         opt = make_optimizer(model, cfg)
         sched = make_schedule(opt, cfg.warmup, total)
-        stopper = EarlyStopping(cfg.patience)
         rows = []
         name = type(getattr(model, "head", model)).__name__
         for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"train {name}", disable=not cfg.progress):
-            losses = train_epoch(model, train, opt, sched, cfg, gen, weight, device)
+            losses = train_epoch(model, train, opt, sched, cfg, gen, device)
             row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0]}
-            stop = False
-            if has_val:  # scored every epoch; used to stop only with early stopping
-                row.update(evaluate(model, val, cfg, weight))
-                stop = cfg.early_stopping and stopper.step(epoch, row["val_macro_f1"], model)
+            if has_val:
+                row.update(evaluate(model, val, cfg))
             rows.append(row)
-            if stop:
-                break
-    if stopper.state is not None:
-        model.load_state_dict(stopper.state)
-    best_epoch = stopper.best_epoch if stopper.state is not None else rows[-1]["epoch"]
-    best_f1 = stopper.best if stopper.state is not None else rows[-1].get("val_macro_f1", float("nan"))
-    return TrainResult(model.eval(), pd.DataFrame(rows), best_epoch, best_f1)
+    return TrainResult(model.eval(), pd.DataFrame(rows), rows[-1].get("val_macro_f1", float("nan")))
 
 
 def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> TrainResult:
-    """Train a classifier, or each member of an :class:`~lab5.models.Ensemble` on its own features (each with its own
-    early stopping; ``cfg.jobs`` of them side by side)."""
+    """Train a classifier, or each member of an :class:`~lab5.models.Ensemble` on its own features (``cfg.jobs`` of
+    them side by side)."""
     device = resolve_device(cfg.device)
     model.to(device)
     ensemble = bool(members_of(model))
@@ -180,11 +154,10 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
         runs = {cfg.model: train_classifier(model, train, val, cfg, device=device)}
     model.eval()
     if ensemble:
-        history = pd.concat([r.history.assign(member=n, best=r.history.epoch == r.best_epoch) for n, r in runs.items()],
-                            ignore_index=True)
+        history = pd.concat([r.history.assign(member=n) for n, r in runs.items()], ignore_index=True)
         best = float(f1_score(val.labels.numpy(), predict_logits(model, val, cfg).argmax(1).numpy(), average="macro")) \
             if has_val else float("nan")
-        result = TrainResult(model, history, 0, best)
+        result = TrainResult(model, history, best)
     else:
         result = runs[cfg.model]
     return result
@@ -201,12 +174,12 @@ def _fit_members(model: Ensemble, train: EnsembleData, val: EnsembleData | None,
         name, (m, encoder) = members[k]
         r = train_classifier(m, train.views[encoder], val.views[encoder] if val is not None else None, configs[name],
                              device=device)
-        return m.state_dict(), r.history, r.best_epoch, r.best_val_macro_f1
+        return m.state_dict(), r.history, r.val_macro_f1
 
     runs = {}
-    for (name, (m, _)), (state, history, best_epoch, best_f1) in zip(members, run_all(train_one, range(len(members)), cfg.jobs)):
+    for (name, (m, _)), (state, history, f1) in zip(members, run_all(train_one, range(len(members)), cfg.jobs)):
         m.load_state_dict(state)
-        runs[name] = TrainResult(m.eval(), history, best_epoch, best_f1)
+        runs[name] = TrainResult(m.eval(), history, f1)
     return runs
 
 

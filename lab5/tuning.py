@@ -96,13 +96,13 @@ def chosen(trials: pd.DataFrame) -> dict:
 
 
 def read_table(path: Path) -> pd.DataFrame | None:
-    """A table written by ``tune`` or ``cv --seeds --out`` (None when there is none)."""
+    """A committed or written table (None when there is none)."""
     return pd.read_csv(path) if Path(path).is_file() else None
 
 
 def table_path(cfg: Config, ds, name: str) -> Path:
-    """Where a command wrote the table ``name`` for ``ds`` by default (``tune``: :func:`trials_file`; ``cv --seeds``
-    with ``--out``: :data:`REPEATS_FILE`): the output root's figures folder, or, for the course data when that holds
+    """Where a command wrote the table ``name`` for ``ds`` by default (``tune``: :func:`trials_file`): the output root's
+    figures folder, or, for the course data when that holds
     none (the notebooks' temporary output root under pytest), the project's committed table."""
     from .outputs import committed, is_course_data, output_root
 
@@ -122,43 +122,3 @@ def rescored(trials: pd.DataFrame, cv: pd.DataFrame, control: str, tuned: str) -
                    "report folds: accuracy": means.loc[row, "accuracy"], "report folds: macro-F1": means.loc[row, "macro_f1"]}
             for (name, t), row in zip(picked.items(), (control, tuned))}
     return pd.DataFrame(rows).T.astype({"trial": int}).round(4)
-
-
-# --------------------------------------------------------------------------- repeated seeds
-#: the committed seed repeats of notebook 5's headline rows, in the figures folder
-REPEATS_FILE = "05_seed_repeats.csv"
-
-
-def seed_pairs(seed: int, fold_seed: int, seeds: list[int], fold_seeds: list[int]) -> list[tuple[int, int]]:
-    """(seed, fold seed) pairs of a repeat: each of ``seeds`` on the folds of ``fold_seed``, and each of
-    ``fold_seeds`` with the training seed ``seed`` (a cross through the config's own pair, not a grid), in order."""
-    return list(dict.fromkeys([(seed, fold_seed), *((s, fold_seed) for s in seeds), *((seed, f) for f in fold_seeds)]))
-
-
-def repeats(ds, configs: dict[str, Config], seeds: list[int], fold_seeds: list[int]) -> pd.DataFrame:
-    """Cross-validate every named config at every pair of :func:`seed_pairs` (one pool of workers, the CV cache):
-    one row per (model, seed, fold_seed, fold) with the fold's metrics."""
-    from .evaluation import cv_runs
-
-    runs = {}
-    for name, c in configs.items():
-        for s, f in seed_pairs(c.seed, c.fold_seed, seeds, fold_seeds):
-            runs[(name, s, f)] = c.replace(seed=s, fold_seed=f)
-    done = cv_runs(ds, runs)
-    return pd.concat([r.folds.assign(model=n, seed=s, fold_seed=f) for (n, s, f), r in done.items()], ignore_index=True)
-
-
-def seed_spread(table: pd.DataFrame, metric: str = "accuracy", seed: int = 0, fold_seed: int = 0) -> pd.DataFrame:
-    """Per model (order kept): the CV mean of ``metric`` at (``seed``, ``fold_seed``); the mean and the std of the CV
-    means over training seeds on those folds, and over fold seeds with that training seed; and the std over folds
-    (averaged over the runs), the spread a single CV shows."""
-    runs = table.groupby(["model", "seed", "fold_seed"], sort=False)[metric].agg(["mean", "std"]).reset_index()
-    rows = {}
-    for model, g in runs.groupby("model", sort=False):
-        by_seed, by_folds = g[g.fold_seed == fold_seed], g[g.seed == seed]
-        base = g[(g.seed == seed) & (g.fold_seed == fold_seed)]["mean"]
-        rows[model] = {"CV mean": base.iloc[0] if len(base) else np.nan,
-                       "training seeds": len(by_seed), "mean over them": by_seed["mean"].mean(), "std over them": by_seed["mean"].std(),
-                       "fold seeds": len(by_folds), "mean over those": by_folds["mean"].mean(), "std over those": by_folds["mean"].std(),
-                       "std over folds": g["std"].mean()}
-    return pd.DataFrame(rows).T.astype({"training seeds": int, "fold seeds": int})

@@ -70,11 +70,10 @@ def patched_encoders(monkeypatch, tiny_text, tiny_image):
     """Route lab5's ``text_encoder`` / ``image_encoder`` to the tiny encoders: the pipeline is exercised end to end
     in seconds; the real encoders are tested on their own.
 
-    ``lab5.models`` (``TextTop.from_encoder``) and ``lab5.pipeline`` (``load_encoders``) call them through the
-    ``lab5.encoders`` module, so patching it covers them; ``lab5.features``, ``lab5.bench`` and ``lab5.explain`` import the names
+    ``lab5.pipeline`` (``load_encoders``) calls them through the ``lab5.encoders`` module, so patching it covers it;
+    ``lab5.features`` and ``lab5.explain`` import the names
     themselves and are patched too. Counts the calls per modality.
     """
-    import lab5.bench
     import lab5.encoders
     import lab5.explain
     import lab5.features
@@ -89,7 +88,7 @@ def patched_encoders(monkeypatch, tiny_text, tiny_image):
         calls["image"] += 1
         return tiny_image
 
-    for mod in (lab5.encoders, lab5.features, lab5.bench, lab5.explain):
+    for mod in (lab5.encoders, lab5.features, lab5.explain):
         monkeypatch.setattr(mod, "text_encoder", t)
         monkeypatch.setattr(mod, "image_encoder", i)
     return calls

@@ -1,29 +1,14 @@
-"""lab5.batches: feature batches (padding trimmed), raw batches for fine-tuning, class weights and batch orders."""
+"""lab5.batches: feature batches (padding trimmed), raw batches for fine-tuning and batch orders."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from synthetic import GUIDS, LABELS_, small_config
 
-from lab5.batches import FeatureData, RawData, batch_order, class_weights, make_data
+from lab5.batches import FeatureData, RawData, batch_order, make_data
 from lab5.data import load_dataset
 from lab5.features import Dims
 from lab5.models import build_model
-from lab5.text import normalize_tweet
-
-
-def test_class_weights_match_scikit_learn_balanced():
-    from sklearn.utils.class_weight import compute_class_weight
-
-    y = np.array([0] * 2 + [1] * 5 + [2] * 13)
-    expected = compute_class_weight("balanced", classes=np.arange(3), y=y)
-    torch.testing.assert_close(class_weights(torch.tensor(y)), torch.tensor(expected, dtype=torch.float32))
-
-
-def test_class_weights_of_an_absent_class_stay_finite():
-    w = class_weights(torch.tensor([0, 0, 2, 2]))
-    assert w.tolist() == [pytest.approx(4 / 6), pytest.approx(4 / 3), pytest.approx(4 / 6)]
 
 
 class _Labels:
@@ -73,10 +58,10 @@ def test_pooled_only_batches_skip_the_sequences_and_unlabelled_rows_get_minus_on
     assert "text_seq" not in b and "image_seq" not in b and b["label"].tolist() == [-1, -1, -1]
 
 
-@pytest.mark.parametrize("model, text_top, sequences", [("concat", 0, False), ("cross_attention", 0, True),
-                                                         ("late+gated", 0, False), ("late", 1, True)])
-def test_make_data_gathers_sequences_only_for_models_that_read_them(feats, tmp_path, model, text_top, sequences):
-    data = make_data(small_config(tmp_path, model=model, text_top=text_top), None, GUIDS[:4], LABELS_[:4], feats)
+@pytest.mark.parametrize("model, sequences", [("concat", False), ("cross_attention", True), ("late+gated", False),
+                                             ("late+cross_attention", True)])
+def test_make_data_gathers_sequences_only_for_models_that_read_them(feats, tmp_path, model, sequences):
+    data = make_data(small_config(tmp_path, model=model), None, GUIDS[:4], LABELS_[:4], feats)
     view = data.views["minilm"] if "+" in model else data  # an ensemble's data: one view per text encoder
     assert isinstance(view, FeatureData)
     assert ("text_seq" in view.tensors) == sequences
@@ -86,15 +71,15 @@ def test_make_data_gathers_sequences_only_for_models_that_read_them(feats, tmp_p
 def test_make_data_when_finetuning_feeds_the_models_encoders_raw_pairs(dataset_factory, tmp_path, tiny_text, tiny_image):
     root = dataset_factory(n_train=6, n_test=2)
     ds = load_dataset(root)
-    cfg = small_config(tmp_path, data=root, model="concat", finetune=True, text_clean="tweet")
+    cfg = small_config(tmp_path, data=root, model="concat", finetune=True)
     model = build_model(cfg, {"minilm": Dims(16, 12, 16, 12)}, (tiny_text, tiny_image))
     guids = ["3", "1", "5"]
     data = make_data(cfg, ds, guids, [0, 2, 1], None, model, train=False)
     assert isinstance(data, RawData) and len(data) == 3
     b = data.batch(torch.tensor([0, 2]))
     assert b["pixels"].shape == (2, 3, 32, 32) and b["label"].tolist() == [0, 1]
-    texts = [normalize_tweet(t) for t in ds.all.set_index("guid").loc[["3", "5"], "text"]]
-    assert texts[0] == "terrible food and rude staff 3"  # tweet cleaning applied: '#3' became '3'
+    texts = list(ds.all.set_index("guid").loc[["3", "5"], "text"])
+    assert texts[0] == "terrible food and rude staff #3"  # the text as written, hashtag and all
     expected = tiny_text.tokenize(texts, cfg.max_length)
     n = int(expected["attention_mask"].sum(1).max())
     assert torch.equal(b["input_ids"], expected["input_ids"][:, :n]) and torch.equal(b["attention_mask"], expected["attention_mask"][:, :n])

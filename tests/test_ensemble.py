@@ -1,7 +1,6 @@
 """Ensembles (``--model late+gated``): members trained one by one, probabilities averaged, saved and reloaded."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -41,23 +40,22 @@ def test_ensemble_output_is_the_log_of_the_members_mean_probability(feats, tmp_p
         torch.testing.assert_close(model({"minilm": b}), mean.log())
 
 
-def test_fitting_an_ensemble_trains_every_member_with_its_own_early_stopping(feats, tmp_path):
+def test_fitting_an_ensemble_trains_every_member_for_the_epochs_asked(feats, tmp_path):
     cfg = small_config(tmp_path, model="text+concat", epochs=3)
     model = build_model(cfg, feats.dims())
     start = {k: v.clone() for k, v in model.state_dict().items()}
     data = make_data(cfg, None, GUIDS[:24], LABELS_[:24], feats)
     val = make_data(cfg, None, GUIDS[24:], LABELS_[24:], feats)
     res = fit(model, data, val, cfg)
-    assert res.model is model and res.best_epoch == 0
-    assert set(res.history.member) == {"text", "concat"} and res.history.groupby("member").best.sum().tolist() == [1, 1]
+    assert res.model is model and set(res.history.member) == {"text", "concat"}
     assert list(res.history.epoch) == [1, 2, 3, 1, 2, 3]
     for name in ("text", "concat"):
         changed = [k for k, v in model.members[name].state_dict().items() if not torch.equal(v, start[f"members.{name}.{k}"])]
         assert changed, name
     # the reported score is the macro-F1 of the averaged vote, high on separable data
     pred = predict_logits(model, val, cfg).argmax(1).numpy()
-    assert res.best_val_macro_f1 == pytest.approx(f1_score(LABELS_[24:], pred, average="macro"))
-    assert res.best_val_macro_f1 > 0.9
+    assert res.val_macro_f1 == pytest.approx(f1_score(LABELS_[24:], pred, average="macro"))
+    assert res.val_macro_f1 > 0.9
     # the training fits no decision rule of its own: the members' mean, decided by its argmax
     assert res.decision.is_argmax
 
@@ -79,10 +77,9 @@ def test_ensembles_refuse_end_to_end_finetuning(tmp_path):
         small_config(tmp_path, model="late+gated", finetune=True)
 
 
-@pytest.mark.parametrize("option, value", [("combine", "vote"), ("balance", "oversample")])
-def test_an_ensemble_refuses_an_unknown_decision_rule_or_balance_before_training(tmp_path, option, value):
-    with pytest.raises(ConfigError, match=f"unknown --{option} '{value}'"):
-        small_config(tmp_path, model="text+image", **{option: value})
+def test_an_ensemble_refuses_an_unknown_decision_rule_before_training(tmp_path):
+    with pytest.raises(ConfigError, match="unknown --combine 'vote'"):
+        small_config(tmp_path, model="text+image", combine="vote")
 
 
 # --------------------------------------------------------------------------- members on several text encoders
@@ -128,7 +125,3 @@ def test_an_ensemble_over_text_encoders_round_trips_through_a_checkpoint(two_tex
     again, _, _ = load_model(tmp_path / "ck")
     assert again.dims == model.dims == f.dims()
     torch.testing.assert_close(predict_logits(again, data, cfg), predict_logits(model, data, cfg), rtol=0, atol=0)
-    meta = json.loads((tmp_path / "ck" / "config.json").read_text())
-    meta["dims"] = {"": meta["dims"]["first"], "other": meta["dims"]["other"]}  # as saved before dims were by name
-    (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
-    assert load_model(tmp_path / "ck")[0].dims == f.dims()

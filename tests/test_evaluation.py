@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 
 import numpy as np
 import pandas as pd
@@ -46,8 +47,8 @@ def test_baseline_row_scores_always_positive_on_each_fold():
 # --------------------------------------------------------------------------- cross-validation
 @pytest.fixture
 def cv_setup(dataset_factory, tmp_path, monkeypatch):
-    """45 labelled rows (30 per training fold, 3 of them held out to stop on) with separable synthetic features that
-    ``cross_validate`` loads through a counting stand-in for ``load_features``; ``fit`` is counted too."""
+    """45 labelled rows (30 per training fold) with separable synthetic features that ``cross_validate`` loads
+    through a counting stand-in for ``load_features``; ``fit`` is counted too."""
     ds = load_dataset(dataset_factory(n_train=45, n_test=2))
     feats = make_features(list(ds.all.guid), list(ds.all.label))
     calls = {"fit": 0, "load_features": 0}
@@ -77,7 +78,7 @@ def test_cross_validate_gives_a_row_per_fold_and_never_evaluates_on_training_row
     log, inside = [], []
 
     def spy_fit(model, train, val, c):
-        log.append(("fit", set(train.guids), set(val.guids)))
+        log.append(("fit", set(train.guids), val))
         inside.append(1)
         try:
             return real_fit(model, train, val, c)
@@ -102,9 +103,9 @@ def test_cross_validate_gives_a_row_per_fold_and_never_evaluates_on_training_row
     log = [e for e in log if e[0] != "test"]
     evaluated = []
     for k, ((_, tr, va), (_, te, y, pred)) in enumerate(zip(log[0::2], log[1::2])):
-        assert te and not te & tr and not te & va and not tr & va
+        assert te and not te & tr
         assert not te & set(ds.test.guid)
-        assert len(va) == 3 and len(tr) == 27  # a tenth of the 30 training rows stops early
+        assert va is None and len(tr) == 30  # every row of the training part trains, none is held out
         row = cv.iloc[k]
         assert {c: row[c] for c in METRIC_COLUMNS} == pytest.approx({c: metrics(y, pred)[c] for c in METRIC_COLUMNS})
         evaluated.append(te)
@@ -122,66 +123,70 @@ def test_cv_keeps_each_rows_out_of_fold_probabilities_and_fold_metrics_agree_wit
     for f, (_, te) in enumerate(folds(y, 3, cfg.seed)):
         assert run.folds.accuracy[f] == pytest.approx(metrics(y[te], run.probs[te].argmax(1))["accuracy"])
     np.testing.assert_allclose(run.member_probs["concat"], run.probs)
-    assert list(run.best_epochs) == ["concat"] and len(run.best_epochs["concat"]) == 3
     again = cv_runs(ds, _configs(cfg, "concat"))["concat"]  # from the cache: the same probabilities
     assert calls["fit"] == 3
     np.testing.assert_allclose(again.probs, run.probs)
 
 
-def test_the_fold_seed_draws_the_folds_and_the_holdout_and_the_seed_only_the_training(cv_setup, monkeypatch):
+def test_the_fold_seed_draws_the_folds_and_the_seed_only_the_training(cv_setup, monkeypatch):
     ds, feats, cfg, calls = cv_setup
     real_fit = E.fit
     seen = []
 
     def spy_fit(model, train, val, c):
         weights = torch.cat([p.detach().flatten() for p in model.parameters()]).numpy().tobytes()
-        seen.append((frozenset(train.guids), frozenset(val.guids), hashlib.sha256(weights).hexdigest()))
+        assert val is None
+        seen.append((frozenset(train.guids), hashlib.sha256(weights).hexdigest()))
         return real_fit(model, train, val, c)
 
     monkeypatch.setattr(E, "fit", spy_fit)
 
     def rows_and_init(**change):
         seen.clear()
-        cv_runs(ds, {"x": cfg.replace(model="concat", early_stopping=True, epochs=2, **change)}, cache=False)
+        cv_runs(ds, {"x": cfg.replace(model="concat", epochs=2, **change)}, cache=False)
         return sorted(seen, key=lambda t: sorted(t[0]))
 
     base = rows_and_init()
     other_training = rows_and_init(seed=1)
     other_folds = rows_and_init(fold_seed=1)
-    assert [t[:2] for t in other_training] == [t[:2] for t in base]  # the same folds and hold-out rows
-    assert [t[2] for t in other_training] != [t[2] for t in base]  # other initial weights
-    assert {t[:2] for t in other_folds}.isdisjoint({t[:2] for t in base})  # other folds
-    assert [t[2] for t in other_folds] == [t[2] for t in base]  # the same initial weights
+    assert [t[0] for t in other_training] == [t[0] for t in base]  # the same folds
+    assert [t[1] for t in other_training] != [t[1] for t in base]  # other initial weights
+    assert {t[0] for t in other_folds}.isdisjoint({t[0] for t in base})  # other folds
+    assert [t[1] for t in other_folds] == [t[1] for t in base]  # the same initial weights
 
 
 def test_an_averaged_ensembles_cv_from_its_members_equals_training_the_ensemble(cv_setup):
+    """The CV from the members' own runs equals training the ensemble as one model, and each member's run is the CV
+    of its own config, read back."""
     ds, feats, cfg, calls = cv_setup
     c = cfg.replace(model="concat+late", epochs=3)
     from_members = cv_runs(ds, {"e": c})["e"]
-    assert calls["fit"] == 6  # each member's own CV, cached under its own key
+    assert list(from_members.member_probs) == ["concat", "late"]
+    assert calls["fit"] == 6  # each member's own CV (two members, three folds each), cached under its own key
     trained = E._cross_validate([(feats, {"e": c})], ds)[0]["e"]  # the ensemble trained as one model, fold by fold
     np.testing.assert_allclose(from_members.probs, np.array(trained["probs"]), atol=1e-5)
     for m in ("concat", "late"):
         np.testing.assert_allclose(from_members.member_probs[m], np.array(trained["member_probs"][m]), atol=1e-5)
-    assert from_members.best_epochs == trained["best_epochs"]
     fits = calls["fit"]
     alone = cv_runs(ds, {"late alone": c.replace(model="late")})["late alone"]  # the member's cached run
     assert calls["fit"] == fits and alone.probs.tolist() == from_members.member_probs["late"].tolist()
+    assert not np.array_equal(from_members.member_probs["concat"], from_members.member_probs["late"])
 
 
-def test_cv_without_early_stopping_trains_on_every_training_row_for_exactly_the_epochs(cv_setup, monkeypatch):
+def test_cv_trains_on_every_training_row_for_exactly_the_epochs(cv_setup, monkeypatch):
     ds, feats, cfg, calls = cv_setup
     seen = []
     real_fit = E.fit
 
     def spy_fit(model, train, val, c):
-        seen.append((len(train), val))
-        return real_fit(model, train, val, c)
+        result = real_fit(model, train, val, c)
+        seen.append((len(train), val, result.history.epoch.tolist()))
+        return result
 
     monkeypatch.setattr(E, "fit", spy_fit)
-    run = cv_runs(ds, _configs(cfg.replace(early_stopping=False, epochs=4), "concat"))["concat"]
-    assert seen == [(30, None)] * 3
-    assert run.best_epochs == {"concat": [4, 4, 4]}
+    run = cv_runs(ds, _configs(cfg.replace(epochs=4), "concat"))["concat"]
+    assert seen == [(30, None, [1, 2, 3, 4])] * 3
+    assert run.probs.shape == (45, 3)
 
 
 def test_configs_with_other_features_load_their_own(cv_setup):
@@ -212,7 +217,8 @@ def test_cross_validation_of_a_finetuning_config_is_a_config_error(dataset_facto
 def test_cross_validation_results_are_reread_from_the_cache_not_retrained(cv_setup):
     ds, feats, cfg, calls = cv_setup
     first = cross_validate(ds, _configs(cfg, "concat"))
-    assert calls["fit"] == 3 and len(list((cfg.cache / "cv").glob("*.json"))) == 1
+    (path,) = (cfg.cache / "cv").glob("*.json")
+    assert calls["fit"] == 3 and set(json.loads(path.read_text())) == {"folds", "probs", "member_probs", "test_probs"}
     again = cross_validate(ds, {"renamed": cfg.replace(model="concat")})
     assert calls["fit"] == 3  # nothing trained again
     pd.testing.assert_frame_equal(again.drop(columns="model"), first.drop(columns="model"))
@@ -264,17 +270,17 @@ def test_cv_key_changes_with_the_cache_version(key_setup, monkeypatch):
 
 
 @pytest.mark.parametrize("change", [{"lr": 2e-3}, {"model": "late"}, {"epochs": 4}, {"folds": 4}, {"seed": 1}, {"fold_seed": 1},
-                                    {"balance": "weights"}, {"threads": 2}, {"dropout": 0.1}])
+                                    {"dropout": 0.1}])
 def test_cv_key_changes_with_a_config_value(key_setup, change):
     ds, feats, cfg = key_setup
     assert cv_key(cfg.replace(**change), ds, feats) != cv_key(cfg, ds, feats)
 
 
-@pytest.mark.parametrize("field", ["data", "cache", "out_dir", "progress", "combine", "offsets_for"])
+@pytest.mark.parametrize("field", ["data", "cache", "out_dir", "progress", "combine"])
 def test_cv_key_ignores_paths_progress_bars_and_the_combiner(key_setup, tmp_path, field):
     ds, feats, cfg = key_setup
     value = {"data": tmp_path / "other-data", "cache": tmp_path / "other-cache", "out_dir": tmp_path / "other-out",
-             "progress": True, "combine": "stack", "offsets_for": "macro_f1"}[field]
+             "progress": True, "combine": "mean+offsets"}[field]
     assert getattr(cfg, field) != value
     assert cv_key(cfg.replace(**{field: value}), ds, feats) == cv_key(cfg, ds, feats)
 
@@ -350,7 +356,7 @@ def test_train_rows_cuts_every_training_part_to_a_stratified_subset_and_scores_t
         return real_fit(model, train, val, c)
 
     monkeypatch.setattr(E, "fit", spy_fit)
-    c = cfg.replace(model="concat", early_stopping=False)
+    c = cfg.replace(model="concat")
     run = cv_runs(ds, {"cut": c.replace(train_rows=12)})["cut"]
     assert [len(y) for y in seen] == [12] * 3 and all(np.bincount(y).tolist() == [4, 4, 4] for y in seen)
     assert run.probs.shape == (45, 3) and (run.probs.sum(1) > 0.99).all()  # every row still scored out of fold
@@ -362,21 +368,20 @@ def test_train_rows_cuts_every_training_part_to_a_stratified_subset_and_scores_t
 
 def test_a_learning_curve_has_a_row_per_model_fraction_and_fold_ending_at_the_full_training_part(cv_setup):
     ds, feats, cfg, calls = cv_setup
-    c = cfg.replace(early_stopping=False)
-    curve = E.learning_curve(ds, {"text": c.replace(model="text"), "concat": c.replace(model="concat")}, (2 / 3, 1 / 3))
+    curve = E.learning_curve(ds, {"text": cfg.replace(model="text"), "concat": cfg.replace(model="concat")}, (2 / 3, 1 / 3))
     assert list(curve.columns[:3]) == ["model", "train_rows", "fold"]
     assert curve.groupby(["train_rows", "model"], sort=False).size().to_dict() == {
         (10, "text"): 3, (10, "concat"): 3, (20, "text"): 3, (20, "concat"): 3, (30, "text"): 3, (30, "concat"): 3}
-    full = cross_validate(ds, {"concat": c.replace(model="concat")})  # the full size is the plain CV (cached)
+    full = cross_validate(ds, {"concat": cfg.replace(model="concat")})  # the full size is the plain CV (cached)
     assert curve[(curve.train_rows == 30) & (curve.model == "concat")].accuracy.tolist() == full.accuracy.tolist()
     with pytest.raises(ConfigError, match="fractions must lie between 0 and 1"):
-        E.learning_curve(ds, {"text": c}, (0.5, 1.0))
+        E.learning_curve(ds, {"text": cfg}, (0.5, 1.0))
 
 
 def test_folds_of_several_feature_groups_share_one_pool_and_give_the_same_results_in_any_order(cv_setup, monkeypatch):
     ds, feats, cfg, calls = cv_setup
     configs = {"late": cfg.replace(model="late"), "concat": cfg.replace(model="concat"),
-               "late on cleaned text": cfg.replace(model="late", text_clean="tweet")}
+               "late on shorter texts": cfg.replace(model="late", max_length=8)}
     pools = []
     real_run_all = E.run_all
     monkeypatch.setattr(E, "run_all", lambda fn, tasks, jobs, **kw: pools.append(len(tasks)) or real_run_all(fn, tasks, jobs, **kw))
@@ -409,32 +414,11 @@ def test_learning_curve_configs_cut_each_config_to_each_fraction_and_keep_the_fu
 
 
 def test_the_fold_cost_orders_the_heavy_trainings_first(tmp_path):
-    cfg = small_config(tmp_path, model="late", epochs=3, early_stopping=False, train_rows=0)
-    late, xattn, top, every = (E._fold_cost(cfg.replace(**c)) for c in ({}, {"model": "cross_attention"}, {"text_top": 1},
-                                                                        {"text_top": 6}))
-    assert late < xattn < top < every
+    cfg = small_config(tmp_path, model="late", epochs=3, train_rows=0)
+    late, xattn = (E._fold_cost(cfg.replace(**c)) for c in ({}, {"model": "cross_attention"}))
+    assert late < xattn
     assert E._fold_cost(cfg.replace(epochs=6)) == 2 * late  # epochs times rows
     assert E._fold_cost(cfg.replace(train_rows=400)) < late
-    capped = cfg.replace(early_stopping=True, epochs=30, patience=5)  # early stopping: rarely all 30 epochs
-    assert E._fold_cost(capped) == E._fold_cost(cfg.replace(epochs=13))
-
-
-def test_early_stopping_epochs_lists_each_stopped_heads_kept_epoch_per_fold(tmp_path):
-    from lab5.config import Config
-    from lab5.evaluation import CVRun, early_stopping_epochs
-
-    def run(epochs: dict[str, list[int]]) -> CVRun:
-        return CVRun(pd.DataFrame({"fold": range(3)}), np.zeros((6, 3)), {}, epochs)
-
-    base = Config(data=tmp_path, cache=tmp_path, progress=False, text_encoder="minilm", epochs=30)
-    configs = {"gated, stopped": base.replace(model="gated", early_stopping=True),
-               "late, 3 epochs": base.replace(model="late", epochs=3),
-               "ensemble, stopped": base.replace(model="gated+late", early_stopping=True)}
-    runs = {"gated, stopped": run({"gated": [2, 5, 3]}), "late, 3 epochs": run({"late": [3, 3, 3]}),
-            "ensemble, stopped": run({"gated": [2, 2, 2], "late": [4, 4, 4]})}
-    table = early_stopping_epochs(runs, configs)
-    assert list(table.index) == ["gated, stopped"] and table.columns.name == "fold"
-    assert table.loc["gated, stopped"].tolist() == [2, 5, 3]
 
 
 # --------------------------------------------------------------------------- extra members
@@ -451,7 +435,7 @@ def test_an_extra_member_joins_an_ensembles_members_under_its_decision_rule(cv_s
     fold_of = np.zeros(len(y), dtype=int)
     for f, (_, te) in enumerate(folds(y, c.folds, c.fold_seed)):
         fold_of[te] = f
-    expected = cross_fit(c.combine, [*run.member_probs.values(), gated.probs], y, fold_of, c.offsets_for)
+    expected = cross_fit(c.combine, [*run.member_probs.values(), gated.probs], y, fold_of)
     np.testing.assert_allclose(joined.probs, expected)
     assert list(joined.member_probs) == ["concat", "late", "gated"] and len(joined.folds) == c.folds
 
@@ -466,20 +450,3 @@ def test_with_members_leaves_out_the_members_it_is_told_to_and_refuses_an_unknow
     np.testing.assert_allclose(swapped.probs, (run.member_probs["concat"] + alone.probs) / 2)
     with pytest.raises(ConfigError, match="has no member 'gated'; its members: concat, late"):
         E.with_members(ds, c, run, {}, without=("gated",))
-
-
-def test_an_ensemble_without_early_stopping_trains_each_member_as_its_own_config(cv_setup):
-    """Without early stopping, the CV from the members' own runs equals training the ensemble as one model, each
-    member trains for exactly the epochs, and each member's run is the CV of its own config, read back."""
-    ds, feats, cfg, calls = cv_setup
-    c = cfg.replace(model="concat+late", epochs=2, early_stopping=False)
-    from_members = cv_runs(ds, {"e": c})["e"]
-    assert list(from_members.member_probs) == ["concat", "late"]
-    assert calls["fit"] == 6  # two members, three folds each
-    trained = E._cross_validate([(feats, {"e": c})], ds)[0]["e"]
-    np.testing.assert_allclose(from_members.probs, np.array(trained["probs"]), atol=1e-5)
-    assert from_members.best_epochs == trained["best_epochs"] == {"concat": [2] * 3, "late": [2] * 3}
-    fits = calls["fit"]
-    alone = cv_runs(ds, {"late": c.replace(model="late")})["late"]
-    assert calls["fit"] == fits and alone.probs.tolist() == from_members.member_probs["late"].tolist()
-    assert not np.array_equal(from_members.member_probs["concat"], from_members.member_probs["late"])

@@ -39,7 +39,7 @@ from lab5.pipeline import train_model
 def trained(dataset_factory, tmp_path, patched_encoders):
     """A synthetic dataset, its features from the tiny encoders, and a config to train on them."""
     ds = load_dataset(dataset_factory(n_train=24, n_test=3))
-    cfg = small_config(tmp_path, epochs=1, early_stopping=False)
+    cfg = small_config(tmp_path, epochs=1)
     return ds, cfg, load_features(ds, cfg)
 
 

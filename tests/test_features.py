@@ -14,7 +14,7 @@ from synthetic import jpeg_bytes, make_features, small_config
 
 import lab5.features as F
 from lab5.data import load_dataset
-from lab5.text import encoder_texts, lexicon_scores, normalize_tweet
+from lab5.text import lexicon_scores
 
 
 @pytest.fixture
@@ -90,19 +90,6 @@ def test_changing_one_image_changes_the_key_and_rebuilds(six, tiny_image, monkey
     assert calls == [1] and second.key != first.key
     assert not torch.allclose(second.pooled[4], first.pooled[4])
     torch.testing.assert_close(second.pooled[:4], first.pooled[:4])
-
-
-def test_tweet_cleaning_changes_the_text_key_and_the_encoded_texts(six, tiny_text, monkeypatch):
-    root, cfg = six
-    ds = load_dataset(root)
-    seen = []
-    real = F.encode_texts
-    monkeypatch.setattr(F, "encode_texts", lambda enc, texts, *a, **k: seen.append(texts) or real(enc, texts, *a, **k))
-    plain = F.text_features(ds, cfg, tiny_text)
-    clean = F.text_features(ds, cfg.replace(text_clean="tweet"), tiny_text)
-    assert plain.key != clean.key
-    assert seen[0] == list(ds.all.text)
-    assert seen[1] == [normalize_tweet(t) for t in ds.all.text]
 
 
 def test_changing_max_length_changes_the_key(six, tiny_text):
@@ -194,14 +181,14 @@ def test_a_dataset_object_reads_each_feature_set_once_and_a_new_one_reads_the_ca
     loads = dict(patched_encoders)
     again = F.load_features(ds, cfg.replace(model="late", lr=0.5, jobs=1))  # fields no feature depends on
     assert patched_encoders == loads and again.text is first.text and again.image is first.image
-    other = F.load_features(ds, cfg.replace(text_clean="tweet"))  # other text features, the same image features
+    other = F.load_features(ds, cfg.replace(max_length=8))  # other text features, the same image features
     assert other.image is first.image and other.text is not first.text
     fresh = F.load_features(load_dataset(root), cfg)  # another dataset object: read from the cache again
     assert fresh.text is not first.text and torch.equal(fresh.text.pooled, first.text.pooled)
 
 
 # --------------------------------------------------------------------------- what the cache key holds
-def test_features_are_the_same_bits_for_any_jobs_or_threads_and_keep_their_key(six, tiny_text, tiny_image, monkeypatch):
+def test_features_are_the_same_bits_for_any_jobs_and_keep_their_key(six, tiny_text, tiny_image, monkeypatch):
     from lab5.parallel import can_fork
 
     root, cfg = six
@@ -209,10 +196,10 @@ def test_features_are_the_same_bits_for_any_jobs_or_threads_and_keep_their_key(s
     one = F.text_features(ds, cfg.replace(jobs=1), tiny_text)
     img = F.image_features(ds, cfg.replace(jobs=1), tiny_image)
     calls = _counting(monkeypatch, "encode_texts")
-    again = F.text_features(ds, cfg.replace(jobs=2, threads=2), tiny_text)
+    again = F.text_features(ds, cfg.replace(jobs=2), tiny_text)
     assert calls == [] and again.key == one.key  # read back: neither changes a feature
     if can_fork():  # batches side by side in workers give the bits of one after another
-        texts = encoder_texts(ds.all.text, cfg.text_clean)
+        texts = list(ds.all.text)
         text = [F.encode_texts(tiny_text, texts, max_length=cfg.max_length, jobs=j, batch_size=2) for j in (1, 2)]
         image = [F.encode_images(tiny_image, ds, list(ds.all.guid), jobs=j, batch_size=2) for j in (1, 2)]
         for a, b in (text, image):
@@ -241,7 +228,7 @@ def test_settings_that_do_not_change_the_features_keep_the_key(six, tiny_text, m
     ds = load_dataset(root)
     first = F.text_features(ds, cfg, tiny_text)
     monkeypatch.setattr(F, "encode_texts", _no_encoding)
-    for other in (cfg.replace(model="late", lr=1e-2, epochs=9, balance="weights"), cfg.replace(progress=True)):
+    for other in (cfg.replace(model="late", lr=1e-2, epochs=9, combine="mean+offsets"), cfg.replace(progress=True)):
         assert F.text_features(ds, other, tiny_text).key == first.key
 
 
@@ -262,10 +249,9 @@ def test_dims_are_the_pooled_and_sequence_widths_of_both_modalities_by_text_enco
 
 def test_feature_fields_tell_which_configs_share_their_features(tmp_path):
     cfg = small_config(tmp_path)
-    assert F.feature_fields(cfg) == F.feature_fields(cfg.replace(model="late", lr=1e-2, folds=4, progress=True,
-                                                                 threads=2, jobs=2))
+    assert F.feature_fields(cfg) == F.feature_fields(cfg.replace(model="late", lr=1e-2, folds=4, progress=True, jobs=2))
     for change in ({"text_features": "tokens+lexicon"}, {"max_length": 8}, {"seed": 1},
-                   {"cache": tmp_path / "other"}, {"text_clean": "tweet"}, {"text_top": 1}):
+                   {"cache": tmp_path / "other"}, {"image_encoder": "resnet50-scratch"}):
         assert F.feature_fields(cfg.replace(**change)) != F.feature_fields(cfg), change
 
 

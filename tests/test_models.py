@@ -111,7 +111,7 @@ def test_cross_attention_reads_token_widths_that_differ_from_the_pooled_text_wid
 def test_build_model_makes_a_classifier_without_encoders_and_records_its_dims(feats, tmp_path):
     model = build_model(small_config(tmp_path, model="concat"), feats.dims())
     assert isinstance(model, Classifier) and isinstance(model.head, MODELS["concat"])
-    assert model.text_encoder is None and model.image_encoder is None and model.text_top is None
+    assert model.text_encoder is None and model.image_encoder is None
     assert model.dims == feats.dims()
     assert all("logit_bias" not in k for k in model.state_dict())  # a decision rule lives beside the model
 
@@ -141,7 +141,7 @@ def test_build_model_attaches_only_the_encoders_its_head_reads(tmp_path, tiny_te
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_each_model_overfits_thirty_separable_samples(name, feats, tmp_path):
-    cfg = small_config(tmp_path, model=name, epochs=10, batch_size=10, lr=1e-2, balance="none")
+    cfg = small_config(tmp_path, model=name, epochs=10, batch_size=10, lr=1e-2)
     data = FeatureData(feats, GUIDS, LABELS_, sequences=MODELS[name].uses_sequences)
     model = build_model(cfg, feats.dims())
     res = fit(model, data, None, cfg)

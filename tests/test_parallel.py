@@ -53,13 +53,13 @@ def test_cross_validation_gives_the_same_bits_with_two_jobs_as_with_one(dataset_
     ds = load_dataset(dataset_factory(n_train=45, n_test=2))
     feats = make_features(list(ds.all.guid), list(ds.all.label))
     monkeypatch.setattr(E, "load_features", lambda d, c: feats)
-    cfg = small_config(tmp_path, folds=3, epochs=2, early_stopping=False)
+    cfg = small_config(tmp_path, folds=3, epochs=2)
     configs = {m: cfg.replace(model=m) for m in ("concat", "cross_attention")}
     one = E.cv_runs(ds, configs, cache=False)
     two = E.cv_runs(ds, {n: c.replace(jobs=2) for n, c in configs.items()}, cache=False)
     for n in configs:
         assert np.array_equal(one[n].probs, two[n].probs)
-        assert one[n].folds.equals(two[n].folds) and one[n].best_epochs == two[n].best_epochs
+        assert one[n].folds.equals(two[n].folds)
     assert one["concat"].folds.accuracy.min() > 0.8  # it did learn the separable features
 
 
@@ -68,7 +68,7 @@ def test_an_ensemble_trains_its_members_side_by_side_to_the_same_weights(tmp_pat
     other = make_features(GUIDS, LABELS_, dt=12, seed=5).text
     f = make_features(GUIDS, LABELS_)
     f = Features({"first": f.text, "other": other}, f.image)
-    cfg = small_config(tmp_path, model="late+cross_attention", text_encoder="first+other", epochs=2, early_stopping=False)
+    cfg = small_config(tmp_path, model="late+cross_attention", text_encoder="first+other", epochs=2)
     models = {}
     for jobs in (1, 2):
         models[jobs] = build_model(cfg.replace(jobs=jobs), f.dims())

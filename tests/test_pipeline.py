@@ -24,7 +24,7 @@ from lab5.decisions import Decision
 from lab5.errors import ConfigError
 from lab5.features import Dims, Features
 from lab5.heads import MODELS
-from lab5.models import Classifier, Ensemble, TextTop, uses_sequences
+from lab5.models import Classifier, Ensemble, members_of, uses_sequences
 from lab5.submission import read_predictions
 from lab5.training import TrainResult, fit, predict_logits
 
@@ -53,7 +53,7 @@ def test_every_stage_trains_on_the_same_split_and_never_sees_a_val_guid(dataset_
 
     def spy_fit(model, train, val, cfg):
         seen.append((cfg.model, list(train.guids), list(val.guids), train, val))
-        return TrainResult(model, pd.DataFrame(), 0, 0.0)
+        return TrainResult(model, pd.DataFrame(), 0.0)
 
     monkeypatch.setattr(P, "get_split", spy_split)
     monkeypatch.setattr(P, "fit", spy_fit)
@@ -91,8 +91,7 @@ def test_predict_test_bags_the_cv_fold_models_and_writes_the_test_files_order(da
     root = dataset_factory(n_train=45, n_test=5)
     (root / "test_without_label.txt").write_text("guid,tag\n48,null\n46,null\n50,null\n47,null\n49,null\n")
     ds = load_dataset(root)
-    cfg = small_config(tmp_path, data=root, model="late+concat", epochs=2, early_stopping=False,
-                       combine="mean+offsets")
+    cfg = small_config(tmp_path, data=root, model="late+concat", epochs=2, combine="mean+offsets")
     models, real_fit = [], E.fit
 
     def keep_fit(model, train, val, c):  # the CV's fold models: each member trained alone, fold by fold (jobs=1)
@@ -131,7 +130,7 @@ def test_predict_test_with_a_model_uses_it_and_trains_nothing(dataset_factory, t
 def test_predict_test_with_a_models_fitted_decision_runs_no_cross_validation(dataset_factory, tmp_path, patched_encoders,
                                                                              monkeypatch):
     ds = load_dataset(dataset_factory(n_train=45, n_test=6))
-    cfg = small_config(tmp_path, data=ds.root, model="late+concat", epochs=2, early_stopping=False, combine="stack")
+    cfg = small_config(tmp_path, data=ds.root, model="late+concat", epochs=2, combine="mean+offsets")
     model = P.train_model(cfg, ds, P.load_features(ds, cfg), list(ds.train.guid), []).model
     fitted = P.fit_decision(cfg, ds)  # the rule a checkpoint of this config stores
 
@@ -142,19 +141,19 @@ def test_predict_test_with_a_models_fitted_decision_runs_no_cross_validation(dat
     assert P.predict_test(cfg, ds, model, decision=fitted) == P.predict_test(cfg, ds, model, decision=Decision.from_dict(
         fitted.to_dict()))
     with pytest.raises(RuntimeError, match="ran a CV"):
-        P.predict_test(cfg, ds, model)  # without one, the rule of --combine stack is fitted on the CV
+        P.predict_test(cfg, ds, model)  # without one, the rule of --combine mean+offsets is fitted on the CV
 
 
 def test_predict_with_a_fitted_combiner_decides_by_the_decision_fitted_on_the_cvs_oof_rows(dataset_factory, tmp_path,
                                                                                         patched_encoders):
     ds = load_dataset(dataset_factory(n_train=45, n_test=6))
-    cfg = small_config(tmp_path, data=ds.root, model="late+concat", epochs=2, early_stopping=False, combine="stack")
+    cfg = small_config(tmp_path, data=ds.root, model="late+concat", epochs=2, combine="mean+offsets")
     feats = P.load_features(ds, cfg)
     model = P.train_model(cfg, ds, feats, list(ds.train.guid), []).model
     tags = P.predict_test(cfg, ds, model)
     run = cv_runs(ds, {"again": cfg})["again"]  # cached by predict_test: read, not trained again
     assert list(run.member_probs) == ["late", "concat"]
-    decision = Decision("stack").fit(list(run.member_probs.values()), ds.train.label.to_numpy())
+    decision = Decision("mean+offsets").fit(list(run.member_probs.values()), ds.train.label.to_numpy())
     test = make_data(cfg, ds, list(ds.test.guid), None, feats, model)
     members = [predict_logits(m, test.views["minilm"], cfg).softmax(1).numpy() for m in model.members.values()]
     assert list(tags.values()) == [["negative", "neutral", "positive"][k] for k in decision.predict(members)]
@@ -185,12 +184,11 @@ def _logits(res, cfg, ds, feats):
 
 
 def _same(a, b, cfg, ds, feats):
-    """Two trainings agree: bit-identical logits, equal history, best epoch and best validation macro-F1."""
+    """Two trainings agree: bit-identical logits, equal history and validation macro-F1."""
     assert torch.equal(_logits(a, cfg, ds, feats), _logits(b, cfg, ds, feats))
     pd.testing.assert_frame_equal(a.history, b.history)
-    assert a.best_epoch == b.best_epoch
-    assert a.best_val_macro_f1 == b.best_val_macro_f1 or (a.best_val_macro_f1 != a.best_val_macro_f1
-                                                          and b.best_val_macro_f1 != b.best_val_macro_f1)  # both NaN
+    assert a.val_macro_f1 == b.val_macro_f1 or (a.val_macro_f1 != a.val_macro_f1
+                                                and b.val_macro_f1 != b.val_macro_f1)  # both NaN
 
 
 def test_a_second_identical_training_trains_nothing_and_gives_the_same_model(dataset_factory, tmp_path, monkeypatch):
@@ -204,7 +202,7 @@ def test_a_second_identical_training_trains_nothing_and_gives_the_same_model(dat
     assert again.model is not first.model and not again.model.training
     assert again.decision.to_dict() == first.decision.to_dict() and first.decision.is_argmax  # the rule it was trained with
     _same(again, first, cfg, ds, feats)
-    untrained = TrainResult(P.new_model(cfg, feats), first.history, 0, 0.0)
+    untrained = TrainResult(P.new_model(cfg, feats), first.history, 0.0)
     assert not torch.equal(_logits(untrained, cfg, ds, feats), _logits(again, cfg, ds, feats))  # the weights were loaded
 
 
@@ -340,7 +338,8 @@ def test_an_ensemble_round_trips_through_the_cache(dataset_factory, tmp_path, fi
     first = P.train_model(cfg, ds, feats)
     again = P.train_model(cfg, ds, feats)
     assert len(fits) == 1 and isinstance(again.model, Ensemble) and again.model.dims == first.model.dims
-    assert {"member", "best"} <= set(again.history) and again.history.best.dtype == bool
+    per_member = again.history.groupby("member").epoch.apply(list)  # one row per member and epoch
+    assert sorted(per_member.index) == sorted(members_of(again.model)) and all(e == [1, 2] for e in per_member)
     _same(again, first, cfg, ds, feats)
 
 
@@ -349,7 +348,7 @@ def test_predict_test_reads_its_fold_models_test_probabilities_from_the_cv_cache
     import lab5.evaluation as E
 
     ds = load_dataset(dataset_factory(n_train=45, n_test=5))
-    cfg = small_config(tmp_path, data=ds.root, model="late", epochs=2, early_stopping=False)
+    cfg = small_config(tmp_path, data=ds.root, model="late", epochs=2)
     tags = P.predict_test(cfg, ds)
     monkeypatch.setattr(E, "fit", lambda *a, **k: pytest.fail("trained again although the CV was cached"))
     assert P.predict_test(cfg, ds) == tags
@@ -387,34 +386,16 @@ def test_checkpoint_round_trip_gives_identical_logits(feats, tmp_path, model):
     assert torch.equal(predict_logits(loaded, data, cfg2), predict_logits(res.model, data, cfg))
 
 
-def test_checkpoint_records_config_dims_and_the_best_epoch(feats, tmp_path):
+def test_checkpoint_records_config_dims_and_the_validation_macro_f1(feats, tmp_path):
     res, cfg = _trained(feats, tmp_path)
     P.save_checkpoint(tmp_path / "ck", res.model, cfg, res)
     meta = json.loads((tmp_path / "ck" / "config.json").read_text())
     assert meta["config"] == cfg.to_dict()
     assert meta["dims"] == {"minilm": {"text": 16, "image": 8, "text_seq": 16, "image_seq": 8}}
-    assert (meta["best_epoch"], meta["best_val_macro_f1"]) == (res.best_epoch, res.best_val_macro_f1)
+    assert meta["val_macro_f1"] == res.val_macro_f1 == res.history.val_macro_f1.iloc[-1]
     assert Decision.from_dict(meta["decision"]).is_argmax  # the rule it was trained with: argmax
     P.save_checkpoint(tmp_path / "bare", res.model, cfg)
-    assert "best_epoch" not in json.loads((tmp_path / "bare" / "config.json").read_text())
-
-
-def test_a_checkpoint_from_before_the_decision_was_stored_keeps_its_logit_bias_as_the_offsets(feats, tmp_path):
-    res, cfg = _trained(feats, tmp_path, epochs=1)
-    path = tmp_path / "old"
-    P.save_checkpoint(path, res.model, cfg, res)
-    meta = json.loads((path / "config.json").read_text())
-    del meta["decision"]
-    meta["dims"] = meta["dims"]["minilm"]  # one Dims, not yet by text encoder
-    (path / "config.json").write_text(json.dumps(meta))
-    state = torch.load(path / "model.pt", weights_only=True)
-    torch.save({**state, "logit_bias": torch.tensor([0.0, 0.5, 0.0])}, path / "model.pt")
-    loaded, _, decision = P.load_model(path)
-    assert decision.kind == "mean+offsets" and decision.offsets.tolist() == [0.0, 0.5, 0.0]
-    data = _data(feats, "concat")
-    assert torch.equal(predict_logits(loaded, data, cfg), predict_logits(res.model, data, cfg))
-    torch.save({**state, "logit_bias": torch.zeros(3)}, path / "model.pt")
-    assert P.load_model(path)[2].is_argmax
+    assert "val_macro_f1" not in json.loads((tmp_path / "bare" / "config.json").read_text())
 
 
 def test_load_model_applies_overrides(feats, tmp_path):
@@ -446,7 +427,8 @@ def test_missing_or_truncated_checkpoint_is_a_config_error(feats, tmp_path):
         P.load_model(path)
 
 
-@pytest.mark.parametrize("damage", ["garbage model", "no dims", "bad json", "bad value"])
+@pytest.mark.parametrize("damage", ["garbage model", "no dims", "dims not by text encoder", "no decision", "bad json",
+                                    "bad value"])
 def test_damaged_checkpoint_is_a_config_error(feats, tmp_path, damage):
     res, cfg = _trained(feats, tmp_path, epochs=1)
     path = tmp_path / "ck"
@@ -456,6 +438,10 @@ def test_damaged_checkpoint_is_a_config_error(feats, tmp_path, damage):
         (path / "model.pt").write_bytes(b"this is not a checkpoint")
     elif damage == "no dims":
         (path / "config.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "dims"}))
+    elif damage == "dims not by text encoder":  # one Dims, as checkpoints once held: no longer read
+        (path / "config.json").write_text(json.dumps({**meta, "dims": meta["dims"]["minilm"]}))
+    elif damage == "no decision":  # the rule is part of every checkpoint
+        (path / "config.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "decision"}))
     elif damage == "bad json":
         (path / "config.json").write_text("{")
     else:
@@ -465,14 +451,12 @@ def test_damaged_checkpoint_is_a_config_error(feats, tmp_path, damage):
 
 
 # --------------------------------------------------------------------------- encoders: patched, loaded, fine-tuned
-def test_patched_encoders_reach_every_caller_through_the_encoders_module(tmp_path, patched_encoders, tiny_text, tiny_image):
-    """``load_encoders`` and ``TextTop.from_encoder`` call lab5.encoders' functions through the module: the fixture
-    that patches the module reaches them."""
+def test_patched_encoders_reach_load_encoders_through_the_encoders_module(tmp_path, patched_encoders, tiny_text, tiny_image):
+    """``load_encoders`` calls lab5.encoders' functions through the module: the fixture that patches the module
+    reaches it."""
     t, i = P.load_encoders(small_config(tmp_path, model="concat", finetune=True, finetune_layers=0))
     assert (t, i) == (tiny_text, tiny_image)
-    top = TextTop.from_encoder("minilm", 1)
-    assert torch.equal(top.layers[0].output.dense.weight, tiny_text.model.encoder.layer[-1].output.dense.weight)
-    assert patched_encoders == {"text": 2, "image": 1}
+    assert patched_encoders == {"text": 1, "image": 1}
 
 
 @pytest.fixture
@@ -505,6 +489,25 @@ def test_finetuned_checkpoint_round_trips_to_identical_logits(dataset_factory, t
     assert torch.equal(predict_logits(loaded, data, cfg2), predict_logits(res.model, data, cfg))
 
 
+def test_predict_test_when_finetuning_trains_on_every_labelled_row(dataset_factory, tmp_path, encoder_copies,
+                                                                    monkeypatch):
+    root = dataset_factory(n_train=8, n_test=3)
+    ds = load_dataset(root)
+    cfg = small_config(tmp_path, data=root, model="concat", finetune=True, finetune_layers=0, epochs=1, batch_size=4)
+    seen, real = [], P.train_model
+
+    def spy(c, d, features=None, train_guids=None, val_guids=None, **k):
+        seen.append((train_guids, val_guids))
+        return real(c, d, features, train_guids, val_guids, **k)
+
+    monkeypatch.setattr(P, "train_model", spy)
+    monkeypatch.setattr(P, "cv_runs", lambda *a, **k: pytest.fail("ran a CV"))
+    tags = P.predict_test(cfg, ds)
+    assert seen == [(list(ds.train.guid), [])]  # nothing held out
+    assert list(tags) == list(ds.test.guid) and set(tags.values()) <= set(LABELS)
+    assert not (cfg.cache / "splits").exists()  # no split drawn
+
+
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory, minilm, effnet):
     """One optimiser step of --finetune (one epoch of one batch of the four rows) through copies of the real MiniLM and
@@ -514,7 +517,7 @@ def finetuned(tmp_path_factory, minilm, effnet):
     ds = load_dataset(root)
     cfg = Config(data=root, cache=tmp / "cache", out_dir=tmp / "out", model="concat", finetune=True, combine="mean",
                  epochs=1, batch_size=4, device="cpu", progress=False, max_length=16, lr=1e-2, encoder_lr=1e-3,
-                 text_features="tokens", threads=1, text_encoder="minilm")
+                 text_features="tokens", text_encoder="minilm")
     steps = []
     real_step = torch.optim.AdamW.step
 
@@ -576,7 +579,7 @@ def test_predict_test_refuses_a_dataset_without_test_rows_before_any_training(da
     from lab5.errors import DataError
 
     ds = load_dataset(dataset_factory(n_train=45, n_test=0))
-    cfg = small_config(tmp_path, data=ds.root, model="late", epochs=1, early_stopping=False)
+    cfg = small_config(tmp_path, data=ds.root, model="late", epochs=1)
     monkeypatch.setattr(E, "fit", lambda *a, **k: pytest.fail("trained although there is nothing to predict"))
     with pytest.raises(DataError, match="no test rows"):
         P.predict_test(cfg, ds)

@@ -140,7 +140,7 @@ def test_provenance_names_the_command_the_commit_the_date_and_the_cpu(tmp_path, 
 
     from lab5.runtime import cpu_model, provenance
 
-    made = provenance("lab5", ["cv", "--rows", "experiments"])
-    assert made["command"] == "python -m lab5 cv --rows experiments"
+    made = provenance("lab5", ["cv", "--models", "late"])
+    assert made["command"] == "python -m lab5 cv --models late"
     assert made["date"] == datetime.date.today().isoformat() and made["cpu"] == cpu_model() and made["cores"] >= 1
     assert isinstance(made["commit"], str)  # empty outside a git checkout (the tests run in a tmp folder)

@@ -1,4 +1,4 @@
-"""lab5.text: decoding tweet bytes, tweet cleaning for the encoder, VADER lexicon scores, text statistics."""
+"""lab5.text: decoding tweet bytes, VADER lexicon scores, text statistics."""
 from __future__ import annotations
 
 import os
@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from lab5.config import Config
-from lab5.errors import ConfigError, DataError
-from lab5.text import decode_text, encoder_texts, lexicon_scores, normalize_tweet, read_text, text_stats
+from lab5.errors import DataError
+from lab5.text import decode_text, lexicon_scores, read_text, text_stats
 
 INVALID_BOTH = b"ok \x80 end"  # a lone 0x80 is valid neither in UTF-8 nor in GB18030
 
@@ -62,28 +61,6 @@ def test_read_text_of_an_unreadable_file_is_a_data_error(tmp_path):
             read_text(p, "2")
     finally:
         os.chmod(p, 0o644)
-
-
-# --------------------------------------------------------------------------- tweet normalisation
-@pytest.mark.parametrize("raw, clean", [
-    ("RT @AmitSwami77: The conspirators have an evil eye &amp; more! #WeDemandSafety4Bapuji http://t.co/N8…",
-     "The conspirators have an evil eye & more! We Demand Safety 4 Bapuji http"),
-    ("@NYSE is looking a little despondent today...??? http://t.co/o5xiKyJgT7", "@user is looking a little despondent today...??? http"),
-    ("blue sky & snow at #ualbertafarm #UAlberta", "blue sky & snow at ualbertafarm U Alberta"),
-    ("#happy_days   with\n@Kokkie70 @63sjaak", "happy days with @user @user"),
-    ("#廃墟 #写真好きな人と繋がりたい", "廃墟 写真好きな人と繋がりたい"),
-    ("plain text stays", "plain text stays"),
-])
-def test_normalize_tweet_rewrites_links_handles_retweets_and_hashtags(raw, clean):
-    assert normalize_tweet(raw) == clean
-
-
-def test_encoder_texts_keeps_texts_unless_asked_and_the_config_refuses_unknown_modes():
-    texts = ["RT @a: hi http://x.y", "#GoodDay"]
-    assert encoder_texts(texts, "none") == texts
-    assert encoder_texts(texts, "tweet") == ["hi http", "Good Day"]
-    with pytest.raises(ConfigError, match="unknown --text-clean 'emoji'"):  # the one check of the mode
-        Config(text_clean="emoji")
 
 
 # --------------------------------------------------------------------------- lexicon scores

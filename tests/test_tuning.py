@@ -1,7 +1,6 @@
 """lab5.tuning: the seeded draw of trials, their CV on the search folds, the ranking and the `tune` command."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 from synthetic import make_features, small_config
@@ -10,7 +9,7 @@ import lab5.evaluation as E
 from lab5.cli import main
 from lab5.data import load_dataset
 from lab5.errors import ConfigError
-from lab5.tuning import SEARCH_FOLD_SEED, chosen, read_table, repeats, rescored, search, seed_pairs, seed_spread, space, trial_configs, trials_file
+from lab5.tuning import SEARCH_FOLD_SEED, chosen, read_table, rescored, search, space, trial_configs, trials_file
 
 
 def test_trial_zero_is_the_config_and_the_others_are_distinct_seeded_points_of_the_space(tmp_path):
@@ -56,7 +55,7 @@ def test_the_search_scores_each_trial_on_the_search_folds_and_ranks_by_accuracy(
     ds = load_dataset(dataset_factory(n_train=45, n_test=2))
     feats = make_features(list(ds.all.guid), list(ds.all.label))
     monkeypatch.setattr(E, "load_features", lambda d, c: feats)
-    cfg = small_config(tmp_path, model="late", epochs=2, early_stopping=False)
+    cfg = small_config(tmp_path, model="late", epochs=2)
     table = search(ds, cfg, trials=3)
     assert table.trial.tolist() == [0, 1, 2] and sorted(table["rank"]) == [1, 2, 3]
     runs = E.cv_runs(ds, trial_configs(cfg, 3))  # the same trials, read back from the CV cache
@@ -95,61 +94,10 @@ def test_the_rescored_table_puts_search_fold_scores_beside_report_fold_scores():
     assert table.loc["chosen"].tolist() == pytest.approx([1, 0.75, 0.72, 0.65])
 
 
-def test_seed_pairs_cross_the_configs_own_pair_once_each():
-    assert seed_pairs(0, 0, [0, 1, 2], [0, 1]) == [(0, 0), (1, 0), (2, 0), (0, 1)]
-    assert seed_pairs(5, 3, [], []) == [(5, 3)]
-
-
-def test_repeats_vary_the_training_seed_on_fixed_folds_and_the_folds_with_a_fixed_seed(dataset_factory, tmp_path, monkeypatch):
-    ds = load_dataset(dataset_factory(n_train=45, n_test=2))
-    feats = make_features(list(ds.all.guid), list(ds.all.label), noise=2.0)  # noisy: seeds change the scores
-    monkeypatch.setattr(E, "load_features", lambda d, c: feats)
-    cfg = small_config(tmp_path, model="late", epochs=2, early_stopping=False)
-    table = repeats(ds, {"late": cfg}, seeds=[0, 1], fold_seeds=[0, 2])
-    assert sorted(set(zip(table.seed, table.fold_seed))) == [(0, 0), (0, 2), (1, 0)] and len(table) == 9
-    one = E.cv_runs(ds, {"x": cfg.replace(seed=1)})["x"]  # the repeat is the plain CV of that pair
-    assert table[(table.seed == 1)].accuracy.tolist() == pytest.approx(one.folds.accuracy.tolist())
-    spread = seed_spread(table).loc["late"]
-    means = table.groupby(["seed", "fold_seed"]).accuracy.mean()
-    assert spread["CV mean"] == pytest.approx(means[(0, 0)])
-    assert spread["training seeds"] == 2 and spread["std over them"] == pytest.approx(np.std([means[(0, 0)], means[(1, 0)]], ddof=1))
-    assert spread["fold seeds"] == 2 and spread["mean over those"] == pytest.approx((means[(0, 0)] + means[(0, 2)]) / 2)
-
-
-@pytest.mark.parametrize("extra, needle", [(["--seeds", "0,x"], "--seeds takes comma-separated seeds"),
-                                           (["--rows", "all"], "unknown --rows 'all'"),
-                                           (["--rows", "headline", "--models", "late"], "use one of them"),
-                                           (["--rows", "finetuned", "--seeds", "1"], "with --seed and --fold-seed alone")])
-def test_cv_refuses_bad_repeat_options_before_any_work(dataset_factory, tmp_path, capsys, extra, needle):
-    root = dataset_factory(n_train=12, n_test=2)
-    assert main(["cv", "--data", str(root), "--cache", str(tmp_path / "c"), "--no-progress", *extra]) == 2
-    assert needle in capsys.readouterr().err and not (tmp_path / "c").exists()
-
-
-def test_cv_rows_finetuned_prints_its_rows_beside_their_controls_and_writes_the_table_to_the_figures(
-        dataset_factory, tmp_path, capsys, monkeypatch):
-    import lab5.cli
-    from lab5.ablation import FINETUNED_FILE
-    from lab5.metrics import METRIC_COLUMNS
-
-    def fake_rows(ds, cfg):  # the rows themselves: tests/test_ablation.py
-        cv = pd.DataFrame([{"model": m, "fold": f, **{k: 0.5 + 0.1 * (m == "tuned") + 0.01 * f for k in METRIC_COLUMNS}}
-                           for m in ("frozen", "tuned") for f in range(3)])
-        return cv, {"tuned": "frozen"}
-
-    monkeypatch.setattr(lab5.cli, "finetuned_rows", fake_rows)
-    root = dataset_factory(n_train=12, n_test=2)
-    assert main(["cv", "--data", str(root), "--cache", str(tmp_path / "c"), "--out-dir", str(tmp_path / "out"),
-                 "--no-progress", "--rows", "finetuned"]) == 0
-    out = capsys.readouterr().out
-    table = pd.read_csv(tmp_path / "out" / "figures" / FINETUNED_FILE)
-    assert table.equals(fake_rows(None, None)[0])
-    assert "paired differences from each row's control" in out and f"-> {tmp_path / 'out' / 'figures' / FINETUNED_FILE}" in out
-
-
 def test_a_table_of_another_dataset_is_read_from_its_own_output_root(dataset_factory, tmp_path):
     from lab5.outputs import output_root
-    from lab5.tuning import REPEATS_FILE, table_path
+    from lab5.experiments.seeds import REPEATS_FILE
+    from lab5.tuning import table_path
 
     TRIALS_FILE = trials_file("late")
     ds = load_dataset(dataset_factory(n_train=12, n_test=2))

@@ -60,7 +60,7 @@ def nested_rows(ds, cfg: Config) -> pd.DataFrame:
         refit = run_all(lambda m: _refit(members[m], feats[m], part), list(members), cfg.jobs)
         y_in, y_out = part.train.label.to_numpy(), part.test.label.to_numpy()
         for rule in RULES:
-            decision = Decision(rule, objective=cfg.offsets_for).fit([np.asarray(p) for p in oof], y_in)
+            decision = Decision(rule).fit([np.asarray(p) for p in oof], y_in)
             for name, probs in (("bagged", bagged), ("refit", refit)):
                 rows.append({"fold": k, "procedure": name, "rule": rule,
                              **metrics(y_out, decision.predict(probs))})

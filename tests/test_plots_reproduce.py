@@ -1,19 +1,14 @@
-"""lab5.plots (every report figure is written where the caller says), lab5.bench (the table and its arithmetic) and
-lab5.reproduce (notebooks run in order with the run's environment; failures name the notebook and the cell)."""
+"""lab5.plots (every report figure is written where the caller says) and lab5.reproduce (notebooks run in order with the run's environment; failures name the notebook and the cell)."""
 from __future__ import annotations
 
 import json
-import re
 
 import matplotlib.text
 import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from synthetic import small_config
 
-import lab5.bench
 from lab5 import load_dataset, plots
 from lab5.data import LABELS
 from lab5.errors import ConfigError
@@ -96,64 +91,6 @@ def test_the_class_balance_bars_count_each_class(dataset_factory):
     bars = fig.axes[0].patches
     assert [b.get_height() for b in bars] == [1, 2, 4]  # negative, neutral, positive
     assert "7 rows" in fig.axes[0].get_title()
-
-
-# --------------------------------------------------------------------------- bench
-class _Clock:
-    """A perf_counter whose timed spans last the given seconds, one after another: readings come in pairs (start,
-    end), and each end reading is the next span after its start."""
-
-    def __init__(self, spans):
-        self.spans, self.now, self.reads = list(spans), 0.0, 0
-
-    def perf_counter(self) -> float:
-        self.reads += 1
-        if self.reads % 2 == 0:
-            self.now += self.spans.pop(0)
-        return self.now
-
-
-#: the bench's timed spans in the order it times them (seconds): each of lab5's ways is faster than the other by a
-#: different factor, so that a ratio taken the wrong way round or a missed scaling shows
-BENCH_SPANS = {"text, old": 4, "image, old": 6, "text, new": 1, "image, new": 2, "warm load": 3, "train text": 1,
-               "train concat": 1, "predict": 0.5, "cv, one by one": 6,
-               "cv, side by side": 2, "cached epoch": 0.5, "naive, 5 pairs": 2}
-
-
-def test_bench_reports_each_measurement_from_its_timing(dataset_factory, tmp_path, patched_encoders, monkeypatch):
-    root = dataset_factory(n_train=24, n_test=3)  # 27 pairs: a split of 20 training rows, 3 test pairs
-    clock = _Clock(BENCH_SPANS.values())
-    monkeypatch.setattr(lab5.bench, "time", clock)
-    threads = torch.get_num_threads()
-    table = lab5.bench.run_bench(small_config(tmp_path, data=root), cold_pairs=6, naive_pairs=5, models=["text", "concat"])
-    assert torch.get_num_threads() == threads
-    assert clock.spans == [] and clock.reads == 2 * len(BENCH_SPANS)  # each measurement timed once
-    lines = table.splitlines()
-    assert lines[0].startswith("lab5 bench: ") and ", 1 torch threads, " in lines[0]
-
-    def numbers(measured_on: str) -> list[float]:
-        """The numbers of the one row measured on ``measured_on``, after that text."""
-        rows = [" ".join(line.split()) for line in lines[1:] if measured_on in " ".join(line.split())]
-        assert len(rows) == 1, (measured_on, table)
-        return [float(x) for x in re.findall(r"\d+(?:\.\d+)?", rows[0].split(measured_on, 1)[1])]
-
-    S = BENCH_SPANS
-    assert numbers("text (tiny-bert), one batch at a time") == [1, 6 / S["text, old"]]  # "on 1 thread", pairs/s
-    assert numbers("text (tiny-bert), 1 batch side by side") == [6 / S["text, new"], S["text, old"] / S["text, new"]]
-    assert numbers("image (tiny-cnn), one batch at a time") == [1, 6 / S["image, old"]]
-    assert numbers("image (tiny-cnn), 1 batch side by side") == [6 / S["image, new"], S["image, old"] / S["image, new"]]
-    # all 27 pairs at the measured per-pair cost: (1 + 2) s / 6 pairs -> 13.5 s; one batch at a time (4 + 6) s / 6 -> 45 s
-    assert numbers("all pairs, estimated") == [round(27 * 3 / 6), round(27 * 10 / 6)]
-    assert numbers("27 pairs from the cache") == [S["warm load"], round(27 / S["warm load"])]
-    assert numbers("text (3 epochs)") == [S["train text"]] and numbers("concat (3 epochs)") == [S["train concat"]]
-    assert numbers("3 test pairs (concat)") == [3 / S["predict"]]
-    assert numbers("fold trainings one after another") == [S["cv, one by one"]]
-    assert numbers("fold trainings, 1 side by side") == [S["cv, side by side"], S["cv, one by one"] / S["cv, side by side"]]
-    # the naive epoch times 5 of the 20 training pairs and is scaled to all 20: 8 s, 16 times the cached epoch
-    assert numbers("cached features") == [S["cached epoch"]]
-    assert numbers("naive: re-encode every pair") == [5, S["naive, 5 pairs"] * 20 / 5]
-    assert numbers("speed-up of the cache") == [S["naive, 5 pairs"] * 20 / 5 / S["cached epoch"]]
-    assert numbers("peak RSS of this run")[0] > 0
 
 
 # --------------------------------------------------------------------------- reproduce

@@ -1,0 +1,100 @@
+"""Ideas measured against notebook 5's rows and not adopted: their rows, their controls, and the command that
+cross-validates them into the per-fold table notebook 5 reads (``figures/05_experiments.csv``)::
+
+    python -m lab5.experiments.rows --out figures/05_experiments.csv     (about 15 minutes on 2 cores)
+
+Each row changes one thing of its control, and each control is cross-validated too, so that the table binds to the
+notebook's live rows fold by fold. The rows here are the ones the core's options still make: recipe variants
+(widths, epochs), the searched values, the lexicon and offsets on late fusion, the final model with concat beside or
+in place of cross-attention. The committed table also holds rows of ideas whose code was deleted after measuring
+them (early stopping, class weights, tweet cleaning, the fine-tuned top layer, temperature scaling, stacking, and
+more); its ``.json`` names the commit whose ``python -m lab5 cv --rows experiments`` made every row.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ..ablation import EXPERIMENTS_FILE, MEAN, OFFSETS, single_model_base, story
+from ..config import Config
+from ..data import load_dataset
+from ..errors import UserError
+from ..evaluation import cross_validate
+from ..metrics import summarize
+from ..outputs import check_writable, output_root
+from ..runtime import provenance, write_table
+from ..tuning import chosen, read_table, table_path, trials_file
+
+#: the committed searches whose chosen values get a row (``python -m lab5 tune --model ...``, one table each)
+SEARCHES = ("gated+late", "cross_attention")
+#: the final ensemble with its heads changed: concat in cross-attention's place or beside it
+MEMBER_SWAPS = {"concat in place of cross-attention": "concat+gated+late",
+                "concat as a fourth head": "concat+cross_attention+gated+late"}
+
+
+def tuned_row(model: str) -> str:
+    """The row of ``model`` at the values its search chose: ``gated+late on MiniLM, tuned values``,
+    ``cross_attention, tuned values``."""
+    return f"{model} on MiniLM, tuned values" if "+" in model else f"{model}, tuned values"
+
+
+def experiment_rows(cfg: Config, tuned: dict[str, dict] | None = None) -> tuple[dict[str, Config], dict[str, str]]:
+    """The rows around the final model ``cfg`` that notebook 5 reads from the committed table, each with the control
+    it changes one thing of (``tuned``: ``{searched model: values its search chose}``, :mod:`lab5.tuning`). The
+    controls that are notebook 5's own rows come first, so that the table carries them."""
+    minilm = single_model_base(cfg)
+    late = minilm.replace(model="late")
+    changed = {"concat, width 128": ("concat", minilm.replace(model="concat", hidden=128)),
+               "cross_attention, 2 epochs": ("cross_attention", minilm.replace(model="cross_attention", epochs=2)),
+               "cross_attention, width 256": ("cross_attention", minilm.replace(model="cross_attention", attention_hidden=256)),
+               **{f"{m}, {e} epochs": (m, minilm.replace(model=m, epochs=e)) for m in ("gated", "late") for e in (2, 4)},
+               "late − VADER lexicon": ("late", late.replace(text_features="tokens")),
+               "late + OOF-tuned neutral offsets": ("late", late.replace(combine="mean+offsets"))}
+    rows = {name: c for name, (_, c) in changed.items()}
+    controls = {name: control for name, (control, _) in changed.items()}
+    for model, values in (tuned or {}).items():
+        control = f"{model} on MiniLM" if "+" in model else model
+        rows.setdefault(control, minilm.replace(model=model))
+        rows[tuned_row(model)] = minilm.replace(model=model, **values)
+        controls[tuned_row(model)] = control
+    for name, model in MEMBER_SWAPS.items():
+        rows[f"offsets, {name}"] = cfg.replace(model=model, combine="mean+offsets")
+        controls[f"offsets, {name}"] = OFFSETS
+        rows[f"plain mean, {name}"] = cfg.replace(model=model, combine="mean")
+        controls[f"plain mean, {name}"] = MEAN
+    live = story(cfg).rows()
+    needed = {c: live[c] for c in dict.fromkeys(controls.values()) if c not in rows}
+    return {**needed, **rows}, controls
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lab5.experiments.rows", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", help=f"per-fold table (CSV; default <output root>/runs/experiments/{EXPERIMENTS_FILE}, "
+                                 "beside the committed one, which also holds rows of deleted code); its provenance goes "
+                                 "beside it as .json")
+    argv = sys.argv[1:] if argv is None else argv
+    args = p.parse_args(argv)
+    try:
+        cfg = Config(progress=False)
+        ds = load_dataset(cfg.data)
+        out = Path(args.out) if args.out else output_root(cfg, ds).run("experiments") / EXPERIMENTS_FILE
+        check_writable(out, folder=False, what="CSV file")
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    searches = {m: read_table(table_path(cfg, ds, trials_file(m))) for m in SEARCHES}
+    rows, controls = experiment_rows(cfg, {m: chosen(t) for m, t in searches.items() if t is not None})
+    made, t = provenance("lab5.experiments.rows", argv), time.perf_counter()
+    cv = cross_validate(ds, rows)
+    cv.insert(1, "control", cv.model.map(controls).fillna(""))
+    wall = time.perf_counter() - t
+    print(summarize(cv, ["accuracy", "macro_f1", "f1_neutral"]).to_string())
+    write_table(out, cv.round(4), made, t)
+    print(f"-> {out} [{wall:.0f}s]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

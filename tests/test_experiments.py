@@ -1,0 +1,111 @@
+"""The commands of lab5.experiments that write the committed tables notebook 5 reads: each row beside its control,
+with the table's provenance; a bad option refused before any work."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from lab5.config import Config
+from lab5.metrics import METRIC_COLUMNS
+
+
+def _fake_cv(seen):
+    def cv(ds, configs):  # one row per (config, fold): the table's shape without the trainings
+        seen.update(configs)
+        return pd.DataFrame([{"model": n, "fold": f, **{c: 0.5 for c in METRIC_COLUMNS}} for n in configs for f in range(3)])
+    return cv
+
+
+def test_the_experiments_command_writes_every_row_beside_its_control_with_its_provenance(
+        dataset_factory, tmp_path, monkeypatch, capsys):
+    import lab5.experiments.rows as R
+
+    root = dataset_factory(n_train=45, n_test=2)
+    monkeypatch.setenv("LAB5_DATA", str(root))
+    seen = {}
+    monkeypatch.setattr(R, "cross_validate", _fake_cv(seen))
+    out = tmp_path / "exp.csv"
+    assert R.main(["--out", str(out)]) == 0
+    rows, controls = R.experiment_rows(Config(progress=False))
+    assert seen == rows  # no committed searches for this dataset: no tuned rows
+    table = pd.read_csv(out, keep_default_na=False)
+    assert list(table.columns[:3]) == ["model", "control", "fold"]
+    assert dict(zip(table.model, table.control)) == {n: controls.get(n, "") for n in rows}
+    made = json.loads(out.with_suffix(".json").read_text())
+    assert made["command"] == f"python -m lab5.experiments.rows --out {out}" and made["wall_s"] >= 0
+
+
+def test_the_seed_repeats_command_cross_validates_each_headline_row_at_every_seed_pair(
+        dataset_factory, tmp_path, monkeypatch, capsys):
+    import lab5.experiments.seeds as S
+    from lab5.evaluation import CVRun
+
+    root = dataset_factory(n_train=45, n_test=2)
+    monkeypatch.setenv("LAB5_DATA", str(root))
+    seen = {}
+
+    def fake_cv_runs(ds, configs):
+        seen.update(configs)
+        folds = pd.DataFrame([{"fold": f, **{c: 0.5 + 0.01 * f for c in METRIC_COLUMNS}} for f in range(3)])
+        return {n: CVRun(folds, None, {}) for n in configs}
+
+    monkeypatch.setattr(S, "cv_runs", fake_cv_runs)
+    out = tmp_path / "seeds.csv"
+    assert S.main(["--seeds", "1", "--fold-seeds", "2", "--out", str(out)]) == 0
+    assert {(n, s, f) for n, s, f in seen} == {(n, s, f) for n in S.REPEATED for s, f in ((0, 0), (1, 0), (0, 2))}
+    assert all(c.seed == s and c.fold_seed == f for (_, s, f), c in seen.items())
+    table = pd.read_csv(out)
+    assert len(table) == 3 * 3 * len(S.REPEATED) and set(table.model) == set(S.REPEATED)
+    spread = S.seed_spread(table)
+    assert list(spread.index) == list(S.REPEATED) and (spread["training seeds"] == 2).all()
+    assert (spread["fold seeds"] == 2).all() and spread["std over them"].eq(0).all()
+
+
+@pytest.mark.parametrize("module, argv", [("rows", ["--bogus"]), ("seeds", ["--seeds", "1,x"]), ("seeds", ["--seeds", "-1"])])
+def test_a_bad_option_of_an_experiment_command_exits_2_before_any_work(module, argv, tmp_path, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module(f"lab5.experiments.{module}").main(argv)
+    assert e.value.code == 2 and not any(tmp_path.rglob("*.csv"))
+
+
+def test_an_experiment_command_on_a_wrong_data_folder_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    import lab5.experiments.rows as R
+
+    monkeypatch.setenv("LAB5_DATA", str(tmp_path / "nowhere"))
+    assert R.main([]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")
+
+
+def test_seed_pairs_cross_the_configs_own_pair_once_each():
+    from lab5.experiments.seeds import seed_pairs
+
+    assert seed_pairs(0, 0, [0, 1, 2], [0, 1]) == [(0, 0), (1, 0), (2, 0), (0, 1)]
+    assert seed_pairs(5, 3, [], []) == [(5, 3)]
+
+
+def test_repeats_vary_the_training_seed_on_fixed_folds_and_the_folds_with_a_fixed_seed(dataset_factory, tmp_path, monkeypatch):
+    import numpy as np
+    from synthetic import make_features, small_config
+
+    import lab5.evaluation as E
+    from lab5.data import load_dataset
+    from lab5.experiments.seeds import repeats, seed_spread
+
+    ds = load_dataset(dataset_factory(n_train=45, n_test=2))
+    feats = make_features(list(ds.all.guid), list(ds.all.label), noise=2.0)  # noisy: seeds change the scores
+    monkeypatch.setattr(E, "load_features", lambda d, c: feats)
+    cfg = small_config(tmp_path, model="late", epochs=2)
+    table = repeats(ds, {"late": cfg}, seeds=[0, 1], fold_seeds=[0, 2])
+    assert sorted(set(zip(table.seed, table.fold_seed))) == [(0, 0), (0, 2), (1, 0)] and len(table) == 9
+    one = E.cv_runs(ds, {"x": cfg.replace(seed=1)})["x"]  # the repeat is the plain CV of that pair
+    assert table[(table.seed == 1)].accuracy.tolist() == pytest.approx(one.folds.accuracy.tolist())
+    spread = seed_spread(table).loc["late"]
+    means = table.groupby(["seed", "fold_seed"]).accuracy.mean()
+    assert spread["CV mean"] == pytest.approx(means[(0, 0)])
+    assert spread["training seeds"] == 2 and spread["std over them"] == pytest.approx(np.std([means[(0, 0)], means[(1, 0)]], ddof=1))
+    assert spread["fold seeds"] == 2 and spread["mean over those"] == pytest.approx((means[(0, 0)] + means[(0, 2)]) / 2)
