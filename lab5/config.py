@@ -18,6 +18,8 @@ from .errors import ConfigError
 
 #: the heads of :data:`lab5.heads.MODELS` (named here so that a config is checked without importing torch)
 MODEL_NAMES = ("text", "image", "concat", "cross_attention", "reference_gate", "gated", "late")
+#: attention heads of cross-attention fusion (its width, ``attention_hidden``, must be a multiple)
+ATTENTION_HEADS = 4
 #: the image encoders of :data:`lab5.encoders.IMAGE_ENCODERS`
 IMAGE_ENCODER_NAMES = ("efficientnet-lite0", "resnet50", "resnet50-scratch")
 #: the input side each image encoder is built for (what ``--image-size 0`` means); the EfficientNet-Lite models pad
@@ -35,7 +37,7 @@ CHOICES = {
 #: fields that say where a run reads and writes, or how it shows and schedules its work: no result depends on them,
 #: so no cache key holds them
 RUN_FIELDS = ("data", "cache", "out_dir", "progress", "jobs")
-FLOATS = ("dropout", "lr", "encoder_lr", "weight_decay", "warmup")
+FLOATS = ("dropout", "lr", "encoder_lr", "weight_decay")
 #: upper bounds: BERT-family encoders have 512 positions; seeds are 32-bit (NumPy)
 AT_MOST = {"max_length": 512, "seed": 2**32 - 1, "fold_seed": 2**32 - 1}
 def model_problem(model: str) -> str | None:
@@ -109,14 +111,12 @@ class Config:
     image_size: int = field(default=0, metadata={"help": "image side fed to the CNN (0: the encoder's own, 224 px)"})
     hidden: int = field(default=256, metadata={"help": "width of the fusion layers"})
     attention_hidden: int = field(default=128, metadata={"help": "width of the cross-attention layers (kept small: CPU time)"})
-    heads: int = field(default=4, metadata={"help": "attention heads in cross-attention fusion"})
     dropout: float = field(default=0.3, metadata={"help": "dropout in the heads"})
     epochs: int = field(default=3, metadata={"help": "training epochs (3: chosen by 5-fold CV; the search of notebook 5)"})
     batch_size: int = field(default=64, metadata={"help": "batch size"})
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate of the heads"})
     encoder_lr: float = field(default=2e-5, metadata={"help": "learning rate of encoder weights when fine-tuning"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (in the optimiser only)"})
-    warmup: float = field(default=0.1, metadata={"help": "fraction of steps spent warming up"})
     train_rows: int = field(default=0, metadata={"help": "train on a seeded, stratified subset of this many of the training rows (0: all of them; in CV, of each training part); for learning curves"})
     combine: str = field(default="mean", metadata={"help": "how members' probabilities become a label: mean (the default: their plain mean; chosen by the nested CV of notebook 6), or mean+offsets: per-class offsets fitted on the out-of-fold probabilities of this config's CV (lab5.decisions)"})
     finetune: bool = field(default=False, metadata={"help": "train end to end through the encoders instead of cached features"})
@@ -153,13 +153,13 @@ class Config:
                     if not math.isfinite(getattr(self, k))]
         if infinite:
             return infinite
-        at_least = {"seed": 0, "fold_seed": 0, "max_length": 1, "image_size": 0, "hidden": 1, "attention_hidden": 1, "heads": 1, "epochs": 1,
+        at_least = {"seed": 0, "fold_seed": 0, "max_length": 1, "image_size": 0, "hidden": 1, "attention_hidden": 1, "epochs": 1,
                     "batch_size": 1, "finetune_layers": 0, "train_rows": 0, "jobs": 1, "folds": 2, "weight_decay": 0}
         out += [f"--{_flag(k)} must be at least {lo}, not {getattr(self, k)}" for k, lo in at_least.items() if getattr(self, k) < lo]
         out += [f"--{_flag(k)} must be at most {hi}, not {getattr(self, k)}" for k, hi in AT_MOST.items() if getattr(self, k) > hi]
         out += [f"--{_flag(k)} must be above 0, not {getattr(self, k)}" for k in ("lr", "encoder_lr")
                 if not getattr(self, k) > 0]
-        out += [f"--{_flag(k)} must be in [0, 1), not {getattr(self, k)}" for k in ("dropout", "warmup")
+        out += [f"--{_flag(k)} must be in [0, 1), not {getattr(self, k)}" for k in ("dropout",)
                 if not 0 <= getattr(self, k) < 1]
         out += [f"unknown --{_flag(k)} {getattr(self, k)!r}; use {', '.join(c)}" for k, c in CHOICES.items()
                 if getattr(self, k) not in c]
@@ -171,8 +171,8 @@ class Config:
             out.append(f"--text-encoder {self.text_encoder!r} must name one encoder, or several different ones joined with +")
         elif len(encoders) > 1 and self.finetune:
             out.append("--finetune fine-tunes one text encoder; name one in --text-encoder")
-        if self.heads >= 1 and self.attention_hidden % self.heads:
-            out.append(f"--attention-hidden {self.attention_hidden} is not a multiple of --heads {self.heads}")
+        if self.attention_hidden % ATTENTION_HEADS:
+            out.append(f"--attention-hidden {self.attention_hidden} is not a multiple of the {ATTENTION_HEADS} attention heads")
         if 0 < self.image_size < 32:
             out.append(f"--image-size must be 0 (the encoder's own) or at least 32, not {self.image_size}")
         if problem := image_size_problem(self.image_encoder, self.image_size):

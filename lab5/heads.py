@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import Config
+from .config import ATTENTION_HEADS, Config
 from .encoders import masked_mean
 from .features import Dims
 
@@ -98,8 +98,8 @@ class CrossAttentionFusion(Head):
         # the pooled vectors are dropped out before the classifier instead; the sequences' LayerNorms carry no
         # scale and shift of their own (the projection absorbs them), which spares the backward pass into them
         self.t, self.i = _proj(dts, h, 0.0, affine=False), _proj(dis, h, 0.0, affine=False)
-        self.t2i = nn.MultiheadAttention(h, cfg.heads, batch_first=True)
-        self.i2t = nn.MultiheadAttention(h, cfg.heads, batch_first=True)
+        self.t2i = nn.MultiheadAttention(h, ATTENTION_HEADS, batch_first=True)
+        self.i2t = nn.MultiheadAttention(h, ATTENTION_HEADS, batch_first=True)
         self.norm_t, self.norm_i = nn.LayerNorm(h), nn.LayerNorm(h)
         self.drop = nn.Dropout(cfg.dropout)
         self.out = _mlp(3 * h, h, cfg.dropout)

@@ -4,7 +4,8 @@ Each kernel gets ``LAB5_DATA``, ``LAB5_OUT`` and the project folder first on ``P
 import that checkout's ``lab5`` and write where the run says. Executed notebooks replace the committed ones only
 when the output root is the project folder itself (the course data, no ``--out-dir``); otherwise they are written to
 ``<out>/notebooks/``. Cells tagged ``course-data`` (their output shows course images or tweets) are committed
-without output.
+without output. Consecutive prints to one stream are joined into one output, so that how the kernel happened to flush
+them never changes the committed file (both by nbconvert's own preprocessors).
 """
 from __future__ import annotations
 
@@ -35,33 +36,6 @@ def strip_ansi(text: str) -> str:
 COURSE_DATA_TAG = "course-data"
 
 
-def drop_course_data(nb) -> int:
-    """Empty the outputs of the cells tagged :data:`COURSE_DATA_TAG`; returns how many were emptied."""
-    cells = [c for c in nb.cells if COURSE_DATA_TAG in c.get("metadata", {}).get("tags", [])]
-    for c in cells:
-        c.outputs = []
-    return len(cells)
-
-
-def coalesce_streams(nb) -> int:
-    """Join each cell's consecutive outputs to the same stream (stdout, stderr) into one: how the kernel happens to
-    flush two prints (one message or two) must not change the committed file. Returns how many outputs were merged."""
-    merged = 0
-    for c in nb.cells:
-        outs = []
-        for o in c.get("outputs", []):
-            prev = outs[-1] if outs else None
-            if (o.get("output_type") == "stream" and prev is not None and prev.get("output_type") == "stream"
-                    and prev.get("name") == o.get("name")):
-                prev["text"] = prev["text"] + o["text"]
-                merged += 1
-            else:
-                outs.append(o)
-        if "outputs" in c:
-            c.outputs = outs
-    return merged
-
-
 def notebook_paths(folder: Path, only: str | None = None) -> list[Path]:
     """The numbered notebooks of ``folder``, or those whose numbers ``only`` lists (``"1,3"``); an unknown number
     is a ConfigError, raised before anything runs."""
@@ -90,13 +64,17 @@ def run_notebooks(project: Path, data: Path, out: Path, paths: list[Path], timeo
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, DeadKernelError
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor, TagRemovePreprocessor
+
+    tidy = [CoalesceStreamsPreprocessor()]
 
     project, out = Path(project).resolve(), Path(out).resolve()
     env = {**os.environ, "LAB5_DATA": str(Path(data).resolve()), "LAB5_OUT": str(out),
            "PYTHONPATH": os.pathsep.join([str(project), *filter(None, [os.environ.get("PYTHONPATH")])])}
     if profile_to is not None:
         env[profile.ENV] = str(Path(profile_to).resolve())
-    in_place = out == project
+    if out == project:  # the committed notebooks: without the outputs that show course data
+        tidy.append(TagRemovePreprocessor(remove_all_outputs_tags={COURSE_DATA_TAG}))
     times = []
     for k, path in enumerate(paths, 1):
         print(f"[{k}/{len(paths)}] {path.name} ...", end="", flush=True, file=sys.stderr)
@@ -121,10 +99,9 @@ def run_notebooks(project: Path, data: Path, out: Path, paths: list[Path], timeo
         dt = time.perf_counter() - t
         if profile_to is not None:
             profile.record(f"notebook {path.stem}", dt, Path(profile_to))
-        coalesce_streams(nb)
-        if in_place:
-            drop_course_data(nb)
-        target = path if in_place else out / "notebooks" / path.name
+        for step in tidy:
+            nb, _ = step.preprocess(nb, {})
+        target = path if out == project else out / "notebooks" / path.name
         atomic_write_bytes(target, nbformat.writes(nb).encode("utf-8") + b"\n")
         print(f" done in {dt:.0f}s", file=sys.stderr)
         times.append((path.name, dt))

@@ -31,6 +31,8 @@ from .runtime import reproducible, resolve_device
 FINETUNE_THREADS = 2
 #: gradient-norm clipping
 CLIP = 1.0
+#: the share of the steps spent warming the learning rate up
+WARMUP = 0.1
 
 
 @dataclass
@@ -129,7 +131,7 @@ def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg:
         gen = torch.Generator().manual_seed(cfg.seed)
         total = math.ceil(len(train) / cfg.batch_size) * cfg.epochs
         opt = make_optimizer(model, cfg)
-        sched = make_schedule(opt, cfg.warmup, total)
+        sched = make_schedule(opt, WARMUP, total)
         rows = []
         name = type(getattr(model, "head", model)).__name__
         for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"train {name}", disable=not cfg.progress):

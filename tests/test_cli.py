@@ -18,7 +18,7 @@ from lab5.features import load_features
 from lab5.pipeline import load_model, validation_predictions
 
 FAST = ["--device", "cpu", "--no-progress", "--epochs", "3", "--batch-size", "4", "--max-length", "16",
-        "--hidden", "16", "--attention-hidden", "8", "--heads", "2", "--text-encoder", "minilm", "--combine", "mean"]
+        "--hidden", "16", "--attention-hidden", "8", "--text-encoder", "minilm", "--combine", "mean"]
 
 
 def _error_lines(err: str) -> list[str]:

@@ -289,14 +289,14 @@ def test_no_assert_statement_in_lab5():
 
 # --------------------------------------------------------------------------- bad values that once escaped as tracebacks
 def test_heads_zero_is_a_config_error(tmp_path, capsys):
-    with pytest.raises(ConfigError, match="--heads"):
-        Config(data=tmp_path / "ds", cache=tmp_path / "cache", heads=0)
-    assert run_main(["train", "--heads", "0"]) == 2
-    assert_one_error_line(capsys.readouterr().err, "--heads")
+    with pytest.raises(ConfigError, match="--attention-hidden 6 is not a multiple of the 4 attention heads"):
+        Config(data=tmp_path / "ds", cache=tmp_path / "cache", attention_hidden=6)
+    assert run_main(["train", "--attention-hidden", "6"]) == 2
+    assert_one_error_line(capsys.readouterr().err, "--attention-hidden")
 
 
-@pytest.mark.parametrize("bad", [{"lr": float("inf")}, {"warmup": float("nan")}, {"weight_decay": float("nan")}],
-                         ids=["lr-inf", "warmup-nan", "weight-decay-nan"])
+@pytest.mark.parametrize("bad", [{"lr": float("inf")}, {"dropout": float("nan")}, {"weight_decay": float("nan")}],
+                         ids=["lr-inf", "dropout-nan", "weight-decay-nan"])
 def test_non_finite_numbers_are_config_errors(bad, tmp_path):
     with pytest.raises(ConfigError, match="--" + next(iter(bad)).replace("_", "-")):
         Config(data=tmp_path / "ds", cache=tmp_path / "cache", **bad)

@@ -220,16 +220,14 @@ def test_a_profiled_run_records_each_notebook_and_hands_the_file_to_its_kernels(
     assert executed.cells[0].outputs[0]["text"].strip() == str(target.resolve())
 
 
-def test_consecutive_prints_to_one_stream_are_one_output_however_the_kernel_flushed_them():
-    import nbformat
-
-    from lab5.reproduce import coalesce_streams
-
-    def cell(*texts):
-        return nbformat.v4.new_code_cell("", outputs=[nbformat.v4.new_output("stream", name=n, text=t) for n, t in texts])
-
-    nb = nbformat.v4.new_notebook(cells=[cell(("stdout", "a\n"), ("stdout", "b\n"), ("stderr", "w\n"), ("stdout", "c\n")),
-                                         cell(("stdout", "a\nb\n"))])
-    assert coalesce_streams(nb) == 1
+def test_consecutive_prints_to_one_stream_are_one_output_however_the_kernel_flushed_them(tmp_path):
+    root = tmp_path / "project"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    path = root / "notebooks" / "01_prints.ipynb"
+    _notebook(path, "import sys\nprint('a', flush=True); print('b', flush=True); print('w', file=sys.stderr, flush=True); "
+                    "print('c')", "print('a\\nb')")
+    run_notebooks(root, tmp_path / "data", root, [path])
+    nb = nbformat.read(path, as_version=4)
     assert [(o.name, o.text) for o in nb.cells[0].outputs] == [("stdout", "a\nb\n"), ("stderr", "w\n"), ("stdout", "c\n")]
     assert nb.cells[0].outputs[0].text == nb.cells[1].outputs[0].text  # split or not, the same bytes

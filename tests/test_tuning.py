@@ -38,7 +38,7 @@ def test_each_model_searches_the_width_its_heads_read():
 
 
 def test_a_cross_attention_search_draws_its_attention_width(tmp_path):
-    cfg = small_config(tmp_path, model="cross_attention", attention_hidden=128, heads=4, hidden=256, lr=1e-3,
+    cfg = small_config(tmp_path, model="cross_attention", attention_hidden=128, hidden=256, lr=1e-3,
                        dropout=0.3, weight_decay=0.01, epochs=3, batch_size=64)
     trials = trial_configs(cfg, 8, seed=0)
     assert {c.hidden for c in trials.values()} == {256} and len({c.attention_hidden for c in trials.values()}) > 1

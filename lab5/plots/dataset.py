@@ -4,18 +4,19 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from ..data import LABELS, Dataset
 from .style import CLASS_COLOURS, SERIES_COLOURS, _panels, _wrap
 
 
 def class_balance(ds: Dataset) -> plt.Figure:
-    counts = ds.train.tag.value_counts().reindex(LABELS).fillna(0)
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.bar(counts.index, counts.values, color=[CLASS_COLOURS[c] for c in counts.index])
-    for i, v in enumerate(counts.values):
-        ax.text(i, v, f"{int(v)}\n{v / counts.sum():.1%}", ha="center", va="bottom", fontsize=8)
-    ax.set(title=f"Class balance of train.txt ({int(counts.sum())} rows)", ylabel="pairs", ylim=(0, counts.max() * 1.25))
+    sns.countplot(ds.train, x="tag", hue="tag", order=LABELS, hue_order=LABELS, palette=CLASS_COLOURS, saturation=1, ax=ax)
+    n = len(ds.train)
+    for bars in ax.containers:
+        ax.bar_label(bars, [f"{int(b.get_height())}\n{b.get_height() / n:.1%}" for b in bars], fontsize=8)
+    ax.set(title=f"Class balance of train.txt ({n} rows)", xlabel="", ylabel="pairs", ylim=(0, ax.get_ylim()[1] * 1.2))
     return fig
 
 
@@ -23,12 +24,10 @@ def text_lengths(stats: pd.DataFrame) -> plt.Figure:
     """Distribution of words per tweet by class (outlined, so the three classes stay readable where they overlap);
     ``stats`` from :func:`lab5.text.text_stats`."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    bins = np.arange(0, stats.words.max() + 2)
-    for c in LABELS:
-        ax.hist(stats.loc[stats.tag == c, "words"], bins=bins, histtype="step", lw=1.6, label=c, color=CLASS_COLOURS[c],
-                density=True)
+    sns.histplot(stats, x="words", hue="tag", hue_order=LABELS, palette=CLASS_COLOURS, discrete=True, element="step",
+                 fill=False, stat="density", common_norm=False, lw=1.6, ax=ax)
+    sns.move_legend(ax, "upper right", title=None)
     ax.set(title=f"Words per tweet by class (train.txt, n={len(stats)})", xlabel="words per tweet", ylabel="share of the class")
-    ax.legend()
     return fig
 
 

@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 from matplotlib.transforms import offset_copy
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from ..data import LABELS, Dataset
 from .style import (CLASS_COLOURS, _drawable, _follow_bulk, _model_colour, _panels,
@@ -44,14 +45,10 @@ def confusion_matrices(matrices: dict[str, pd.DataFrame], title: str = "", colum
     """Row-normalised confusion matrices on a grid of at most ``columns`` per row, counts and shares annotated."""
     fig, axes = _panels(len(matrices), min(len(matrices), columns), 3.4, 3.3)
     for ax, (name, cm) in zip(axes, matrices.items()):
-        norm = cm.to_numpy() / np.maximum(1, cm.to_numpy().sum(1, keepdims=True))
-        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-        for i in range(len(LABELS)):
-            for j in range(len(LABELS)):
-                ax.text(j, i, f"{cm.iat[i, j]}\n{norm[i, j]:.0%}", ha="center", va="center", fontsize=8,
-                        color="white" if norm[i, j] > 0.6 else "black")
-        ax.set_xticks(range(len(LABELS)), LABELS, fontsize=8)
-        ax.set_yticks(range(len(LABELS)), LABELS, fontsize=8)
+        norm = cm.div(cm.sum(1).clip(lower=1), axis=0)
+        sns.heatmap(norm, annot=cm.astype(str) + "\n" + norm.map("{:.0%}".format), fmt="", cmap="Blues", vmin=0, vmax=1,
+                    cbar=False, square=True, annot_kws={"fontsize": 8}, ax=ax)
+        ax.tick_params(labelsize=8, labelrotation=0)
         ax.set(title=name, xlabel="predicted", ylabel="true")
     if title:
         fig.suptitle(title)

@@ -42,7 +42,7 @@ def save(fig: plt.Figure, name: str, folder: Path) -> None:
 
     Returns nothing, so a notebook cell ending in ``save(...)`` shows the figure and no machine-specific path.
     A figure made of course images or tweets is shown in a cell tagged ``course-data``, which the committed notebook
-    keeps without output (:func:`lab5.reproduce.drop_course_data`); its file is git-ignored.
+    keeps without output (:mod:`lab5.reproduce`); its file is git-ignored.
     """
     with profile.stage(f"plots {name}"):
         buf = io.BytesIO()
