@@ -31,8 +31,6 @@ WITHOUT = {"final − image (text heads only)": {"model": "text"},
            "final − mpnet (MiniLM only)": {"text_encoder": "minilm"}}
 #: the learning curve cuts each training part to these fractions (400, 800 and 1600 of 3200 rows on the course data)
 CURVE_FRACTIONS = (1 / 8, 1 / 4, 1 / 2)
-#: the learning curve's models (the image model's curve is flat and costs as much as the text model's)
-CURVE_MODELS = ("text", "final")
 #: the committed per-fold tables of the ideas measured against this ablation's rows, each row beside its ``control``
 #: (made by the commands of :mod:`lab5.experiments`; see each table's ``.json``)
 EXPERIMENTS_FILE = "05_experiments.csv"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
 import typing
@@ -205,9 +204,6 @@ class Config:
         """The fields a result depends on, for the cache keys of trainings and CV runs (:func:`lab5.pipeline.train_key`,
         :func:`lab5.evaluation.cv_key`): all but :data:`RUN_FIELDS`."""
         return {k: v for k, v in self.to_dict().items() if k not in RUN_FIELDS}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
 @functools.cache

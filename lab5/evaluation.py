@@ -155,17 +155,6 @@ def _combined_run(ds: Dataset, c: Config, parts: dict[str, CVRun]) -> CVRun:
     return CVRun(pd.DataFrame(rows), probs, {m: r.probs for m, r in parts.items()}, test if len(test) == len(parts) else {})
 
 
-def with_members(ds: Dataset, c: Config, run: CVRun, extra: dict[str, CVRun], without: tuple[str, ...] = ()) -> CVRun:
-    """The CV of ensemble ``c`` (its run ``run``, from :func:`cv_runs`) with the ``extra`` members' OOF
-    probabilities beside its own, less its members named in ``without``, decided by ``c.combine`` exactly as ``c``
-    itself is (cross-fitted on the same folds)."""
-    if unknown := sorted(set(without) - set(run.member_probs)):
-        raise ConfigError(f"{c.model} has no member {unknown[0]!r}; its members: {', '.join(run.member_probs)}")
-    own = {m: CVRun(run.folds, p, {}, {m: run.test_probs[m]} if run.test_probs else {})
-           for m, p in run.member_probs.items() if m not in without}
-    return _combined_run(ds, c, {**own, **extra})
-
-
 def check_cv_rows(ds: Dataset, k: int) -> None:
     """Refuse, with a DataError, a labels file too small for ``k``-fold CV."""
     fewest = int(ds.train.label.value_counts().reindex(range(len(LABELS)), fill_value=0).min())
@@ -288,5 +277,3 @@ def baseline_row(labels, k: int, seed: int) -> pd.DataFrame:
     labels = np.asarray(labels)
     return pd.DataFrame([{"model": "always_positive", "fold": f, **always_positive(labels[te])}
                          for f, (_, te) in enumerate(folds(labels, k, seed))])
-
-

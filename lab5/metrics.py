@@ -65,17 +65,6 @@ def paired_differences(cv: pd.DataFrame, against: dict[str, str], metric: str = 
     return pd.DataFrame(rows).set_index("model")
 
 
-def beside_controls(cv: pd.DataFrame, against: dict[str, str],
-                    metrics: tuple[str, ...] = ("accuracy", "macro_f1", "f1_neutral")) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The two tables that show rows beside their controls (``{row: control}``, all in the per-fold table ``cv``):
-    mean ± std over folds of the controls, then the rows; and each row's paired difference from its control in each
-    of ``metrics`` (the mean over folds and the number of folds it won)."""
-    shown = list(dict.fromkeys([*against.values(), *against]))
-    summary = summarize(cv[cv.model.isin(shown)], list(metrics)).loc[shown]
-    diffs = pd.concat({k: paired_differences(cv, against, k)[["mean", "better_folds"]] for k in metrics}, axis=1)
-    return summary, diffs.round(4)
-
-
 def paired_table(cv: pd.DataFrame, pairs: dict[str, tuple[str, str]],
                  metrics: tuple[str, ...] = ("accuracy", "macro_f1")) -> pd.DataFrame:
     """One row per labelled ``(row, control)`` pair of the per-fold table ``cv``: for each metric, the mean paired

@@ -110,15 +110,3 @@ def table_path(cfg: Config, ds, name: str) -> Path:
     if path.is_file() or not is_course_data(ds):
         return path
     return committed(f"figures/{name}") or path
-
-
-def rescored(trials: pd.DataFrame, cv: pd.DataFrame, control: str, tuned: str) -> pd.DataFrame:
-    """The defaults (trial 0) and the chosen trial: mean fold accuracy on the search folds (from ``trials``) beside
-    mean fold accuracy and macro-F1 on the report folds (rows ``control`` and ``tuned`` of the per-fold table ``cv``).
-    The chosen trial's drop from the first column to the second is the optimism of picking the best trial."""
-    means = cv.groupby("model")[["accuracy", "macro_f1"]].mean()
-    picked = {"defaults": trials.loc[trials.trial == 0].iloc[0], "chosen": best_trial(trials)}
-    rows = {name: {"trial": int(t.trial), "search folds: accuracy": t.accuracy,
-                   "report folds: accuracy": means.loc[row, "accuracy"], "report folds: macro-F1": means.loc[row, "macro_f1"]}
-            for (name, t), row in zip(picked.items(), (control, tuned))}
-    return pd.DataFrame(rows).T.astype({"trial": int}).round(4)

@@ -422,31 +422,3 @@ def test_the_fold_cost_orders_the_heavy_trainings_first(tmp_path):
 
 
 # --------------------------------------------------------------------------- extra members
-def test_an_extra_member_joins_an_ensembles_members_under_its_decision_rule(cv_setup):
-    from lab5.decisions import cross_fit
-
-    ds, feats, cfg, calls = cv_setup
-    c = cfg.replace(model="concat+late", combine="mean+offsets")
-    run = cv_runs(ds, {"e": c})["e"]
-    y = ds.train.label.to_numpy()
-    assert np.array_equal(E.with_members(ds, c, run, {}).probs, run.probs)  # no extra member: the run itself
-    gated = cv_runs(ds, {"gated": cfg.replace(model="gated", combine="mean")})["gated"]
-    joined = E.with_members(ds, c, run, {"gated": gated})
-    fold_of = np.zeros(len(y), dtype=int)
-    for f, (_, te) in enumerate(folds(y, c.folds, c.fold_seed)):
-        fold_of[te] = f
-    expected = cross_fit(c.combine, [*run.member_probs.values(), gated.probs], y, fold_of)
-    np.testing.assert_allclose(joined.probs, expected)
-    assert list(joined.member_probs) == ["concat", "late", "gated"] and len(joined.folds) == c.folds
-
-
-def test_with_members_leaves_out_the_members_it_is_told_to_and_refuses_an_unknown_one(cv_setup):
-    ds, feats, cfg, calls = cv_setup
-    c = cfg.replace(model="concat+late", combine="mean")
-    run = cv_runs(ds, {"e": c})["e"]
-    alone = cv_runs(ds, {"concat": cfg.replace(model="concat", combine="mean")})["concat"]
-    swapped = E.with_members(ds, c, run, {"concat again": alone}, without=("late",))
-    assert list(swapped.member_probs) == ["concat", "concat again"]
-    np.testing.assert_allclose(swapped.probs, (run.member_probs["concat"] + alone.probs) / 2)
-    with pytest.raises(ConfigError, match="has no member 'gated'; its members: concat, late"):
-        E.with_members(ds, c, run, {}, without=("gated",))

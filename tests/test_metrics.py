@@ -86,21 +86,6 @@ def test_paired_differences_compare_each_model_with_its_control_fold_by_fold():
     assert d.loc["c", "better_folds"] == 0 and d.loc["c", "mean"] == pytest.approx(-0.1)
 
 
-def test_beside_controls_shows_controls_then_rows_and_each_rows_paired_gain():
-    from lab5.metrics import beside_controls
-
-    cv = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3 + ["c"] * 3 + ["other"] * 3, "fold": [0, 1, 2] * 4,
-                       "accuracy": [0.70, 0.72, 0.71, 0.72, 0.71, 0.75, 0.60, 0.61, 0.62, 0.9, 0.9, 0.9],
-                       "macro_f1": [0.5, 0.5, 0.5, 0.6, 0.4, 0.6, 0.5, 0.5, 0.5, 0.9, 0.9, 0.9]})
-    summary, diffs = beside_controls(cv, {"c": "b", "b": "a"}, ("accuracy", "macro_f1"))
-    assert list(summary.index) == ["b", "a", "c"] and list(summary.columns) == ["accuracy", "macro_f1"]  # no "other"
-    assert summary.loc["a", "accuracy"] == "0.71 ± 0.01"
-    assert list(diffs.index) == ["c", "b"]
-    assert diffs.loc["b", ("accuracy", "mean")] == pytest.approx(round((0.02 - 0.01 + 0.04) / 3, 4))
-    assert diffs.loc["b", ("accuracy", "better_folds")] == 2 and diffs.loc["b", ("macro_f1", "better_folds")] == 2
-    assert diffs.loc["c", ("accuracy", "better_folds")] == 0
-
-
 def test_decision_changes_count_rows_fixed_and_broken_against_the_control():
     y = np.array([0, 0, 1, 1, 2, 2])
     control = np.array([0, 1, 1, 2, 2, 2])  # wrong on rows 1 and 3

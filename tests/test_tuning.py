@@ -9,7 +9,7 @@ import lab5.evaluation as E
 from lab5.cli import main
 from lab5.data import load_dataset
 from lab5.errors import ConfigError
-from lab5.tuning import SEARCH_FOLD_SEED, chosen, read_table, rescored, search, space, trial_configs, trials_file
+from lab5.tuning import SEARCH_FOLD_SEED, chosen, read_table, search, space, trial_configs, trials_file
 
 
 def test_trial_zero_is_the_config_and_the_others_are_distinct_seeded_points_of_the_space(tmp_path):
@@ -83,15 +83,6 @@ def test_tune_writes_the_trials_table_and_refuses_a_bad_trial_count_before_any_w
     table = read_table(out)
     assert isinstance(table, pd.DataFrame) and len(table) == 2 and "chosen:" in capsys.readouterr().out
     assert read_table(tmp_path / "missing.csv") is None
-
-
-def test_the_rescored_table_puts_search_fold_scores_beside_report_fold_scores():
-    trials = pd.DataFrame({"trial": [0, 1, 2], "accuracy": [0.70, 0.75, 0.72], "rank": [3, 1, 2]})
-    cv = pd.DataFrame({"model": ["d", "d", "t", "t"], "fold": [0, 1, 0, 1], "accuracy": [0.70, 0.72, 0.71, 0.73],
-                       "macro_f1": [0.6, 0.62, 0.64, 0.66]})
-    table = rescored(trials, cv, control="d", tuned="t")
-    assert table.loc["defaults"].tolist() == pytest.approx([0, 0.70, 0.71, 0.61])
-    assert table.loc["chosen"].tolist() == pytest.approx([1, 0.75, 0.72, 0.65])
 
 
 def test_a_table_of_another_dataset_is_read_from_its_own_output_root(dataset_factory, tmp_path):
