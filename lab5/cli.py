@@ -33,7 +33,7 @@ log = logging.getLogger("lab5")
 USER_ERRORS = (UserError, EncoderUnavailable)
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse, with a usage mistake reported as one ``error:`` line (``--help`` still shows the usage)."""
 
     def error(self, message: str):
@@ -213,7 +213,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m lab5", description="Multimodal tweet sentiment analysis (text + image).")
+    p = Parser(prog="python -m lab5", description="Multimodal tweet sentiment analysis (text + image).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_, description=help_)

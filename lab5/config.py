@@ -39,6 +39,8 @@ RUN_FIELDS = ("data", "cache", "out_dir", "progress", "jobs")
 FLOATS = ("dropout", "lr", "encoder_lr", "weight_decay")
 #: upper bounds: BERT-family encoders have 512 positions; seeds are 32-bit (NumPy)
 AT_MOST = {"max_length": 512, "seed": 2**32 - 1, "fold_seed": 2**32 - 1}
+
+
 def model_problem(model: str) -> str | None:
     """Why ``model`` (head names joined by ``+``) names no model: an unknown head, or one named twice; None when it is
     sound. The one home of this rule (:class:`Config` and :func:`lab5.models.member_names` ask it)."""

@@ -90,7 +90,7 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
         if todo:
             groups.append((feats, group, paths, todo))
     # every untrained fold of every group in one pool of workers, so that no core idles at the end of a group
-    results = _cross_validate([(feats, dict(todo.values())) for feats, _, _, todo in groups], ds)
+    results = train_folds([(feats, dict(todo.values())) for feats, _, _, todo in groups], ds)
     for (_, group, paths, todo), group_results in zip(groups, results):
         for path, (n, _) in todo.items():
             if cache:
@@ -104,7 +104,7 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
 
 
 def _cv_run(d: dict) -> CVRun:
-    """A :class:`CVRun` from its cacheable dict (see :func:`_cross_validate`)."""
+    """A :class:`CVRun` from its cacheable dict (see :func:`train_folds`)."""
     return CVRun(pd.DataFrame(d["folds"]), np.array(d["probs"]), {k: np.array(v) for k, v in d["member_probs"].items()},
                  {k: np.array(v).reshape(-1, len(LABELS)) for k, v in d["test_probs"].items()})
 
@@ -168,7 +168,7 @@ def _training_part(ds: Dataset, c: Config) -> int:
     return min(len(tr) for tr, _ in folds(ds.train.label.to_numpy(), c.folds, c.fold_seed))
 
 
-def _cross_validate(groups: list[tuple[Features, dict[str, Config]]], ds: Dataset) -> list[dict[str, dict]]:
+def train_folds(groups: list[tuple[Features, dict[str, Config]]], ds: Dataset) -> list[dict[str, dict]]:
     """Train and score every fold of every named config, each group of configs on its own features, all folds side by
     side in ``jobs`` worker processes (:func:`lab5.parallel.run_all`; the results do not depend on it, nor on the order
     the folds run in: the longest go first, so that the last ones running are short); per group, the cacheable result

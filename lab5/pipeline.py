@@ -41,6 +41,10 @@ log = logging.getLogger("lab5")
 #: 2: the decision rule is kept beside the weights. 3: input widths kept by text encoder. 4: no best epoch (no early
 #: stopping).
 TRAIN_CACHE_VERSION = 4
+#: Bump when a checkpoint's config could mean something else to this version (2: options deleted, such as
+#: ``heads``, ``text_clean`` and ``early_stopping``): :func:`load_model` refuses other formats rather than read them
+#: with other defaults.
+CHECKPOINT_FORMAT = 2
 #: libraries whose versions can change trained weights (part of every training's key)
 TRAIN_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
 
@@ -253,7 +257,8 @@ def save_checkpoint(path: Path, model: nn.Module, cfg: Config, result: TrainResu
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     decision = decision or (result.decision if result is not None else Decision("mean"))
-    meta = {"config": cfg.to_dict(), "dims": _dims_json(model.dims), "decision": decision.to_dict()}
+    meta = {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "dims": _dims_json(model.dims),
+            "decision": decision.to_dict()}
     if result is not None:
         meta.update(val_macro_f1=result.val_macro_f1)
     atomic_write_bytes(path / "model.pt", buf.getvalue())
@@ -267,6 +272,9 @@ def load_model(path: Path, **overrides) -> tuple[nn.Module, Config, Decision]:
     path = Path(path)
     try:
         meta = json.loads((path / "config.json").read_text())
+        if meta.get("format") != CHECKPOINT_FORMAT:  # its config may hold options this version no longer has
+            raise ConfigError(f"checkpoint {path} was saved by another version of lab5 (format {meta.get('format', 1)}, "
+                              f"not {CHECKPOINT_FORMAT}): train it again")
         state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
         cfg = Config.from_dict(meta["config"], **overrides)
         dims = {name: Dims(**w) for name, w in meta["dims"].items()}

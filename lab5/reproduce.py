@@ -4,8 +4,9 @@ Each kernel gets ``LAB5_DATA``, ``LAB5_OUT`` and the project folder first on ``P
 import that checkout's ``lab5`` and write where the run says. Executed notebooks replace the committed ones only
 when the output root is the project folder itself (the course data, no ``--out-dir``); otherwise they are written to
 ``<out>/notebooks/``. Cells tagged ``course-data`` (their output shows course images or tweets) are committed
-without output. Consecutive prints to one stream are joined into one output, so that how the kernel happened to flush
-them never changes the committed file (both by nbconvert's own preprocessors).
+without output (and without an execution count). Consecutive prints to one stream are joined into one output, and
+text a carriage return overwrote is dropped, so that how the kernel happened to flush them never changes the committed
+file. Both are nbconvert's own preprocessors.
 """
 from __future__ import annotations
 

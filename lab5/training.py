@@ -120,13 +120,12 @@ def evaluate(model: nn.Module, data: Batches, cfg: Config) -> dict[str, float]:
 
 
 def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg: Config,
-                     threads: int | None = None, device: torch.device | None = None) -> TrainResult:
+                     device: torch.device | None = None) -> TrainResult:
     """Train one classifier on ``train`` for ``cfg.epochs`` epochs, scoring ``val`` (if given) after each; the last
-    weights are kept. ``threads`` overrides :func:`training_threads`; ``device`` is where it trains (default:
-    ``cfg.device`` resolved)."""
+    weights are kept. ``device`` is where it trains (default: ``cfg.device`` resolved)."""
     has_val = val is not None and len(val) > 0
     device = device or resolve_device(cfg.device)
-    with reproducible(cfg.seed, threads or training_threads(cfg)):
+    with reproducible(cfg.seed, training_threads(cfg)):
         model.to(device)
         gen = torch.Generator().manual_seed(cfg.seed)
         total = math.ceil(len(train) / cfg.batch_size) * cfg.epochs
@@ -157,9 +156,9 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
     model.eval()
     if ensemble:
         history = pd.concat([r.history.assign(member=n) for n, r in runs.items()], ignore_index=True)
-        best = float(f1_score(val.labels.numpy(), predict_logits(model, val, cfg).argmax(1).numpy(), average="macro")) \
+        f1 = float(f1_score(val.labels.numpy(), predict_logits(model, val, cfg).argmax(1).numpy(), average="macro")) \
             if has_val else float("nan")
-        result = TrainResult(model, history, best)
+        result = TrainResult(model, history, f1)
     else:
         result = runs[cfg.model]
     return result

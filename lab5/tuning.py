@@ -31,13 +31,13 @@ RESCORE_FILE = "05_tuning_rescore.csv"
 #: the fold draw the search scores on (the report's rows use ``Config.fold_seed`` 0)
 SEARCH_FOLD_SEED = 1
 #: the heads whose width is ``attention_hidden``, not ``hidden``
-ATTENTION_HEADS = ("cross_attention",)
+ATTENTION_MODELS = ("cross_attention",)
 
 
 def space(model: str) -> dict[str, tuple]:
     """The part of :data:`SPACE` that ``model``'s heads read: ``hidden`` for the heads that have it, ``attention_hidden``
     for cross-attention (a width no head reads is not searched)."""
-    attention = [h in ATTENTION_HEADS for h in model.split("+")]
+    attention = [h in ATTENTION_MODELS for h in model.split("+")]
     read = {"hidden": not all(attention), "attention_hidden": any(attention)}
     return {k: v for k, v in SPACE.items() if read.get(k, True)}
 

@@ -72,7 +72,7 @@ def _configs(cfg, *names):
     return {n: cfg.replace(model=n) for n in names}
 
 
-def test_cross_validate_gives_a_row_per_fold_and_never_evaluates_on_training_rows(cv_setup, monkeypatch):
+def testtrain_folds_gives_a_row_per_fold_and_never_evaluates_on_training_rows(cv_setup, monkeypatch):
     ds, feats, cfg, calls = cv_setup
     real_fit, real_predict = E.fit, E.member_probabilities
     log, inside = [], []
@@ -163,7 +163,7 @@ def test_an_averaged_ensembles_cv_from_its_members_equals_training_the_ensemble(
     from_members = cv_runs(ds, {"e": c})["e"]
     assert list(from_members.member_probs) == ["concat", "late"]
     assert calls["fit"] == 6  # each member's own CV (two members, three folds each), cached under its own key
-    trained = E._cross_validate([(feats, {"e": c})], ds)[0]["e"]  # the ensemble trained as one model, fold by fold
+    trained = E.train_folds([(feats, {"e": c})], ds)[0]["e"]  # the ensemble trained as one model, fold by fold
     np.testing.assert_allclose(from_members.probs, np.array(trained["probs"]), atol=1e-5)
     for m in ("concat", "late"):
         np.testing.assert_allclose(from_members.member_probs[m], np.array(trained["member_probs"][m]), atol=1e-5)
@@ -247,7 +247,7 @@ def test_a_damaged_cv_cache_file_is_recomputed(cv_setup):
     pd.testing.assert_frame_equal(again, first)
 
 
-def test_cross_validate_without_cache_writes_nothing(cv_setup):
+def testtrain_folds_without_cache_writes_nothing(cv_setup):
     ds, feats, cfg, calls = cv_setup
     cross_validate(ds, _configs(cfg, "concat"), cache=False)
     cross_validate(ds, _configs(cfg, "concat"), cache=False)

@@ -63,13 +63,56 @@ def test_the_seed_repeats_command_cross_validates_each_headline_row_at_every_see
     assert (spread["fold seeds"] == 2).all() and spread["std over them"].eq(0).all()
 
 
-@pytest.mark.parametrize("module, argv", [("rows", ["--bogus"]), ("seeds", ["--seeds", "1,x"]), ("seeds", ["--seeds", "-1"])])
-def test_a_bad_option_of_an_experiment_command_exits_2_before_any_work(module, argv, tmp_path, capsys):
+@pytest.mark.parametrize("module, argv, needle", [("rows", ["--bogus"], "--bogus"), ("seeds", ["--seeds", "1,x"], "1,x"),
+                                                  ("seeds", ["--fold-seeds", "-1"], "[0, 2**32)"),
+                                                  ("nested", ["--seeds", "-1"], "[0, 2**32)")])
+def test_a_bad_option_of_an_experiment_command_exits_2_with_one_line_before_any_work(
+        module, argv, needle, dataset_factory, tmp_path, monkeypatch, capsys):
     import importlib
 
+    from test_options import assert_one_error_line
+
+    monkeypatch.setenv("LAB5_DATA", str(dataset_factory(n_train=45, n_test=2)))
     with pytest.raises(SystemExit) as e:
         importlib.import_module(f"lab5.experiments.{module}").main(argv)
-    assert e.value.code == 2 and not any(tmp_path.rglob("*.csv"))
+    assert e.value.code == 2
+    assert_one_error_line(capsys.readouterr().err, needle)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()  # LAB5_OUT, LAB5_CACHE: untouched
+
+
+@pytest.mark.parametrize("module", ["rows", "seeds", "nested"])
+def test_an_experiment_command_on_a_dataset_too_small_for_its_cv_exits_2_with_one_line(
+        module, dataset_factory, tmp_path, monkeypatch, capsys):
+    import importlib
+
+    from test_options import assert_one_error_line
+
+    monkeypatch.setenv("LAB5_DATA", str(dataset_factory(n_train=12, n_test=2)))
+    assert importlib.import_module(f"lab5.experiments.{module}").main([]) == 2
+    assert_one_error_line(capsys.readouterr().err, "too few for 5-fold cross-validation")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_core_never_imports_the_experiments():
+    import ast
+    from pathlib import Path
+
+    import lab5
+
+    package = Path(lab5.__file__).parent
+    found = []
+    for path in package.rglob("*.py"):
+        if "experiments" in path.relative_to(package).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):  # from .experiments import x, from . import experiments
+                names = [node.module or "", *(a.name for a in node.names if node.module in (None, "lab5"))]
+            else:
+                continue
+            found += [f"{path.name}: {n}" for n in names if "experiments" in n.split(".")]
+    assert not found
 
 
 def test_an_experiment_command_on_a_wrong_data_folder_exits_2_with_one_line(tmp_path, monkeypatch, capsys):

@@ -288,7 +288,7 @@ def test_no_assert_statement_in_lab5():
 
 
 # --------------------------------------------------------------------------- bad values that once escaped as tracebacks
-def test_heads_zero_is_a_config_error(tmp_path, capsys):
+def test_an_attention_width_the_heads_do_not_divide_is_a_config_error(tmp_path, capsys):
     with pytest.raises(ConfigError, match="--attention-hidden 6 is not a multiple of the 4 attention heads"):
         Config(data=tmp_path / "ds", cache=tmp_path / "cache", attention_hidden=6)
     assert run_main(["train", "--attention-hidden", "6"]) == 2

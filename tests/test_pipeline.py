@@ -450,6 +450,20 @@ def test_damaged_checkpoint_is_a_config_error(feats, tmp_path, damage):
         P.load_model(path)
 
 
+@pytest.mark.parametrize("meta_change", [{"format": None}, {"format": 1}])
+def test_a_checkpoint_of_another_format_is_refused_rather_than_read_with_other_defaults(feats, tmp_path, meta_change):
+    res, cfg = _trained(feats, tmp_path, epochs=1)
+    path = tmp_path / "ck"
+    P.save_checkpoint(path, res.model, cfg, res)
+    meta = json.loads((path / "config.json").read_text())
+    assert meta["format"] == P.CHECKPOINT_FORMAT
+    old = {**meta, "config": {**meta["config"], "heads": 2, "text_clean": "tweet"}}  # options an older lab5 had
+    old = {k: v for k, v in {**old, **meta_change}.items() if v is not None}
+    (path / "config.json").write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match=f"checkpoint {path} was saved by another version of lab5 .*train it again"):
+        P.load_model(path)
+
+
 # --------------------------------------------------------------------------- encoders: patched, loaded, fine-tuned
 def test_patched_encoders_reach_load_encoders_through_the_encoders_module(tmp_path, patched_encoders, tiny_text, tiny_image):
     """``load_encoders`` calls lab5.encoders' functions through the module: the fixture that patches the module

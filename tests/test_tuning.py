@@ -87,14 +87,15 @@ def test_tune_writes_the_trials_table_and_refuses_a_bad_trial_count_before_any_w
 
 def test_a_table_of_another_dataset_is_read_from_its_own_output_root(dataset_factory, tmp_path):
     from lab5.outputs import output_root
-    from lab5.experiments.seeds import REPEATS_FILE
     from lab5.tuning import table_path
 
     TRIALS_FILE = trials_file("late")
     ds = load_dataset(dataset_factory(n_train=12, n_test=2))
     cfg = small_config(tmp_path, out_dir=tmp_path / "out")
     assert table_path(cfg, ds, TRIALS_FILE) == output_root(cfg, ds).figures / TRIALS_FILE == tmp_path / "out" / "figures" / TRIALS_FILE
-    assert table_path(cfg, ds, REPEATS_FILE).name == REPEATS_FILE
+    (output_root(cfg, ds).figures / TRIALS_FILE).parent.mkdir(parents=True)
+    (output_root(cfg, ds).figures / TRIALS_FILE).write_text("trial\n0\n")  # another dataset's own table is read
+    assert read_table(table_path(cfg, ds, TRIALS_FILE)).trial.tolist() == [0]
 
 
 def test_the_course_datas_table_falls_back_to_the_projects_committed_one(dataset_factory, tmp_path, monkeypatch):

@@ -1,2 +1,58 @@
 """Ideas measured beside the core and not part of the final model's path: each module runs one idea and writes its
-table (with a provenance ``.json`` beside it) for notebook 5 or 6 to read. The core never imports this package."""
+table (with a provenance ``.json`` beside it) for notebook 5 or 6 to read. The core never imports this package.
+
+The commands add no option to the core's: they run the final model's config (``lab5.Config()``) on the dataset, cache
+and output root of ``LAB5_DATA``, ``LAB5_CACHE`` and ``LAB5_OUT``. Like ``python -m lab5``, a bad option or dataset
+exits 2 with one ``error:`` line before any work.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+
+def seed_list(text: str) -> list[int]:
+    """An argparse type: comma-separated seeds, each in [0, 2**32)."""
+    from ..config import AT_MOST
+
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated seeds, e.g. 0,1,2; not {text!r}") from None
+    if any(not 0 <= s <= AT_MOST["seed"] for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must lie in [0, 2**32), not {text!r}")
+    return seeds
+
+
+def parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The command line of an experiment command: ``python -m lab5``'s parser (a usage mistake is one line)."""
+    from ..cli import Parser
+
+    return Parser(prog=prog, description=doc.split("\n\n")[0])
+
+
+def prepare(out: str | None, default: Callable):
+    """What every command checks before any work: the final model's config, the dataset (large enough for its CV)
+    and the table's path (``out``, else ``default(output root)``), writable. Raises a UserError otherwise."""
+    from ..config import Config
+    from ..data import load_dataset
+    from ..evaluation import check_cv_rows
+    from ..outputs import check_writable, output_root
+
+    cfg = Config(progress=False)
+    ds = load_dataset(cfg.data)
+    check_cv_rows(ds, cfg.folds)
+    path = Path(out) if out else default(output_root(cfg, ds))
+    check_writable(path, folder=False, what="CSV file")
+    return cfg, ds, path
+
+
+def refuse(e: Exception) -> int:
+    """Report a user's mistake as ``python -m lab5`` does (one ``error:`` line, any further problem indented): exit 2."""
+    lines = getattr(e, "problems", None) or str(e).splitlines() or [type(e).__name__]
+    print(f"error: {lines[0]}", file=sys.stderr)
+    for line in lines[1:]:
+        print(f"  {line}", file=sys.stderr)
+    return 2

@@ -15,28 +15,25 @@ no model and no rule saw. One row per (seed, outer fold, procedure):
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
+from ..batches import make_data
 from ..config import Config
-from ..data import load_dataset
 from ..decisions import Decision
 from ..errors import UserError
-from ..evaluation import _cross_validate, check_cv_rows, folds
+from ..evaluation import folds, train_folds
 from ..features import load_features
 from ..metrics import metrics
-from ..outputs import check_writable, output_root
 from ..models import build_model, member_configs
 from ..parallel import run_all
-from ..batches import make_data
 from ..runtime import provenance, write_table
 from ..training import fit, member_probabilities
+from . import parser, prepare, refuse, seed_list
 
 PROCEDURES = ("bagged", "refit")
 #: the committed table notebook 6 reads
@@ -54,7 +51,7 @@ def nested_rows(ds, cfg: Config) -> pd.DataFrame:
     for k, (tr, te) in enumerate(folds(y_all, cfg.folds, cfg.fold_seed)):
         part = SimpleNamespace(train=ds.train.iloc[tr].reset_index(drop=True),
                                test=ds.train.iloc[te].reset_index(drop=True))
-        inner = _cross_validate([(feats[m], {m: c}) for m, c in members.items()], part)
+        inner = train_folds([(feats[m], {m: c}) for m, c in members.items()], part)
         oof = [g[m]["probs"] for g, m in zip(inner, members)]
         bagged = [np.asarray(g[m]["test_probs"][members[m].model]) for g, m in zip(inner, members)]
         refit = run_all(lambda m: _refit(members[m], feats[m], part), list(members), cfg.jobs)
@@ -74,30 +71,18 @@ def _refit(c: Config, feats, part) -> np.ndarray:
     return member_probabilities(model, make_data(c, part, list(part.test.guid), None, feats), c)[0]
 
 
-def _seeds(text: str) -> list[int]:
-    try:
-        return [int(s) for s in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"comma-separated training seeds, e.g. 0,1,2; not {text!r}") from None
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lab5.experiments.nested", description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=_seeds, default="0,1,2", help="comma-separated training seeds (the folds keep fold seed 0)")
+    p = parser("python -m lab5.experiments.nested", __doc__)
+    p.add_argument("--seeds", type=seed_list, default="0,1,2", help="comma-separated training seeds (the folds keep fold seed 0)")
     p.add_argument("--out", help=f"per-fold table (CSV; default <output root>/figures/{NESTED_FILE}); its provenance "
                                  "goes beside it as .json")
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
     try:
-        cfg = Config(progress=False)
-        configs = {s: cfg.replace(seed=s) for s in args.seeds}  # every seed checked before any work
-        ds = load_dataset(cfg.data)
-        check_cv_rows(ds, cfg.folds)
-        out = Path(args.out) if args.out else output_root(cfg, ds).figures / NESTED_FILE
-        check_writable(out, folder=False, what="CSV file")
+        cfg, ds, out = prepare(args.out, lambda root: root.figures / NESTED_FILE)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return refuse(e)
+    configs = {s: cfg.replace(seed=s) for s in args.seeds}
     made, t = provenance("lab5.experiments.nested", argv), time.perf_counter()
     table = pd.concat([nested_rows(ds, c).assign(seed=s) for s, c in configs.items()], ignore_index=True)
     wall = time.perf_counter() - t

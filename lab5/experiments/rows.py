@@ -1,7 +1,7 @@
 """Ideas measured against notebook 5's rows and not adopted: their rows, their controls, and the command that
-cross-validates them into the per-fold table notebook 5 reads (``figures/05_experiments.csv``)::
+cross-validates them into a per-fold table like the one notebook 5 reads (``figures/05_experiments.csv``)::
 
-    python -m lab5.experiments.rows --out figures/05_experiments.csv     (about 15 minutes on 2 cores)
+    python -m lab5.experiments.rows     (146 s on 2 cores with notebook 5's rows in the CV cache)
 
 Each row changes one thing of its control, and each control is cross-validated too, so that the table binds to the
 notebook's live rows fold by fold. The rows here are the ones the core's options still make: recipe variants
@@ -12,20 +12,17 @@ more); its ``.json`` names the commit whose ``python -m lab5 cv --rows experimen
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from pathlib import Path
 
 from ..ablation import EXPERIMENTS_FILE, MEAN, OFFSETS, single_model_base, story
 from ..config import Config
-from ..data import load_dataset
 from ..errors import UserError
 from ..evaluation import cross_validate
 from ..metrics import summarize
-from ..outputs import check_writable, output_root
 from ..runtime import provenance, write_table
 from ..tuning import chosen, read_table, table_path, trials_file
+from . import parser, prepare, refuse
 
 #: the committed searches whose chosen values get a row (``python -m lab5 tune --model ...``, one table each)
 SEARCHES = ("gated+late", "cross_attention")
@@ -70,20 +67,16 @@ def experiment_rows(cfg: Config, tuned: dict[str, dict] | None = None) -> tuple[
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lab5.experiments.rows", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", help=f"per-fold table (CSV; default <output root>/runs/experiments/{EXPERIMENTS_FILE}, "
-                                 "beside the committed one, which also holds rows of deleted code); its provenance goes "
-                                 "beside it as .json")
+    p = parser("python -m lab5.experiments.rows", __doc__)
+    p.add_argument("--out", help=f"per-fold table (CSV; default <output root>/runs/experiments/{EXPERIMENTS_FILE}, not "
+                                 "figures/, whose committed table also holds rows of deleted code; notebook 5 reads "
+                                 "<output root>/figures/); its provenance goes beside it as .json")
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
     try:
-        cfg = Config(progress=False)
-        ds = load_dataset(cfg.data)
-        out = Path(args.out) if args.out else output_root(cfg, ds).run("experiments") / EXPERIMENTS_FILE
-        check_writable(out, folder=False, what="CSV file")
+        cfg, ds, out = prepare(args.out, lambda root: root.run("experiments") / EXPERIMENTS_FILE)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return refuse(e)
     searches = {m: read_table(table_path(cfg, ds, trials_file(m))) for m in SEARCHES}
     rows, controls = experiment_rows(cfg, {m: chosen(t) for m, t in searches.items() if t is not None})
     made, t = provenance("lab5.experiments.rows", argv), time.perf_counter()

@@ -1,29 +1,27 @@
 """How much a CV mean moves with the training seed and the fold draw: notebook 5's headline rows cross-validated again
-over seeds, into the per-fold table it reads (``figures/05_seed_repeats.csv``)::
+over seeds, into a per-fold table like the one it reads (``figures/05_seed_repeats.csv``)::
 
-    python -m lab5.experiments.seeds --seeds 1,2 --fold-seeds 1,2 --out figures/05_seed_repeats.csv
+    python -m lab5.experiments.seeds --seeds 1,2 --fold-seeds 1,2
 
 Each row runs at its own (seed, fold seed) and at each of ``--seeds`` on the same folds and each of ``--fold-seeds``
-with the same training seed: a cross through the config's own pair, not a grid. The committed table also holds the
-final model with offsets tuned for macro-F1 alone, an option deleted since.
+with the same training seed: a cross through the config's own pair, not a grid. The committed table was made by
+``python -m lab5 cv --rows headline`` (see its ``.json``); it also holds the final model with offsets tuned for
+macro-F1 alone, an option deleted since, so the command writes under ``runs/`` unless told otherwise.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..ablation import MEAN, OFFSETS, story
-from ..config import AT_MOST, Config
-from ..data import load_dataset
+from ..config import Config
 from ..errors import UserError
 from ..evaluation import cv_runs
-from ..outputs import check_writable, output_root
 from ..runtime import provenance, write_table
+from . import parser, prepare, refuse, seed_list
 
 #: the rows repeated: notebook 5's headline rows, the final model by either rule
 REPEATED = ("text", "image", "concat", "cross_attention", "gated", "late", MEAN, OFFSETS)
@@ -64,32 +62,18 @@ def seed_spread(table: pd.DataFrame, metric: str = "accuracy", seed: int = 0, fo
     return pd.DataFrame(rows).T.astype({"training seeds": int, "fold seeds": int})
 
 
-def _seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"comma-separated seeds, e.g. 1,2; not {text!r}") from None
-    if any(not 0 <= s <= AT_MOST["seed"] for s in seeds):
-        raise argparse.ArgumentTypeError(f"seeds must lie in [0, 2**32), not {text!r}")
-    return seeds
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lab5.experiments.seeds", description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=_seeds, default=[], help="comma-separated training seeds, on the folds of fold seed 0")
-    p.add_argument("--fold-seeds", type=_seeds, default=[], help="comma-separated fold seeds, with training seed 0")
+    p = parser("python -m lab5.experiments.seeds", __doc__)
+    p.add_argument("--seeds", type=seed_list, default=[], help="comma-separated training seeds, on the folds of fold seed 0")
+    p.add_argument("--fold-seeds", type=seed_list, default=[], help="comma-separated fold seeds, with training seed 0")
     p.add_argument("--out", help=f"per-fold table (CSV; default <output root>/runs/seeds/{REPEATS_FILE}); its "
                                  "provenance goes beside it as .json")
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
     try:
-        cfg = Config(progress=False)
-        ds = load_dataset(cfg.data)
-        out = Path(args.out) if args.out else output_root(cfg, ds).run("seeds") / REPEATS_FILE
-        check_writable(out, folder=False, what="CSV file")
+        cfg, ds, out = prepare(args.out, lambda root: root.run("seeds") / REPEATS_FILE)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return refuse(e)
     rows = story(cfg).rows()
     made, t = provenance("lab5.experiments.seeds", argv), time.perf_counter()
     table = repeats(ds, {name: rows[name] for name in REPEATED}, args.seeds, args.fold_seeds)
