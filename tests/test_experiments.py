@@ -152,3 +152,38 @@ def test_repeats_vary_the_training_seed_on_fixed_folds_and_the_folds_with_a_fixe
     assert spread["CV mean"] == pytest.approx(means[(0, 0)])
     assert spread["training seeds"] == 2 and spread["std over them"] == pytest.approx(np.std([means[(0, 0)], means[(1, 0)]], ddof=1))
     assert spread["fold seeds"] == 2 and spread["mean over those"] == pytest.approx((means[(0, 0)] + means[(0, 2)]) / 2)
+
+
+def test_a_candidate_is_read_against_the_final_model_fold_by_fold_at_every_seed_pair():
+    from lab5.experiments.seeds import paired_over_seeds
+
+    rows = [{"model": m, "seed": s, "fold_seed": f, "fold": k, "accuracy": acc, "macro_f1": 0.5}
+            for s, f in ((0, 0), (1, 0)) for k in range(2)
+            for m, acc in (("final", 0.70), ("cand", 0.71 if (s, k) != (1, 1) else 0.69))]
+    table = paired_over_seeds(pd.DataFrame(rows), "cand", "final")
+    assert list(table.index) == ["seed 0, fold seed 0", "seed 1, fold seed 0", "all"]
+    assert table.loc["seed 0, fold seed 0", "accuracy: folds won"] == "2/2"
+    assert table.loc["seed 1, fold seed 0", "accuracy: folds won"] == "1/2"
+    assert table.loc["all", "accuracy: folds won"] == "3/4"
+    assert table.loc["all", "Δ accuracy (points)"] == pytest.approx(0.5)
+    assert table.loc["all", "Δ macro-F1 (points)"] == 0
+
+
+def test_the_candidates_command_repeats_the_final_model_and_the_candidate(dataset_factory, tmp_path, monkeypatch, capsys):
+    import lab5.experiments.seeds as S
+    from lab5.evaluation import CVRun
+
+    monkeypatch.setenv("LAB5_DATA", str(dataset_factory(n_train=45, n_test=2)))
+    seen = {}
+
+    def fake_cv_runs(ds, configs):
+        seen.update(configs)
+        folds = pd.DataFrame([{"fold": f, **{c: 0.5 for c in METRIC_COLUMNS}} for f in range(3)])
+        return {n: CVRun(folds, None, {}) for n in configs}
+
+    monkeypatch.setattr(S, "cv_runs", fake_cv_runs)
+    assert S.main(["--rows", "candidates", "--seeds", "1"]) == 0
+    assert {n for n, _, _ in seen} == set(S.CANDIDATES)
+    fourth = seen[(S.FOURTH_HEAD, 1, 0)]
+    assert fourth == seen[(S.MEAN, 1, 0)].replace(model="concat+cross_attention+gated+late")
+    assert any((tmp_path / "out").rglob(S.CANDIDATES_FILE)) and "accuracy: folds won" in capsys.readouterr().out

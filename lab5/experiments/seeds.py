@@ -1,7 +1,9 @@
 """How much a CV mean moves with the training seed and the fold draw: notebook 5's headline rows cross-validated again
-over seeds, into a per-fold table like the one it reads (``figures/05_seed_repeats.csv``)::
+over seeds, into a per-fold table like the one it reads (``figures/05_seed_repeats.csv``); and the same check of a
+candidate that beat the final model on one seed (``figures/05_seed_candidates.csv``)::
 
     python -m lab5.experiments.seeds --seeds 1,2 --fold-seeds 1,2
+    python -m lab5.experiments.seeds --rows candidates --seeds 1,2 --fold-seeds 1,2
 
 Each row runs at its own (seed, fold seed) and at each of ``--seeds`` on the same folds and each of ``--fold-seeds``
 with the same training seed: a cross through the config's own pair, not a grid. The committed table was made by
@@ -22,11 +24,18 @@ from ..errors import UserError
 from ..evaluation import cv_runs
 from ..runtime import provenance, write_table
 from . import parser, prepare, refuse, seed_list
+from .rows import FOURTH_HEAD, experiment_rows
 
 #: the rows repeated: notebook 5's headline rows, the final model by either rule
 REPEATED = ("text", "image", "concat", "cross_attention", "gated", "late", MEAN, OFFSETS)
 #: the committed seed repeats of notebook 5's headline rows, in the figures folder
 REPEATS_FILE = "05_seed_repeats.csv"
+#: the ideas that beat the final model on 4 of 5 folds on one seed and whose code remains, beside the final model
+CANDIDATES = (MEAN, FOURTH_HEAD)
+#: the committed check of :data:`CANDIDATES` over seeds, in the figures folder
+CANDIDATES_FILE = "05_seed_candidates.csv"
+#: what ``--rows`` names: the rows and the file they go to by default
+ROW_SETS = {"headline": (REPEATED, REPEATS_FILE), "candidates": (CANDIDATES, CANDIDATES_FILE)}
 
 
 def seed_pairs(seed: int, fold_seed: int, seeds: list[int], fold_seeds: list[int]) -> list[tuple[int, int]]:
@@ -62,23 +71,45 @@ def seed_spread(table: pd.DataFrame, metric: str = "accuracy", seed: int = 0, fo
     return pd.DataFrame(rows).T.astype({"training seeds": int, "fold seeds": int})
 
 
+def paired_over_seeds(table: pd.DataFrame, row: str, control: str) -> pd.DataFrame:
+    """``row`` against ``control`` on every (seed, fold seed, fold) they share in a :func:`repeats` table: per
+    (seed, fold seed) and over all of them, the mean difference in accuracy and macro-F1 (points) and the folds where
+    ``row``'s accuracy is higher."""
+    keys = ["seed", "fold_seed", "fold"]
+    both = table[table.model == row].merge(table[table.model == control], on=keys, suffixes=("", "_control"))
+    d = both.assign(accuracy=100 * (both.accuracy - both.accuracy_control),
+                    macro_f1=100 * (both.macro_f1 - both.macro_f1_control), won=both.accuracy > both.accuracy_control)
+
+    def line(g: pd.DataFrame) -> pd.Series:
+        return pd.Series({"Δ accuracy (points)": round(g.accuracy.mean(), 2), "Δ macro-F1 (points)": round(g.macro_f1.mean(), 2),
+                          "accuracy: folds won": f"{int(g.won.sum())}/{len(g)}"})
+
+    per_pair = {f"seed {s}, fold seed {f}": line(g) for (s, f), g in d.groupby(["seed", "fold_seed"])}
+    return pd.DataFrame({**per_pair, "all": line(d)}).T
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser("python -m lab5.experiments.seeds", __doc__)
     p.add_argument("--seeds", type=seed_list, default=[], help="comma-separated training seeds, on the folds of fold seed 0")
     p.add_argument("--fold-seeds", type=seed_list, default=[], help="comma-separated fold seeds, with training seed 0")
-    p.add_argument("--out", help=f"per-fold table (CSV; default <output root>/runs/seeds/{REPEATS_FILE}); its "
-                                 "provenance goes beside it as .json")
+    p.add_argument("--rows", choices=ROW_SETS, default="headline",
+                   help=f"headline: notebook 5's headline rows; candidates: the final model beside {FOURTH_HEAD!r}")
+    p.add_argument("--out", help=f"per-fold table (CSV; default <output root>/runs/seeds/{REPEATS_FILE} or "
+                                 f"{CANDIDATES_FILE}); its provenance goes beside it as .json")
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
+    names, file = ROW_SETS[args.rows]
     try:
-        cfg, ds, out = prepare(args.out, lambda root: root.run("seeds") / REPEATS_FILE)
+        cfg, ds, out = prepare(args.out, lambda root: root.run("seeds") / file)
     except UserError as e:
         return refuse(e)
-    rows = story(cfg).rows()
+    rows = {**story(cfg).rows(), **experiment_rows(cfg)[0]}
     made, t = provenance("lab5.experiments.seeds", argv), time.perf_counter()
-    table = repeats(ds, {name: rows[name] for name in REPEATED}, args.seeds, args.fold_seeds)
+    table = repeats(ds, {name: rows[name] for name in names}, args.seeds, args.fold_seeds)
     wall = time.perf_counter() - t
     print(seed_spread(table).round(4).to_string())
+    if args.rows == "candidates":
+        print(paired_over_seeds(table, FOURTH_HEAD, MEAN).to_string())
     write_table(out, table, made, t)
     print(f"-> {out} [{wall:.0f}s]")
     return 0
