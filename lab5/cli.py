@@ -40,6 +40,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}\n")
 
 
+def report_error(e: Exception) -> int:
+    """Print a user's mistake as one ``error:`` line (any further problem indented below it, no colour codes); the
+    exit status 2. Every command line of the project reports this way (``python -m lab5``, :mod:`lab5.experiments`)."""
+    lines = [strip_ansi(line) for line in (getattr(e, "problems", None) or str(e).splitlines() or [type(e).__name__])]
+    print(f"error: {lines[0]}", file=sys.stderr)
+    for line in lines[1:]:
+        print(f"  {line}", file=sys.stderr)
+    return 2
+
+
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     """One option per Config field (``--text-encoder``, ``--lr``, ``--finetune``, ``--out-dir``, ...)."""
     types = field_types()
@@ -249,11 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_from_args(args)
         return COMMANDS[args.command][0](cfg, args)
     except USER_ERRORS as e:
-        lines = [strip_ansi(line) for line in (getattr(e, "problems", None) or str(e).splitlines() or [type(e).__name__])]
-        print(f"error: {lines[0]}", file=sys.stderr)
-        for line in lines[1:]:
-            print(f"  {line}", file=sys.stderr)
-        return 2
+        return report_error(e)
     except KeyboardInterrupt:
         print("interrupted: files written so far are complete; earlier outputs are intact", file=sys.stderr)
         return 130

@@ -8,7 +8,6 @@ exits 2 with one ``error:`` line before any work.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -47,12 +46,3 @@ def prepare(out: str | None, default: Callable):
     path = Path(out) if out else default(output_root(cfg, ds))
     check_writable(path, folder=False, what="CSV file")
     return cfg, ds, path
-
-
-def refuse(e: Exception) -> int:
-    """Report a user's mistake as ``python -m lab5`` does (one ``error:`` line, any further problem indented): exit 2."""
-    lines = getattr(e, "problems", None) or str(e).splitlines() or [type(e).__name__]
-    print(f"error: {lines[0]}", file=sys.stderr)
-    for line in lines[1:]:
-        print(f"  {line}", file=sys.stderr)
-    return 2

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..batches import make_data
+from ..cli import report_error
 from ..config import Config
 from ..decisions import Decision
 from ..errors import UserError
@@ -33,7 +34,7 @@ from ..models import build_model, member_configs
 from ..parallel import run_all
 from ..runtime import provenance, write_table
 from ..training import fit, member_probabilities
-from . import parser, prepare, refuse, seed_list
+from . import parser, prepare, seed_list
 
 PROCEDURES = ("bagged", "refit")
 #: the committed table notebook 6 reads
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, ds, out = prepare(args.out, lambda root: root.figures / NESTED_FILE)
     except UserError as e:
-        return refuse(e)
+        return report_error(e)
     configs = {s: cfg.replace(seed=s) for s in args.seeds}
     made, t = provenance("lab5.experiments.nested", argv), time.perf_counter()
     table = pd.concat([nested_rows(ds, c).assign(seed=s) for s, c in configs.items()], ignore_index=True)

@@ -16,13 +16,14 @@ import sys
 import time
 
 from ..ablation import EXPERIMENTS_FILE, MEAN, OFFSETS, single_model_base, story
+from ..cli import report_error
 from ..config import Config
 from ..errors import UserError
 from ..evaluation import cross_validate
 from ..metrics import summarize
 from ..runtime import provenance, write_table
 from ..tuning import chosen, read_table, table_path, trials_file
-from . import parser, prepare, refuse
+from . import parser, prepare
 
 #: the committed searches whose chosen values get a row (``python -m lab5 tune --model ...``, one table each)
 SEARCHES = ("gated+late", "cross_attention")
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, ds, out = prepare(args.out, lambda root: root.run("experiments") / EXPERIMENTS_FILE)
     except UserError as e:
-        return refuse(e)
+        return report_error(e)
     searches = {m: read_table(table_path(cfg, ds, trials_file(m))) for m in SEARCHES}
     rows, controls = experiment_rows(cfg, {m: chosen(t) for m, t in searches.items() if t is not None})
     made, t = provenance("lab5.experiments.rows", argv), time.perf_counter()

@@ -19,11 +19,12 @@ import numpy as np
 import pandas as pd
 
 from ..ablation import MEAN, OFFSETS, story
+from ..cli import report_error
 from ..config import Config
 from ..errors import UserError
 from ..evaluation import cv_runs
 from ..runtime import provenance, write_table
-from . import parser, prepare, refuse, seed_list
+from . import parser, prepare, seed_list
 from .rows import FOURTH_HEAD, experiment_rows
 
 #: the rows repeated: notebook 5's headline rows, the final model by either rule
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, ds, out = prepare(args.out, lambda root: root.run("seeds") / file)
     except UserError as e:
-        return refuse(e)
+        return report_error(e)
     rows = {**story(cfg).rows(), **experiment_rows(cfg)[0]}
     made, t = provenance("lab5.experiments.seeds", argv), time.perf_counter()
     table = repeats(ds, {name: rows[name] for name in names}, args.seeds, args.fold_seeds)
