@@ -95,6 +95,18 @@ def chosen(trials: pd.DataFrame) -> dict:
     return {k: type(v[0])(best[k]) for k, v in space(best["model"]).items()}
 
 
+def search_summary(searches: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
+    """One row per committed search (``{model: trials table or None}``; a missing table is left out): its trial count,
+    the defaults' (trial 0) and the chosen trial's mean fold accuracy, the defaults' rank and the chosen values."""
+    rows = {}
+    for model, t in searches.items():
+        if t is not None:
+            d, b = t[t.trial == 0].iloc[0], best_trial(t)
+            rows[model] = {"trials": len(t), "defaults: accuracy": d.accuracy, "chosen: accuracy": b.accuracy,
+                           "defaults' rank": int(d["rank"]), "chosen values": chosen(t)}
+    return pd.DataFrame(rows).T
+
+
 def read_table(path: Path) -> pd.DataFrame | None:
     """A committed or written table (None when there is none)."""
     return pd.read_csv(path) if Path(path).is_file() else None

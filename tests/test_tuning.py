@@ -117,3 +117,16 @@ def test_the_course_datas_table_falls_back_to_the_projects_committed_one(dataset
     (tmp_path / "out" / "figures").mkdir(parents=True)
     (tmp_path / "out" / "figures" / TRIALS_FILE).write_text("trial\n0\n")
     assert table_path(cfg, ds, TRIALS_FILE) == tmp_path / "out" / "figures" / TRIALS_FILE  # the output root's own table first
+
+
+def test_the_search_summary_puts_each_searchs_defaults_beside_its_chosen_trial():
+    from lab5.tuning import search_summary
+
+    late = pd.DataFrame({"trial": [0, 1, 2], "lr": [1e-3, 3e-3, 3e-4], "dropout": [0.3] * 3, "hidden": [256, 512, 128],
+                         "weight_decay": [0.01] * 3, "epochs": [3] * 3, "batch_size": [64] * 3,
+                         "accuracy": [0.72, 0.74, 0.70], "rank": [2, 1, 3], "model": ["late"] * 3})
+    table = search_summary({"late": late, "gated": None})
+    assert list(table.index) == ["late"]  # a search without a table is left out
+    row = table.loc["late"]
+    assert (row["trials"], row["defaults: accuracy"], row["chosen: accuracy"], row["defaults' rank"]) == (3, 0.72, 0.74, 2)
+    assert row["chosen values"] == chosen(late) and row["chosen values"]["lr"] == 3e-3
