@@ -10,8 +10,16 @@ apply: the checks say so and pass.
 """
 from __future__ import annotations
 
+import re
+
 from .data import Dataset
 from .outputs import is_course_data
+
+#: the line every check prints (the same on every machine where it passes): the only place a notebook output that
+#: nbval compares may show a number computed from training (``tests/test_notebook_outputs.py`` holds them to it)
+CHECK_LINE = re.compile(r".+: (within \S+ of the committed \S+|at least \S+|at most \S+|"
+                        r"\d+ of \d+ folds, as committed \(a fold within \S+ is a tie\)|"
+                        r"not checked \(committed values are for the course data\))")
 
 
 class RegressionError(Exception):
@@ -36,6 +44,16 @@ class Expectations:
     def at_most(self, what: str, value: float, maximum: float) -> None:
         """``value`` must be at most ``maximum``."""
         self._check(what, float(value) <= maximum, f"at most {maximum}", f"is {float(value):.4f}, above the allowed {maximum}")
+
+    def folds_won(self, what: str, differences, won: int, tol: float = 0.005) -> None:
+        """The committed count ``won`` of folds where a row beat its control must fit the per-fold ``differences``
+        (row minus control) on this machine: a fold within ``tol`` of a tie may go either way (another processor's
+        rounding can flip a few rows of it), so ``won`` must lie between the folds won by more than ``tol`` and
+        those not lost by more than ``tol``."""
+        d = [float(x) for x in differences]
+        surely, maybe = sum(x > tol for x in d), sum(x > -tol for x in d)
+        self._check(what, surely <= won <= maybe, f"{won} of {len(d)} folds, as committed (a fold within {tol} is a tie)",
+                    f"won {surely} to {maybe} of {len(d)} folds (ties within {tol} either way), not the committed {won}")
 
     def _check(self, what: str, ok: bool, passed: str, failed: str) -> None:
         if not self.active:

@@ -52,14 +52,19 @@ def summarize(cv: pd.DataFrame, columns: list[str] | None = None, digits: int = 
     return mean.round(digits).astype(str) + " ± " + std.round(digits).astype(str)
 
 
+def fold_differences(cv: pd.DataFrame, row: str, control: str, metric: str = "accuracy") -> pd.Series:
+    """``row`` minus ``control`` in ``metric`` on each fold of the per-fold table ``cv`` (indexed by fold)."""
+    wide = cv.pivot_table(index="fold", columns="model", values=metric, sort=False)
+    return wide[row] - wide[control]
+
+
 def paired_differences(cv: pd.DataFrame, against: dict[str, str], metric: str = "accuracy") -> pd.DataFrame:
     """Per-fold differences in ``metric`` of each model against its control (``{model: control}``): every model is
     scored on the same folds, so the paired difference is what tells a real gain from fold-to-fold noise. One row per
     model: the mean difference, its smallest and largest fold, and on how many folds the model did better."""
-    wide = cv.pivot_table(index="fold", columns="model", values=metric, sort=False)
     rows = []
     for model, control in against.items():
-        d = wide[model] - wide[control]
+        d = fold_differences(cv, model, control, metric)
         rows.append({"model": model, "control": control, "mean": d.mean(), "min": d.min(), "max": d.max(),
                      "better_folds": int((d > 0).sum()), "folds": len(d)})
     return pd.DataFrame(rows).set_index("model")

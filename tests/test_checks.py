@@ -62,3 +62,25 @@ def test_cv_means_check_each_models_mean_over_its_folds(course, capsys):
         "b: CV accuracy: within 0.02 of the committed 0.63", "b: CV macro-F1: within 0.03 of the committed 0.42"]
     with pytest.raises(RegressionError, match="b: CV accuracy is 0.6200, more than 0.02 from the committed 0.65"):
         course.cv_means(cv, {"b": (0.65, 0.40)})
+
+
+def test_folds_won_lets_a_fold_within_the_tolerance_go_either_way(course, capsys):
+    differences = [0.01, 0.02, 0.004, -0.003, -0.02]  # two clear wins, two near-ties, one clear loss
+    for won in (2, 3, 4):
+        course.folds_won("row vs control", differences, won)
+    assert capsys.readouterr().out.splitlines() == [
+        f"row vs control: {won} of 5 folds, as committed (a fold within 0.005 is a tie)" for won in (2, 3, 4)]
+    for won in (1, 5):
+        with pytest.raises(RegressionError, match=f"won 2 to 4 of 5 folds .*not the committed {won}"):
+            course.folds_won("row vs control", differences, won)
+
+
+def test_every_check_prints_a_line_the_notebook_guard_recognises(course, capsys):
+    from lab5.checks import CHECK_LINE
+
+    course.close("a", 0.5, 0.5, 0.01)
+    course.at_least("b", 1, 0)
+    course.at_most("c", 0, 1)
+    course.folds_won("d", [0.1, -0.1], 1)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all(CHECK_LINE.fullmatch(line) for line in lines)
