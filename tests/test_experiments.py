@@ -187,3 +187,19 @@ def test_the_candidates_command_repeats_the_final_model_and_the_candidate(datase
     fourth = seen[(S.FOURTH_HEAD, 1, 0)]
     assert fourth == seen[(S.MEAN, 1, 0)].replace(model="concat+cross_attention+gated+late")
     assert any((tmp_path / "out").rglob(S.CANDIDATES_FILE)) and "accuracy: folds won" in capsys.readouterr().out
+
+
+def test_the_words_command_scores_every_use_of_the_words_on_all_rows_and_on_those_with_words(
+        dataset_factory, tmp_path, monkeypatch, patched_encoders):
+    import lab5.experiments.words as W
+
+    ds = __import__("lab5").load_dataset(dataset_factory(n_train=60, n_test=2))
+    words = ["GLUEDWORDS ON A SIGN" if k % 3 == 0 else "" for k in range(len(ds.all))]
+    monkeypatch.setattr(W, "image_words", lambda ds, cache, jobs: pd.DataFrame({"guid": ds.all.guid, "words": words}))
+    cfg = Config(progress=False, jobs=1, epochs=1, folds=2, text_encoder="minilm", model="gated+late")
+    table = W.word_rows(ds, cfg, [0])
+    assert list(table.model.unique()) == list(W.ROWS) and len(table) == 2 * len(W.ROWS)
+    assert {"accuracy_words", "macro_f1_no_words"} <= set(table.columns)
+    summary = W.summary(table)
+    assert summary.loc[W.CONTROL, "Δ accuracy"] == 0 and summary.loc[W.CONTROL, "won"] == "0/2"
+    assert W.segmented("GLUEDWORDS ON 12") == "GLUED WORDS ON 12"
