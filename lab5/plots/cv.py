@@ -105,7 +105,8 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
 def training_size_curve(curve: pd.DataFrame, title: str) -> plt.Figure:
     """Out-of-fold accuracy and macro-F1 against the number of training rows (from
     :func:`lab5.evaluation.learning_curve`), one colour per model (:data:`FINAL_COLOUR` for any other): the line joins
-    the means over the folds, the whisker spans the fold minimum to maximum (the legend says so)."""
+    the means over the folds, the whisker spans the fold minimum to maximum (the legend says so); both axes run from
+    0 to 1."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     stats = curve.groupby(["model", "train_rows"], sort=False)[["accuracy", "macro_f1"]].agg(["mean", "min", "max"])
     for model in curve.model.unique():
@@ -120,7 +121,7 @@ def training_size_curve(curve: pd.DataFrame, title: str) -> plt.Figure:
         ticks = sorted(curve.train_rows.unique())
         ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.minorticks_off()
-        ax.set(xlabel="training rows (log scale)", ylabel=f"{metric}, out-of-fold", title=metric)
+        ax.set(xlabel="training rows (log scale)", ylabel=f"{metric}, out-of-fold", title=metric, ylim=(0, 1))
         ax.grid(alpha=0.3)
     folds = _fold_count(curve.groupby(["model", "train_rows"]).size())
     axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), title_fontsize=8,
