@@ -1,5 +1,6 @@
 """lab5.plots on tiny synthetic inputs: the palettes, legends that describe their own panel, score axes from 0 to 1,
-difference axes that follow the bulk of the data and mark what they clip and whiskers that say what they span."""
+difference axes that follow the bulk of the data and mark what they clip, whiskers that say what they span, histogram
+bins of whole pixels."""
 from __future__ import annotations
 
 import re
@@ -217,3 +218,24 @@ def test_paired_differences_set_aside_far_out_folds_on_both_sides_at_once():
     # every other row's folds' count is written after its best fold, inside the axis; none beyond its right edge
     counts = [t for t in f1.texts if t.get_text().endswith("/5") and "better" not in t.get_text()]
     assert len(counts) == len(table) - 1 and all(t.xy[0] <= right for t in counts)
+
+
+# --------------------------------------------------------------------------- image sizes
+def test_image_sizes_count_whole_pixel_bins_that_each_hold_data_on_axes_spanning_only_the_data():
+    rng = np.random.default_rng(0)
+    width = np.where(rng.random(400) < 0.5, 600, rng.integers(48, 600, 400))  # half exactly 600 wide, as on Twitter
+    height = rng.integers(60, 1200, 400)
+    width[0], height[:2] = 48, (60, 1199)  # the smallest and the largest sides
+    fig = plots.image_sizes(pd.DataFrame({"width": width, "height": height}))
+    scatter, hist = fig.axes
+    assert scatter.get_xlim() == (0, 650) and scatter.get_ylim() == (50, 1200)  # the 50-pixel bins around the data
+    assert hist.get_xlim() == (0, 1200)
+    for patch, values in zip(hist.patches, (width, height)):  # one outline a side
+        counts, edges = np.histogram(values, bins=np.unique(patch.get_path().vertices[:, 0]))
+        assert np.all(np.diff(edges) == 50) and np.all(edges % 50 == 0)  # whole pixels, 50 in each bin: no comb
+        assert values.min() - 50 < edges[0] <= values.min() and values.max() <= edges[-1] <= values.max() + 50
+        assert counts.all()  # no bin empty
+        assert counts.sum() == len(values)
+    assert [t.get_text() for t in hist.get_legend().get_texts()] == ["width", "height"]
+    one = plots.image_sizes(pd.DataFrame({"width": [32, 32], "height": [32, 32]}))  # a single size: one bin
+    assert one.axes[0].get_xlim() == (0, 50) and one.axes[1].get_xlim() == (0, 50)
