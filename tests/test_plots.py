@@ -142,6 +142,18 @@ def test_paired_differences_draw_groups_under_headers():
     assert [t.get_text().split()[0] for t in ungrouped.axes[0].get_yticklabels()] == list(PAIRED["accuracy"].index)
 
 
+def test_paired_differences_name_the_highlighted_model_final_in_its_row_and_as_a_control():
+    table = {"accuracy": pd.concat([_diffs({"ensemble": (0.006, 0.001, 0.011), "concat": (0.016, 0.003, 0.031)}),
+                                    _diffs({"offsets": (0.002, -0.007, 0.01)}, control="ensemble")])}
+    fig = plots.paired_differences(table, highlight="ensemble")
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["final: ensemble  (vs text)", "concat  (vs text)",
+                                                                     "offsets  (vs final)"]
+    assert "in colour: the final model" in fig.texts[0].get_text()
+    plain = plots.paired_differences(table)  # nothing highlighted: the names as they are
+    names = [t.get_text() for t in plain.axes[0].get_yticklabels()]
+    assert names[::2] == ["ensemble  (vs text)", "offsets  (vs ensemble)"]
+
+
 # --------------------------------------------------------------------------- fusion internals
 def test_fusion_internals_colour_the_weights_from_zero_to_twice_uniform_so_a_near_uniform_map_looks_pale():
     region = np.full((3, 3), 1 / 9) + np.array([[-2, -2, -1], [-1, -1, 0], [2, 2, 3]]) * 1e-3

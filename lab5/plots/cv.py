@@ -58,8 +58,9 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
     """Dot-and-whisker plot of per-fold paired differences (from :func:`lab5.evaluation.paired_differences`, in
     fractions; drawn in points), one panel per metric: the dot is the mean difference, the whisker spans the worst to
     the best fold, and the label says on how many folds the model beat its control. ``highlight`` draws one model (the
-    final one) in colour; ``groups`` (name -> models) draws the models group by group under bold headers. Each axis
-    leaves far-out values aside (:func:`_axis_range`): a value beyond it is marked by a triangle on the edge, written."""
+    final one) in colour and names it "final" (its row reads "final: <its name>", a row it controls "vs final");
+    ``groups`` (name -> models) draws the models group by group under bold headers. Each axis leaves far-out values
+    aside (:func:`_axis_range`): a value beyond it is marked by a triangle on the edge, written."""
     control = next(iter(diffs.values()))["control"]
     rows = _grouped_rows(list(control.index), groups)
     y = np.arange(len(rows))[::-1]
@@ -89,7 +90,9 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
         ax.xaxis.set_major_locator(MaxNLocator(steps=[1, 2, 5, 10]))  # whole points: 0.02 is +2, never 0.025
         ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:+.0f}"))
         ax.grid(axis="x", alpha=0.3)
-    labels = [name if header else f"{name}  (vs {control[name]})" for name, header in rows]
+    final = {highlight: "final"}
+    labels = [name if header else f"{'final: ' * (name == highlight)}{name}  (vs {final.get(c, c)})"
+              for (name, header), c in zip(rows, control.reindex([name for name, _ in rows]))]
     axes[0, 0].set_yticks(y, labels, fontsize=8)
     for label, (_, header) in zip(axes[0, 0].get_yticklabels(), rows):
         label.set_fontweight("bold" if header else "normal")
