@@ -1,6 +1,6 @@
 """lab5.plots on tiny synthetic inputs: the palettes, legends that describe their own panel, score axes from 0 to 1,
 difference axes that follow the bulk of the data and mark what they clip, whiskers that say what they span, histogram
-bins of whole pixels."""
+bins of whole pixels, and the main ablation fold by fold."""
 from __future__ import annotations
 
 import re
@@ -232,7 +232,7 @@ def test_paired_differences_set_aside_far_out_folds_on_both_sides_at_once():
     assert len(counts) == len(table) - 1 and all(t.xy[0] <= right for t in counts)
 
 
-# --------------------------------------------------------------------------- image sizes
+# --------------------------------------------------------------------------- image sizes, the main ablation
 def test_image_sizes_count_whole_pixel_bins_that_each_hold_data_on_axes_spanning_only_the_data():
     rng = np.random.default_rng(0)
     width = np.where(rng.random(400) < 0.5, 600, rng.integers(48, 600, 400))  # half exactly 600 wide, as on Twitter
@@ -251,3 +251,30 @@ def test_image_sizes_count_whole_pixel_bins_that_each_hold_data_on_axes_spanning
     assert [t.get_text() for t in hist.get_legend().get_texts()] == ["width", "height"]
     one = plots.image_sizes(pd.DataFrame({"width": [32, 32], "height": [32, 32]}))  # a single size: one bin
     assert one.axes[0].get_xlim() == (0, 50) and one.axes[1].get_xlim() == (0, 50)
+
+
+def test_main_ablation_draws_each_fold_and_the_mean_of_each_model_on_axes_from_0_to_1():
+    rng = np.random.default_rng(1)
+    models = ["text", "image", "concat", "cross_attention", "ensemble"]
+    cv = pd.DataFrame([{"model": m, "fold": f, "accuracy": 0.6 + 0.02 * k + 0.01 * rng.random(),
+                        "macro_f1": 0.5 + 0.02 * k + 0.01 * rng.random()}
+                       for k, m in enumerate(models) for f in range(5)])
+    cv = pd.concat([cv, cv.assign(model="not shown")])
+    rows = {"text": "text only", "image": "image only", "concat": "concat", "cross_attention": "cross-attention",
+            "ensemble": "final model"}
+    fig = plots.main_ablation(cv, rows, "t", highlight="ensemble")
+    fig.canvas.draw()  # the category names become tick labels when drawn
+    assert [ax.get_title() for ax in fig.axes] == ["accuracy", "macro-F1"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(rows.values())  # shared by both panels
+    for ax, metric in zip(fig.axes, ("accuracy", "macro_f1")):
+        assert ax.get_xlim() == (0, 1)
+        *folds, means = ax.collections
+        for y, (model, dots) in enumerate(zip(rows, folds)):  # one dot a fold, on the model's row
+            assert sorted(dots.get_offsets()[:, 0]) == pytest.approx(sorted(cv[cv.model == model][metric]))
+            assert np.abs(dots.get_offsets()[:, 1] - y).max() < 0.5
+        expected = [cv[cv.model == m][metric].mean() for m in rows]
+        assert list(means.get_offsets()[:, 0]) == pytest.approx(expected)
+        assert [t.get_text() for t in ax.texts] == [f"{v:.3f}" for v in expected]  # each mean written
+        colours = [_hex(dots.get_facecolor()[0]) for dots in folds]
+        assert colours[0] == _hex(plots.MODEL_COLOURS["text"]) and colours[-1] == _hex(plots.FINAL_COLOUR)
+    assert "5 folds" in fig.texts[0].get_text()

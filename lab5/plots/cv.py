@@ -1,11 +1,12 @@
-"""Figures that compare models over cross-validation folds (notebook 5): per-class F1, paired per-fold
-differences, the tuning trials and the learning curve over training-set size."""
+"""Figures that compare models over cross-validation folds (notebook 5): the main ablation's scores fold by fold,
+paired per-fold differences and the learning curve over training-set size."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from .style import (FINAL_COLOUR, LABEL_BOX, MODEL_COLOURS, PLAIN_COLOUR, _bulk, _fold_count)
 
@@ -129,6 +130,30 @@ def training_size_curve(curve: pd.DataFrame, title: str) -> plt.Figure:
     folds = _fold_count(curve.groupby(["model", "train_rows"]).size())
     axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), title_fontsize=8,
                    title=f"line: mean over {folds}\nwhisker: fold min–max")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def main_ablation(cv: pd.DataFrame, rows: dict[str, str], title: str, highlight: str | None = None) -> plt.Figure:
+    """The main comparison at a glance: out-of-fold accuracy and macro-F1 (from 0 to 1) of the models of ``rows``
+    (model in ``cv`` -> label, top to bottom), one dot per fold and a bar at the mean, the mean written beside the best
+    fold. ``cv``: one row per model and fold (``model``, ``fold``, ``accuracy``, ``macro_f1``); a model has its
+    :data:`MODEL_COLOURS` colour, ``highlight`` (the final model) :data:`FINAL_COLOUR`, any other grey."""
+    data = cv[cv.model.isin(rows)].assign(label=lambda d: d.model.map(rows))
+    palette = {label: FINAL_COLOUR if m == highlight else MODEL_COLOURS.get(m, PLAIN_COLOUR)
+               for m, label in rows.items()}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.4 * len(rows) + 1.6), sharey=True)
+    for ax, metric in zip(axes, ("accuracy", "macro_f1")):
+        sns.stripplot(data, x=metric, y="label", hue="label", order=list(palette), palette=palette, jitter=0.15,
+                      alpha=0.8, legend=False, ax=ax)
+        stats = data.groupby("label")[metric].agg(["mean", "max"]).reindex(list(palette))
+        ax.scatter(stats["mean"], range(len(stats)), marker="|", s=300, color="black", zorder=3)
+        for y, (mean, best) in enumerate(stats.to_numpy()):
+            ax.annotate(f"{mean:.3f}", (best, y), xytext=(6, 0), textcoords="offset points", va="center", fontsize=8)
+        ax.set(xlim=(0, 1), xlabel=f"{METRIC_NAMES[metric]}, out-of-fold", ylabel="", title=METRIC_NAMES[metric])
+        ax.grid(axis="x", alpha=0.3)
+    fig.supxlabel(f"dot: one of {_fold_count(data.groupby('model').size())}; bar: their mean (written)", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
