@@ -262,7 +262,9 @@ def test_main_ablation_draws_each_fold_and_the_mean_of_each_model_on_axes_from_0
     cv = pd.concat([cv, cv.assign(model="not shown")])
     rows = {"text": "text only", "image": "image only", "concat": "concat", "cross_attention": "cross-attention",
             "ensemble": "final model"}
+    before = np.random.get_state()
     fig = plots.main_ablation(cv, rows, "t", highlight="ensemble")
+    assert all(np.array_equal(a, b) for a, b in zip(before, np.random.get_state()))  # no random jitter: same bytes
     fig.canvas.draw()  # the category names become tick labels when drawn
     assert [ax.get_title() for ax in fig.axes] == ["accuracy", "macro-F1"]
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(rows.values())  # shared by both panels

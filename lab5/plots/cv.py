@@ -137,16 +137,17 @@ def training_size_curve(curve: pd.DataFrame, title: str) -> plt.Figure:
 
 def main_ablation(cv: pd.DataFrame, rows: dict[str, str], title: str, highlight: str | None = None) -> plt.Figure:
     """The main comparison at a glance: out-of-fold accuracy and macro-F1 (from 0 to 1) of the models of ``rows``
-    (model in ``cv`` -> label, top to bottom), one dot per fold and a bar at the mean, the mean written beside the best
-    fold. ``cv``: one row per model and fold (``model``, ``fold``, ``accuracy``, ``macro_f1``); a model has its
-    :data:`MODEL_COLOURS` colour, ``highlight`` (the final model) :data:`FINAL_COLOUR`, any other grey."""
+    (model in ``cv`` -> label, top to bottom), one dot per fold (side by side where they would overlap) and a bar at
+    the mean, the mean written beside the best fold. ``cv``: one row per model and fold (``model``, ``fold``,
+    ``accuracy``, ``macro_f1``); a model has its :data:`MODEL_COLOURS` colour, ``highlight`` (the final model)
+    :data:`FINAL_COLOUR`, any other grey."""
     data = cv[cv.model.isin(rows)].assign(label=lambda d: d.model.map(rows))
     palette = {label: FINAL_COLOUR if m == highlight else MODEL_COLOURS.get(m, PLAIN_COLOUR)
                for m, label in rows.items()}
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.4 * len(rows) + 1.6), sharey=True)
     for ax, metric in zip(axes, ("accuracy", "macro_f1")):
-        sns.stripplot(data, x=metric, y="label", hue="label", order=list(palette), palette=palette, jitter=0.15,
-                      alpha=0.8, legend=False, ax=ax)
+        sns.swarmplot(data, x=metric, y="label", hue="label", order=list(palette), palette=palette, size=5, alpha=0.8,
+                      legend=False, ax=ax)  # dots side by side where they would overlap; no random jitter
         stats = data.groupby("label")[metric].agg(["mean", "max"]).reindex(list(palette))
         ax.scatter(stats["mean"], range(len(stats)), marker="|", s=300, color="black", zorder=3)
         for y, (mean, best) in enumerate(stats.to_numpy()):
