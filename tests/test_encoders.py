@@ -1,4 +1,5 @@
-"""lab5.encoders: the packaged encoders (offline), masks, and the messages when weights are missing."""
+"""lab5.encoders: the packaged encoders (offline), masks, the messages when weights are missing, and the bert-base
+and resnet50 options loaded through their own paths with random weights."""
 from __future__ import annotations
 
 import copy
@@ -176,7 +177,7 @@ def test_resnet50_without_cached_weights_says_how_to_get_them(tmp_path, monkeypa
     with pytest.raises(EncoderUnavailable) as e:
         image_encoder("resnet50")
     msg = str(e.value)
-    assert str(tmp_path / "torch" / "hub" / "checkpoints") in msg
+    assert str(tmp_path / "torch" / "hub" / "checkpoints" / "resnet50-11ad3fa6.pth") in msg  # the file, by name
     assert "ResNet50_Weights.IMAGENET1K_V2" in msg and "TORCH_HOME" in msg
 
 
@@ -222,3 +223,74 @@ def test_trainable_top_on_a_deep_copy_of_an_image_encoder_leaves_the_original_al
     dup.trainable_top(1)
     assert all(p.requires_grad for p in enc.parameters())
     assert {n.split(".")[1] for n, p in dup.named_parameters() if p.requires_grad} == {"7"}  # layer4 only
+
+
+# --------------------------------------------------------------------------- the options: bert-base and resnet50
+BERT_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"what a lovely day the bus leaves at nine and it is late".split(),
+              "again", ",", ".", "as", "usual", "on", "mon", "##days"]
+
+
+@pytest.fixture(scope="module")
+def bert_base_folder(tmp_path_factory):
+    """A BERT-base architecture (hidden 768, 12 layers, 12 heads, feed-forward 3072) with random weights and a
+    word-piece tokenizer on a 26-entry vocabulary, saved as ``save_pretrained`` does: what ``--text-encoder`` takes as
+    a local folder. Only the vocabulary is small (bert-base-uncased's has 30,522 entries), so the embedding table is."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("bert-base")
+    BertTokenizerFast(vocab={w: i for i, w in enumerate(BERT_VOCAB)}, do_lower_case=True).save_pretrained(folder)
+    config = BertConfig(vocab_size=len(BERT_VOCAB), hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                        intermediate_size=3072, max_position_embeddings=512)
+    torch.manual_seed(0)
+    BertModel(config, add_pooling_layer=False).save_pretrained(folder)
+    return folder
+
+
+def test_a_bert_base_folder_loads_as_a_text_encoder_and_encodes_texts(bert_base_folder):
+    from lab5.features import encode_texts
+
+    enc = text_encoder(str(bert_base_folder))
+    assert enc.dim == 768 and len(enc.model.encoder.layer) == 12 and enc.model.config.num_attention_heads == 12
+    assert enc.name == str(bert_base_folder) and len(enc.fingerprint) == 16  # a hash of the folder's files
+    texts = ["What a lovely day", "the bus leaves at nine and it is late again, as usual on Mondays."]
+    pooled, seq, mask = encode_texts(enc, texts, max_length=24)
+    assert pooled.shape == (2, 768) and seq.shape == (2, 24, 768) and mask.shape == (2, 24) and mask.dtype == torch.bool
+    assert mask.sum(1).tolist() == [6, 19]  # [CLS] + words (mondays: two pieces) + [SEP]; the rest is padding
+    assert enc.tokenizer.unk_token_id not in enc.tokenize(texts, 24)["input_ids"]  # the vocabulary was read
+    assert not torch.isnan(pooled).any() and not pooled[0].equal(pooled[1])
+    assert not seq[~mask].any()  # padding positions hold zeros
+    torch.testing.assert_close(pooled, masked_mean(seq.float(), mask), atol=2e-3, rtol=2e-3)  # seq is stored in fp16
+    enc.trainable_top(2)
+    assert {n.split(".")[2] for n, p in enc.model.named_parameters() if p.requires_grad} == {"10", "11"}
+
+
+@pytest.fixture
+def resnet50_weights(tmp_path, monkeypatch):
+    """Random ResNet50 weights under the file name of torchvision's IMAGENET1K_V2, in a torch hub folder of tmp."""
+    from pathlib import Path
+
+    from torchvision.models import ResNet50_Weights, resnet50
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "torch" / "hub"))
+    path = tmp_path / "torch" / "hub" / "checkpoints" / Path(ResNet50_Weights.IMAGENET1K_V2.url).name
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(1)
+    state = resnet50().state_dict()
+    torch.save(state, path)
+    return state
+
+
+def test_resnet50_loads_the_cached_weights_and_gives_pooled_vectors_and_a_region_grid(resnet50_weights):
+    enc = image_encoder("resnet50")
+    assert enc.name == "resnet50" and enc.dim == 2048 and (enc.spec.size, enc.spec.resize) == (224, 256)
+    assert torch.equal(enc.body[0].weight, resnet50_weights["conv1.weight"])  # the file's weights, not a new init
+    assert torch.equal(enc.body[-1][2].bn3.running_var, resnet50_weights["layer4.2.bn3.running_var"])
+    x = _pixels(enc)
+    assert x.shape == (2, 3, 224, 224)
+    with torch.inference_mode():
+        pooled, regions, mask = enc(x)
+    assert pooled.shape == (2, 2048) and regions.shape == (2, 9, 2048) and mask.shape == (2, 9) and bool(mask.all())
+    assert not torch.isnan(pooled).any() and not torch.allclose(pooled[0], pooled[1])
+    enc.trainable_top(1)
+    assert {n.split(".")[0] for n, p in enc.body.named_parameters() if p.requires_grad} == {"7"}  # layer4 only

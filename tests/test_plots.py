@@ -1,5 +1,6 @@
-"""lab5.plots on tiny synthetic inputs: the palettes, legends that describe their own panel, axes that follow the bulk
-of the data and mark what they clip, and whiskers that say what they span."""
+"""lab5.plots on tiny synthetic inputs: the palettes, legends that describe their own panel, score axes from 0 to 1,
+difference axes that follow the bulk of the data and mark what they clip, whiskers that say what they span, histogram
+bins of whole pixels, and the main ablation fold by fold."""
 from __future__ import annotations
 
 import re
@@ -71,28 +72,14 @@ def test_each_learning_curve_panel_has_one_legend_entry_a_model_in_its_colour():
         assert "solid: train" in loss.get_title() and "dashed: validation" in loss.get_title()
 
 
-def test_a_curve_far_below_the_others_is_marked_on_the_edge_instead_of_flattening_them():
+def test_learning_curves_draw_macro_f1_from_0_to_1_and_the_loss_from_0_with_every_curve_inside():
     fig = plots.learning_curves(HEADS, "t")
-    f1 = fig.axes[1]
-    low, high = f1.get_ylim()
-    assert 0.25 < low < 0.61 and high > 0.67  # the bulk fills the panel; every head's points inside
-    assert high - low < 0.2
+    loss, f1 = fig.axes
+    assert f1.get_ylim() == (0, 1)  # a few points of macro-F1 look like a few points, not like the whole panel
+    assert loss.get_ylim()[0] == 0 and loss.get_ylim()[1] >= 0.96
     gate = next(line for line in _labelled(f1) if line.get_label() == "reference_gate")
-    assert list(gate.get_ydata()) == [0.25, 0.25, 0.25]  # still drawn, not dropped
-    marks = [line for line in f1.get_lines() if line.get_label() == "_clipped"]
-    assert len(marks) == 1 and not marks[0].get_clip_on() and set(marks[0].get_ydata()) == {low}
-    notes = [t.get_text() for t in f1.texts]
-    assert notes == ["▼ reference_gate at 0.25, below the axis"]
-    handles = dict(zip((t.get_text() for t in f1.get_legend().get_texts()), f1.get_legend().legend_handles))
-    assert handles["reference_gate"].get_marker() == "v" and handles["concat"].get_marker() == "o"  # as drawn
-    loss = fig.axes[0]  # the loss curves overlap: nothing set aside, every point inside
-    assert not loss.texts and loss.get_ylim()[0] <= 0.4 and loss.get_ylim()[1] >= 0.96
-
-
-def test_curves_close_to_each_other_keep_the_full_range():
-    fig = plots.learning_curves({m: HEADS[m] for m in ("concat", "cross_attention", "gated")}, "t")
-    f1 = fig.axes[1]
-    assert not f1.texts and f1.get_ylim()[0] <= 0.61 and f1.get_ylim()[1] >= 0.67
+    assert list(gate.get_ydata()) == [0.25, 0.25, 0.25]  # far below the others, and still inside the axis
+    assert not f1.texts and not loss.texts
 
 
 def test_the_bulk_sets_aside_only_a_span_far_from_the_rest():
@@ -155,6 +142,18 @@ def test_paired_differences_draw_groups_under_headers():
     assert [t.get_text().split()[0] for t in ungrouped.axes[0].get_yticklabels()] == list(PAIRED["accuracy"].index)
 
 
+def test_paired_differences_name_the_highlighted_model_final_in_its_row_and_as_a_control():
+    table = {"accuracy": pd.concat([_diffs({"ensemble": (0.006, 0.001, 0.011), "concat": (0.016, 0.003, 0.031)}),
+                                    _diffs({"offsets": (0.002, -0.007, 0.01)}, control="ensemble")])}
+    fig = plots.paired_differences(table, highlight="ensemble")
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["final: ensemble  (vs text)", "concat  (vs text)",
+                                                                     "offsets  (vs final)"]
+    assert "in colour: the final model" in fig.texts[0].get_text()
+    plain = plots.paired_differences(table)  # nothing highlighted: the names as they are
+    names = [t.get_text() for t in plain.axes[0].get_yticklabels()]
+    assert names[::2] == ["ensemble  (vs text)", "offsets  (vs ensemble)"]
+
+
 # --------------------------------------------------------------------------- fusion internals
 def test_fusion_internals_colour_the_weights_from_zero_to_twice_uniform_so_a_near_uniform_map_looks_pale():
     region = np.full((3, 3), 1 / 9) + np.array([[-2, -2, -1], [-1, -1, 0], [2, 2, 3]]) * 1e-3
@@ -186,6 +185,7 @@ def test_training_size_curve_says_its_whiskers_span_the_fold_min_to_max():
     assert legend.get_title().get_text() == "line: mean over 2 folds\nwhisker: fold min–max"
     accuracy = fig.axes[0].containers[0]  # what is drawn: text's whisker at 20 rows from 0.6 to 0.8
     assert sorted(accuracy[2][0].get_segments()[1][:, 1]) == pytest.approx([0.6, 0.8])
+    assert [ax.get_ylim() for ax in fig.axes] == [(0, 1), (0, 1)]  # the gain over training rows at its true size
 
 
 def test_a_figure_or_table_save_that_fails_midway_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
@@ -230,3 +230,53 @@ def test_paired_differences_set_aside_far_out_folds_on_both_sides_at_once():
     # every other row's folds' count is written after its best fold, inside the axis; none beyond its right edge
     counts = [t for t in f1.texts if t.get_text().endswith("/5") and "better" not in t.get_text()]
     assert len(counts) == len(table) - 1 and all(t.xy[0] <= right for t in counts)
+
+
+# --------------------------------------------------------------------------- image sizes, the main ablation
+def test_image_sizes_count_whole_pixel_bins_that_each_hold_data_on_axes_spanning_only_the_data():
+    rng = np.random.default_rng(0)
+    width = np.where(rng.random(400) < 0.5, 600, rng.integers(48, 600, 400))  # half exactly 600 wide, as on Twitter
+    height = rng.integers(60, 1200, 400)
+    width[0], height[:2] = 48, (60, 1199)  # the smallest and the largest sides
+    fig = plots.image_sizes(pd.DataFrame({"width": width, "height": height}))
+    scatter, hist = fig.axes
+    assert scatter.get_xlim() == (0, 650) and scatter.get_ylim() == (50, 1200)  # the 50-pixel bins around the data
+    assert hist.get_xlim() == (0, 1200)
+    for patch, values in zip(hist.patches, (width, height)):  # one outline a side
+        counts, edges = np.histogram(values, bins=np.unique(patch.get_path().vertices[:, 0]))
+        assert np.all(np.diff(edges) == 50) and np.all(edges % 50 == 0)  # whole pixels, 50 in each bin: no comb
+        assert values.min() - 50 < edges[0] <= values.min() and values.max() <= edges[-1] <= values.max() + 50
+        assert counts.all()  # no bin empty
+        assert counts.sum() == len(values)
+    assert [t.get_text() for t in hist.get_legend().get_texts()] == ["width", "height"]
+    one = plots.image_sizes(pd.DataFrame({"width": [32, 32], "height": [32, 32]}))  # a single size: one bin
+    assert one.axes[0].get_xlim() == (0, 50) and one.axes[1].get_xlim() == (0, 50)
+
+
+def test_main_ablation_draws_each_fold_and_the_mean_of_each_model_on_axes_from_0_to_1():
+    rng = np.random.default_rng(1)
+    models = ["text", "image", "concat", "cross_attention", "ensemble"]
+    cv = pd.DataFrame([{"model": m, "fold": f, "accuracy": 0.6 + 0.02 * k + 0.01 * rng.random(),
+                        "macro_f1": 0.5 + 0.02 * k + 0.01 * rng.random()}
+                       for k, m in enumerate(models) for f in range(5)])
+    cv = pd.concat([cv, cv.assign(model="not shown")])
+    rows = {"text": "text only", "image": "image only", "concat": "concat", "cross_attention": "cross-attention",
+            "ensemble": "final model"}
+    before = np.random.get_state()
+    fig = plots.main_ablation(cv, rows, "t", highlight="ensemble")
+    assert all(np.array_equal(a, b) for a, b in zip(before, np.random.get_state()))  # no random jitter: same bytes
+    fig.canvas.draw()  # the category names become tick labels when drawn
+    assert [ax.get_title() for ax in fig.axes] == ["accuracy", "macro-F1"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(rows.values())  # shared by both panels
+    for ax, metric in zip(fig.axes, ("accuracy", "macro_f1")):
+        assert ax.get_xlim() == (0, 1)
+        *folds, means = ax.collections
+        for y, (model, dots) in enumerate(zip(rows, folds)):  # one dot a fold, on the model's row
+            assert sorted(dots.get_offsets()[:, 0]) == pytest.approx(sorted(cv[cv.model == model][metric]))
+            assert np.abs(dots.get_offsets()[:, 1] - y).max() < 0.5
+        expected = [cv[cv.model == m][metric].mean() for m in rows]
+        assert list(means.get_offsets()[:, 0]) == pytest.approx(expected)
+        assert [t.get_text() for t in ax.texts] == [f"{v:.3f}" for v in expected]  # each mean written
+        colours = [_hex(dots.get_facecolor()[0]) for dots in folds]
+        assert colours[0] == _hex(plots.MODEL_COLOURS["text"]) and colours[-1] == _hex(plots.FINAL_COLOUR)
+    assert "5 folds" in fig.texts[0].get_text()

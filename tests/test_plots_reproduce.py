@@ -38,6 +38,7 @@ def test_every_report_figure_and_table_is_written_under_its_name(dataset_factory
         "confusion": plots.confusion_matrices({"x": cm, "y": cm, "z": cm, "w": cm}),
         "paired": plots.paired_differences({"accuracy": paired_differences(cv, {"b": "a"})}, "t", highlight="b"),
         "captioned": plots.captioned_images(ds, {g: f"{g}: a caption" for g in guids}),
+        "main": plots.main_ablation(cv, {"a": "model a", "b": "model b"}, "t", highlight="b"),
         "sizes_curve": plots.training_size_curve(cv.assign(train_rows=[10, 10, 20, 20]).replace({"b": "a"}), "t"),
         "internals": plots.fusion_internals(np.full((3, 3), 1 / 9), pd.DataFrame({"label": [0, 1, 2, 2],
                                             "text_share": [0.6, 0.5, 0.7, 0.8]}), "t"),

@@ -1,11 +1,12 @@
-"""Figures that compare models over cross-validation folds (notebook 5): per-class F1, paired per-fold
-differences, the tuning trials and the learning curve over training-set size."""
+"""Figures that compare models over cross-validation folds (notebook 5): the main ablation's scores fold by fold,
+paired per-fold differences and the learning curve over training-set size."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from .style import (FINAL_COLOUR, LABEL_BOX, MODEL_COLOURS, PLAIN_COLOUR, _bulk, _fold_count)
 
@@ -58,8 +59,9 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
     """Dot-and-whisker plot of per-fold paired differences (from :func:`lab5.evaluation.paired_differences`, in
     fractions; drawn in points), one panel per metric: the dot is the mean difference, the whisker spans the worst to
     the best fold, and the label says on how many folds the model beat its control. ``highlight`` draws one model (the
-    final one) in colour; ``groups`` (name -> models) draws the models group by group under bold headers. Each axis
-    leaves far-out values aside (:func:`_axis_range`): a value beyond it is marked by a triangle on the edge, written."""
+    final one) in colour and names it "final" (its row reads "final: <its name>", a row it controls "vs final");
+    ``groups`` (name -> models) draws the models group by group under bold headers. Each axis leaves far-out values
+    aside (:func:`_axis_range`): a value beyond it is marked by a triangle on the edge, written."""
     control = next(iter(diffs.values()))["control"]
     rows = _grouped_rows(list(control.index), groups)
     y = np.arange(len(rows))[::-1]
@@ -89,7 +91,9 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
         ax.xaxis.set_major_locator(MaxNLocator(steps=[1, 2, 5, 10]))  # whole points: 0.02 is +2, never 0.025
         ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:+.0f}"))
         ax.grid(axis="x", alpha=0.3)
-    labels = [name if header else f"{name}  (vs {control[name]})" for name, header in rows]
+    final = {highlight: "final"}
+    labels = [name if header else f"{'final: ' * (name == highlight)}{name}  (vs {final.get(c, c)})"
+              for (name, header), c in zip(rows, control.reindex([name for name, _ in rows]))]
     axes[0, 0].set_yticks(y, labels, fontsize=8)
     for label, (_, header) in zip(axes[0, 0].get_yticklabels(), rows):
         label.set_fontweight("bold" if header else "normal")
@@ -105,7 +109,8 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
 def training_size_curve(curve: pd.DataFrame, title: str) -> plt.Figure:
     """Out-of-fold accuracy and macro-F1 against the number of training rows (from
     :func:`lab5.evaluation.learning_curve`), one colour per model (:data:`FINAL_COLOUR` for any other): the line joins
-    the means over the folds, the whisker spans the fold minimum to maximum (the legend says so)."""
+    the means over the folds, the whisker spans the fold minimum to maximum (the legend says so); both axes run from
+    0 to 1."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     stats = curve.groupby(["model", "train_rows"], sort=False)[["accuracy", "macro_f1"]].agg(["mean", "min", "max"])
     for model in curve.model.unique():
@@ -120,11 +125,36 @@ def training_size_curve(curve: pd.DataFrame, title: str) -> plt.Figure:
         ticks = sorted(curve.train_rows.unique())
         ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.minorticks_off()
-        ax.set(xlabel="training rows (log scale)", ylabel=f"{metric}, out-of-fold", title=metric)
+        ax.set(xlabel="training rows (log scale)", ylabel=f"{metric}, out-of-fold", title=metric, ylim=(0, 1))
         ax.grid(alpha=0.3)
     folds = _fold_count(curve.groupby(["model", "train_rows"]).size())
     axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), title_fontsize=8,
                    title=f"line: mean over {folds}\nwhisker: fold min–max")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def main_ablation(cv: pd.DataFrame, rows: dict[str, str], title: str, highlight: str | None = None) -> plt.Figure:
+    """The main comparison at a glance: out-of-fold accuracy and macro-F1 (from 0 to 1) of the models of ``rows``
+    (model in ``cv`` -> label, top to bottom), one dot per fold (side by side where they would overlap) and a bar at
+    the mean, the mean written beside the best fold. ``cv``: one row per model and fold (``model``, ``fold``,
+    ``accuracy``, ``macro_f1``); a model has its :data:`MODEL_COLOURS` colour, ``highlight`` (the final model)
+    :data:`FINAL_COLOUR`, any other grey."""
+    data = cv[cv.model.isin(rows)].assign(label=lambda d: d.model.map(rows))
+    palette = {label: FINAL_COLOUR if m == highlight else MODEL_COLOURS.get(m, PLAIN_COLOUR)
+               for m, label in rows.items()}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.4 * len(rows) + 1.6), sharey=True)
+    for ax, metric in zip(axes, ("accuracy", "macro_f1")):
+        sns.swarmplot(data, x=metric, y="label", hue="label", order=list(palette), palette=palette, size=5, alpha=0.8,
+                      legend=False, ax=ax)  # dots side by side where they would overlap; no random jitter
+        stats = data.groupby("label")[metric].agg(["mean", "max"]).reindex(list(palette))
+        ax.scatter(stats["mean"], range(len(stats)), marker="|", s=300, color="black", zorder=3)
+        for y, (mean, best) in enumerate(stats.to_numpy()):
+            ax.annotate(f"{mean:.3f}", (best, y), xytext=(6, 0), textcoords="offset points", va="center", fontsize=8)
+        ax.set(xlim=(0, 1), xlabel=f"{METRIC_NAMES[metric]}, out-of-fold", ylabel="", title=METRIC_NAMES[metric])
+        ax.grid(axis="x", alpha=0.3)
+    fig.supxlabel(f"dot: one of {_fold_count(data.groupby('model').size())}; bar: their mean (written)", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

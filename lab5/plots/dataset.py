@@ -31,12 +31,21 @@ def text_lengths(stats: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def image_sizes(sizes: pd.DataFrame) -> plt.Figure:
+def image_sizes(sizes: pd.DataFrame, step: int = 50) -> plt.Figure:
+    """Width against height of each image, and how many images have each width and each height, in bins of ``step``
+    whole pixels at multiples of ``step`` (each holds as many pixel values: no comb), from the bin of the smallest
+    value to that of the largest; the axes span those bins."""
+    edges = {side: np.arange(sizes[side].min() // step * step, sizes[side].max() // step * step + step + 1, step)
+             for side in ("width", "height")}
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2))
     a.scatter(sizes.width, sizes.height, s=3, alpha=0.3, color=SERIES_COLOURS[0])
-    a.set(title=f"Image sizes (n={len(sizes)})", xlabel="width (pixels)", ylabel="height (pixels)")
-    b.hist(sizes.width / sizes.height, bins=40, color=SERIES_COLOURS[0])
-    b.set(title="Aspect ratio", xlabel="width / height", ylabel="images")
+    a.set(title=f"Image sizes (n={len(sizes)})", xlabel="width (pixels)", ylabel="height (pixels)",
+          xlim=edges["width"][[0, -1]], ylim=edges["height"][[0, -1]])
+    for side, colour in zip(edges, SERIES_COLOURS[::2]):
+        b.hist(sizes[side], bins=edges[side], histtype="step", lw=1.6, color=colour, label=side)
+    b.set(title=f"Widths and heights ({step}-pixel bins)", xlabel="pixels", ylabel="images")
+    b.margins(x=0)  # the axis spans the bins
+    b.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -9,15 +9,14 @@ import pandas as pd
 import seaborn as sns
 
 from ..data import LABELS, Dataset
-from .style import (CLASS_COLOURS, _drawable, _follow_bulk, _model_colour, _panels,
-                    _wrap)
+from .style import CLASS_COLOURS, _drawable, _model_colour, _panels, _wrap
 
 
 def learning_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figure:
     """Per epoch, for one or more runs: training loss (solid) and validation loss (dashed) on the left, validation
     macro-F1 on the right; one colour per model (:data:`MODEL_COLOURS`), one legend entry per model under each panel
-    (the left panel's title says which line is which). The y-axes follow the bulk of the curves
-    (:func:`_follow_bulk`): a curve far from the others is marked on the edge."""
+    (the left panel's title says which line is which). Both y-axes start at 0 and macro-F1's ends at 1, so that a
+    difference of a point looks like one."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4 + 0.18 * len(histories)))  # room for a legend row a run
     colours = {name: _model_colour(name, k) for k, name in enumerate(histories)}
     for name, h in histories.items():
@@ -25,11 +24,10 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figur
         if "val_loss" in h:
             a.plot(h.epoch, h.val_loss, "--", color=colours[name], label=f"{name}, validation")
             b.plot(h.epoch, h.val_macro_f1, marker="o", color=colours[name], label=name)
-    a.set(title="loss (solid: train, dashed: validation)", xlabel="epoch", ylabel="cross-entropy")
-    b.set(title="validation macro-F1", xlabel="epoch", ylabel="macro-F1")
+    a.set(title="loss (solid: train, dashed: validation)", xlabel="epoch", ylabel="cross-entropy", ylim=(0, None))
+    b.set(title="validation macro-F1", xlabel="epoch", ylabel="macro-F1", ylim=(0, 1))
     for ax in (a, b):
         ax.xaxis.get_major_locator().set_params(integer=True)
-        _follow_bulk(ax)
         handles, labels = ax.get_legend_handles_labels()
         keep = [k for k, label in enumerate(labels) if not label.endswith(", validation")]  # one entry a model
         if keep:

@@ -1,5 +1,5 @@
 """The figures' palettes (the only colours of :mod:`lab5.plots`), saving figures and tables, and the helpers the
-figure modules share: panel grids, drawable text, axes that follow the bulk of their curves."""
+figure modules share: panel grids, drawable text, the bulk of a set of ranges."""
 from __future__ import annotations
 
 import functools
@@ -8,7 +8,6 @@ import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from .. import profile
@@ -105,35 +104,6 @@ def _bulk(spans: list[tuple[float, float]]) -> tuple[float, float]:
                 break
             keep = rest
     return min(s[0] for s in keep), max(s[1] for s in keep)
-
-
-def _follow_bulk(ax: plt.Axes) -> None:
-    """Set ``ax``'s y-limits to the bulk of its labelled lines (:func:`_bulk`); a line left outside stays drawn, its
-    points marked by triangles on the edge it lies beyond (its legend entry shows that triangle), and a note on the
-    axes gives its name and its range."""
-    lines = [line for line in ax.get_lines()
-             if not line.get_label().startswith("_") and np.isfinite(np.asarray(line.get_ydata(), float)).any()]
-    if not lines:
-        return
-    spans = [(float(np.nanmin(line.get_ydata())), float(np.nanmax(line.get_ydata()))) for line in lines]
-    lo, hi = _bulk(spans)
-    outside = [(line, s) for line, s in zip(lines, spans) if s[1] < lo or s[0] > hi]
-    if not outside:
-        return
-    pad = 0.08 * (hi - lo)
-    below, above = any(s[1] < lo for _, s in outside), any(s[0] > hi for _, s in outside)
-    ax.set_ylim(lo - pad * (1 + 2 * below), hi + pad * (1 + 2 * above))
-    edge_lo, edge_hi = ax.get_ylim()
-    for k, (line, (a, b)) in enumerate(outside):
-        low = b < lo
-        line.set_marker("v" if low else "^")  # drawn off the axes: only its legend entry shows it, as the edge marks
-        x = line.get_xdata()
-        ax.plot(x, np.full(len(x), edge_lo if low else edge_hi), "v" if low else "^", color=line.get_color(),
-                clip_on=False, ms=6, label="_clipped")
-        at = f"at {a:.2f}" if f"{a:.2f}" == f"{b:.2f}" else f"from {a:.2f} to {b:.2f}"
-        ax.annotate(f"{'▼' if low else '▲'} {line.get_label()} {at}, {'below' if low else 'above'} the axis",
-                    (0.02, 0.03 + 0.08 * k if low else 0.97 - 0.08 * k), xycoords="axes fraction",
-                    va="bottom" if low else "top", fontsize=8, color=PLAIN_COLOUR)
 
 
 def _fold_count(folds: pd.Series) -> str:
