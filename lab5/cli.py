@@ -184,7 +184,7 @@ def cmd_reproduce(cfg: Config, args) -> int:
     if profile_to is not None:
         profile_to.parent.mkdir(parents=True, exist_ok=True)
         profile_to.write_text("")  # this run's stages only
-    times = run_notebooks(project, ds.root, out, paths, profile_to=profile_to)
+    times = run_notebooks(project, ds.root, out, paths, profile_to=profile_to, cache=cfg.cache)
     print(f"reproduced {len(times)} notebooks in {sum(t for _, t in times):.0f}s: "
           + ", ".join(f"{n} {t:.0f}s" for n, t in times) + f"; outputs in {out}")
     if profile_to is not None:

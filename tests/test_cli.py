@@ -289,3 +289,25 @@ def test_the_plain_mean_is_the_default_and_finetuning_refuses_a_rule_fitted_on_a
     assert cfg("--finetune", "--model", "concat", "--text-encoder", "minilm").combine == "mean"
     with pytest.raises(ConfigError, match="--combine is fitted on cross-validation"):
         cfg("--finetune", "--model", "concat", "--text-encoder", "minilm", "--combine", "mean+offsets")
+
+
+def test_reproduce_hands_its_folders_to_the_notebook_kernels(dataset_factory, tmp_path, monkeypatch, isolated):
+    """--data, --out-dir and --cache reach every kernel as LAB5_DATA, LAB5_OUT, LAB5_CACHE (absolute: a kernel runs in
+    notebooks/); no notebook runs here."""
+    import lab5.cli
+    from lab5.reproduce import kernel_env
+
+    root, project = dataset_factory(n_train=12, n_test=3), _project(tmp_path)
+    monkeypatch.chdir(project)
+    seen = {}
+
+    def run_notebooks(project, data, out, paths, profile_to=None, cache=None):
+        seen["env"] = kernel_env(project, data, out, cache, profile_to)
+        return []
+
+    monkeypatch.setattr(lab5.cli, "run_notebooks", run_notebooks)
+    assert main(["reproduce", "--data", str(root), "--cache", "elsewhere", "--out-dir", str(tmp_path / "o")]) == 0
+    env = seen["env"]
+    assert env["LAB5_CACHE"] == str(project.resolve() / "elsewhere")
+    assert (env["LAB5_DATA"], env["LAB5_OUT"]) == (str(root.resolve()), str((tmp_path / "o").resolve()))
+    assert kernel_env(project, root, tmp_path)["LAB5_CACHE"] == str(isolated["cache"])  # no --cache: this one's
