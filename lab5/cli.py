@@ -1,5 +1,7 @@
 """Command line: ``python -m lab5 {validate,features,train,cv,evaluate,predict,reproduce,tune}``.
 
+Each command offers exactly the :class:`lab5.config.Config` fields it reads (:data:`OPTIONS`), each built from its
+field alone, so an option reads and is checked the same everywhere; an option a command would not honour is refused.
 A user's mistake (bad data, a bad option value, missing weights) prints one ``error:`` line (problems beyond the
 first indented below it) and exits 2, before any work where the mistake is in the options; never a traceback.
 """
@@ -15,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import profile
-from .config import AT_MOST, Config, field_types, find_project, text_encoder_names
+from .config import AT_MOST, GROUPS, Config, field_types, find_project, text_encoder_names
 from .data import LABELS, load_dataset
 from .errors import ConfigError, DataError, EncoderUnavailable, UserError
 from .evaluation import baseline_row, check_cv_rows, cross_validate
@@ -50,21 +52,35 @@ def report_error(e: Exception) -> int:
     return 2
 
 
-def _add_config_options(p: argparse.ArgumentParser) -> None:
-    """One option per Config field (``--text-encoder``, ``--lr``, ``--finetune``, ``--out-dir``, ...)."""
-    types = field_types()
-    for f in dataclasses.fields(Config):
-        flag = "--" + f.name.replace("_", "-")
+class OneLineHelp(argparse.HelpFormatter):
+    """``--help`` with one line per option, its help cut (…) to the terminal's width but for its default (of which a
+    deep path keeps its end)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        head, sep, default = text.rpartition(" (default: ")
+        head, tail = (head, sep + default) if sep else (text, "")
+        if len(tail) > width // 2:
+            tail = sep + "…" + default[-(width // 2 - len(sep) - 1):]
+        if len(head + tail) > width:
+            head = head[:max(0, width - len(tail) - 1)].rsplit(" ", 1)[0] + "…"
+        return [head + tail]
+
+
+def _add_config_options(p, names: tuple[str, ...]) -> None:
+    """One option per named Config field (``--text-encoder``, ``--lr``, ``--finetune``, ``--out-dir``, ...); an
+    option not given is left out of the namespace (the field keeps its default)."""
+    types, fields = field_types(), {f.name: f for f in dataclasses.fields(Config)}
+    for name in names:
+        f, flag = fields[name], "--" + name.replace("_", "-")
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         help_ = f"{f.metadata.get('help', '')} (default: {default})"
-        if types[f.name] is bool:
-            if default:
-                p.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false", help=help_)
-            else:
-                p.add_argument(flag, dest=f.name, action="store_true", help=help_)
+        if types[name] is bool:
+            p.add_argument("--no-" + flag[2:] if default else flag, dest=name, action="store_false" if default else
+                           "store_true", default=argparse.SUPPRESS, help=help_)
         else:
-            typ = {int: int, float: float, Path: Path, Path | None: Path}.get(types[f.name], str)
-            p.add_argument(flag, dest=f.name, type=typ, default=argparse.SUPPRESS, help=help_)
+            typ = {int: int, float: float, Path: Path, Path | None: Path}.get(types[name], str)
+            p.add_argument(flag, dest=name, type=typ, default=argparse.SUPPRESS, help=help_,
+                           metavar={int: "N", float: "X", str: "NAME"}.get(typ, "DIR"))
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -141,9 +157,13 @@ def cmd_cv(cfg: Config, args) -> int:
     return 0
 
 
+def _checkpoint(args, cfg: Config) -> tuple:
+    """The model, config and decision rule of ``--checkpoint``, run where this command line says (its run options)."""
+    return load_model(Path(args.checkpoint), **{k: getattr(cfg, k) for k in LOCAL})
+
+
 def cmd_evaluate(cfg: Config, args) -> int:
-    model, cfg, decision = load_model(Path(args.checkpoint), data=cfg.data, cache=cfg.cache, device=cfg.device,
-                                      progress=cfg.progress)
+    model, cfg, decision = _checkpoint(args, cfg)
     ds = load_dataset(cfg.data)
     y, pred = validation_predictions(model, cfg, ds, None if cfg.finetune else load_features(ds, cfg), decision)
     m = metrics(y, pred)
@@ -161,8 +181,7 @@ def cmd_predict(cfg: Config, args) -> int:
     check_writable(out, folder=False, what="predictions file")
     model = decision = None
     if args.checkpoint:  # the model and the decision rule it was saved with: no training, no CV
-        model, cfg, decision = load_model(Path(args.checkpoint), data=cfg.data, cache=cfg.cache, device=cfg.device,
-                                          progress=cfg.progress)
+        model, cfg, decision = _checkpoint(args, cfg)
     predicted = predict_test(cfg, ds, model, out, decision)
     counts = pd.Series(predicted).value_counts()
     print(f"wrote {len(ds.test)} predictions to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -184,7 +203,7 @@ def cmd_reproduce(cfg: Config, args) -> int:
     if profile_to is not None:
         profile_to.parent.mkdir(parents=True, exist_ok=True)
         profile_to.write_text("")  # this run's stages only
-    times = run_notebooks(project, ds.root, out, paths, profile_to=profile_to)
+    times = run_notebooks(project, ds.root, out, paths, profile_to=profile_to, cache=cfg.cache)
     print(f"reproduced {len(times)} notebooks in {sum(t for _, t in times):.0f}s: "
           + ", ".join(f"{n} {t:.0f}s" for n, t in times) + f"; outputs in {out}")
     if profile_to is not None:
@@ -222,37 +241,71 @@ COMMANDS = {
 }
 
 
+#: the Config fields of train and predict: all of them
+ALL = tuple(f.name for f in dataclasses.fields(Config))
+#: the run options of a command that writes to the cache alone (and those a checkpoint is loaded with)
+LOCAL = ("data", "cache", "progress", "jobs", "device")
+#: cross-validation (cv, tune) trains on cached features, never through the encoders
+FINETUNING = ("finetune", "finetune_layers", "encoder_lr")
+DIR, FILE = {"metavar": "DIR"}, {"metavar": "FILE"}
+#: each command's options: the Config fields it reads (no other field reaches it), and its own
+OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, dict]]] = {
+    "validate": (("data", "cache", "progress"), {}),
+    "features": ((*LOCAL, "text_encoder", "image_encoder", "max_length", "image_size", "seed"), {}),
+    "train": (ALL, {"--out": {"help": "checkpoint folder (default <output root>/runs/MODEL)", **DIR}}),
+    "cv": (tuple(f for f in ALL if f not in ("out_dir", *FINETUNING)), {
+        "--models": {"help": "comma-separated model names (default: --model)", "metavar": "NAMES"},
+        "--out": {"help": "write the per-fold table to this CSV", **FILE}}),
+    "evaluate": (LOCAL, {"--checkpoint": {"required": True, "help": "checkpoint folder written by train", **DIR}}),
+    "predict": (ALL, {"--out": {"help": "predictions file (default <output root>/test_with_label.txt)", **FILE},
+                      "--checkpoint": {"help": "use this checkpoint instead of training the final model", **DIR}}),
+    "reproduce": (("data", "out_dir", "cache"), {
+        "--only": {"help": "comma-separated notebook numbers to run (default: all)", "metavar": "N,N"},
+        "--profile": {"action": "store_true",
+                      "help": "time every stage (features, CV trainings, trainings, plots) and print the table"}}),
+    "tune": (tuple(f for f in ALL if f not in ("fold_seed", *FINETUNING)), {  # its folds: tuning.SEARCH_FOLD_SEED
+        "--trials": {"type": int, "default": 24, "metavar": "N",
+                     "help": "points of the search space tried, the config's own values first"},
+        "--search-seed": {"type": int, "default": 0, "metavar": "N", "help": "seed of the draw of the trials"},
+        "--out": {"help": f"trials table (default <output root>/figures/{trials_file('MODEL')}, + in MODEL written _)",
+                  **FILE}}),
+}
+#: why a command takes fewer options than a user may expect (said when it refuses one)
+NOT_READ = {"reproduce": "it runs the committed recipe: its notebooks build lab5.Config() from --data, --out-dir and "
+                         "--cache alone"}
+#: an own option that makes Config fields moot: given together, they are refused (the command could not honour them)
+MOOT = {"checkpoint": (GROUPS["model"] + GROUPS["training"], "the checkpoint holds the model, its training, its rule"),
+        "out": (("out_dir",), "--out names the one path written")}
+HEADINGS = {"run": "where it runs", "model": "what the model is", "training": "how it trains"}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """``python -m lab5``: each command with its options (:data:`OPTIONS`), its Config fields under :data:`HEADINGS`."""
     p = Parser(prog="python -m lab5", description="Multimodal tweet sentiment analysis (text + image).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_) in COMMANDS.items():
-        sp = sub.add_parser(name, help=help_, description=help_)
-        _add_config_options(sp)
-        if name == "train":
-            sp.add_argument("--out", help="checkpoint folder (default <output root>/runs/MODEL)")
-        if name == "cv":
-            sp.add_argument("--models", help="comma-separated model names (default: --model)")
-            sp.add_argument("--out", help="write the per-fold table to this CSV")
-        if name == "evaluate":
-            sp.add_argument("--checkpoint", required=True, help="checkpoint folder written by train")
-        if name == "predict":
-            sp.add_argument("--out", help="predictions file (default <output root>/test_with_label.txt)")
-            sp.add_argument("--checkpoint", help="use this checkpoint instead of training the final model")
-        if name == "tune":
-            sp.add_argument("--trials", type=int, default=24, help="points of the search space tried, the config's own values first")
-            sp.add_argument("--search-seed", type=int, default=0, help="seed of the draw of the trials")
-            sp.add_argument("--out", help=f"trials table (default <output root>/figures/{trials_file('MODEL')}, "
-                                           "+ in MODEL written _)")
-        if name == "reproduce":
-            sp.add_argument("--only", help="comma-separated notebook numbers to run (default: all)")
-            sp.add_argument("--profile", action="store_true",
-                            help="time every stage (features, CV trainings, trainings, plots) and print the table")
+        fields, own = OPTIONS[name]
+        sp = sub.add_parser(name, help=help_, description=help_, usage="%(prog)s [-h] [OPTION ...]",
+                            formatter_class=OneLineHelp, add_help=False)
+        sp.add_argument("-h", "--help", action="help", help=argparse.SUPPRESS)  # a line of the screen: usage shows it
+        for flag, kw in own.items():
+            sp.add_argument(flag, **kw)
+        for group, names in GROUPS.items():
+            if chosen := tuple(f for f in names if f in fields):
+                _add_config_options(sp.add_argument_group(HEADINGS[group]), chosen)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unread = parser.parse_known_args(argv)
+    if unread:  # an option this command does not read: refused, never ignored
+        why = NOT_READ.get(args.command, f"python -m lab5 {args.command} --help lists its options")
+        parser.error(f"not an option of {args.command}: {' '.join(unread)} ({why})")
+    for own, (moot, why) in MOOT.items():
+        if getattr(args, own, None) and (given := [f for f in moot if f in vars(args)]):
+            parser.error(f"--{given[0].replace('_', '-')} has no effect with --{own}: {why}")
     args.argv = argv  # the command as given, for the provenance of the tables a command writes
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:

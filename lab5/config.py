@@ -33,9 +33,17 @@ CHOICES = {
 }
 
 
-#: fields that say where a run reads and writes, or how it shows and schedules its work: no result depends on them,
-#: so no cache key holds them
-RUN_FIELDS = ("data", "cache", "out_dir", "progress", "jobs")
+#: every :class:`Config` field in one of three groups (the command line offers each command the fields it reads under
+#: these headings; :data:`lab5.cli.OPTIONS`): where a run runs, what the model is, how it trains
+GROUPS = {
+    "run": ("data", "cache", "out_dir", "progress", "jobs", "device"),
+    "model": ("text_encoder", "image_encoder", "model", "text_features", "max_length", "image_size", "hidden",
+              "attention_hidden", "dropout", "combine", "finetune", "finetune_layers"),
+    "training": ("epochs", "batch_size", "lr", "encoder_lr", "weight_decay", "train_rows", "seed", "fold_seed", "folds"),
+}
+#: the run fields no result depends on (all but the device, whose arithmetic rounds its own way), so no cache key
+#: holds them
+RUN_FIELDS = tuple(f for f in GROUPS["run"] if f != "device")
 FLOATS = ("dropout", "lr", "encoder_lr", "weight_decay")
 #: upper bounds: BERT-family encoders have 512 positions; seeds are 32-bit (NumPy)
 AT_MOST = {"max_length": 512, "seed": 2**32 - 1, "fold_seed": 2**32 - 1}

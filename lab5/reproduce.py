@@ -1,12 +1,12 @@
 """``python -m lab5 reproduce``: execute the project's notebooks in order for one dataset and output root.
 
-Each kernel gets ``LAB5_DATA``, ``LAB5_OUT`` and the project folder first on ``PYTHONPATH``, so a checkout's notebooks
-import that checkout's ``lab5`` and write where the run says. Executed notebooks replace the committed ones only
-when the output root is the project folder itself (the course data, no ``--out-dir``); otherwise they are written to
-``<out>/notebooks/``. Cells tagged ``course-data`` (their output shows course images or tweets) are committed
-without output (and without an execution count). Consecutive prints to one stream are joined into one output, and
-text a carriage return overwrote is dropped, so that how the kernel happened to flush them never changes the committed
-file. Both are nbconvert's own preprocessors.
+Each kernel gets ``LAB5_DATA``, ``LAB5_OUT``, ``LAB5_CACHE`` and the project folder first on ``PYTHONPATH``
+(:func:`kernel_env`), so a checkout's notebooks import that checkout's ``lab5`` and read and write where the run says.
+Executed notebooks replace the committed ones only when the output root is the project folder itself (the course data,
+no ``--out-dir``); otherwise they are written to ``<out>/notebooks/``. Cells tagged ``course-data`` (their output
+shows course images or tweets) are committed without output (and without an execution count). Consecutive prints to
+one stream are joined into one output, and text a carriage return overwrote is dropped, so that how the kernel
+happened to flush them never changes the committed file. Both are nbconvert's own preprocessors.
 """
 from __future__ import annotations
 
@@ -55,9 +55,22 @@ def notebook_paths(folder: Path, only: str | None = None) -> list[Path]:
     return [p for p in paths if p.name[:2] in numbers]
 
 
+def kernel_env(project: Path, data: Path, out: Path, cache: Path | None = None,
+               profile_to: Path | None = None) -> dict[str, str]:
+    """The environment of every notebook kernel: this one's, with the run's folders as absolute paths (a kernel runs in
+    ``notebooks/``), the project first on ``PYTHONPATH``, and with ``profile_to`` the profile's file. Without ``cache``
+    the kernels keep this environment's ``LAB5_CACHE`` (or the project's ``.cache/``)."""
+    env = {**os.environ, "LAB5_DATA": str(Path(data).resolve()), "LAB5_OUT": str(Path(out).resolve()),
+           "PYTHONPATH": os.pathsep.join([str(Path(project).resolve()), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    for name, path in (("LAB5_CACHE", cache), (profile.ENV, profile_to)):
+        if path is not None:
+            env[name] = str(Path(path).resolve())
+    return env
+
+
 def run_notebooks(project: Path, data: Path, out: Path, paths: list[Path], timeout: int = 3600,
-                  profile_to: Path | None = None) -> list[tuple[str, float]]:
-    """Execute ``paths`` in order with the kernel environment described above; a failing cell raises
+                  profile_to: Path | None = None, cache: Path | None = None) -> list[tuple[str, float]]:
+    """Execute ``paths`` in order in kernels of :func:`kernel_env`; a failing cell raises
     :class:`NotebookFailed` (one line, no colour codes). Returns (name, seconds) per notebook.
 
     With ``profile_to``, every kernel records its stages there (:mod:`lab5.profile`), and each notebook's wall
@@ -70,10 +83,7 @@ def run_notebooks(project: Path, data: Path, out: Path, paths: list[Path], timeo
     tidy = [CoalesceStreamsPreprocessor()]
 
     project, out = Path(project).resolve(), Path(out).resolve()
-    env = {**os.environ, "LAB5_DATA": str(Path(data).resolve()), "LAB5_OUT": str(out),
-           "PYTHONPATH": os.pathsep.join([str(project), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    if profile_to is not None:
-        env[profile.ENV] = str(Path(profile_to).resolve())
+    env = kernel_env(project, data, out, cache, profile_to)
     if out == project:  # the committed notebooks: without the outputs that show course data
         tidy.append(TagRemovePreprocessor(remove_all_outputs_tags={COURSE_DATA_TAG}))
     times = []

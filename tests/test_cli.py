@@ -5,20 +5,28 @@ train -> predict cycle takes seconds; the real encoders are covered in test_enco
 """
 from __future__ import annotations
 
+import argparse
+import dataclasses
+
 import nbformat
 import pandas as pd
 import pytest
 from synthetic import jpeg_bytes
 
-from lab5.cli import COMMANDS, main
+from lab5.cli import COMMANDS, OPTIONS, build_parser, main
+from lab5.config import Config
 from lab5.data import load_dataset, read_labels
 from lab5.errors import ConfigError
 from lab5.metrics import confusion, metrics, summarize
 from lab5.features import load_features
 from lab5.pipeline import load_model, validation_predictions
 
-FAST = ["--device", "cpu", "--no-progress", "--epochs", "3", "--batch-size", "4", "--max-length", "16",
-        "--hidden", "16", "--attention-hidden", "8", "--text-encoder", "minilm", "--combine", "mean"]
+#: where a run runs: what a checkpoint is run with (its model and training are the checkpoint's)
+RUN = ["--device", "cpu", "--no-progress"]
+#: the options of a fast ``features`` run, and of a fast training (``--combine`` last)
+FEATURES = [*RUN, "--max-length", "16", "--text-encoder", "minilm"]
+FAST = [*FEATURES, "--epochs", "3", "--batch-size", "4", "--hidden", "16", "--attention-hidden", "8",
+        "--combine", "mean"]
 
 
 def _error_lines(err: str) -> list[str]:
@@ -98,6 +106,61 @@ def test_help_of_every_subcommand_exits_0(command, capsys):
     assert out.startswith("usage: python -m lab5 " + command) and "--data" in out
 
 
+def _help(command: str, capsys) -> str:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return capsys.readouterr().out
+
+
+def _listed(help_text: str) -> set[str]:
+    """The options a ``--help`` lists, one a line."""
+    return {line.split()[0] for line in help_text.splitlines() if line.startswith("  --")}
+
+
+def _flag(field: str) -> str:
+    return "--no-progress" if field == "progress" else "--" + field.replace("_", "-")
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_help_lists_the_options_the_command_reads_on_one_screen(command, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    text = _help(command, capsys)
+    fields, own = OPTIONS[command]
+    assert _listed(text) == {*own, *map(_flag, fields)}
+    lines = text.splitlines()
+    assert len(lines) <= 40 and max(map(len, lines)) <= 100, (len(lines), max(map(len, lines)))
+    assert "(default: " in next(line for line in lines if line.startswith("  --data"))  # a cut help keeps its default
+
+
+def test_help_spot_checks(capsys):
+    run = {"--data", "--cache", "--no-progress", "--jobs", "--device"}
+    assert _listed(_help("validate", capsys)) == {"--data", "--cache", "--no-progress"}
+    assert _listed(_help("evaluate", capsys)) == run | {"--checkpoint"}
+    assert _listed(_help("features", capsys)) == run | {"--text-encoder", "--image-encoder", "--max-length",
+                                                        "--image-size", "--seed"}
+    assert _listed(_help("reproduce", capsys)) == {"--data", "--cache", "--out-dir", "--only", "--profile"}
+    every = set(map(_flag, (f.name for f in dataclasses.fields(Config))))
+    assert _listed(_help("train", capsys)) == every | {"--out"}
+    assert _listed(_help("predict", capsys)) == every | {"--out", "--checkpoint"}
+    finetuning = {"--finetune", "--finetune-layers", "--encoder-lr"}  # cross-validation trains on cached features
+    assert _listed(_help("cv", capsys)) == every - finetuning - {"--out-dir"} | {"--models", "--out"}
+    tune = every - finetuning - {"--fold-seed"}  # the search draws its own folds
+    assert _listed(_help("tune", capsys)) == tune | {"--trials", "--search-seed", "--out"}
+    assert "--epochs" not in _help("validate", capsys)
+
+
+def test_an_option_is_the_same_in_every_command():
+    """One Config field, one option: the same flag, type, help and metavar wherever it is offered."""
+    (commands,) = [a.choices for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    seen = {}
+    for sp in commands.values():
+        for a in sp._actions:
+            if a.dest in OPTIONS["train"][0]:
+                assert seen.setdefault(a.dest, (a.option_strings, a.type, a.help, a.metavar)) == (
+                    a.option_strings, a.type, a.help, a.metavar)
+    assert len(seen) == len(dataclasses.fields(Config))
+
+
 def test_unknown_option_value_type_exits_2_from_argparse(capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "--epochs", "many"])
@@ -111,7 +174,7 @@ def _train_predict(root, tmp_path, tag, model="concat"):
     common = ["--data", str(root), "--cache", str(tmp_path / "cache"), *FAST]
     assert main(["train", *common, "--model", model, "--out", str(ck)]) == 0
     assert (ck / "model.pt").is_file() and (ck / "config.json").is_file()
-    assert main(["predict", *common, "--checkpoint", str(ck), "--out", str(out)]) == 0
+    assert main(["predict", *common[:4], *RUN, "--checkpoint", str(ck), "--out", str(out)]) == 0
     return out
 
 
@@ -143,7 +206,7 @@ def test_an_ensemble_trains_and_predicts_from_the_command_line(dataset_factory, 
     common = ["--data", str(root), "--cache", str(tmp_path / "cache"), *FAST]
     assert main(["train", *common, "--model", model, "--out", str(ck)]) == 0
     assert f"{model}: 3 epochs, validation macro-F1 " in capsys.readouterr().out
-    assert main(["predict", *common, "--checkpoint", str(ck), "--out", str(out)]) == 0
+    assert main(["predict", *common[:4], *RUN, "--checkpoint", str(ck), "--out", str(out)]) == 0
     assert len(read_labels(out)) == 5
 
 
@@ -165,7 +228,7 @@ def test_train_saves_the_combine_rule_fitted_on_its_cv_and_predict_from_the_chec
         raise RuntimeError("predict ran a CV")
 
     monkeypatch.setattr(P, "cv_runs", no_cv)
-    assert main(["predict", *common, "--checkpoint", str(ck), "--out", str(out)]) == 0
+    assert main(["predict", *common[:4], *RUN, "--checkpoint", str(ck), "--out", str(out)]) == 0
     assert out.is_file()
 
 
@@ -222,7 +285,7 @@ def test_evaluate_scores_a_checkpoint_on_the_validation_rows(dataset_factory, tm
     common = ["--data", str(root), "--cache", str(tmp_path / "cache"), *FAST]
     assert main(["train", *common, "--model", "gated", "--out", str(ck)]) == 0
     capsys.readouterr()
-    assert main(["evaluate", *common, "--checkpoint", str(ck)]) == 0
+    assert main(["evaluate", *common[:4], *RUN, "--checkpoint", str(ck)]) == 0
     out = capsys.readouterr().out
     model, cfg, _ = load_model(ck)
     ds = load_dataset(root)
@@ -246,7 +309,8 @@ def _project(tmp_path):
 
 def _command_args(command, root, tmp_path):
     """Arguments of a fast run of ``command`` on ``root`` (predictions, if any, to tmp_path/pred.txt)."""
-    args = [command, "--data", str(root), "--cache", str(tmp_path / "cache"), *FAST]
+    fast = {"features": FEATURES, "reproduce": []}.get(command, FAST)  # the options the command takes
+    args = [command, "--data", str(root), "--cache", str(tmp_path / "cache"), *fast]
     return args + ["--out", str(tmp_path / "pred.txt")] if command == "predict" else args
 
 
@@ -289,3 +353,40 @@ def test_the_plain_mean_is_the_default_and_finetuning_refuses_a_rule_fitted_on_a
     assert cfg("--finetune", "--model", "concat", "--text-encoder", "minilm").combine == "mean"
     with pytest.raises(ConfigError, match="--combine is fitted on cross-validation"):
         cfg("--finetune", "--model", "concat", "--text-encoder", "minilm", "--combine", "mean+offsets")
+
+
+def test_reproduce_hands_its_folders_to_the_notebook_kernels(dataset_factory, tmp_path, monkeypatch, isolated):
+    """--data, --out-dir and --cache reach every kernel as LAB5_DATA, LAB5_OUT, LAB5_CACHE (absolute: a kernel runs in
+    notebooks/); no notebook runs here."""
+    import lab5.cli
+    from lab5.reproduce import kernel_env
+
+    root, project = dataset_factory(n_train=12, n_test=3), _project(tmp_path)
+    monkeypatch.chdir(project)
+    seen = {}
+
+    def run_notebooks(project, data, out, paths, profile_to=None, cache=None):
+        seen["env"] = kernel_env(project, data, out, cache, profile_to)
+        return []
+
+    monkeypatch.setattr(lab5.cli, "run_notebooks", run_notebooks)
+    assert main(["reproduce", "--data", str(root), "--cache", "elsewhere", "--out-dir", str(tmp_path / "o")]) == 0
+    env = seen["env"]
+    assert env["LAB5_CACHE"] == str(project.resolve() / "elsewhere")
+    assert (env["LAB5_DATA"], env["LAB5_OUT"]) == (str(root.resolve()), str((tmp_path / "o").resolve()))
+    assert kernel_env(project, root, tmp_path)["LAB5_CACHE"] == str(isolated["cache"])  # no --cache: this one's
+
+
+def test_a_checkpoint_runs_with_the_run_options_of_the_command_line(monkeypatch):
+    import lab5.cli
+
+    seen = {}
+
+    def load_model(path, **overrides):
+        seen.update(overrides)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(lab5.cli, "load_model", load_model)
+    assert main(["evaluate", "--checkpoint", "ck", "--jobs", "3", "--device", "cpu", "--no-progress"]) == 2
+    assert set(seen) == {"data", "cache", "progress", "jobs", "device"}
+    assert (seen["jobs"], seen["device"], seen["progress"]) == (3, "cpu", False)

@@ -175,3 +175,13 @@ def test_a_result_key_holds_every_field_but_the_run_fields():
     assert cfg.result_fields()["fold_seed"] == 0 and cfg.result_fields()["seed"] == 0
     assert cfg.replace(seed=3, fold_seed=3).result_fields()["fold_seed"] == 3
     assert cfg.replace(fold_seed=3).result_fields()["fold_seed"] == 3
+
+
+def test_every_field_is_in_exactly_one_group():
+    import dataclasses
+
+    from lab5.config import GROUPS
+
+    grouped = [f for names in GROUPS.values() for f in names]
+    assert sorted(grouped) == sorted(f.name for f in dataclasses.fields(Config))  # each once, none left out
+    assert list(GROUPS) == ["run", "model", "training"]

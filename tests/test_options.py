@@ -3,6 +3,7 @@ codes), and nothing written anywhere (working folder, cache, output paths)."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import torch
 from synthetic import make_dataset, snapshot, work_folder
 
 import lab5
-from lab5.cli import main
+from lab5.cli import OPTIONS, main
 from lab5.config import Config
 from lab5.errors import ConfigError
 
@@ -64,6 +65,13 @@ BAD_OPTIONS = [
     (["train", "--bogus"], "--bogus"),  # argparse's own usage error
     (["train", "--epochs", "three"], "--epochs"),  # argparse: not an int
     (["predict", "--combine", "recall"], "--combine"),
+    # an option the command could not honour: refused, never ignored
+    (["reproduce", "--epochs", "1"], "committed recipe"),
+    (["validate", "--epochs", "1"], "not an option of validate: --epochs 1"),
+    (["cv", "--finetune"], "not an option of cv: --finetune"),
+    (["predict", "--checkpoint", "ck", "--epochs", "1"], "--epochs has no effect with --checkpoint"),
+    (["predict", "--checkpoint", "ck", "--finetune"], "--finetune has no effect with --checkpoint"),
+    (["train", "--out", "ck", "--out-dir", "o"], "--out-dir has no effect with --out"),
 ]
 
 
@@ -73,6 +81,25 @@ def test_bad_option_exits_2_with_one_error_line_and_writes_nothing(argv, needle,
     assert run_main(argv) == 2
     captured = capsys.readouterr()
     assert_one_error_line(captured.err, needle)
+    assert captured.out == ""
+    assert snapshot(tmp_path) == before
+    assert not isolated["cache"].exists() and not isolated["out"].exists()
+
+
+#: (command, field) of every Config field a command does not read
+UNREAD = [(c, f.name) for c, (fields, _) in OPTIONS.items() for f in dataclasses.fields(Config) if f.name not in fields]
+
+
+@pytest.mark.parametrize("command,field", UNREAD, ids=[f"{c}-{f}" for c, f in UNREAD])
+def test_an_option_the_command_does_not_read_is_refused_before_any_work(command, field, tmp_path, capsys, isolated):
+    flag = "--" + field.replace("_", "-")
+    value = Config.__dataclass_fields__[field].default  # a sound value: only where it is given is wrong
+    given = [flag] if isinstance(value, bool) else [flag, str(value if field != "out_dir" else tmp_path / "o")]
+    before = snapshot(tmp_path)
+    assert run_main([command, *given, *(["--checkpoint", "ck"] if command == "evaluate" else [])]) == 2
+    captured = capsys.readouterr()
+    assert_one_error_line(captured.err, f"not an option of {command}: {' '.join(given)}",
+                          *(["runs the committed recipe"] if command == "reproduce" else []))
     assert captured.out == ""
     assert snapshot(tmp_path) == before
     assert not isolated["cache"].exists() and not isolated["out"].exists()
@@ -196,7 +223,7 @@ def mini_project(tmp_path, monkeypatch):
 @pytest.mark.parametrize("only", ["x", "99", "1,x", ","])
 def test_reproduce_only_unknown_number_is_refused(only, mini_project, tmp_path, capsys, isolated):
     before = snapshot(tmp_path)
-    assert run_main(["reproduce", "--only", only, "--no-progress"]) == 2
+    assert run_main(["reproduce", "--only", only]) == 2
     captured = capsys.readouterr()
     assert_one_error_line(captured.err, "--only")
     assert "01" in captured.err and "02" in captured.err  # the numbers that do exist are listed
