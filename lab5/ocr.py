@@ -137,3 +137,14 @@ def with_words(texts: list[str], words: list[str], min_words: int = 2, max_words
         w = w.split()
         out.append(f"{text} | {' '.join(w[:max_words])}" if len(w) >= min_words else text)
     return out
+
+
+def words_by_class(labels: pd.Series, words: pd.Series, min_words: int = 2) -> pd.DataFrame:
+    """Per class (``labels``: tags of the labelled pairs; ``words``: their images' words, same order): the pairs,
+    those whose image gave at least ``min_words`` words, that share, and the mean number of words among them."""
+    n = words.str.split().str.len().to_numpy()
+    frame = pd.DataFrame({"class": labels.to_numpy(), "has": n >= min_words, "words": n})
+    g = frame.groupby("class", sort=False)
+    out = pd.DataFrame({"pairs": g.size(), "with words": g.has.sum(), "share": g.has.mean(),
+                        "mean words, when any": frame[frame.has].groupby("class", sort=False).words.mean()})
+    return out.fillna(0).astype({"with words": int})

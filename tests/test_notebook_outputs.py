@@ -22,7 +22,7 @@ from lab5.checks import CHECK_LINE
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 #: lab5's calls whose results hold numbers computed by training or by a network's forward pass
 COMPUTED = {"cv_runs", "cross_validate", "learning_curve", "train_model", "validation_predictions", "predict_test",
-            "load_features", "text_features", "image_features", "imagenet_top1", "search", "fit"}
+            "load_features", "text_features", "image_features", "imagenet_top1", "image_words", "search", "fit"}
 #: what a processor's rounding can move: a decimal number, or a count of folds such as 4/5
 VOLATILE = re.compile(r"\d\.\d|\b\d+/\d+\b")
 

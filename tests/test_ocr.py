@@ -66,3 +66,14 @@ def test_words_are_appended_only_from_two_words_on_and_cut_at_the_maximum():
     words = ["", "ONE", "ONE TWO THREE"]
     assert with_words(texts, words) == ["tweet a", "tweet b", "tweet c | ONE TWO THREE"]
     assert with_words(texts, words, max_words=2)[2] == "tweet c | ONE TWO"
+
+
+def test_words_by_class_counts_the_pairs_whose_image_has_words():
+    import pandas as pd
+
+    from lab5.ocr import words_by_class
+
+    table = words_by_class(pd.Series(["positive", "positive", "negative", "negative"]),
+                           pd.Series(["A SIGN HERE", "", "NO", "DOGS ARE NOT FOOD"]))
+    assert table.loc["positive"].tolist() == [2, 1, 0.5, 3.0]
+    assert table.loc["negative"].tolist() == [2, 1, 0.5, 4.0]
