@@ -9,7 +9,7 @@ import pandas as pd
 
 from .data import LABELS, TEST_FILE, guid_key, parse_labels
 from .errors import DataError
-from .io import atomic_write_bytes
+from .cache import atomic_write_bytes
 
 
 def format_predictions(test: pd.DataFrame, predicted: dict[str, str]) -> str:

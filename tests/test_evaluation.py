@@ -12,6 +12,7 @@ import pytest
 import torch
 from synthetic import make_features, small_config
 
+import lab5.cache
 import lab5.evaluation as E
 from lab5.batches import make_data
 from lab5.data import LABELS, load_dataset
@@ -217,7 +218,7 @@ def test_cross_validation_of_a_finetuning_config_is_a_config_error(dataset_facto
 def test_cross_validation_results_are_reread_from_the_cache_not_retrained(cv_setup):
     ds, feats, cfg, calls = cv_setup
     first = cross_validate(ds, _configs(cfg, "concat"))
-    (path,) = (cfg.cache / "cv").glob("*.json")
+    (path,) = (cfg.cache / "cv").glob("*.run")
     assert calls["fit"] == 3 and set(json.loads(path.read_text())) == {"folds", "probs", "member_probs", "test_probs"}
     again = cross_validate(ds, {"renamed": cfg.replace(model="concat")})
     assert calls["fit"] == 3  # nothing trained again
@@ -240,7 +241,7 @@ def test_a_changed_setting_or_label_misses_the_cv_cache(cv_setup):
 def test_a_damaged_cv_cache_file_is_recomputed(cv_setup):
     ds, feats, cfg, calls = cv_setup
     first = cross_validate(ds, _configs(cfg, "concat"))
-    (path,) = (cfg.cache / "cv").glob("*.json")
+    (path,) = (cfg.cache / "cv").glob("*.run")
     path.write_text('{"folds": [{"fold": 0, "accura')
     again = cross_validate(ds, _configs(cfg, "concat"))
     assert calls["fit"] == 6
@@ -265,7 +266,7 @@ def test_cv_key_changes_with_the_cache_version(key_setup, monkeypatch):
     ds, feats, cfg = key_setup
     before = cv_key(cfg, ds, feats)
     assert cv_key(cfg, ds, feats) == before
-    monkeypatch.setattr(E, "CV_CACHE_VERSION", E.CV_CACHE_VERSION + 1)
+    monkeypatch.setattr(lab5.cache, "FORMAT_VERSION", lab5.cache.FORMAT_VERSION + 1)
     assert cv_key(cfg, ds, feats) != before
 
 
@@ -291,10 +292,10 @@ def test_cv_key_changes_with_the_features_the_labels_and_the_libraries(key_setup
     other = make_features(list(ds.all.guid), list(ds.all.label))
     other.text.key = "another-text-cache"
     assert cv_key(cfg, ds, other) != before
-    real_versions = E.versions
-    monkeypatch.setattr(E, "versions", lambda *p: {**real_versions(*p), "scikit-learn": "0.1"})
+    real_versions = lab5.cache.versions
+    monkeypatch.setattr(lab5.cache, "versions", lambda *p: {**real_versions(*p), "scikit-learn": "0.1"})
     assert cv_key(cfg, ds, feats) != before
-    monkeypatch.setattr(E, "versions", real_versions)
+    monkeypatch.setattr(lab5.cache, "versions", real_versions)
     ds.train.loc[3, "label"] = (ds.train.loc[3, "label"] + 1) % 3
     assert cv_key(cfg, ds, feats) != before
 

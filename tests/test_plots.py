@@ -191,7 +191,7 @@ def test_training_size_curve_says_its_whiskers_span_the_fold_min_to_max():
 def test_a_figure_or_table_save_that_fails_midway_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
-    import lab5.io
+    import lab5.cache
 
     plots.save_table(pd.DataFrame({"a": [1]}), "t", tmp_path)
     fig, _ = plt.subplots()
@@ -201,7 +201,7 @@ def test_a_figure_or_table_save_that_fails_midway_leaves_the_old_file_and_no_tem
     def crash(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(lab5.io.os, "replace", crash)
+    monkeypatch.setattr(lab5.cache.os, "replace", crash)
     for write in (lambda: plots.save_table(pd.DataFrame({"a": [2]}), "t", tmp_path), lambda: plots.save(fig, "f", tmp_path)):
         with pytest.raises(KeyboardInterrupt):
             write()
