@@ -3,6 +3,7 @@ workers), its result cache, learning curves over training-set size, and the alwa
 folds. Metrics and report tables live in :mod:`lab5.metrics`."""
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -25,9 +26,20 @@ from .training import fit, member_probabilities
 
 
 def folds(labels, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified, seeded k-fold (train index, test index) pairs."""
+    """Stratified, seeded k-fold (train index, test index) pairs, drawn once per process for each (labels, k, seed)
+    (the index arrays are read-only, so that no caller can change another's folds)."""
+    labels = np.asarray(labels)
+    return list(_folds(labels.tobytes(), labels.dtype.str, k, seed))
+
+
+@functools.lru_cache(maxsize=64)
+def _folds(labels: bytes, dtype: str, k: int, seed: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    y = np.frombuffer(labels, dtype=dtype)
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return list(skf.split(np.zeros(len(labels)), labels))
+    pairs = tuple(skf.split(np.zeros(len(y)), y))
+    for a in (a for pair in pairs for a in pair):
+        a.flags.writeable = False
+    return pairs
 
 
 @dataclass
@@ -43,11 +55,13 @@ class CVRun:
     test_probs: dict[str, np.ndarray] = field(default_factory=dict)  # head name -> (test rows, 3), mean over folds
 
 
-def cross_validate(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> pd.DataFrame:
+def cross_validate(ds: Dataset, configs: dict[str, Config], *, cache: bool = True,
+                   runs: dict[str, CVRun] | None = None) -> pd.DataFrame:
     """Stratified k-fold CV on all labelled rows of each named config: one row per (name, fold) with
-    :data:`METRIC_COLUMNS` (see :func:`cv_runs`)."""
-    runs = cv_runs(ds, configs, cache=cache)
-    return pd.concat([r.folds.assign(model=name) for name, r in runs.items()], ignore_index=True)[["model", "fold", *METRIC_COLUMNS]]
+    :data:`METRIC_COLUMNS` (see :func:`cv_runs`; ``runs``: the runs of one :func:`cv_runs` call over these names and
+    more, taken from it instead of run again)."""
+    runs = cv_runs(ds, configs, cache=cache) if runs is None else runs
+    return pd.concat([runs[name].folds.assign(model=name) for name in configs], ignore_index=True)[["model", "fold", *METRIC_COLUMNS]]
 
 
 def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> dict[str, CVRun]:
@@ -124,12 +138,14 @@ def learning_curve_configs(ds: Dataset, configs: dict[str, Config],
     return {(name, n): c.replace(train_rows=0 if n == full else n) for n in sizes for name, c in configs.items()}
 
 
-def learning_curve(ds: Dataset, configs: dict[str, Config], fractions: tuple[float, ...] = (1 / 8, 1 / 4, 1 / 2)) -> pd.DataFrame:
+def learning_curve(ds: Dataset, configs: dict[str, Config], fractions: tuple[float, ...] = (1 / 8, 1 / 4, 1 / 2),
+                   runs: dict | None = None) -> pd.DataFrame:
     """Each named config cross-validated at each point of :func:`learning_curve_configs` (seeded, stratified cuts of
     the training parts), scored on the same whole test folds: one row per (model, train_rows, fold) with
-    :data:`METRIC_COLUMNS`, ``train_rows`` the rows trained on."""
-    runs = cv_runs(ds, learning_curve_configs(ds, configs, fractions))  # one call: the sizes share one pool
-    rows = [r.folds.assign(model=name, train_rows=n) for (name, n), r in runs.items()]
+    :data:`METRIC_COLUMNS`, ``train_rows`` the rows trained on (``runs``: as in :func:`cross_validate`)."""
+    points = learning_curve_configs(ds, configs, fractions)
+    runs = cv_runs(ds, points) if runs is None else runs  # one call: the sizes share one pool
+    rows = [runs[(name, n)].folds.assign(model=name, train_rows=n) for name, n in points]
     return pd.concat(rows, ignore_index=True)[["model", "train_rows", "fold", *METRIC_COLUMNS]]
 
 

@@ -26,7 +26,7 @@ from .decisions import Decision
 from .errors import ConfigError, DataError
 from .features import (IMAGE_LIBRARIES, TEXT_LIBRARIES, Dims, Features, image_input_fingerprint, load_features,
                        text_input_fingerprint)
-from .evaluation import check_cv_rows, cv_runs
+from .evaluation import cv_runs
 from .cache import atomic_write_bytes
 from .models import build_model
 from .runtime import resolve_device
@@ -174,7 +174,6 @@ def fit_decision(cfg: Config, ds: Dataset, result: TrainResult | None = None) ->
     announced in the log and timed in the profile); else the rule of ``result``'s training, or the plain argmax."""
     if cfg.combine == "mean":
         return result.decision if result is not None else Decision("mean")
-    check_cv_rows(ds, cfg.folds)
     log.info("fitting the decision rule --combine %s on the out-of-fold probabilities of a %d-fold CV of %s "
              "(read from %s/cv/ where cached)", cfg.combine, cfg.folds, cfg.model, cfg.cache)
     with profile.stage(f"decision {cfg.combine}: {cfg.folds}-fold CV of {cfg.model}"):
@@ -197,7 +196,6 @@ def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: 
     if not guids:
         raise DataError(f"{ds.root}: no test rows to predict (test_without_label.txt is missing or empty)")
     if model is None and not cfg.finetune:
-        check_cv_rows(ds, cfg.folds)
         with profile.stage(f"predict: {cfg.folds}-fold CV of {cfg.model}, its fold models averaged"):
             run = cv_runs(ds, {"final": cfg})["final"]
         decision = bagged_decision(cfg, ds, run)

@@ -1,6 +1,7 @@
 """Tweet texts: decoding (UTF-8 or GB18030, nothing dropped), lexicon scores, statistics."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +45,22 @@ def read_text(path: Path, guid: str) -> DecodedText:
 
 
 def lexicon_scores(texts: list[str]) -> torch.Tensor:
-    """VADER's negative, neutral, positive and compound scores of each text (N, 4); its lexicon ships in the package."""
+    """VADER's negative, neutral, positive and compound scores of each text (N, 4), each text scored once per
+    process; its lexicon ships in the package."""
+    return torch.tensor([_vader(t) for t in texts])
+
+
+@functools.cache
+def _vader(text: str) -> tuple[float, float, float, float]:
+    d = _analyzer().polarity_scores(text)
+    return d["neg"], d["neu"], d["pos"], d["compound"]
+
+
+@functools.cache
+def _analyzer():
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    sia = SentimentIntensityAnalyzer()
-    return torch.tensor([[d["neg"], d["neu"], d["pos"], d["compound"]] for d in map(sia.polarity_scores, texts)])
+    return SentimentIntensityAnalyzer()
 
 
 _PATTERNS = {
