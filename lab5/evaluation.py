@@ -157,13 +157,10 @@ def _combined_run(ds: Dataset, c: Config, parts: dict[str, CVRun]) -> CVRun:
     y = ds.train.label.to_numpy()
     members = [r.probs for r in parts.values()]
     split = folds(y, c.folds, c.fold_seed)
-    if c.combine == "mean":
-        probs = np.mean(members, axis=0)
-    else:
-        fold_of = np.zeros(len(y), dtype=int)
-        for f, (_, te) in enumerate(split):
-            fold_of[te] = f
-        probs = cross_fit(c.combine, members, y, fold_of)
+    fold_of = np.zeros(len(y), dtype=int)
+    for f, (_, te) in enumerate(split):
+        fold_of[te] = f
+    probs = cross_fit(c.combine, members, y, fold_of)  # the plain mean, row by row, when ``c.combine`` is "mean"
     rows = [{"fold": f, **metrics(y[te], probs[te].argmax(1))} for f, (_, te) in enumerate(split)]
     test = {m: next(iter(r.test_probs.values())) for m, r in parts.items() if r.test_probs}
     return CVRun(pd.DataFrame(rows), probs, {m: r.probs for m, r in parts.items()}, test if len(test) == len(parts) else {})
