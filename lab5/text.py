@@ -1,11 +1,10 @@
-"""Tweet texts: decoding (UTF-8 or GB18030, nothing dropped), lexicon scores, statistics."""
+"""Tweet texts: decoding (UTF-8 or GB18030, nothing dropped), lexicon scores."""
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from .errors import DataError
@@ -61,24 +60,3 @@ def _analyzer():
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     return SentimentIntensityAnalyzer()
-
-
-_PATTERNS = {
-    "hashtags": r"#\w+",
-    "mentions": r"@\w+",
-    "urls": r"https?://\S+",
-    "retweet": r"^RT\b",
-}
-
-
-def text_stats(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per tweet: words, characters, hashtags, mentions, URLs, emoji, whether it is a retweet."""
-    import emoji
-
-    out = pd.DataFrame({"guid": frame.guid, "tag": frame.tag, "encoding": frame.encoding})
-    out["words"] = frame.text.str.split().str.len()
-    out["chars"] = frame.text.str.len()
-    for name, pat in _PATTERNS.items():
-        out[name] = frame.text.str.count(pat)
-    out["emoji"] = [emoji.emoji_count(t) for t in frame.text]
-    return out

@@ -25,7 +25,7 @@ from lab5.errors import ConfigError
 from lab5.features import Dims, Features
 from lab5.heads import MODELS
 from lab5.models import Classifier, Ensemble, members_of, uses_sequences
-from lab5.submission import read_predictions
+from lab5.explain import read_predictions
 from lab5.training import TrainResult, fit, predict_logits
 
 

@@ -94,7 +94,7 @@ def test_the_bulk_sets_aside_only_a_span_far_from_the_rest():
 
 # --------------------------------------------------------------------------- paired differences
 def _diffs(rows: dict[str, tuple[float, float, float]], control: str = "text") -> pd.DataFrame:
-    """A :func:`lab5.evaluation.paired_differences` table (fractions) from ``{model: (mean, min, max)}``."""
+    """A :func:`lab5.ablation.paired_differences` table (fractions) from ``{model: (mean, min, max)}``."""
     return pd.DataFrame([{"model": m, "control": control, "mean": a, "min": lo, "max": hi, "better_folds": int(a > 0),
                           "folds": 5} for m, (a, lo, hi) in rows.items()]).set_index("model")
 

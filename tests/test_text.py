@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from lab5.errors import DataError
-from lab5.text import decode_text, lexicon_scores, read_text, text_stats
+from lab5.plots.dataset import text_stats
+from lab5.text import decode_text, lexicon_scores, read_text
 
 INVALID_BOTH = b"ok \x80 end"  # a lone 0x80 is valid neither in UTF-8 nor in GB18030
 
