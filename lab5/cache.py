@@ -22,12 +22,11 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Callable
 
 from .runtime import numerics, versions
 
 log = logging.getLogger("lab5")
-T = TypeVar("T")
 
 #: Bump when what an entry holds or means changes while every other part of its key stays (a training loop, a head,
 #: the fold recipe, how features are batched): every entry is then rebuilt. Source edits that keep the numbers keep it.
@@ -87,7 +86,7 @@ def store(payload: Path, blob: bytes, made: dict) -> None:
     atomic_write_bytes(sidecar(payload), json.dumps({**made, "sha256": sha256(blob)}, indent=1).encode())
 
 
-def load(payload: Path, read: Callable[[bytes, dict], T]) -> T | None:
+def load(payload: Path, read: Callable[[bytes, dict], Any]) -> Any:
     """``read(blob, sidecar)`` of the entry at ``payload``; None when there is none, or when it is damaged, from
     another version or refused by ``read`` (any exception), then with a warning."""
     if not payload.is_file() and not sidecar(payload).is_file():

@@ -35,10 +35,9 @@ def folds(labels, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
 @functools.lru_cache(maxsize=64)
 def _folds(labels: bytes, dtype: str, k: int, seed: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     y = np.frombuffer(labels, dtype=dtype)
-    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    pairs = tuple(skf.split(np.zeros(len(y)), y))
+    pairs = tuple(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
     for a in (a for pair in pairs for a in pair):
-        a.flags.writeable = False
+        a.setflags(write=False)
     return pairs
 
 

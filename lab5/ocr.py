@@ -66,23 +66,16 @@ def read_image(path: Path) -> dict:
     return {"words": " ".join(t for t, _ in lines), "confidence": round(confidence, 4), "boxes": len(lines), "error": ""}
 
 
-def cache_key(image_inputs: str) -> tuple[str, dict]:
-    """The key (:func:`lab5.cache.key`) of the words of images whose fingerprint is ``image_inputs``, and the parts
-    it is made of."""
-    from .encoders import file_fingerprint
-
-    parts = {"engine": ENGINE, "models": file_fingerprint(*model_files()), "settings": SETTINGS,
-             "inputs": image_inputs, "cpu": [platform.machine(), cpu_model()]}
-    return store.key(parts, (ENGINE, "onnxruntime", "opencv-python"))
-
-
 def image_words(ds, cache: Path, jobs: int = 1, progress: bool = False) -> pd.DataFrame:
     """The words of every listed image of ``ds`` (train then test, the feature caches' order): read from the cache,
     or read now (``jobs`` processes side by side) and stored. Columns: :data:`COLUMNS`."""
+    from .encoders import file_fingerprint
     from .features import image_input_fingerprint
 
     guids = list(ds.all.guid)
-    key, parts = cache_key(image_input_fingerprint(ds))
+    key, parts = store.key({"engine": ENGINE, "models": file_fingerprint(*model_files()), "settings": SETTINGS,
+                            "inputs": image_input_fingerprint(ds), "cpu": [platform.machine(), cpu_model()]},
+                           (ENGINE, "onnxruntime", "opencv-python"))
     path = store.path(cache, "ocr", f"words-{key}.csv")
 
     def read(blob: bytes, meta: dict) -> pd.DataFrame:

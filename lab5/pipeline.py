@@ -86,7 +86,7 @@ def train_model(cfg: Config, ds: Dataset, features: Features | None = None, trai
     model = new_model(cfg, features, loaded)
     key, made = train_key(cfg, ds, features, train_guids, val_guids, loaded) if cache else (None, {})
     entry = store.path(cfg.cache, "train", f"{key}.pt") if cache else None
-    if entry is not None:
+    if cache:
         touched = []
         done = store.load(entry, _reader(model, cfg, touched.append))
         if done is not None:
