@@ -58,9 +58,10 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def digest(parts: dict) -> str:
+def digest(parts) -> str:
     """The first 16 hex digits of the sha256 of ``parts`` as sorted-key JSON (values JSON cannot hold, such as paths,
-    as their ``str``): equal parts give equal keys on every machine and in every process."""
+    as their ``str``): equal parts give equal keys on every machine and in every process. Long parts (the labelled
+    rows) enter a key as their digest, so that the sidecar stays short."""
     return sha256(json.dumps(parts, sort_keys=True, default=str).encode())[:16]
 
 

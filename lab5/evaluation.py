@@ -256,7 +256,8 @@ def cv_key(c: Config, ds, feats) -> tuple[str, dict]:
     labels.append(list(ds.test.guid))  # the test rows the fold models predict
     first, *more = (fs.key for fs in feats.texts.values())
     keys = [first, feats.image.key, *more]
-    return store.key({"kind": "cv", "config": conf, "features": keys, "labels": labels}, store.TRAINING_LIBRARIES)
+    parts = {"kind": "cv", "config": conf, "features": keys, "labels": store.digest(labels)}
+    return store.key(parts, store.TRAINING_LIBRARIES)
 
 
 def baseline_row(labels, k: int, seed: int) -> pd.DataFrame:

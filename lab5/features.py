@@ -64,7 +64,7 @@ def image_input_fingerprint(ds: Dataset) -> str:
 
 
 def _cached(cfg: Config, kind: str, parts: dict, libraries: tuple[str, ...], guids: list[str], build) -> FeatureSet:
-    """The features of ``kind`` keyed by ``parts`` (:func:`lab5.cache.key`): read from the cache, or built and stored."""
+    """The features of ``kind`` keyed by ``parts`` (:func:`lab5.cache.key`): read from the cache, or built, stored."""
     key, made = cache.key(parts, libraries)
     path = cache.path(cfg.cache, "features", f"{kind}-{parts['encoder'].replace('/', '_')}-{key}.pt")
 

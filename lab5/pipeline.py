@@ -105,9 +105,9 @@ def train_model(cfg: Config, ds: Dataset, features: Features | None = None, trai
 
 def train_key(cfg: Config, ds: Dataset, features: Features | None, train_guids: list[str], val_guids: list[str],
               loaded: tuple | None = None) -> tuple[str, dict]:
-    """The key (:func:`lab5.cache.key`) of everything a training's weights depend on, and what it is made of: the config less
-    :data:`lab5.config.RUN_FIELDS` (paths, progress bars, parallel jobs: no result depends on them); the feature cache
-    keys, or (``cfg.finetune``, training on raw pairs through the ``loaded`` encoders) the dataset's input
+    """The key (:func:`lab5.cache.key`) of everything a training's weights depend on, and what it is made of: the
+    config less :data:`lab5.config.RUN_FIELDS` (paths, progress bars, parallel jobs: no result depends on them); the
+    feature cache keys, or (``cfg.finetune``, training on raw pairs through the ``loaded`` encoders) the dataset's input
     fingerprints and the encoders' weights; the train and validation guids, in order, with their labels; the device
     it trains on (``--device auto`` is resolved); the library versions and the CPU numerics in force."""
     def rows(guids: list[str]) -> list:
@@ -121,8 +121,9 @@ def train_key(cfg: Config, ds: Dataset, features: Features | None, train_guids: 
     else:
         inputs = {"text": {name: fs.key for name, fs in features.texts.items()}, "image": features.image.key}
         libraries = store.TRAINING_LIBRARIES
-    return store.key({"kind": "train", "config": cfg.result_fields(), "inputs": inputs, "train": rows(train_guids),
-                      "val": rows(val_guids), "device": resolve_device(cfg.device).type}, libraries)
+    parts = {"kind": "train", "config": cfg.result_fields(), "inputs": inputs,
+             "device": resolve_device(cfg.device).type, "rows": store.digest([rows(train_guids), rows(val_guids)])}
+    return store.key(parts, libraries)
 
 
 def _dims_json(dims: dict[str, Dims]) -> dict:
