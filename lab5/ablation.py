@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
+
 from .config import Config
 
 #: the heads of the final ensemble (``Config.model``)
@@ -103,12 +105,10 @@ def reference_comparison(cv, models=SINGLE_MODELS):
 
 def also_tried(cv, tables, kept: tuple[str, ...] = ()):
     """The "also tried" table of notebook 5: every row of the committed per-fold ``tables`` (each with a ``control``
-    column) but the ``kept`` rows, beside its control (:func:`lab5.metrics.paired_table`). A control missing from the
+    column) but the ``kept`` rows, beside its control (:func:`paired_table`). A control missing from the
     tables is taken from the live per-fold table ``cv``, rounded as the tables store them, so that a fold tied at 4
     decimals is not won."""
     import pandas as pd
-
-    from .metrics import paired_table
 
     tables = [t for t in tables if t is not None]
     pairs = {r: (r, c) for t in tables for r, c in t.dropna(subset=["control"]).groupby("model", sort=False)
@@ -117,3 +117,50 @@ def also_tried(cv, tables, kept: tuple[str, ...] = ()):
     tried = paired_table(pool.drop_duplicates(["model", "fold"]), pairs)
     tried.insert(0, "control", [c for _, c in pairs.values()])
     return tried
+
+
+def fold_differences(cv: pd.DataFrame, row: str, control: str, metric: str = "accuracy") -> pd.Series:
+    """``row`` minus ``control`` in ``metric`` on each fold of the per-fold table ``cv`` (indexed by fold)."""
+    wide = cv.pivot_table(index="fold", columns="model", values=metric, sort=False)
+    return wide[row] - wide[control]
+
+
+def paired_differences(cv: pd.DataFrame, against: dict[str, str], metric: str = "accuracy") -> pd.DataFrame:
+    """Per-fold differences in ``metric`` of each model against its control (``{model: control}``): every model is
+    scored on the same folds, so the paired difference is what tells a real gain from fold-to-fold noise. One row per
+    model: the mean difference, its smallest and largest fold, and on how many folds the model did better."""
+    rows = []
+    for model, control in against.items():
+        d = fold_differences(cv, model, control, metric)
+        rows.append({"model": model, "control": control, "mean": d.mean(), "min": d.min(), "max": d.max(),
+                     "better_folds": int((d > 0).sum()), "folds": len(d)})
+    return pd.DataFrame(rows).set_index("model")
+
+
+def paired_table(cv: pd.DataFrame, pairs: dict[str, tuple[str, str]],
+                 metrics: tuple[str, ...] = ("accuracy", "macro_f1")) -> pd.DataFrame:
+    """One row per labelled ``(row, control)`` pair of the per-fold table ``cv``: for each metric, the mean paired
+    difference over the folds in points (hundredths) and the folds the row won, as ``won/folds``."""
+    out = {}
+    for label, (row, control) in pairs.items():
+        out[label] = {}
+        for m in metrics:
+            d = paired_differences(cv, {row: control}, m).iloc[0]
+            out[label][f"Δ {m.replace('_', '-')} (points)"] = round(100 * d["mean"], 2)
+            out[label][f"{m.replace('_', '-')}: folds won"] = f"{d.better_folds}/{d.folds}"
+    return pd.DataFrame(out).T
+
+
+def fold_gap(a: pd.DataFrame, b: pd.DataFrame, rows: list[str], columns: tuple[str, ...] = ("accuracy", "macro_f1")) -> float:
+    """The largest absolute difference, over ``rows``, their folds and ``columns``, between two per-fold tables that
+    both hold those rows (a table made elsewhere, such as a committed one, against the same rows computed here): 0
+    when they are the same runs; a KeyError names a row or fold that one of them lacks."""
+    def wide(cv: pd.DataFrame) -> pd.DataFrame:
+        if missing := [r for r in rows if r not in set(cv.model)]:
+            raise KeyError(f"no row {missing[0]!r} in the table")
+        return cv[cv.model.isin(rows)].set_index(["model", "fold"])[list(columns)].sort_index()
+
+    left, right = wide(a), wide(b)
+    if not left.index.equals(right.index):
+        raise KeyError("the tables hold other folds of the same rows")
+    return float((left - right).abs().to_numpy().max())

@@ -23,6 +23,12 @@ def _log(p: np.ndarray) -> np.ndarray:
     return np.log(np.clip(p, 1e-8, 1.0))
 
 
+def mean_probabilities(members: list):
+    """How an ensemble's members are combined, everywhere (:class:`lab5.models.Ensemble`, :class:`Decision`, the CV of
+    an ensemble): the mean of their class probabilities, (N, 3) tensors or arrays."""
+    return torch.stack(members).mean(0) if isinstance(members[0], torch.Tensor) else np.mean(members, axis=0)
+
+
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(1, keepdims=True)
     e = np.exp(z)
@@ -44,13 +50,13 @@ class Decision:
     def fit(self, members: list[np.ndarray], y: np.ndarray) -> "Decision":
         self.offsets = np.zeros(3)
         if self.kind == "mean+offsets":
-            z = _log(np.mean(members, axis=0))
+            z = _log(mean_probabilities(members))
             self.offsets = tune_offsets(torch.tensor(z, dtype=torch.float32), torch.tensor(y)).numpy().astype(float)
         return self
 
     def probabilities(self, members: list[np.ndarray]) -> np.ndarray:
         """Combined probabilities (offsets included)."""
-        p = np.mean(members, axis=0)
+        p = mean_probabilities(members)
         return softmax(_log(p) + self.offsets) if np.any(self.offsets) else p
 
     def predict(self, members: list[np.ndarray]) -> np.ndarray:

@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import io
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -255,26 +255,3 @@ def image_encoder(name: str = "efficientnet-lite0", image_size: int = 0, seed: i
     if name not in IMAGE_ENCODERS:
         raise EncoderUnavailable(f"unknown image encoder {name!r}; choose one of {', '.join(IMAGE_ENCODERS)}")
     return IMAGE_ENCODERS[name](image_size, seed)
-
-
-def misnormalised(spec: ImageSpec) -> dict[str, ImageSpec]:
-    """The controls of the ImageNet check: ``spec`` with two wrong normalisations, by what they are. No normalisation
-    (pixels in [0, 1], as the reference report fed its ResNet50), and pixels left on the 0-255 scale."""
-    return {"no normalisation (the reference report's input)": replace(spec, mean=(0.0,) * 3, std=(1.0,) * 3),
-            "pixels on the 0-255 scale": replace(spec, mean=(0.0,) * 3, std=(1 / 255,) * 3)}
-
-
-def imagenet_top1(enc: ImageEncoder, images: list, spec: ImageSpec | None = None) -> list[tuple[str, float]]:
-    """ImageNet class name and probability of each PIL image (a check that the weights and preprocessing fit),
-    preprocessed as ``spec`` says (default: the encoder's own; another spec is the check's control)."""
-    from torchvision.models import ResNet50_Weights
-
-    categories = ResNet50_Weights.IMAGENET1K_V2.meta["categories"]  # ships with torchvision, no download
-    classify = getattr(enc.body, "_fc", None)
-    if classify is None:
-        raise EncoderUnavailable(f"{enc.name} has no ImageNet classifier head")
-    x = torch.stack([(spec or enc.spec).transform()(im) for im in images])
-    with torch.inference_mode():
-        p = classify(enc(x)[0]).softmax(-1)
-    conf, idx = p.max(-1)
-    return [(categories[i], float(c)) for i, c in zip(idx.tolist(), conf.tolist())]

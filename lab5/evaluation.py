@@ -3,34 +3,42 @@ workers), its result cache, learning curves over training-set size, and the alwa
 folds. Metrics and report tables live in :mod:`lab5.metrics`."""
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from . import profile
+from . import cache as store, profile
 from .batches import make_data
 from .config import Config
 from .data import LABELS, TRAIN_FILE, Dataset
 from .decisions import cross_fit
 from .errors import ConfigError, DataError
 from .features import Features, feature_fields, load_features
-from .io import atomic_write_bytes, digest
 from .metrics import METRIC_COLUMNS, always_positive, metrics
 from .models import build_model, ensemble_members, member_configs, members_of
 from .parallel import run_all
-from .runtime import numerics, versions
 from .splits import training_subset
 from .training import fit, member_probabilities
 
 
 def folds(labels, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified, seeded k-fold (train index, test index) pairs."""
-    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return list(skf.split(np.zeros(len(labels)), labels))
+    """Stratified, seeded k-fold (train index, test index) pairs, drawn once per process for each (labels, k, seed)
+    (the index arrays are read-only, so that no caller can change another's folds)."""
+    labels = np.asarray(labels)
+    return list(_folds(labels.tobytes(), labels.dtype.str, k, seed))
+
+
+@functools.lru_cache(maxsize=64)
+def _folds(labels: bytes, dtype: str, k: int, seed: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    y = np.frombuffer(labels, dtype=dtype)
+    pairs = tuple(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    for a in (a for pair in pairs for a in pair):
+        a.setflags(write=False)
+    return pairs
 
 
 @dataclass
@@ -46,11 +54,13 @@ class CVRun:
     test_probs: dict[str, np.ndarray] = field(default_factory=dict)  # head name -> (test rows, 3), mean over folds
 
 
-def cross_validate(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> pd.DataFrame:
+def cross_validate(ds: Dataset, configs: dict[str, Config], *, cache: bool = True,
+                   runs: dict[str, CVRun] | None = None) -> pd.DataFrame:
     """Stratified k-fold CV on all labelled rows of each named config: one row per (name, fold) with
-    :data:`METRIC_COLUMNS` (see :func:`cv_runs`)."""
-    runs = cv_runs(ds, configs, cache=cache)
-    return pd.concat([r.folds.assign(model=name) for name, r in runs.items()], ignore_index=True)[["model", "fold", *METRIC_COLUMNS]]
+    :data:`METRIC_COLUMNS` (see :func:`cv_runs`; ``runs``: the runs of one :func:`cv_runs` call over these names and
+    more, taken from it instead of run again)."""
+    runs = cv_runs(ds, configs, cache=cache) if runs is None else runs
+    return pd.concat([runs[name].folds.assign(model=name) for name in configs], ignore_index=True)[["model", "fold", *METRIC_COLUMNS]]
 
 
 def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> dict[str, CVRun]:
@@ -78,23 +88,24 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
     for fields in dict.fromkeys(feature_fields(c) for c in plain.values()):
         group = {n: c for n, c in plain.items() if feature_fields(c) == fields}
         feats = load_features(ds, next(iter(group.values())))
-        paths = {n: Path(c.cache) / "cv" / f"{cv_key(c, ds, feats)}.json" for n, c in group.items()}
+        keys = {n: cv_key(c, ds, feats) for n, c in group.items()}
+        paths = {n: store.path(c.cache, "cv", f"{keys[n][0]}.run") for n, c in group.items()}
         todo, read = {}, {}  # by cache file: two names of one configuration are read once, or train once
         for n, c in group.items():
             if paths[n] not in read:
-                read[paths[n]] = _read_cv(paths[n], len(ds.train), len(ds.test)) if cache else None
+                read[paths[n]] = store.load(paths[n], lambda blob, meta: json.loads(blob)) if cache else None
             if read[paths[n]] is not None:
                 runs[n] = _cv_run(read[paths[n]])
             else:
                 todo.setdefault(paths[n], (n, c))
         if todo:
-            groups.append((feats, group, paths, todo))
+            groups.append((feats, group, paths, todo, keys))
     # every untrained fold of every group in one pool of workers, so that no core idles at the end of a group
-    results = train_folds([(feats, dict(todo.values())) for feats, _, _, todo in groups], ds)
-    for (_, group, paths, todo), group_results in zip(groups, results):
+    results = train_folds([(feats, dict(todo.values())) for feats, _, _, todo, _ in groups], ds)
+    for (_, group, paths, todo, keys), group_results in zip(groups, results):
         for path, (n, _) in todo.items():
             if cache:
-                atomic_write_bytes(path, json.dumps(group_results[n]).encode())
+                store.store(path, json.dumps(group_results[n]).encode(), keys[n][1])
         for n in group:
             if n not in runs:
                 runs[n] = _cv_run(group_results[todo[paths[n]][0]])
@@ -126,12 +137,14 @@ def learning_curve_configs(ds: Dataset, configs: dict[str, Config],
     return {(name, n): c.replace(train_rows=0 if n == full else n) for n in sizes for name, c in configs.items()}
 
 
-def learning_curve(ds: Dataset, configs: dict[str, Config], fractions: tuple[float, ...] = (1 / 8, 1 / 4, 1 / 2)) -> pd.DataFrame:
+def learning_curve(ds: Dataset, configs: dict[str, Config], fractions: tuple[float, ...] = (1 / 8, 1 / 4, 1 / 2),
+                   runs: dict | None = None) -> pd.DataFrame:
     """Each named config cross-validated at each point of :func:`learning_curve_configs` (seeded, stratified cuts of
     the training parts), scored on the same whole test folds: one row per (model, train_rows, fold) with
-    :data:`METRIC_COLUMNS`, ``train_rows`` the rows trained on."""
-    runs = cv_runs(ds, learning_curve_configs(ds, configs, fractions))  # one call: the sizes share one pool
-    rows = [r.folds.assign(model=name, train_rows=n) for (name, n), r in runs.items()]
+    :data:`METRIC_COLUMNS`, ``train_rows`` the rows trained on (``runs``: as in :func:`cross_validate`)."""
+    points = learning_curve_configs(ds, configs, fractions)
+    runs = cv_runs(ds, points) if runs is None else runs  # one call: the sizes share one pool
+    rows = [runs[(name, n)].folds.assign(model=name, train_rows=n) for name, n in points]
     return pd.concat(rows, ignore_index=True)[["model", "train_rows", "fold", *METRIC_COLUMNS]]
 
 
@@ -143,13 +156,10 @@ def _combined_run(ds: Dataset, c: Config, parts: dict[str, CVRun]) -> CVRun:
     y = ds.train.label.to_numpy()
     members = [r.probs for r in parts.values()]
     split = folds(y, c.folds, c.fold_seed)
-    if c.combine == "mean":
-        probs = np.mean(members, axis=0)
-    else:
-        fold_of = np.zeros(len(y), dtype=int)
-        for f, (_, te) in enumerate(split):
-            fold_of[te] = f
-        probs = cross_fit(c.combine, members, y, fold_of)
+    fold_of = np.zeros(len(y), dtype=int)
+    for f, (_, te) in enumerate(split):
+        fold_of[te] = f
+    probs = cross_fit(c.combine, members, y, fold_of)  # the plain mean, row by row, when ``c.combine`` is "mean"
     rows = [{"fold": f, **metrics(y[te], probs[te].argmax(1))} for f, (_, te) in enumerate(split)]
     test = {m: next(iter(r.test_probs.values())) for m, r in parts.items() if r.test_probs}
     return CVRun(pd.DataFrame(rows), probs, {m: r.probs for m, r in parts.items()}, test if len(test) == len(parts) else {})
@@ -237,39 +247,17 @@ def _round(p: np.ndarray) -> list:
     return np.round(p, 6).tolist()
 
 
-#: Bump when training or scoring semantics change (the loop, a head, the fold recipe, the lexicon scores, what a
-#: result holds): every cached CV result is then recomputed. Source edits that keep the numbers keep the cache.
-#: 2: OOF probabilities are kept. 3: heads train on one thread; token-reading heads on batches bucketed by length.
-#: 4: each member's test probabilities, averaged over the fold models, are kept. 5: no best epochs (no early stopping).
-CV_CACHE_VERSION = 5
-#: libraries whose versions can change a CV result (part of its cache key)
-CV_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
-
-
-def cv_key(c: Config, ds, feats) -> str:
-    """A fingerprint of what a CV result depends on: :data:`CV_CACHE_VERSION`, the config (less the fields of
+def cv_key(c: Config, ds, feats) -> tuple[str, dict]:
+    """The key of a CV run (:func:`lab5.cache.key`) and what it is made of: the config (less the fields of
     :data:`lab5.config.RUN_FIELDS`, which change no result, and ``combine``, which only decides from cached runs and
-    is never itself cached), the feature cache keys, the labelled guids, the library versions
-    and the CPU numerics in force."""
+    is never itself cached), the feature cache keys, the labelled guids and the test guids the fold models predict."""
     conf = {k: v for k, v in c.result_fields().items() if k != "combine"}
     labels = list(zip(ds.train.guid, ds.train.label.astype(int).tolist()))
     labels.append(list(ds.test.guid))  # the test rows the fold models predict
     first, *more = (fs.key for fs in feats.texts.values())
-    keys = [first, feats.image.key, *more]  # in this order since cache version 1
-    return digest({"version": CV_CACHE_VERSION, "config": conf, "features": keys,
-                   "labels": labels, "libraries": versions(*CV_LIBRARIES), "numerics": numerics()})
-
-
-def _read_cv(path: Path, n: int, n_test: int) -> dict | None:
-    try:
-        done = json.loads(path.read_text())
-        ok = (isinstance(done, dict) and all(set(METRIC_COLUMNS) <= set(r) for r in done["folds"])
-              and np.shape(done["probs"]) == (n, len(LABELS))
-              and all(np.shape(v) == (n, len(LABELS)) for v in done["member_probs"].values())
-              and all(np.shape(v) == (n_test, len(LABELS)) for v in done["test_probs"].values()))
-        return done if ok else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    keys = [first, feats.image.key, *more]
+    parts = {"kind": "cv", "config": conf, "features": keys, "labels": store.digest(labels)}
+    return store.key(parts, store.TRAINING_LIBRARIES)
 
 
 def baseline_row(labels, k: int, seed: int) -> pd.DataFrame:

@@ -1,9 +1,10 @@
 """What the fusion heads do with their two inputs: where cross-attention looks, how the gate weighs text against
 image, how the final model scores out of fold, and which errors it makes (sorted into kinds by what the
-single-modality models did)."""
+single-modality models did); and the notebooks' row-by-row comparisons: of two models (notebook 4), of two
+predictions files (notebook 6), and the ImageNet check of the image encoder (notebook 3)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,10 @@ import torch
 
 from .batches import make_data
 from .config import Config
-from .data import LABELS, Dataset
+from .data import LABELS, Dataset, parse_labels
 from .decisions import expected_calibration_error
-from .encoders import REGION_GRID, image_encoder, text_encoder
-from .errors import ConfigError
+from .encoders import REGION_GRID, ImageEncoder, ImageSpec, image_encoder, text_encoder
+from .errors import ConfigError, DataError, EncoderUnavailable
 from .features import Dims, Features
 from .metrics import metrics
 from .heads import CrossAttentionFusion, GatedFusion, LateFusion
@@ -216,3 +217,85 @@ def misclassified(ds: Dataset, y, pred, n: int = 8, seed: int = 0, cache: Path |
     pick = np.sort(np.random.default_rng(seed).choice(wrong, size=min(n, len(wrong)), replace=False))
     return pd.DataFrame({"guid": [val[i] for i in pick], "true": [LABELS[y[i]] for i in pick],
                          "predicted": [LABELS[pred[i]] for i in pick], "text": [texts[i][:100] for i in pick]})
+
+
+def paired_comparison(y, pred_a, pred_b, names: tuple[str, str] = ("a", "b")) -> pd.DataFrame:
+    """How often each of two models is right where the other is wrong, per true class."""
+    y, a, b = map(np.asarray, (y, pred_a, pred_b))
+    rows = []
+    for k, c in enumerate(LABELS):
+        m = y == k
+        rows.append({"class": c, "rows": int(m.sum()), f"only {names[0]} right": int(((a == y) & (b != y) & m).sum()),
+                     f"only {names[1]} right": int(((b == y) & (a != y) & m).sum()), "both right": int(((a == y) & (b == y) & m).sum())})
+    return pd.DataFrame(rows).set_index("class")
+
+
+def decision_changes(y, control, preds: dict[str, np.ndarray]) -> pd.DataFrame:
+    """How often each model's label differs from the ``control`` model's on the same rows, and whether for the
+    better: rows changed, fixed (control wrong, model right), broken (control right, model wrong), and net."""
+    y, control = np.asarray(y), np.asarray(control)
+    rows = {}
+    for name, p in preds.items():
+        p = np.asarray(p)
+        fixed, broken = int(((control != y) & (p == y)).sum()), int(((control == y) & (p != y)).sum())
+        rows[name] = {"changed": int((p != control).sum()), "fixed": fixed, "broken": broken, "net": fixed - broken}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def read_predictions(path: Path) -> pd.DataFrame:
+    """A predictions file as a frame (``guid``, ``tag``), checked like a labels file."""
+    return parse_labels(Path(path).read_text(encoding="utf-8-sig"), path)[["guid", "tag"]]
+
+
+def agreement(a: pd.DataFrame, b: pd.DataFrame) -> float | None:
+    """Share of rows where two prediction frames agree, or None when they do not list the same guids in order."""
+    if list(a.guid) != list(b.guid):
+        return None
+    return float((a.tag.to_numpy() == b.tag.to_numpy()).mean()) if len(a) else 1.0
+
+
+def agreeing_rows(a: pd.DataFrame, b: pd.DataFrame) -> int | None:
+    """How many rows two prediction frames give the same tag, or None when they do not list the same guids in
+    order (:func:`agreement` is this count over the number of rows)."""
+    if list(a.guid) != list(b.guid):
+        return None
+    return int((a.tag.to_numpy() == b.tag.to_numpy()).sum())
+
+
+def class_shares(columns: dict[str, object]) -> pd.DataFrame:
+    """Each column's share of every class, side by side: ``columns`` maps a name to labels, given as tags
+    (``"positive"``) or as label ids (0, 1, 2 in :data:`LABELS` order). Rows are :data:`LABELS` (a class a column
+    never has is 0); each column is named with its row count, e.g. ``"test predictions, n=511"``."""
+    out = {}
+    for name, labels in columns.items():
+        values = pd.Series(np.asarray(labels))
+        if pd.api.types.is_integer_dtype(values):
+            values = values.map(dict(enumerate(LABELS)))
+        unknown = sorted(set(values) - set(LABELS), key=str)
+        if unknown:
+            raise DataError(f"class_shares: column {name!r} holds labels that are no class: {unknown[:3]}")
+        out[f"{name}, n={len(values)}"] = values.value_counts(normalize=True).reindex(list(LABELS), fill_value=0.0)
+    return pd.DataFrame(out).rename_axis("class")
+
+
+def misnormalised(spec: ImageSpec) -> dict[str, ImageSpec]:
+    """The controls of the ImageNet check: ``spec`` with two wrong normalisations, by what they are. No normalisation
+    (pixels in [0, 1], as the reference report fed its ResNet50), and pixels left on the 0-255 scale."""
+    return {"no normalisation (the reference report's input)": replace(spec, mean=(0.0,) * 3, std=(1.0,) * 3),
+            "pixels on the 0-255 scale": replace(spec, mean=(0.0,) * 3, std=(1 / 255,) * 3)}
+
+
+def imagenet_top1(enc: ImageEncoder, images: list, spec: ImageSpec | None = None) -> list[tuple[str, float]]:
+    """ImageNet class name and probability of each PIL image (a check that the weights and preprocessing fit),
+    preprocessed as ``spec`` says (default: the encoder's own; another spec is the check's control)."""
+    from torchvision.models import ResNet50_Weights
+
+    categories = ResNet50_Weights.IMAGENET1K_V2.meta["categories"]  # ships with torchvision, no download
+    classify = getattr(enc.body, "_fc", None)
+    if classify is None:
+        raise EncoderUnavailable(f"{enc.name} has no ImageNet classifier head")
+    x = torch.stack([(spec or enc.spec).transform()(im) for im in images])
+    with torch.inference_mode():
+        p = classify(enc(x)[0]).softmax(-1)
+    conf, idx = p.max(-1)
+    return [(categories[i], float(c)) for i, c in zip(idx.tolist(), conf.tolist())]

@@ -1,9 +1,10 @@
 """The feature cache: frozen-encoder outputs for every guid, computed once and stored on disk.
 
-A cache file's name holds a key made of the encoder name, its weights fingerprint, its preprocessing, a
-fingerprint of the input files, the versions of the libraries that compute it, the CPU numerics in force, and the
-format version (which also fixes how batches are cut and that each runs on one thread), so a changed file, encoder or library rebuilds it and nothing else does. Files are written atomically with a checksum beside them; a corrupt or truncated file is detected
-and rebuilt with a message.
+A cache file's name holds a key (:func:`lab5.cache.key`) made of the encoder name, its weights fingerprint, its
+preprocessing, a fingerprint of the input files, the versions of the libraries that compute it, the CPU numerics in
+force, and the cache's format version (which also fixes how batches are cut and that each runs on one thread), so a
+changed file, encoder or library rebuilds it and nothing else does; a corrupt or truncated file is rebuilt with a
+warning.
 """
 from __future__ import annotations
 
@@ -12,23 +13,19 @@ import io
 import json
 import logging
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 
-from . import profile
+from . import cache, profile
+from .cache import sha256
 from .config import Config, text_encoder_names
 from .data import Dataset
 from .encoders import ImageEncoder, TextEncoder, image_encoder, text_encoder
-from .io import atomic_write_bytes, digest
 from .parallel import run_all
-from .runtime import numerics, reproducible, resolve_device, versions
+from .runtime import reproducible, resolve_device
 from .text import lexicon_scores
 
 log = logging.getLogger("lab5")
-#: 2: text batched by length and padded per batch (padding states zero), images in channels_last.
-#: 3: every batch encoded on one thread, ``jobs`` batches side by side (the features do not depend on ``jobs``)
-FORMAT_VERSION = 3
 #: libraries whose versions can change the encoders' numbers (part of every feature cache key)
 TEXT_LIBRARIES = ("torch", "transformers", "tokenizers")
 IMAGE_LIBRARIES = ("torch", "torchvision", "pillow", "efficientnet-lite-pytorch")
@@ -54,12 +51,8 @@ class FeatureSet:
         return self.pooled.shape[1]
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def text_input_fingerprint(guids: list[str], texts: list[str]) -> str:
-    return _sha256(json.dumps([guids, texts], ensure_ascii=False).encode())[:16]
+    return sha256(json.dumps([guids, texts], ensure_ascii=False).encode())[:16]
 
 
 def image_input_fingerprint(ds: Dataset) -> str:
@@ -70,45 +63,18 @@ def image_input_fingerprint(ds: Dataset) -> str:
     return h.hexdigest()[:16]
 
 
-def cache_key(parts: dict) -> str:
-    """The feature cache's key of ``parts`` and :data:`FORMAT_VERSION` (:func:`lab5.io.digest`, like every cache key)."""
-    return digest({**parts, "format": FORMAT_VERSION})
+def _cached(cfg: Config, kind: str, parts: dict, libraries: tuple[str, ...], guids: list[str], build) -> FeatureSet:
+    """The features of ``kind`` keyed by ``parts`` (:func:`lab5.cache.key`): read from the cache, or built, stored."""
+    key, made = cache.key(parts, libraries)
+    path = cache.path(cfg.cache, "features", f"{kind}-{parts['encoder'].replace('/', '_')}-{key}.pt")
 
-
-def _load_cached(path: Path, guids: list[str]) -> FeatureSet | None:
-    meta_path = path.with_suffix(".json")
-    if not path.is_file() or not meta_path.is_file():
-        return None
-    try:
-        meta = json.loads(meta_path.read_text())
-        blob = path.read_bytes()
-        if _sha256(blob) != meta["sha256"]:
-            raise ValueError("checksum mismatch")
+    def read(blob: bytes, meta: dict) -> FeatureSet:
         d = torch.load(io.BytesIO(blob), weights_only=True)
-        fs = FeatureSet(list(d["guids"]), d["pooled"], d["seq"], d["mask"], meta["key"])
-        if fs.guids != guids or list(fs.pooled.shape) != meta["pooled"] or list(fs.seq.shape) != meta["seq"]:
-            raise ValueError("shape or guid mismatch")
-        return fs
-    except Exception as e:  # any damage means: rebuild
-        log.warning("cache file %s is corrupt (%s); rebuilding it", path, e)
-        return None
+        if list(d["guids"]) != guids:
+            raise ValueError("guid mismatch")
+        return FeatureSet(guids, d["pooled"], d["seq"], d["mask"], key)
 
-
-def _store(path: Path, fs: FeatureSet, parts: dict) -> None:
-    buf = io.BytesIO()
-    torch.save({"guids": fs.guids, "pooled": fs.pooled, "seq": fs.seq, "mask": fs.mask}, buf)
-    blob = buf.getvalue()
-    # the checks _load_cached makes come last, so that no part of the key can stand in for them
-    meta = {**parts, "key": fs.key, "sha256": _sha256(blob), "pooled": list(fs.pooled.shape), "seq": list(fs.seq.shape)}
-    atomic_write_bytes(path, blob)
-    atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
-
-
-def _cached(cfg: Config, kind: str, parts: dict, guids: list[str], build) -> FeatureSet:
-    parts = {**parts, "numerics": numerics()}
-    key = cache_key(parts)
-    path = Path(cfg.cache) / f"{kind}-{parts['encoder'].replace('/', '_')}-{key}.pt"
-    fs = _load_cached(path, guids)
+    fs = cache.load(path, read)
     if fs is not None:
         log.info("loaded %s features from %s", kind, path)
         return fs
@@ -116,7 +82,9 @@ def _cached(cfg: Config, kind: str, parts: dict, guids: list[str], build) -> Fea
     with reproducible(cfg.seed, 1), profile.stage(f"features {kind} {parts['encoder']}"):  # one thread a batch
         pooled, seq, mask = build()
     fs = FeatureSet(guids, pooled.float(), seq.half(), mask.bool(), key)
-    _store(path, fs, parts)
+    buf = io.BytesIO()
+    torch.save({"guids": fs.guids, "pooled": fs.pooled, "seq": fs.seq, "mask": fs.mask}, buf)
+    cache.store(path, buf.getvalue(), {**made, "key": key})
     return fs
 
 
@@ -130,8 +98,8 @@ def text_features(ds: Dataset, cfg: Config, encoder: TextEncoder | None = None) 
     enc = encoder or text_encoder(cfg.text_encoder, cfg.cache)
     guids, texts = list(ds.all.guid), list(ds.all.text)
     parts = {"encoder": enc.name, "weights": enc.fingerprint, "preprocessing": enc.preprocessing(cfg.max_length),
-             "inputs": text_input_fingerprint(guids, texts), "libraries": versions(*TEXT_LIBRARIES)}
-    return _cached(cfg, "text", parts, guids, lambda: encode_texts(enc, texts, max_length=cfg.max_length, **_run_args(cfg)))
+             "inputs": text_input_fingerprint(guids, texts)}
+    return _cached(cfg, "text", parts, TEXT_LIBRARIES, guids, lambda: encode_texts(enc, texts, max_length=cfg.max_length, **_run_args(cfg)))
 
 
 def image_features(ds: Dataset, cfg: Config, encoder: ImageEncoder | None = None) -> FeatureSet:
@@ -139,8 +107,8 @@ def image_features(ds: Dataset, cfg: Config, encoder: ImageEncoder | None = None
     enc = encoder or image_encoder(cfg.image_encoder, cfg.image_size, cfg.seed)
     guids = list(ds.all.guid)
     parts = {"encoder": enc.name, "weights": enc.fingerprint, "preprocessing": enc.preprocessing(),
-             "inputs": image_input_fingerprint(ds), "libraries": versions(*IMAGE_LIBRARIES)}
-    return _cached(cfg, "image", parts, guids, lambda: encode_images(enc, ds, guids, **_run_args(cfg)))
+             "inputs": image_input_fingerprint(ds)}
+    return _cached(cfg, "image", parts, IMAGE_LIBRARIES, guids, lambda: encode_images(enc, ds, guids, **_run_args(cfg)))
 
 
 def encode_texts(enc: TextEncoder, texts: list[str], *, max_length: int, device: str = "cpu", jobs: int = 1,

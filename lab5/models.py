@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .config import Config, model_problem, text_encoder_names
+from .decisions import mean_probabilities
 from .errors import ConfigError
 from .features import Dims
 from .heads import MODELS, Head
@@ -61,7 +62,7 @@ class Ensemble(nn.Module):
         return {e: d for m in self.members.values() for e, d in m.dims.items()}
 
     def forward(self, b: dict[str, dict]) -> torch.Tensor:
-        p = torch.stack([torch.softmax(m(b[self.text_encoders[n]]).float(), -1) for n, m in self.members.items()]).mean(0)
+        p = mean_probabilities([torch.softmax(m(b[self.text_encoders[n]]).float(), -1) for n, m in self.members.items()])
         return torch.log(p.clamp_min(1e-8))
 
 

@@ -5,25 +5,23 @@ wheel, run on the CPU by onnxruntime, so it needs no model hub. Each image gives
 order, joined by spaces, with their mean confidence and the number of boxes. An image the engine cannot read gets no
 words; it is counted and reported, and never stops the run.
 
-The cache is a table a person can read (``<cache>/ocr/words-<key>.csv``: guid, words, confidence, boxes, error) with
-a ``.json`` beside it (its sha256 and what made it). Its key holds the engine and its version, the model files'
-hashes, :data:`SETTINGS`, the image inputs' fingerprint and the processor: onnxruntime picks its CPU kernels itself
-and offers no way to pin them, so another processor may read a few words differently.
+The cache (:mod:`lab5.cache`) is a table a person can read (``<cache>/ocr/words-<key>.csv``: guid, words, confidence,
+boxes, error) with a ``.json`` beside it (its sha256 and what made it). Its key holds the engine and its version,
+the model files' hashes, :data:`SETTINGS`, the image inputs' fingerprint and the processor: onnxruntime picks its CPU
+kernels itself and offers no way to pin them, so another processor may read a few words differently.
 """
 from __future__ import annotations
 
 import io
-import json
 import logging
 import platform
 from pathlib import Path
 
 import pandas as pd
 
-from . import profile
-from .io import atomic_write_bytes, digest
+from . import cache as store, profile
 from .parallel import run_all
-from .runtime import cpu_model, versions
+from .runtime import cpu_model
 
 log = logging.getLogger("lab5")
 ENGINE = "rapidocr-onnxruntime"
@@ -32,7 +30,6 @@ ENGINE = "rapidocr-onnxruntime"
 #: kept from a recognition score of 0.5; one onnxruntime thread per process, so the words repeat byte for byte
 SETTINGS = {"use_cls": False, "det_limit_side_len": 320, "text_score": 0.5, "intra_op_num_threads": 1,
             "inter_op_num_threads": 1}
-FORMAT_VERSION = 1
 COLUMNS = ["guid", "words", "confidence", "boxes", "error"]
 #: images read per task of the worker pool
 CHUNK = 64
@@ -69,25 +66,25 @@ def read_image(path: Path) -> dict:
     return {"words": " ".join(t for t, _ in lines), "confidence": round(confidence, 4), "boxes": len(lines), "error": ""}
 
 
-def cache_key(image_inputs: str) -> tuple[str, dict]:
-    """The key of the words of images whose fingerprint is ``image_inputs``, and the parts it is made of."""
-    from .encoders import file_fingerprint
-
-    parts = {"engine": ENGINE, "versions": versions(ENGINE, "onnxruntime", "opencv-python"),
-             "models": file_fingerprint(*model_files()), "settings": SETTINGS, "inputs": image_inputs,
-             "cpu": [platform.machine(), cpu_model()], "format": FORMAT_VERSION}
-    return digest(parts), parts
-
-
 def image_words(ds, cache: Path, jobs: int = 1, progress: bool = False) -> pd.DataFrame:
     """The words of every listed image of ``ds`` (train then test, the feature caches' order): read from the cache,
     or read now (``jobs`` processes side by side) and stored. Columns: :data:`COLUMNS`."""
+    from .encoders import file_fingerprint
     from .features import image_input_fingerprint
 
     guids = list(ds.all.guid)
-    key, parts = cache_key(image_input_fingerprint(ds))
-    path = Path(cache) / "ocr" / f"words-{key}.csv"
-    table = _load(path, guids)
+    key, parts = store.key({"engine": ENGINE, "models": file_fingerprint(*model_files()), "settings": SETTINGS,
+                            "inputs": image_input_fingerprint(ds), "cpu": [platform.machine(), cpu_model()]},
+                           (ENGINE, "onnxruntime", "opencv-python"))
+    path = store.path(cache, "ocr", f"words-{key}.csv")
+
+    def read(blob: bytes, meta: dict) -> pd.DataFrame:
+        table = pd.read_csv(io.BytesIO(blob), dtype={"guid": str, "words": str, "error": str}, keep_default_na=False)
+        if list(table.guid) != guids or list(table.columns) != COLUMNS:
+            raise ValueError("guid or column mismatch")
+        return table
+
+    table = store.load(path, read)
     if table is None:
         log.info("reading the words in %d images with %s -> %s", len(guids), ENGINE, path)
         chunks = [guids[s:s + CHUNK] for s in range(0, len(guids), CHUNK)]
@@ -95,38 +92,12 @@ def image_words(ds, cache: Path, jobs: int = 1, progress: bool = False) -> pd.Da
             done = run_all(lambda gs: [read_image(ds.image_path(g)) for g in gs], chunks, jobs,
                            progress="image words" if progress else None)
         table = pd.DataFrame([{"guid": g, **r} for gs, rs in zip(chunks, done) for g, r in zip(gs, rs)], columns=COLUMNS)
-        blob = table.to_csv(index=False).encode()
-        atomic_write_bytes(path, blob)
-        atomic_write_bytes(path.with_suffix(".json"), json.dumps({**parts, "sha256": digest_bytes(blob)}, indent=1).encode())
+        store.store(path, table.to_csv(index=False).encode(), parts)
     failed = table[table.error != ""]
     if len(failed):
         log.warning("%d of %d images could not be read for words (they get none): %s", len(failed), len(table),
                     ", ".join(f"guid {g} ({e})" for g, e in zip(failed.guid[:3], failed.error[:3])))
     return table
-
-
-def digest_bytes(blob: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(blob).hexdigest()
-
-
-def _load(path: Path, guids: list[str]) -> pd.DataFrame | None:
-    """The cached table at ``path``, or None when there is none, or it is damaged (then with a warning)."""
-    meta_path = path.with_suffix(".json")
-    if not path.is_file() or not meta_path.is_file():
-        return None
-    try:
-        blob = path.read_bytes()
-        if digest_bytes(blob) != json.loads(meta_path.read_text())["sha256"]:
-            raise ValueError("checksum mismatch")
-        table = pd.read_csv(io.BytesIO(blob), dtype={"guid": str, "words": str, "error": str}, keep_default_na=False)
-        if list(table.guid) != guids or list(table.columns) != COLUMNS:
-            raise ValueError("guid or column mismatch")
-        return table
-    except Exception as e:  # any damage means: read the images again
-        log.warning("cache file %s is corrupt (%s); rebuilding it", path, e)
-        return None
 
 
 def with_words(texts: list[str], words: list[str], min_words: int = 2, max_words: int = 40) -> list[str]:

@@ -1,24 +1,24 @@
 """The stages a user runs: train a model on the stored split (or on given rows), save and reload it, predict the
 test set.
 
-Trainings are cached like cross-validation results: each is stored under ``<cache>/train/<key>/`` (its weights and
-its history), keyed by everything the trained weights depend on (see :func:`train_key`), so a second run with the
-same config, rows and inputs reads the model back instead of training it again.
+Trainings are cached like cross-validation results (:mod:`lab5.cache`): each is stored as ``<cache>/train/<key>.pt``
+(its weights) and ``.json`` (its history), keyed by everything the trained weights depend on (see :func:`train_key`),
+so a second run with the same config, rows and inputs reads the model back instead of training it again.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from . import encoders, profile
+from . import cache as store, encoders, profile
 from .batches import make_data
 from .config import Config
 from .data import LABELS, Dataset
@@ -26,27 +26,20 @@ from .decisions import Decision
 from .errors import ConfigError, DataError
 from .features import (IMAGE_LIBRARIES, TEXT_LIBRARIES, Dims, Features, image_input_fingerprint, load_features,
                        text_input_fingerprint)
-from .evaluation import check_cv_rows, cv_runs
-from .io import atomic_write_bytes, digest
+from .evaluation import cv_runs
+from .cache import atomic_write_bytes
 from .models import build_model
-from .runtime import numerics, resolve_device, versions
+from .runtime import resolve_device
 from .splits import get_split, training_subset
 from .submission import write_predictions
 from .training import TrainResult, fit, predict_labels
 
 log = logging.getLogger("lab5")
 
-#: Bump when what a training produces changes while every other part of its key stays (the loop, a head, what an
-#: entry holds): every cached training is then redone. Source edits that keep the numbers keep the cache.
-#: 2: the decision rule is kept beside the weights. 3: input widths kept by text encoder. 4: no best epoch (no early
-#: stopping).
-TRAIN_CACHE_VERSION = 4
 #: Bump when a checkpoint's config could mean something else to this version (2: options deleted, such as
 #: ``heads``, ``text_clean`` and ``early_stopping``): :func:`load_model` refuses other formats rather than read them
 #: with other defaults.
 CHECKPOINT_FORMAT = 2
-#: libraries whose versions can change trained weights (part of every training's key)
-TRAIN_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
 
 
 def load_encoders(cfg: Config) -> tuple:
@@ -84,16 +77,18 @@ def train_model(cfg: Config, ds: Dataset, features: Features | None = None, trai
     """Train ``cfg.model`` on the rows of :func:`training_rows`; end to end through the encoders with
     ``cfg.finetune``.
 
-    With ``cache``, the trained weights and history are stored under ``<cache>/train/<key>/`` (see :func:`train_key`)
+    With ``cache``, the trained weights and history are stored under ``<cache>/train/`` (see :func:`train_key`)
     and a later call with the same key reads them back instead of training: the same model (its logits bit for bit),
     history and validation macro-F1. A damaged or mismatching entry is trained again and overwritten,
     with a warning. Without ``cache`` nothing is read or written."""
     train_guids, val_guids = training_rows(cfg, ds, train_guids, val_guids)
     loaded = load_encoders(cfg) if cfg.finetune else None
     model = new_model(cfg, features, loaded)
-    folder = (Path(cfg.cache) / "train" / train_key(cfg, ds, features, train_guids, val_guids, loaded)) if cache else None
-    if folder is not None:
-        done, touched = _read_training(folder, model, cfg)
+    key, made = train_key(cfg, ds, features, train_guids, val_guids, loaded) if cache else (None, {})
+    entry = store.path(cfg.cache, "train", f"{key}.pt") if cache else None
+    if cache:
+        touched = []
+        done = store.load(entry, _reader(model, cfg, touched.append))
         if done is not None:
             return done
         if touched:  # a load that failed half-way may have written into the model (and its encoders): start afresh
@@ -103,68 +98,57 @@ def train_model(cfg: Config, ds: Dataset, features: Features | None = None, trai
     va = make_data(cfg, ds, val_guids, y_val, features, model) if val_guids else None
     with profile.stage(f"train {cfg.model}@{cfg.text_encoder}"):
         result = fit(model, tr, va, cfg)
-    if folder is not None:
-        _store_training(folder, result)
+    if entry is not None:
+        _store_training(entry, result, made)
     return result
 
 
 def train_key(cfg: Config, ds: Dataset, features: Features | None, train_guids: list[str], val_guids: list[str],
-              loaded: tuple | None = None) -> str:
-    """A fingerprint of everything a training's weights depend on: :data:`TRAIN_CACHE_VERSION`; the config less
-    :data:`lab5.config.RUN_FIELDS` (paths, progress bars, parallel jobs: no result depends on them); the feature cache
-    keys, or (``cfg.finetune``, training on raw pairs through the ``loaded`` encoders) the dataset's input
+              loaded: tuple | None = None) -> tuple[str, dict]:
+    """The key (:func:`lab5.cache.key`) of everything a training's weights depend on, and what it is made of: the
+    config less :data:`lab5.config.RUN_FIELDS` (paths, progress bars, parallel jobs: no result depends on them); the
+    feature cache keys, or (``cfg.finetune``, training on raw pairs through the ``loaded`` encoders) the dataset's input
     fingerprints and the encoders' weights; the train and validation guids, in order, with their labels; the device
-    it trains on (``--device auto`` is resolved), the library versions and the CPU numerics in force."""
+    it trains on (``--device auto`` is resolved); the library versions and the CPU numerics in force."""
     def rows(guids: list[str]) -> list:
         return [list(guids), ds.rows(guids, labelled=True).label.astype(int).tolist()]
 
     if cfg.finetune:
         t, i = loaded
         inputs = {"text": text_input_fingerprint(list(ds.all.guid), list(ds.all.text)),
-                  "image": image_input_fingerprint(ds), "text_encoder": t.fingerprint, "image_encoder": i.fingerprint,
-                  "libraries": versions(*TEXT_LIBRARIES, *IMAGE_LIBRARIES)}
+                  "image": image_input_fingerprint(ds), "text_encoder": t.fingerprint, "image_encoder": i.fingerprint}
+        libraries = tuple(dict.fromkeys(store.TRAINING_LIBRARIES + TEXT_LIBRARIES + IMAGE_LIBRARIES))
     else:
         inputs = {"text": {name: fs.key for name, fs in features.texts.items()}, "image": features.image.key}
-    return digest({"version": TRAIN_CACHE_VERSION,
-                   "config": cfg.result_fields(),
-                   "inputs": inputs, "train": rows(train_guids), "val": rows(val_guids),
-                   "device": resolve_device(cfg.device).type, "libraries": versions(*TRAIN_LIBRARIES),
-                   "numerics": numerics()})
+        libraries = store.TRAINING_LIBRARIES
+    parts = {"kind": "train", "config": cfg.result_fields(), "inputs": inputs,
+             "device": resolve_device(cfg.device).type, "rows": store.digest([rows(train_guids), rows(val_guids)])}
+    return store.key(parts, libraries)
 
 
 def _dims_json(dims: dict[str, Dims]) -> dict:
     return {name: d.to_dict() for name, d in dims.items()}
 
 
-def _store_training(folder: Path, result: TrainResult) -> None:
-    """Write ``model.pt`` (the state dict) and then ``result.json`` (history, validation macro-F1, dims, and the
-    sha256 of ``model.pt``), each atomically; an entry is whole only once ``result.json`` matches its weights."""
+def _store_training(entry: Path, result: TrainResult, made: dict) -> None:
+    """Store a training (:func:`lab5.cache.store`): its state dict, and beside it what made it, its history,
+    validation macro-F1, dims and decision rule."""
     buf = io.BytesIO()
     torch.save(result.model.state_dict(), buf)
-    blob = buf.getvalue()
     h = result.history
-    meta = {"version": TRAIN_CACHE_VERSION, "model_sha256": hashlib.sha256(blob).hexdigest(),
-            "dims": _dims_json(result.model.dims), "decision": result.decision.to_dict(),
+    made = {**made, "dims": _dims_json(result.model.dims), "decision": result.decision.to_dict(),
             "history": {"columns": list(h.columns), "records": h.to_dict("records")},
             "val_macro_f1": float(result.val_macro_f1)}
     try:
-        atomic_write_bytes(folder / "model.pt", blob)
-        atomic_write_bytes(folder / "result.json", json.dumps(meta).encode())
+        store.store(entry, buf.getvalue(), made)
     except OSError as e:  # the training itself succeeded: keep it, only the cache entry is lost
-        log.warning("could not store the trained model in %s (%s); it will be trained again next time", folder, e)
+        log.warning("could not store the trained model in %s (%s); it will be trained again next time", entry, e)
 
 
-def _read_training(folder: Path, model: nn.Module, cfg: Config) -> tuple[TrainResult | None, bool]:
-    """The cached training in ``folder`` loaded into ``model`` (a fresh model of the same config), or None when
-    there is none or it is damaged or does not fit (then with a warning); and whether ``model`` was written into."""
-    if not (folder / "result.json").exists() and not (folder / "model.pt").exists():
-        return None, False
-    touched = False
-    try:
-        meta = json.loads((folder / "result.json").read_text())
-        blob = (folder / "model.pt").read_bytes()
-        if hashlib.sha256(blob).hexdigest() != meta["model_sha256"]:
-            raise ValueError("model.pt does not match result.json")
+def _reader(model: nn.Module, cfg: Config, touched: Callable) -> Callable[[bytes, dict], TrainResult]:
+    """How :func:`lab5.cache.load` reads a cached training into ``model`` (a fresh model of the same config): it
+    refuses one that does not fit, and calls ``touched`` once it writes into ``model``."""
+    def read(blob: bytes, meta: dict) -> TrainResult:
         if meta["dims"] != _dims_json(model.dims):
             raise ValueError(f"built for inputs {meta['dims']}, not {_dims_json(model.dims)}")
         state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
@@ -177,13 +161,12 @@ def _read_training(folder: Path, model: nn.Module, cfg: Config) -> tuple[TrainRe
         history = pd.DataFrame.from_records(h["records"], columns=h["columns"])
         f1 = float(meta["val_macro_f1"])
         decision = Decision.from_dict(meta["decision"])
-        touched = True
+        touched(True)
         model.load_state_dict(state)
-    except Exception as e:  # unreadable JSON, foreign or truncated bytes, missing keys, weights that do not fit
-        log.warning("cached training %s is damaged or does not fit (%s); training again", folder, e)
-        return None, touched
-    log.info("read the trained %s from %s", cfg.model, folder)
-    return TrainResult(model.to(resolve_device(cfg.device)).eval(), history, f1, decision), False
+        log.info("read the trained %s from the cache", cfg.model)
+        return TrainResult(model.to(resolve_device(cfg.device)).eval(), history, f1, decision)
+
+    return read
 
 
 def fit_decision(cfg: Config, ds: Dataset, result: TrainResult | None = None) -> Decision:
@@ -192,7 +175,6 @@ def fit_decision(cfg: Config, ds: Dataset, result: TrainResult | None = None) ->
     announced in the log and timed in the profile); else the rule of ``result``'s training, or the plain argmax."""
     if cfg.combine == "mean":
         return result.decision if result is not None else Decision("mean")
-    check_cv_rows(ds, cfg.folds)
     log.info("fitting the decision rule --combine %s on the out-of-fold probabilities of a %d-fold CV of %s "
              "(read from %s/cv/ where cached)", cfg.combine, cfg.folds, cfg.model, cfg.cache)
     with profile.stage(f"decision {cfg.combine}: {cfg.folds}-fold CV of {cfg.model}"):
@@ -215,7 +197,6 @@ def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: 
     if not guids:
         raise DataError(f"{ds.root}: no test rows to predict (test_without_label.txt is missing or empty)")
     if model is None and not cfg.finetune:
-        check_cv_rows(ds, cfg.folds)
         with profile.stage(f"predict: {cfg.folds}-fold CV of {cfg.model}, its fold models averaged"):
             run = cv_runs(ds, {"final": cfg})["final"]
         decision = bagged_decision(cfg, ds, run)

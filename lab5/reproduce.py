@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import profile
 from .errors import ConfigError, UserError
-from .io import atomic_write_bytes
+from .cache import atomic_write_bytes
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

@@ -168,7 +168,7 @@ def write_table(path: Path, table, made: dict, started: float) -> None:
     import json
     import time
 
-    from .io import atomic_write_bytes
+    from .cache import atomic_write_bytes
 
     atomic_write_bytes(path, table.to_csv(index=False).encode())
     wall = round(time.perf_counter() - started, 1)

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from .cache import atomic_write_bytes, path as cache_path
 from .config import default_cache_dir
 from .data import LABELS, TRAIN_FILE, Dataset, guid_key
 from .errors import ConfigError, DataError
-from .io import atomic_write_bytes
 
 COMMITTED_SPLITS = Path(__file__).resolve().parent / "splits"
 VAL_SIZE = 500
@@ -54,7 +54,7 @@ def split_path(ds: Dataset, cache: Path | None = None) -> Path:
     """Where the split of ``ds`` lives: the committed file for the course data, else the cache."""
     name = f"val-{ds.labels_fingerprint}.txt"
     committed = COMMITTED_SPLITS / name
-    return committed if committed.is_file() else Path(cache or default_cache_dir()) / "splits" / name
+    return committed if committed.is_file() else cache_path(cache or default_cache_dir(), "splits", name)
 
 
 def get_split(ds: Dataset, cache: Path | None = None, *, store: bool = True) -> Split:

@@ -1,15 +1,14 @@
-"""The predictions file: ``guid,tag`` lines in the test file's order, checked before anything is written; how it
-compares with another predictions file and with the class shares of the labels."""
+"""The predictions file: ``guid,tag`` lines in the test file's order, checked before anything is written (how it
+compares with another file is notebook 6's, in :mod:`lab5.explain`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .data import LABELS, TEST_FILE, guid_key, parse_labels
 from .errors import DataError
-from .io import atomic_write_bytes
+from .cache import atomic_write_bytes
 
 
 def format_predictions(test: pd.DataFrame, predicted: dict[str, str]) -> str:
@@ -35,39 +34,3 @@ def write_predictions(test: pd.DataFrame, predicted: dict[str, str], out: Path) 
         raise DataError(f"{out}: the formatted predictions do not parse back to the test guids; nothing written")
     atomic_write_bytes(Path(out), text.encode("utf-8"))
     return Path(out)
-
-
-def read_predictions(path: Path) -> pd.DataFrame:
-    """A predictions file as a frame (``guid``, ``tag``), checked like a labels file."""
-    return parse_labels(Path(path).read_text(encoding="utf-8-sig"), path)[["guid", "tag"]]
-
-
-def agreement(a: pd.DataFrame, b: pd.DataFrame) -> float | None:
-    """Share of rows where two prediction frames agree, or None when they do not list the same guids in order."""
-    if list(a.guid) != list(b.guid):
-        return None
-    return float((a.tag.to_numpy() == b.tag.to_numpy()).mean()) if len(a) else 1.0
-
-
-def agreeing_rows(a: pd.DataFrame, b: pd.DataFrame) -> int | None:
-    """How many rows two prediction frames give the same tag, or None when they do not list the same guids in
-    order (:func:`agreement` is this count over the number of rows)."""
-    if list(a.guid) != list(b.guid):
-        return None
-    return int((a.tag.to_numpy() == b.tag.to_numpy()).sum())
-
-
-def class_shares(columns: dict[str, object]) -> pd.DataFrame:
-    """Each column's share of every class, side by side: ``columns`` maps a name to labels, given as tags
-    (``"positive"``) or as label ids (0, 1, 2 in :data:`LABELS` order). Rows are :data:`LABELS` (a class a column
-    never has is 0); each column is named with its row count, e.g. ``"test predictions, n=511"``."""
-    out = {}
-    for name, labels in columns.items():
-        values = pd.Series(np.asarray(labels))
-        if pd.api.types.is_integer_dtype(values):
-            values = values.map(dict(enumerate(LABELS)))
-        unknown = sorted(set(values) - set(LABELS), key=str)
-        if unknown:
-            raise DataError(f"class_shares: column {name!r} holds labels that are no class: {unknown[:3]}")
-        out[f"{name}, n={len(values)}"] = values.value_counts(normalize=True).reindex(list(LABELS), fill_value=0.0)
-    return pd.DataFrame(out).rename_axis("class")

@@ -1,10 +1,10 @@
-"""Tweet texts: decoding (UTF-8 or GB18030, nothing dropped), lexicon scores, statistics."""
+"""Tweet texts: decoding (UTF-8 or GB18030, nothing dropped), lexicon scores."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from .errors import DataError
@@ -44,29 +44,19 @@ def read_text(path: Path, guid: str) -> DecodedText:
 
 
 def lexicon_scores(texts: list[str]) -> torch.Tensor:
-    """VADER's negative, neutral, positive and compound scores of each text (N, 4); its lexicon ships in the package."""
+    """VADER's negative, neutral, positive and compound scores of each text (N, 4), each text scored once per
+    process; its lexicon ships in the package."""
+    return torch.tensor([_vader(t) for t in texts])
+
+
+@functools.cache
+def _vader(text: str) -> tuple[float, float, float, float]:
+    d = _analyzer().polarity_scores(text)
+    return d["neg"], d["neu"], d["pos"], d["compound"]
+
+
+@functools.cache
+def _analyzer():
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    sia = SentimentIntensityAnalyzer()
-    return torch.tensor([[d["neg"], d["neu"], d["pos"], d["compound"]] for d in map(sia.polarity_scores, texts)])
-
-
-_PATTERNS = {
-    "hashtags": r"#\w+",
-    "mentions": r"@\w+",
-    "urls": r"https?://\S+",
-    "retweet": r"^RT\b",
-}
-
-
-def text_stats(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per tweet: words, characters, hashtags, mentions, URLs, emoji, whether it is a retweet."""
-    import emoji
-
-    out = pd.DataFrame({"guid": frame.guid, "tag": frame.tag, "encoding": frame.encoding})
-    out["words"] = frame.text.str.split().str.len()
-    out["chars"] = frame.text.str.len()
-    for name, pat in _PATTERNS.items():
-        out[name] = frame.text.str.count(pat)
-    out["emoji"] = [emoji.emoji_count(t) for t in frame.text]
-    return out
+    return SentimentIntensityAnalyzer()

@@ -132,3 +132,12 @@ def test_calibration_bins_group_rows_by_the_confidence_of_their_predicted_class(
     assert t.rows.tolist() == [1, 1, 2]
     assert t.confidence.tolist() == pytest.approx([0.45, 0.5, 0.925])
     assert t.accuracy.tolist() == [1.0, 1.0, 0.5]
+
+
+def test_one_function_combines_members_as_tensors_or_arrays():
+    from lab5.decisions import mean_probabilities
+
+    members = [np.array([[0.2, 0.3, 0.5]]), np.array([[0.4, 0.5, 0.1]])]
+    assert np.allclose(mean_probabilities(members), [[0.3, 0.4, 0.3]])
+    assert torch.allclose(mean_probabilities([torch.tensor(m) for m in members]), torch.tensor(mean_probabilities(members)))
+    assert np.array_equal(Decision("mean").probabilities(members), mean_probabilities(members))

@@ -79,7 +79,7 @@ def test_efficientnet_lite0_gives_pooled_vectors_and_a_region_grid(effnet):
 def test_imagenet_top1_preprocesses_with_the_encoders_own_spec_unless_given_another(effnet):
     """The ImageNet check of notebook 3 and its control: the same images, preprocessed another way (here pixels left
     on the 0-255 scale), give other probabilities; the encoder's own spec is the default."""
-    from lab5.encoders import imagenet_top1, misnormalised
+    from lab5.explain import imagenet_top1, misnormalised
 
     images = [Image.new("RGB", (40, 30), c) for c in list(COLOURS.values())[:3]]
     own = imagenet_top1(effnet, images)

@@ -12,11 +12,12 @@ import pytest
 import torch
 from synthetic import make_features, small_config
 
+import lab5.cache
 import lab5.evaluation as E
 from lab5.batches import make_data
 from lab5.data import LABELS, load_dataset
 from lab5.errors import ConfigError, DataError
-from lab5.evaluation import baseline_row, cross_validate, cv_key, cv_runs, folds
+from lab5.evaluation import baseline_row, cross_validate, cv_key, cv_runs, folds, learning_curve
 from lab5.explain import misclassified
 from lab5.metrics import METRIC_COLUMNS, metrics
 from lab5.models import build_model
@@ -34,6 +35,19 @@ def test_folds_are_stratified_partitions():
     for tr, te in fs:
         assert not set(tr) & set(te)
         assert np.bincount(y[te]).tolist() == [2, 4, 6]
+
+
+def test_the_folds_are_drawn_once_and_no_caller_can_change_them(monkeypatch):
+    y = np.array([0] * 10 + [1] * 20 + [2] * 30)
+    first = folds(list(y), 5, seed=3)
+    drawn = []
+    monkeypatch.setattr(E.StratifiedKFold, "split", lambda *a: drawn.append(1) or pytest.fail("drawn again"))
+    again = folds(y, 5, seed=3)
+    assert not drawn and all(np.array_equal(a, b) for pa, pb in zip(first, again) for a, b in zip(pa, pb))
+    with pytest.raises(ValueError, match="read-only"):
+        again[0][1][0] = 99
+    again.clear()
+    assert len(folds(y, 5, seed=3)) == 5
 
 
 def test_baseline_row_scores_always_positive_on_each_fold():
@@ -113,6 +127,16 @@ def testtrain_folds_gives_a_row_per_fold_and_never_evaluates_on_training_rows(cv
     assert set().union(*evaluated[:3]) == all_labelled and sum(map(len, evaluated[:3])) == 45  # each row once per model
     assert cv[cv.model == "concat"].macro_f1.min() > 0.9  # separable features: concat learns them in two epochs
     assert calls["load_features"] == 1  # both configs share their features
+
+
+def test_cross_validate_and_learning_curve_take_the_runs_of_one_call(cv_setup, monkeypatch):
+    ds, feats, cfg, calls = cv_setup
+    configs = _configs(cfg, "concat", "late")
+    runs = cv_runs(ds, {**configs, **E.learning_curve_configs(ds, {"late": configs["late"]}, (1 / 2,))})
+    table, curve = cross_validate(ds, configs), learning_curve(ds, {"late": configs["late"]}, (1 / 2,))
+    monkeypatch.setattr(E, "cv_runs", lambda *a, **k: pytest.fail("ran the CV again"))
+    pd.testing.assert_frame_equal(cross_validate(ds, configs, runs=runs), table)
+    pd.testing.assert_frame_equal(learning_curve(ds, {"late": configs["late"]}, (1 / 2,), runs=runs), curve)
 
 
 def test_cv_keeps_each_rows_out_of_fold_probabilities_and_fold_metrics_agree_with_them(cv_setup):
@@ -217,7 +241,7 @@ def test_cross_validation_of_a_finetuning_config_is_a_config_error(dataset_facto
 def test_cross_validation_results_are_reread_from_the_cache_not_retrained(cv_setup):
     ds, feats, cfg, calls = cv_setup
     first = cross_validate(ds, _configs(cfg, "concat"))
-    (path,) = (cfg.cache / "cv").glob("*.json")
+    (path,) = (cfg.cache / "cv").glob("*.run")
     assert calls["fit"] == 3 and set(json.loads(path.read_text())) == {"folds", "probs", "member_probs", "test_probs"}
     again = cross_validate(ds, {"renamed": cfg.replace(model="concat")})
     assert calls["fit"] == 3  # nothing trained again
@@ -240,7 +264,7 @@ def test_a_changed_setting_or_label_misses_the_cv_cache(cv_setup):
 def test_a_damaged_cv_cache_file_is_recomputed(cv_setup):
     ds, feats, cfg, calls = cv_setup
     first = cross_validate(ds, _configs(cfg, "concat"))
-    (path,) = (cfg.cache / "cv").glob("*.json")
+    (path,) = (cfg.cache / "cv").glob("*.run")
     path.write_text('{"folds": [{"fold": 0, "accura')
     again = cross_validate(ds, _configs(cfg, "concat"))
     assert calls["fit"] == 6
@@ -265,7 +289,7 @@ def test_cv_key_changes_with_the_cache_version(key_setup, monkeypatch):
     ds, feats, cfg = key_setup
     before = cv_key(cfg, ds, feats)
     assert cv_key(cfg, ds, feats) == before
-    monkeypatch.setattr(E, "CV_CACHE_VERSION", E.CV_CACHE_VERSION + 1)
+    monkeypatch.setattr(lab5.cache, "FORMAT_VERSION", lab5.cache.FORMAT_VERSION + 1)
     assert cv_key(cfg, ds, feats) != before
 
 
@@ -291,10 +315,10 @@ def test_cv_key_changes_with_the_features_the_labels_and_the_libraries(key_setup
     other = make_features(list(ds.all.guid), list(ds.all.label))
     other.text.key = "another-text-cache"
     assert cv_key(cfg, ds, other) != before
-    real_versions = E.versions
-    monkeypatch.setattr(E, "versions", lambda *p: {**real_versions(*p), "scikit-learn": "0.1"})
+    real_versions = lab5.cache.versions
+    monkeypatch.setattr(lab5.cache, "versions", lambda *p: {**real_versions(*p), "scikit-learn": "0.1"})
     assert cv_key(cfg, ds, feats) != before
-    monkeypatch.setattr(E, "versions", real_versions)
+    monkeypatch.setattr(lab5.cache, "versions", real_versions)
     ds.train.loc[3, "label"] = (ds.train.loc[3, "label"] + 1) % 3
     assert cv_key(cfg, ds, feats) != before
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 from synthetic import jpeg_bytes, make_features, small_config
 
+import lab5.cache as C
 import lab5.features as F
 from lab5.data import load_dataset
 from lab5.text import lexicon_scores
@@ -212,12 +213,12 @@ def test_library_versions_and_numerics_are_part_of_the_key(six, tiny_image, monk
     ds = load_dataset(root)
     base = F.image_features(ds, cfg, tiny_image)
     meta = json.loads(next(cfg.cache.glob(f"image-*-{base.key}.json")).read_text())
-    assert set(meta["libraries"]) == set(F.IMAGE_LIBRARIES) and meta["numerics"] == F.numerics()
-    real_versions, real_numerics = F.versions, F.numerics
-    monkeypatch.setattr(F, "versions", lambda *p: {**real_versions(*p), "torch": "0.0.1"})
+    assert set(meta["libraries"]) == set(F.IMAGE_LIBRARIES) and meta["numerics"] == C.numerics()
+    real_versions, real_numerics = C.versions, C.numerics
+    monkeypatch.setattr(C, "versions", lambda *p: {**real_versions(*p), "torch": "0.0.1"})
     newer = F.image_features(ds, cfg, tiny_image)
-    monkeypatch.setattr(F, "versions", real_versions)
-    monkeypatch.setattr(F, "numerics", lambda: {**real_numerics(), "cpu_capability": "DEFAULT"})
+    monkeypatch.setattr(C, "versions", real_versions)
+    monkeypatch.setattr(C, "numerics", lambda: {**real_numerics(), "cpu_capability": "DEFAULT"})
     native = F.image_features(ds, cfg, tiny_image)
     assert len({base.key, newer.key, native.key}) == 3
     assert len(list(cfg.cache.glob("image-*.pt"))) == 3

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from lab5.metrics import (METRIC_COLUMNS, always_positive, confusion, decision_changes, metrics, paired_comparison,
-                          paired_differences, summarize)
+from lab5.ablation import paired_differences
+from lab5.explain import decision_changes, paired_comparison
+from lab5.metrics import METRIC_COLUMNS, always_positive, confusion, metrics, summarize
 
 Y_TRUE = [0, 0, 1, 1, 1, 2, 2, 2, 2, 2]
 Y_PRED = [0, 1, 1, 1, 2, 2, 2, 0, 2, 1]
@@ -95,7 +96,7 @@ def test_decision_changes_count_rows_fixed_and_broken_against_the_control():
 
 
 def test_fold_gap_is_the_largest_per_fold_difference_of_the_shared_rows_and_names_a_missing_one():
-    from lab5.metrics import fold_gap
+    from lab5.ablation import fold_gap
 
     a = pd.DataFrame({"model": ["x"] * 2 + ["y"] * 2, "fold": [0, 1] * 2, "accuracy": [0.7, 0.8, 0.6, 0.5],
                       "macro_f1": [0.5, 0.6, 0.4, 0.3]})
@@ -110,7 +111,7 @@ def test_fold_gap_is_the_largest_per_fold_difference_of_the_shared_rows_and_name
 
 
 def test_paired_table_gives_each_pairs_mean_difference_in_points_and_the_folds_won():
-    from lab5.metrics import paired_table
+    from lab5.ablation import paired_table
 
     cv = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3, "fold": [0, 1, 2] * 2,
                        "accuracy": [0.70, 0.72, 0.74, 0.71, 0.71, 0.71], "macro_f1": [0.5, 0.6, 0.7, 0.6, 0.6, 0.6]})

@@ -25,7 +25,7 @@ from lab5.errors import ConfigError
 from lab5.features import Dims, Features
 from lab5.heads import MODELS
 from lab5.models import Classifier, Ensemble, members_of, uses_sequences
-from lab5.submission import read_predictions
+from lab5.explain import read_predictions
 from lab5.training import TrainResult, fit, predict_logits
 
 
@@ -194,8 +194,8 @@ def _same(a, b, cfg, ds, feats):
 def test_a_second_identical_training_trains_nothing_and_gives_the_same_model(dataset_factory, tmp_path, monkeypatch):
     ds, feats, cfg = _setup(dataset_factory, tmp_path)
     first = P.train_model(cfg, ds, feats)
-    (entry,) = (cfg.cache / "train").iterdir()
-    assert sorted(p.name for p in entry.iterdir()) == ["model.pt", "result.json"]
+    (entry,) = (cfg.cache / "train").glob("*.pt")
+    assert sorted(p.suffix for p in entry.parent.iterdir()) == [".json", ".pt"]
     assert "val_macro_f1" in first.history
     monkeypatch.setattr(P, "fit", lambda *a, **k: pytest.fail("trained again although the training is cached"))
     again = P.train_model(cfg, load_dataset(ds.root), feats)
@@ -254,33 +254,33 @@ def test_each_text_encoders_features_are_part_of_the_key(dataset_factory, tmp_pa
 
 
 def _damage(entry, how, other):
-    meta = json.loads((entry / "result.json").read_text())
-    blob = (entry / "model.pt").read_bytes()
+    meta = json.loads(entry.with_suffix(".json").read_text())
+    blob = entry.read_bytes()
     if how == "truncated model.pt":
-        (entry / "model.pt").write_bytes(blob[: len(blob) // 2])
+        entry.write_bytes(blob[: len(blob) // 2])
     elif how == "foreign model.pt":
-        (entry / "model.pt").write_bytes(b"this is not a state dict")
+        entry.write_bytes(b"this is not a state dict")
     elif how == "a flipped weight byte":  # torch itself loads it without a complaint: the checksum tells
         w = max(torch.load(io.BytesIO(blob), weights_only=True).values(), key=torch.Tensor.numel)
         start = blob.find(w.contiguous().numpy().tobytes()[:64])
         assert start >= 0
         at = start + 3  # the exponent byte of its first weight
-        (entry / "model.pt").write_bytes(blob[:at] + bytes([blob[at] ^ 0x40]) + blob[at + 1:])
+        entry.write_bytes(blob[:at] + bytes([blob[at] ^ 0x40]) + blob[at + 1:])
     elif how == "missing model.pt":
-        (entry / "model.pt").unlink()
+        entry.unlink()
     elif how == "unreadable result.json":
-        (entry / "result.json").write_text("{")
+        entry.with_suffix(".json").write_text("{")
     elif how == "missing result.json":
-        (entry / "result.json").unlink()
+        entry.with_suffix(".json").unlink()
     elif how == "no history":
-        (entry / "result.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "history"}))
+        entry.with_suffix(".json").write_text(json.dumps({k: v for k, v in meta.items() if k != "history"}))
     elif how == "other dims":
-        (entry / "result.json").write_text(json.dumps({**meta, "dims": {**meta["dims"], "text": 99}}))
+        entry.with_suffix(".json").write_text(json.dumps({**meta, "dims": {**meta["dims"], "text": 99}}))
     else:  # a sound state dict, with a matching checksum, of a model that does not fit
         buf = io.BytesIO()
         torch.save(other.state_dict(), buf)
-        (entry / "model.pt").write_bytes(buf.getvalue())
-        (entry / "result.json").write_text(json.dumps({**meta, "model_sha256": hashlib.sha256(buf.getvalue()).hexdigest()}))
+        entry.write_bytes(buf.getvalue())
+        entry.with_suffix(".json").write_text(json.dumps({**meta, "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}))
 
 
 @pytest.mark.parametrize("how", ["truncated model.pt", "foreign model.pt", "a flipped weight byte", "missing model.pt",
@@ -289,7 +289,7 @@ def _damage(entry, how, other):
 def test_a_damaged_cached_training_is_trained_again_with_a_warning(dataset_factory, tmp_path, fits, caplog, how):
     ds, feats, cfg = _setup(dataset_factory, tmp_path)
     first = P.train_model(cfg, ds, feats)
-    (entry,) = (cfg.cache / "train").iterdir()
+    (entry,) = (cfg.cache / "train").glob("*.pt")
     _damage(entry, how, P.new_model(cfg.replace(model="gated"), feats))
     with caplog.at_level(logging.WARNING, logger="lab5"):
         again = P.train_model(cfg, ds, feats)
@@ -327,7 +327,7 @@ def test_without_the_cache_nothing_is_read_or_written(dataset_factory, tmp_path,
     assert not (cfg.cache / "train").exists()
     P.train_model(cfg, ds, feats)
     P.train_model(cfg, ds, feats, cache=False)  # trains although a cached training is there
-    assert len(fits) == 3 and len(list((cfg.cache / "train").iterdir())) == 1
+    assert len(fits) == 3 and len(list((cfg.cache / "train").glob("*.pt"))) == 1
 
 
 @pytest.mark.parametrize("model, text_encoder", [("gated+late", "minilm"), ("late", "minilm+mpnet")])

@@ -94,7 +94,7 @@ def test_the_bulk_sets_aside_only_a_span_far_from_the_rest():
 
 # --------------------------------------------------------------------------- paired differences
 def _diffs(rows: dict[str, tuple[float, float, float]], control: str = "text") -> pd.DataFrame:
-    """A :func:`lab5.evaluation.paired_differences` table (fractions) from ``{model: (mean, min, max)}``."""
+    """A :func:`lab5.ablation.paired_differences` table (fractions) from ``{model: (mean, min, max)}``."""
     return pd.DataFrame([{"model": m, "control": control, "mean": a, "min": lo, "max": hi, "better_folds": int(a > 0),
                           "folds": 5} for m, (a, lo, hi) in rows.items()]).set_index("model")
 
@@ -191,7 +191,7 @@ def test_training_size_curve_says_its_whiskers_span_the_fold_min_to_max():
 def test_a_figure_or_table_save_that_fails_midway_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
-    import lab5.io
+    import lab5.cache
 
     plots.save_table(pd.DataFrame({"a": [1]}), "t", tmp_path)
     fig, _ = plt.subplots()
@@ -201,7 +201,7 @@ def test_a_figure_or_table_save_that_fails_midway_leaves_the_old_file_and_no_tem
     def crash(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(lab5.io.os, "replace", crash)
+    monkeypatch.setattr(lab5.cache.os, "replace", crash)
     for write in (lambda: plots.save_table(pd.DataFrame({"a": [2]}), "t", tmp_path), lambda: plots.save(fig, "f", tmp_path)):
         with pytest.raises(KeyboardInterrupt):
             write()

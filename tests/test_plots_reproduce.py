@@ -15,7 +15,7 @@ from lab5.errors import ConfigError
 from lab5.explain import Attention
 from lab5.images import image_sizes
 from lab5.reproduce import COURSE_DATA_TAG, NotebookFailed, notebook_paths, run_notebooks, strip_ansi
-from lab5.text import text_stats
+from lab5.plots.dataset import text_stats
 
 
 # --------------------------------------------------------------------------- plots
@@ -28,7 +28,7 @@ def test_every_report_figure_and_table_is_written_under_its_name(dataset_factory
     cv = pd.DataFrame({"model": ["a", "a", "b", "b"], "fold": [0, 1, 0, 1], "accuracy": [0.6, 0.7, 0.5, 0.5],
                        "macro_f1": [0.4, 0.5, 0.3, 0.35], "f1_negative": [0.5, 0.6, 0.4, 0.4],
                        "f1_neutral": [0.1, 0.2, 0.0, 0.1], "f1_positive": [0.7, 0.8, 0.6, 0.6]})
-    from lab5.metrics import paired_differences
+    from lab5.ablation import paired_differences
     figures = {
         "balance": plots.class_balance(ds),
         "lengths": plots.text_lengths(text_stats(ds.train)),

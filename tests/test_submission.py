@@ -7,12 +7,9 @@ import pytest
 import lab5.submission as Sub
 from lab5.data import read_labels
 from lab5.errors import DataError
+from lab5.explain import agreeing_rows, agreement, class_shares, read_predictions
 from lab5.submission import (
-    agreeing_rows,
-    agreement,
-    class_shares,
     format_predictions,
-    read_predictions,
     write_predictions,
 )
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from lab5.errors import DataError
-from lab5.text import decode_text, lexicon_scores, read_text, text_stats
+from lab5.plots.dataset import text_stats
+from lab5.text import decode_text, lexicon_scores, read_text
 
 INVALID_BOTH = b"ok \x80 end"  # a lone 0x80 is valid neither in UTF-8 nor in GB18030
 
@@ -64,6 +65,25 @@ def test_read_text_of_an_unreadable_file_is_a_data_error(tmp_path):
 
 
 # --------------------------------------------------------------------------- lexicon scores
+def test_vader_scores_each_text_once_per_process(monkeypatch):
+    import lab5.text
+
+    seen = []
+    real = lab5.text._analyzer()
+
+    class Counting:
+        def polarity_scores(self, text):
+            seen.append(text)
+            return real.polarity_scores(text)
+
+    lab5.text._vader.cache_clear()
+    monkeypatch.setattr(lab5.text, "_analyzer", Counting)
+    first = lexicon_scores(["so happy", "so sad", "so happy"])
+    assert torch.equal(lexicon_scores(["so sad", "so happy"]), first[1:])
+    assert sorted(seen) == ["so happy", "so sad"]
+    lab5.text._vader.cache_clear()
+
+
 def test_lexicon_scores_are_vaders_four_scores_per_text():
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 

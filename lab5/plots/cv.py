@@ -56,7 +56,7 @@ def _axis_range(values: list[float], far: float = 5.0) -> tuple[float, float]:
 
 def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highlight: str | None = None,
                        groups: dict[str, list[str]] | None = None) -> plt.Figure:
-    """Dot-and-whisker plot of per-fold paired differences (from :func:`lab5.evaluation.paired_differences`, in
+    """Dot-and-whisker plot of per-fold paired differences (from :func:`lab5.ablation.paired_differences`, in
     fractions; drawn in points), one panel per metric: the dot is the mean difference, the whisker spans the worst to
     the best fold, and the label says on how many folds the model beat its control. ``highlight`` draws one model (the
     final one) in colour and names it "final" (its row reads "final: <its name>", a row it controls "vs final");

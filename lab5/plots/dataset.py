@@ -22,7 +22,7 @@ def class_balance(ds: Dataset) -> plt.Figure:
 
 def text_lengths(stats: pd.DataFrame) -> plt.Figure:
     """Distribution of words per tweet by class (outlined, so the three classes stay readable where they overlap);
-    ``stats`` from :func:`lab5.text.text_stats`."""
+    ``stats`` from :func:`text_stats`."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     sns.histplot(stats, x="words", hue="tag", hue_order=LABELS, palette=CLASS_COLOURS, discrete=True, element="step",
                  fill=False, stat="density", common_norm=False, lw=1.6, ax=ax)
@@ -77,3 +77,24 @@ def captioned_images(ds: Dataset, captions: dict[str, str], columns: int = 3) ->
         ax.set_title(caption, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+_PATTERNS = {
+    "hashtags": r"#\w+",
+    "mentions": r"@\w+",
+    "urls": r"https?://\S+",
+    "retweet": r"^RT\b",
+}
+
+
+def text_stats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per tweet: words, characters, hashtags, mentions, URLs, emoji, whether it is a retweet."""
+    import emoji
+
+    out = pd.DataFrame({"guid": frame.guid, "tag": frame.tag, "encoding": frame.encoding})
+    out["words"] = frame.text.str.split().str.len()
+    out["chars"] = frame.text.str.len()
+    for name, pat in _PATTERNS.items():
+        out[name] = frame.text.str.count(pat)
+    out["emoji"] = [emoji.emoji_count(t) for t in frame.text]
+    return out

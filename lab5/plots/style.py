@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from .. import profile
-from ..io import atomic_write_bytes
+from ..cache import atomic_write_bytes
 
 
 # The two palettes, the only colours in this module. Classes: Okabe & Ito's colour-blind-safe vermillion and blue with a

@@ -1,0 +1,103 @@
+"""The one cache: everything computed once and kept on disk (features, CV runs, trainings, the words in the images,
+drawn splits) is keyed, written, checked and rebuilt here.
+
+An entry is a payload file and a sidecar ``.json`` beside it holding the payload's sha256 and what made it (the
+parts of its key, and what the reader needs). Its key (:func:`key`) is the digest of the fields that decide the
+result, the versions of the libraries that compute it, the CPU numerics in force and :data:`FORMAT_VERSION`. Files
+are written atomically (:func:`atomic_write_bytes`), payload first, so an interrupted run never leaves an entry that
+a later run trusts; a damaged entry is rebuilt with one warning (:func:`load`).
+
+Why not ``joblib.Memory`` (which ships with scikit-learn): it keys a call by the function's source code and all its
+arguments, where these keys must leave out the fields no result depends on (paths, progress bars, jobs) and must
+change only with an explicit format version, not with an edit that keeps the numbers; hashing whole feature tensors
+as arguments would cost more than reading them; and it checks no checksum, so a flipped byte in a payload would be
+trusted, where here it is detected and rebuilt with a warning. Its pickles are not the readable CSV and JSON kept
+here either.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from .runtime import numerics, versions
+
+log = logging.getLogger("lab5")
+
+#: Bump when what an entry holds or means changes while every other part of its key stays (a training loop, a head,
+#: the fold recipe, how features are batched): every entry is then rebuilt. Source edits that keep the numbers keep it.
+FORMAT_VERSION = 1
+#: libraries whose versions can change a trained model or a CV run
+TRAINING_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
+#: where each kind of entry lives under the cache folder
+FOLDERS = {"features": ".", "cv": "cv", "train": "train", "ocr": "ocr", "splits": "splits"}
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def digest(parts) -> str:
+    """The first 16 hex digits of the sha256 of ``parts`` as sorted-key JSON (values JSON cannot hold, such as paths,
+    as their ``str``): equal parts give equal keys on every machine and in every process. Long parts (the labelled
+    rows) enter a key as their digest, so that the sidecar stays short."""
+    return sha256(json.dumps(parts, sort_keys=True, default=str).encode())[:16]
+
+
+def key(parts: dict, libraries: tuple[str, ...] = ()) -> tuple[str, dict]:
+    """The key of an entry decided by ``parts`` and computed by ``libraries``, and what it is made of (``parts``, the
+    libraries' versions, the CPU numerics and :data:`FORMAT_VERSION`)."""
+    made = {**parts, "libraries": versions(*libraries), "numerics": numerics(), "format": FORMAT_VERSION}
+    return digest(made), made
+
+
+def path(cache: Path, kind: str, name: str) -> Path:
+    """Where the entry ``name`` of ``kind`` (a key of :data:`FOLDERS`) lives under the cache folder ``cache``."""
+    return Path(cache) / FOLDERS[kind] / name
+
+
+def sidecar(payload: Path) -> Path:
+    return payload.with_suffix(".json")
+
+
+def store(payload: Path, blob: bytes, made: dict) -> None:
+    """Write an entry: ``blob`` to ``payload``, then its sidecar (``made`` and the sha256 of ``blob``)."""
+    atomic_write_bytes(payload, blob)
+    atomic_write_bytes(sidecar(payload), json.dumps({**made, "sha256": sha256(blob)}, indent=1).encode())
+
+
+def load(payload: Path, read: Callable[[bytes, dict], Any]) -> Any:
+    """``read(blob, sidecar)`` of the entry at ``payload``; None when there is none, or when it is damaged, from
+    another version or refused by ``read`` (any exception), then with a warning."""
+    if not payload.is_file() and not sidecar(payload).is_file():
+        return None
+    try:
+        meta = json.loads(sidecar(payload).read_text())
+        blob = payload.read_bytes()
+        if sha256(blob) != meta["sha256"]:
+            raise ValueError("checksum mismatch")
+        return read(blob, meta)
+    except Exception as e:  # any damage means: rebuild
+        log.warning("cache file %s is corrupt or from another version (%s); rebuilding it", payload, e)
+        return None
