@@ -21,9 +21,6 @@ SINGLE_MODELS = ("text", "image", "concat", "cross_attention", "reference_gate",
 #: the final model: the ensemble over both text encoders, decided by the plain mean of its members' probabilities
 MEAN = "ensemble on MiniLM + mpnet"
 FINAL = MEAN
-#: the final model decided by per-class offsets tuned on its out-of-fold rows for the mean of accuracy and macro-F1
-#: (``--combine mean+offsets``; not adopted: the nested CV of notebook 6 finds it 0.47 accuracy points worse)
-OFFSETS = "mean + OOF-tuned offsets"
 #: concat without the VADER scores: concat on cross-attention's inputs (the scores join the pooled text vector, which
 #: cross-attention never reads)
 NO_LEXICON = "concat − VADER lexicon"
@@ -61,27 +58,26 @@ class Ablation:
 
 
 def single_model_base(cfg: Config) -> Config:
-    """What every single-model row starts from: the final model's recipe on MiniLM, deciding by its own argmax (the
-    final ensemble adds mpnet members)."""
-    return cfg.replace(combine="mean", text_encoder="minilm")
+    """What every single-model row starts from: the final model's recipe on MiniLM (the final ensemble adds mpnet
+    members)."""
+    return cfg.replace(text_encoder="minilm")
 
 
 def story(cfg: Config) -> Ablation:
     """What notebook 5 cross-validates: the single models and concat on cross-attention's inputs (on MiniLM), the
-    heads on mpnet, the ensembles and the final decision, the final model less each of its inputs (:data:`WITHOUT`),
+    heads on mpnet, the ensembles, the final model less each of its inputs (:data:`WITHOUT`),
     and the learning curve of the text and the final model."""
-    mean = cfg.replace(combine="mean")  # the final ensemble deciding by the plain mean of its members
     minilm = single_model_base(cfg)
     sections = {"models": {m: minilm.replace(model=m) for m in SINGLE_MODELS},
                 "attention": {NO_LEXICON: minilm.replace(model="concat", text_features="tokens")},
-                "encoders": {f"{m} on mpnet": mean.replace(model=m, text_encoder="mpnet") for m in HEADS},
-                "ensembles": {"ensemble on MiniLM": minilm, "ensemble on mpnet": mean.replace(text_encoder="mpnet"),
-                              MEAN: mean, OFFSETS: mean.replace(combine="mean+offsets")},
+                "encoders": {f"{m} on mpnet": cfg.replace(model=m, text_encoder="mpnet") for m in HEADS},
+                "ensembles": {"ensemble on MiniLM": minilm, "ensemble on mpnet": cfg.replace(text_encoder="mpnet"),
+                              MEAN: cfg},
                 "without": {name: cfg.replace(**change) for name, change in WITHOUT.items()}}
     controls = {**{m: "text" for m in SINGLE_MODELS if m != "text"}, NO_LEXICON: "concat",
                 **{f"{m} on mpnet": m for m in HEADS},
                 "ensemble on MiniLM": "late",  # against its most accurate member
-                "ensemble on mpnet": "ensemble on MiniLM", MEAN: "ensemble on MiniLM", OFFSETS: MEAN,
+                "ensemble on mpnet": "ensemble on MiniLM", MEAN: "ensemble on MiniLM",
                 **{name: FINAL for name in WITHOUT}}
     curve = {"text": sections["models"]["text"], "final": cfg}
     return Ablation(sections, controls, curve)

@@ -20,12 +20,12 @@ from . import profile
 from .config import AT_MOST, GROUPS, Config, field_types, find_project, text_encoder_names
 from .data import LABELS, load_dataset
 from .errors import ConfigError, DataError, EncoderUnavailable, UserError
-from .evaluation import baseline_row, check_cv_rows, cross_validate
+from .evaluation import baseline_row, cross_validate
 from .features import image_features, load_features, text_features
 from .images import check_images
 from .metrics import confusion, metrics, summarize
 from .outputs import check_writable, is_course_data, output_root
-from .pipeline import fit_decision, load_model, predict_test, save_checkpoint, train_model, training_rows, validation_predictions
+from .pipeline import load_model, predict_test, save_checkpoint, train_model, training_rows, validation_predictions
 from .reproduce import notebook_paths, run_notebooks, strip_ansi
 from .splits import get_split
 from .runtime import provenance, write_table
@@ -131,11 +131,9 @@ def cmd_train(cfg: Config, args) -> int:
     check_writable(out, what="checkpoint folder")
     split = get_split(ds, cfg.cache, store=False)
     training_rows(cfg, ds, split.train, split.val)  # a --train-rows beyond the training rows: refused before any work
-    if cfg.combine != "mean":  # the rule is fitted on the config's CV: refuse a dataset too small for one now
-        check_cv_rows(ds, cfg.folds)
     t = time.perf_counter()
     res = train_model(cfg, ds, None if cfg.finetune else load_features(ds, cfg))
-    save_checkpoint(out, res.model, cfg, res, fit_decision(cfg, ds, res))
+    save_checkpoint(out, res.model, cfg, res)
     took = f"[{time.perf_counter() - t:.1f}s] -> {out}"
     print(f"{cfg.model}: {cfg.epochs} epochs, validation macro-F1 {res.val_macro_f1:.3f} {took}")
     return 0
@@ -158,14 +156,14 @@ def cmd_cv(cfg: Config, args) -> int:
 
 
 def _checkpoint(args, cfg: Config) -> tuple:
-    """The model, config and decision rule of ``--checkpoint``, run where this command line says (its run options)."""
+    """The model and config of ``--checkpoint``, run where this command line says (its run options)."""
     return load_model(Path(args.checkpoint), **{k: getattr(cfg, k) for k in LOCAL})
 
 
 def cmd_evaluate(cfg: Config, args) -> int:
-    model, cfg, decision = _checkpoint(args, cfg)
+    model, cfg = _checkpoint(args, cfg)
     ds = load_dataset(cfg.data)
-    y, pred = validation_predictions(model, cfg, ds, None if cfg.finetune else load_features(ds, cfg), decision)
+    y, pred = validation_predictions(model, cfg, ds, None if cfg.finetune else load_features(ds, cfg))
     m = metrics(y, pred)
     print(f"{cfg.model} on the {len(y)} validation rows (the rows `train` scores each epoch on): "
           f"accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}, weighted-F1 {m['weighted_f1']:.3f}")
@@ -179,10 +177,10 @@ def cmd_predict(cfg: Config, args) -> int:
         raise DataError(f"{ds.root}: no test_without_label.txt to predict")
     out = Path(args.out) if args.out else output_root(cfg, ds).predictions
     check_writable(out, folder=False, what="predictions file")
-    model = decision = None
-    if args.checkpoint:  # the model and the decision rule it was saved with: no training, no CV
-        model, cfg, decision = _checkpoint(args, cfg)
-    predicted = predict_test(cfg, ds, model, out, decision)
+    model = None
+    if args.checkpoint:  # the model it was saved with: no training, no CV
+        model, cfg = _checkpoint(args, cfg)
+    predicted = predict_test(cfg, ds, model, out)
     counts = pd.Series(predicted).value_counts()
     print(f"wrote {len(ds.test)} predictions to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
@@ -274,7 +272,7 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, dict]]] = {
 NOT_READ = {"reproduce": "it runs the committed recipe: its notebooks build lab5.Config() from --data, --out-dir and "
                          "--cache alone"}
 #: an own option that makes Config fields moot: given together, they are refused (the command could not honour them)
-MOOT = {"checkpoint": (GROUPS["model"] + GROUPS["training"], "the checkpoint holds the model, its training, its rule"),
+MOOT = {"checkpoint": (GROUPS["model"] + GROUPS["training"], "the checkpoint holds the model and its training"),
         "out": (("out_dir",), "--out names the one path written")}
 HEADINGS = {"run": "where it runs", "model": "what the model is", "training": "how it trains"}
 

@@ -27,7 +27,6 @@ NATIVE_IMAGE_SIZE = {"efficientnet-lite0": 224, "resnet50": 224, "resnet50-scrat
 FIXED_SIZE_ENCODERS = ("efficientnet-lite0",)
 CHOICES = {
     "text_features": ("tokens", "tokens+lexicon"),
-    "combine": ("mean", "mean+offsets"),
     "device": ("cpu", "cuda", "auto"),
     "image_encoder": IMAGE_ENCODER_NAMES,
 }
@@ -38,7 +37,7 @@ CHOICES = {
 GROUPS = {
     "run": ("data", "cache", "out_dir", "progress", "jobs", "device"),
     "model": ("text_encoder", "image_encoder", "model", "text_features", "max_length", "image_size", "hidden",
-              "attention_hidden", "dropout", "combine", "finetune", "finetune_layers"),
+              "attention_hidden", "dropout", "finetune", "finetune_layers"),
     "training": ("epochs", "batch_size", "lr", "encoder_lr", "weight_decay", "train_rows", "seed", "fold_seed", "folds"),
 }
 #: the run fields no result depends on (all but the device, whose arithmetic rounds its own way), so no cache key
@@ -127,7 +126,6 @@ class Config:
     encoder_lr: float = field(default=2e-5, metadata={"help": "learning rate of encoder weights when fine-tuning"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (in the optimiser only)"})
     train_rows: int = field(default=0, metadata={"help": "train on a seeded, stratified subset of this many of the training rows (0: all of them; in CV, of each training part); for learning curves"})
-    combine: str = field(default="mean", metadata={"help": "how members' probabilities become a label: mean (the default: their plain mean; chosen by the nested CV of notebook 6), or mean+offsets: per-class offsets fitted on the out-of-fold probabilities of this config's CV (lab5.decisions)"})
     finetune: bool = field(default=False, metadata={"help": "train end to end through the encoders instead of cached features"})
     finetune_layers: int = field(default=2, metadata={"help": "with --finetune: top text layers (and last CNN blocks) left trainable; 0 means all"})
     device: str = field(default="auto", metadata={"help": "cpu | cuda | auto"})
@@ -186,8 +184,6 @@ class Config:
             out.append(f"--image-size must be 0 (the encoder's own) or at least 32, not {self.image_size}")
         if problem := image_size_problem(self.image_encoder, self.image_size):
             out.append(problem)
-        if self.combine != "mean" and self.finetune:
-            out.append("--combine is fitted on cross-validation, which runs on cached features; drop --finetune")
         if self.finetune and len(names) > 1:
             out.append("ensembles train on cached features; drop --finetune or name one model")
         if self.device == "cuda" and not _cuda_available():

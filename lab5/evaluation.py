@@ -15,7 +15,7 @@ from . import cache as store, profile
 from .batches import make_data
 from .config import Config
 from .data import LABELS, TRAIN_FILE, Dataset
-from .decisions import cross_fit
+from .decisions import mean_probabilities
 from .errors import ConfigError, DataError
 from .features import Features, feature_fields, load_features
 from .metrics import METRIC_COLUMNS, always_positive, metrics
@@ -121,9 +121,8 @@ def _cv_run(d: dict) -> CVRun:
 
 
 def _decided_from_members(c: Config) -> bool:
-    """Whether the CV of ``c`` is made from its members' own runs (an ensemble, or any ``combine`` rule) rather than
-    by training ``c`` itself."""
-    return len(ensemble_members(c)) > 1 or c.combine != "mean"
+    """Whether the CV of ``c`` is made from its members' own runs (an ensemble) rather than by training ``c`` itself."""
+    return len(ensemble_members(c)) > 1
 
 
 def learning_curve_configs(ds: Dataset, configs: dict[str, Config],
@@ -150,16 +149,16 @@ def learning_curve(ds: Dataset, configs: dict[str, Config], fractions: tuple[flo
 
 def _combined_run(ds: Dataset, c: Config, parts: dict[str, CVRun]) -> CVRun:
     """The CV of a model decided from its members' probabilities, made from the members' own CV runs: a member of an
-    ensemble is built, seeded and trained exactly as it is alone, so the plain mean equals training the ensemble.
-    Any other ``c.combine`` is cross-fitted (:func:`lab5.decisions.cross_fit`): each fold decided by a combiner
-    fitted on the other folds' OOF rows."""
+    ensemble is built, seeded and trained exactly as it is alone, so the plain mean equals training the ensemble."""
     y = ds.train.label.to_numpy()
     members = [r.probs for r in parts.values()]
     split = folds(y, c.folds, c.fold_seed)
     fold_of = np.zeros(len(y), dtype=int)
     for f, (_, te) in enumerate(split):
         fold_of[te] = f
-    probs = cross_fit(c.combine, members, y, fold_of)  # the plain mean, row by row, when ``c.combine`` is "mean"
+    probs = np.zeros_like(members[0])
+    for f in np.unique(fold_of):  # fold by fold, as the CV's numbers were always computed
+        probs[fold_of == f] = mean_probabilities([m[fold_of == f] for m in members])
     rows = [{"fold": f, **metrics(y[te], probs[te].argmax(1))} for f, (_, te) in enumerate(split)]
     test = {m: next(iter(r.test_probs.values())) for m, r in parts.items() if r.test_probs}
     return CVRun(pd.DataFrame(rows), probs, {m: r.probs for m, r in parts.items()}, test if len(test) == len(parts) else {})
@@ -200,8 +199,8 @@ def train_folds(groups: list[tuple[Features, dict[str, Config]]], ds: Dataset) -
             members = member_probabilities(model, make_data(c, ds, guids[te], y[te], feats), c)
             names = list(members_of(model))  # empty for a single classifier
             test = member_probabilities(model, make_data(c, ds, test_guids, None, feats), c) if test_guids else []
-            return {"probs": result.decision.probabilities(members), "member_probs": dict(zip(names, members)),
-                    "test_probs": (dict(zip(names, test)) if names else {c.model: result.decision.probabilities(test)})
+            return {"probs": mean_probabilities(members), "member_probs": dict(zip(names, members)),
+                    "test_probs": (dict(zip(names, test)) if names else {c.model: mean_probabilities(test)})
                     if test_guids else {}}
 
     jobs = max((c.jobs for _, configs in groups for c in configs.values()), default=1)
@@ -249,9 +248,8 @@ def _round(p: np.ndarray) -> list:
 
 def cv_key(c: Config, ds, feats) -> tuple[str, dict]:
     """The key of a CV run (:func:`lab5.cache.key`) and what it is made of: the config (less the fields of
-    :data:`lab5.config.RUN_FIELDS`, which change no result, and ``combine``, which only decides from cached runs and
-    is never itself cached), the feature cache keys, the labelled guids and the test guids the fold models predict."""
-    conf = {k: v for k, v in c.result_fields().items() if k != "combine"}
+    :data:`lab5.config.RUN_FIELDS`, which change no result), the feature cache keys, the labelled guids and the test guids the fold models predict."""
+    conf = c.result_fields()
     labels = list(zip(ds.train.guid, ds.train.label.astype(int).tolist()))
     labels.append(list(ds.test.guid))  # the test rows the fold models predict
     first, *more = (fs.key for fs in feats.texts.values())

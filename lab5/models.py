@@ -48,8 +48,7 @@ class Classifier(nn.Module):
 class Ensemble(nn.Module):
     """Several classifiers trained one after another on the same rows, each on the features of its own text encoder
     (``text_encoders``: member -> encoder). A batch holds one feature dict per text encoder; the output is the log of
-    the members' mean probabilities (so argmax is the averaged vote). Any other decision rule is a
-    :class:`lab5.decisions.Decision` over the members' probabilities, kept beside the model."""
+    the members' mean probabilities (so argmax is the averaged vote)."""
 
     def __init__(self, members: dict[str, Classifier], text_encoders: dict[str, str]):
         super().__init__()
@@ -93,9 +92,9 @@ def ensemble_members(cfg: Config) -> dict[str, tuple[str, str]]:
 
 def member_configs(cfg: Config) -> dict[str, Config]:
     """Member name (as :func:`ensemble_members`) -> the config that member trains with, alone: its head on its text
-    encoder, deciding by its argmax. An ensemble's member is built, seeded and trained exactly as this config alone
+    encoder. An ensemble's member is built, seeded and trained exactly as this config alone
     (so its CV run is its own)."""
-    return {n: cfg.replace(model=h, text_encoder=e, combine="mean") for n, (h, e) in ensemble_members(cfg).items()}
+    return {n: cfg.replace(model=h, text_encoder=e) for n, (h, e) in ensemble_members(cfg).items()}
 
 
 def uses_sequences(model: str) -> bool:

@@ -22,7 +22,7 @@ from . import cache as store, encoders, profile
 from .batches import make_data
 from .config import Config
 from .data import LABELS, Dataset
-from .decisions import Decision
+from .decisions import mean_probabilities
 from .errors import ConfigError, DataError
 from .features import (IMAGE_LIBRARIES, TEXT_LIBRARIES, Dims, Features, image_input_fingerprint, load_features,
                        text_input_fingerprint)
@@ -37,9 +37,9 @@ from .training import TrainResult, fit, predict_labels
 log = logging.getLogger("lab5")
 
 #: Bump when a checkpoint's config could mean something else to this version (2: options deleted, such as
-#: ``heads``, ``text_clean`` and ``early_stopping``): :func:`load_model` refuses other formats rather than read them
-#: with other defaults.
-CHECKPOINT_FORMAT = 2
+#: ``heads``, ``text_clean`` and ``early_stopping``; 3: ``combine`` and the stored decision rule deleted):
+#: :func:`load_model` refuses other formats rather than read them with other defaults.
+CHECKPOINT_FORMAT = 3
 
 
 def load_encoders(cfg: Config) -> tuple:
@@ -121,7 +121,8 @@ def train_key(cfg: Config, ds: Dataset, features: Features | None, train_guids: 
     else:
         inputs = {"text": {name: fs.key for name, fs in features.texts.items()}, "image": features.image.key}
         libraries = store.TRAINING_LIBRARIES
-    parts = {"kind": "train", "config": cfg.result_fields(), "inputs": inputs,
+    config = {**cfg.result_fields(), "combine": "mean"}  # a field since deleted: kept, so cached trainings stay valid
+    parts = {"kind": "train", "config": config, "inputs": inputs,
              "device": resolve_device(cfg.device).type, "rows": store.digest([rows(train_guids), rows(val_guids)])}
     return store.key(parts, libraries)
 
@@ -132,11 +133,11 @@ def _dims_json(dims: dict[str, Dims]) -> dict:
 
 def _store_training(entry: Path, result: TrainResult, made: dict) -> None:
     """Store a training (:func:`lab5.cache.store`): its state dict, and beside it what made it, its history,
-    validation macro-F1, dims and decision rule."""
+    validation macro-F1 and dims."""
     buf = io.BytesIO()
     torch.save(result.model.state_dict(), buf)
     h = result.history
-    made = {**made, "dims": _dims_json(result.model.dims), "decision": result.decision.to_dict(),
+    made = {**made, "dims": _dims_json(result.model.dims),
             "history": {"columns": list(h.columns), "records": h.to_dict("records")},
             "val_macro_f1": float(result.val_macro_f1)}
     try:
@@ -160,38 +161,22 @@ def _reader(model: nn.Module, cfg: Config, touched: Callable) -> Callable[[bytes
         h = meta["history"]
         history = pd.DataFrame.from_records(h["records"], columns=h["columns"])
         f1 = float(meta["val_macro_f1"])
-        decision = Decision.from_dict(meta["decision"])
         touched(True)
         model.load_state_dict(state)
         log.info("read the trained %s from the cache", cfg.model)
-        return TrainResult(model.to(resolve_device(cfg.device)).eval(), history, f1, decision)
+        return TrainResult(model.to(resolve_device(cfg.device)).eval(), history, f1)
 
     return read
 
 
-def fit_decision(cfg: Config, ds: Dataset, result: TrainResult | None = None) -> Decision:
-    """The decision rule of ``cfg``: with ``--combine`` other than ``mean``, fitted on the out-of-fold probabilities
-    of this config's cross-validation (read from the CV cache, or run now: ``cfg.folds`` trainings of each member,
-    announced in the log and timed in the profile); else the rule of ``result``'s training, or the plain argmax."""
-    if cfg.combine == "mean":
-        return result.decision if result is not None else Decision("mean")
-    log.info("fitting the decision rule --combine %s on the out-of-fold probabilities of a %d-fold CV of %s "
-             "(read from %s/cv/ where cached)", cfg.combine, cfg.folds, cfg.model, cfg.cache)
-    with profile.stage(f"decision {cfg.combine}: {cfg.folds}-fold CV of {cfg.model}"):
-        run = cv_runs(ds, {"final": cfg})["final"]
-    return bagged_decision(cfg, ds, run)
-
-
-def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: Path | None = None,
-                 decision: Decision | None = None) -> dict[str, str]:
+def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: Path | None = None) -> dict[str, str]:
     """Predicted tag of every test guid. With ``out``, the ``guid,tag`` file is written (checked, atomically) in the
     test file's order.
 
     Without a ``model`` (on cached features): k-fold bagging. The test probabilities of each member are the mean of
-    its ``cfg.folds`` fold models of the cross-validation (read from the CV cache, or trained now), decided by
-    ``cfg.combine`` fitted on the out-of-fold probabilities of those same models: the procedure the CV scores, with
-    nothing trained again on all rows. With a ``model`` (a checkpoint, or ``cfg.finetune``: trained end to end on
-    every labelled row), by that model and its ``decision`` (default: :func:`fit_decision`).
+    its ``cfg.folds`` fold models of the cross-validation (read from the CV cache, or trained now), decided by the
+    argmax of the members' mean: the procedure the CV scores, with nothing trained again on all rows. With a
+    ``model`` (a checkpoint, or ``cfg.finetune``: trained end to end on every labelled row), by that model.
     """
     guids = list(ds.test.guid)
     if not guids:
@@ -199,56 +184,43 @@ def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: 
     if model is None and not cfg.finetune:
         with profile.stage(f"predict: {cfg.folds}-fold CV of {cfg.model}, its fold models averaged"):
             run = cv_runs(ds, {"final": cfg})["final"]
-        decision = bagged_decision(cfg, ds, run)
-        pred = decision.predict(list(run.test_probs.values())).tolist()
+        pred = mean_probabilities(list(run.test_probs.values())).argmax(1).tolist()
     else:
         if model is None:
             model = train_model(cfg, ds, None, list(ds.train.guid), []).model  # end to end, on every labelled row
         feats = None if cfg.finetune else load_features(ds, cfg)
-        decision = decision or fit_decision(cfg, ds)
-        pred = predict_labels(model, decision, make_data(cfg, ds, guids, None, feats, model), cfg).tolist()
+        pred = predict_labels(model, make_data(cfg, ds, guids, None, feats, model), cfg).tolist()
     tags = {g: LABELS[p] for g, p in zip(guids, pred)}
     if out is not None:
         write_predictions(ds.test, tags, out)
     return tags
 
 
-def bagged_decision(cfg: Config, ds: Dataset, run) -> Decision:
-    """The decision rule ``cfg.combine`` fitted on the out-of-fold probabilities of ``run`` (the CV of ``cfg``),
-    which :func:`predict_test` applies to the same fold models' mean test probabilities."""
-    return Decision(cfg.combine).fit(list(run.member_probs.values()), ds.train.label.to_numpy())
-
-
-def validation_predictions(model, cfg: Config, ds: Dataset, features: Features | None = None,
-                           decision: Decision | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(true labels, predicted labels) of ``model`` on the stored validation split, by ``decision`` (default: the
-    plain argmax)."""
+def validation_predictions(model, cfg: Config, ds: Dataset, features: Features | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(true labels, predicted labels) of ``model`` on the stored validation split."""
     val = list(get_split(ds, cfg.cache).val)
     y = ds.rows(val, labelled=True).label.to_numpy()
-    pred = predict_labels(model, decision or Decision("mean"), make_data(cfg, ds, val, y, features, model), cfg)
+    pred = predict_labels(model, make_data(cfg, ds, val, y, features, model), cfg)
     return y, pred
 
 
 # --------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path: Path, model: nn.Module, cfg: Config, result: TrainResult | None = None,
-                    decision: Decision | None = None) -> None:
-    """Write ``path/model.pt`` (state dict) and ``path/config.json`` (config, input widths, the fitted decision rule,
-    validation macro-F1), atomically. The rule is ``decision``, else ``result``'s, else the plain argmax."""
+def save_checkpoint(path: Path, model: nn.Module, cfg: Config, result: TrainResult | None = None) -> None:
+    """Write ``path/model.pt`` (state dict) and ``path/config.json`` (config, input widths, validation macro-F1),
+    atomically."""
     path = Path(path)
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
-    decision = decision or (result.decision if result is not None else Decision("mean"))
-    meta = {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "dims": _dims_json(model.dims),
-            "decision": decision.to_dict()}
+    meta = {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "dims": _dims_json(model.dims)}
     if result is not None:
         meta.update(val_macro_f1=result.val_macro_f1)
     atomic_write_bytes(path / "model.pt", buf.getvalue())
     atomic_write_bytes(path / "config.json", json.dumps(meta, indent=2, sort_keys=True).encode())
 
 
-def load_model(path: Path, **overrides) -> tuple[nn.Module, Config, Decision]:
+def load_model(path: Path, **overrides) -> tuple[nn.Module, Config]:
     """Rebuild a saved model (its predictions are identical to the saved model's), its config, with ``overrides``
-    (paths, device) applied, and its fitted decision rule; a missing, damaged or mismatched checkpoint raises
+    (paths, device) applied; a missing, damaged or mismatched checkpoint raises
     ConfigError."""
     path = Path(path)
     try:
@@ -259,7 +231,6 @@ def load_model(path: Path, **overrides) -> tuple[nn.Module, Config, Decision]:
         state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
         cfg = Config.from_dict(meta["config"], **overrides)
         dims = {name: Dims(**w) for name, w in meta["dims"].items()}
-        decision = Decision.from_dict(meta["decision"])
     except ConfigError:
         raise
     except Exception as e:  # unreadable JSON, foreign bytes, a truncated zip, missing keys: all mean "damaged"
@@ -269,4 +240,4 @@ def load_model(path: Path, **overrides) -> tuple[nn.Module, Config, Decision]:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise ConfigError(f"checkpoint {path} does not fit model {cfg.model!r} ({str(e).splitlines()[0]})") from None
-    return model.eval(), cfg, decision
+    return model.eval(), cfg

@@ -9,7 +9,7 @@ same result as one after another.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,6 @@ from tqdm.auto import tqdm
 
 from .batches import Batches, EnsembleData, batch_order
 from .config import Config
-from .decisions import Decision
 from .models import Ensemble, member_configs, members_of
 from .parallel import run_all
 from .runtime import reproducible, resolve_device
@@ -40,8 +39,6 @@ class TrainResult:
     model: nn.Module
     history: pd.DataFrame  # one row per epoch (an ensemble: per member and epoch, with ``member``)
     val_macro_f1: float  # on the validation rows after the last epoch (NaN without any)
-    #: the decision rule of the training: argmax (``mean``); a checkpoint keeps the rule it is saved with
-    decision: Decision = field(default_factory=Decision)
 
 
 def training_threads(cfg: Config) -> int:
@@ -199,15 +196,13 @@ def predict_logits(model: nn.Module, data: Batches, cfg: Config) -> torch.Tensor
 
 def member_probabilities(model: nn.Module, data: Batches, cfg: Config) -> list[np.ndarray]:
     """Class probabilities (N, 3) of each member of an ensemble, in its order; of the model itself, alone in the
-    list, for a single classifier: what a :class:`~lab5.decisions.Decision` decides from."""
+    list, for a single classifier."""
     configs = member_configs(cfg)
     members = [(m, data.views[encoder], configs[n]) for n, (m, encoder) in members_of(model).items()] or [(model, data, cfg)]
     return [predict_logits(m, view, c).softmax(1).numpy() for m, view, c in members]
 
 
-def predict_labels(model: nn.Module, decision: Decision, data: Batches, cfg: Config) -> np.ndarray:
-    """Predicted class of every row of ``data``: ``decision`` over the members' probabilities, or, for the plain
-    argmax rule, the argmax of the model's own logits (an ensemble's are the log of its members' mean)."""
-    if decision.is_argmax:
-        return predict_logits(model, data, cfg).argmax(1).numpy()
-    return decision.predict(member_probabilities(model, data, cfg))
+def predict_labels(model: nn.Module, data: Batches, cfg: Config) -> np.ndarray:
+    """Predicted class of every row of ``data``: the argmax of the model's logits (an ensemble's are the log of its
+    members' mean)."""
+    return predict_logits(model, data, cfg).argmax(1).numpy()

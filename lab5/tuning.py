@@ -54,8 +54,7 @@ RANK_BY = ("accuracy", "macro_f1")
 
 def trial_configs(cfg: Config, trials: int, seed: int = 0) -> dict[int, Config]:
     """Trial 0: ``cfg`` itself; trials 1.. : distinct points of the model's :func:`space` drawn by ``seed``, none equal
-    to ``cfg``'s own values. Every trial scores on the search folds and decides by ``cfg.combine`` (a fitted rule is
-    cross-fitted, as in every CV), so that searching the final model tunes what is submitted."""
+    to ``cfg``'s own values. Every trial scores on the search folds."""
     searched = space(cfg.model)
     own = tuple(getattr(cfg, k) for k in searched)
     grid = [p for p in itertools.product(*searched.values()) if p != own]

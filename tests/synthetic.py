@@ -86,8 +86,7 @@ def small_config(tmp_path: Path, **kw) -> Config:
     base = dict(data=Path(tmp_path) / "ds", cache=Path(tmp_path) / "cache", device="cpu", progress=False,
                 hidden=32, attention_hidden=16, dropout=0.0, epochs=3, batch_size=8, lr=5e-3,
                 max_length=16, folds=3, text_features="tokens", text_encoder="minilm",
-                jobs=1,  # in this process, where the tests' spies see every call
-                combine="mean")  # decisions fitted on a CV are asked for by the tests that test them
+                jobs=1)  # in this process, where the tests' spies see every call
     base.update(kw)
     return Config(**base)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from lab5.ablation import FINAL, HEADS, MEAN, NO_LEXICON, OFFSETS, SINGLE_MODELS, WITHOUT, story
+from lab5.ablation import FINAL, HEADS, MEAN, NO_LEXICON, SINGLE_MODELS, WITHOUT, story
 from lab5.config import MODEL_NAMES, Config
 
 
@@ -22,7 +22,7 @@ def test_every_story_row_has_a_control_that_is_a_row_and_changes_one_thing(tmp_p
     assert set(plan.controls.values()) <= set(rows)
     for row, control in plan.controls.items():
         changed = _changed(rows[row], rows[control])
-        assert changed and changed <= {"model", "text_features", "combine", "text_encoder"}, (row, control, changed)
+        assert changed and changed <= {"model", "text_features", "text_encoder"}, (row, control, changed)
 
 
 def test_the_story_is_the_models_the_equal_input_row_mpnet_the_ensembles_and_the_final_model_less_each_input(tmp_path):
@@ -30,11 +30,11 @@ def test_the_story_is_the_models_the_equal_input_row_mpnet_the_ensembles_and_the
     plan = story(cfg)
     assert list(plan.sections) == ["models", "attention", "encoders", "ensembles", "without"]
     assert list(plan.sections["models"]) == list(SINGLE_MODELS) and set(MODEL_NAMES) == set(SINGLE_MODELS)
-    assert all(c.text_encoder == "minilm" and c.combine == "mean" for c in plan.sections["models"].values())
+    assert all(c.text_encoder == "minilm" for c in plan.sections["models"].values())
     assert all(f"{h} on mpnet" in plan.sections["encoders"] for h in HEADS)
     assert plan.rows()[FINAL] == cfg and plan.curve == {"text": plan.rows()["text"], "final": cfg}
     assert _changed(plan.rows()[NO_LEXICON], plan.rows()["concat"]) == {"text_features"}
-    assert plan.rows()[OFFSETS] == cfg.replace(combine="mean+offsets") and plan.controls[OFFSETS] == MEAN == FINAL
+    assert plan.rows()[MEAN] == cfg and MEAN == FINAL and plan.controls[MEAN] == "ensemble on MiniLM"
     for row, change in WITHOUT.items():  # the final model less one input, read against the final model
         assert plan.controls[row] == FINAL and _changed(plan.rows()[row], cfg) == set(change), row
 
@@ -93,6 +93,5 @@ def test_experiment_rows_change_one_thing_of_a_control_that_the_table_carries_or
             assert rows[control] == live[control]  # the live row itself: the table binds to notebook 5 fold by fold
     assert _changed(rows[tuned_row("gated+late")], rows["gated+late on MiniLM"]) == {"lr", "hidden"}  # epochs 3: default
     assert rows["gated+late on MiniLM"].fold_seed == cfg.fold_seed  # scored on the report's folds, not the search's
-    for name in MEMBER_SWAPS:  # the final model's heads changed, under either rule
+    for name in MEMBER_SWAPS:  # the final model's heads changed
         assert _changed(rows[f"plain mean, {name}"], cfg) == {"model"} and controls[f"plain mean, {name}"] == MEAN
-        assert controls[f"offsets, {name}"] == OFFSETS

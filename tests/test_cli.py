@@ -23,10 +23,9 @@ from lab5.pipeline import load_model, validation_predictions
 
 #: where a run runs: what a checkpoint is run with (its model and training are the checkpoint's)
 RUN = ["--device", "cpu", "--no-progress"]
-#: the options of a fast ``features`` run, and of a fast training (``--combine`` last)
+#: the options of a fast ``features`` run, and of a fast training
 FEATURES = [*RUN, "--max-length", "16", "--text-encoder", "minilm"]
-FAST = [*FEATURES, "--epochs", "3", "--batch-size", "4", "--hidden", "16", "--attention-hidden", "8",
-        "--combine", "mean"]
+FAST = [*FEATURES, "--epochs", "3", "--batch-size", "4", "--hidden", "16", "--attention-hidden", "8"]
 
 
 def _error_lines(err: str) -> list[str]:
@@ -210,24 +209,14 @@ def test_an_ensemble_trains_and_predicts_from_the_command_line(dataset_factory, 
     assert len(read_labels(out)) == 5
 
 
-def test_train_saves_the_combine_rule_fitted_on_its_cv_and_predict_from_the_checkpoint_runs_no_cv(
-        dataset_factory, tmp_path, patched_encoders, monkeypatch):
-    import json
-
+def test_predict_from_a_checkpoint_runs_no_cv(dataset_factory, tmp_path, patched_encoders, monkeypatch):
     import lab5.pipeline as P
-    from lab5.decisions import Decision
 
     root = dataset_factory(n_train=45, n_test=5)
     ck, out = tmp_path / "ck", tmp_path / "pred.txt"
-    common = ["--data", str(root), "--cache", str(tmp_path / "cache"), *FAST[:-2]]  # no --combine
-    assert main(["train", *common, "--model", "late+concat", "--combine", "mean+offsets", "--out", str(ck)]) == 0
-    saved = Decision.from_dict(json.loads((ck / "config.json").read_text())["decision"])
-    assert saved.kind == "mean+offsets" and saved.offsets.shape == (3,)
-
-    def no_cv(*a, **k):
-        raise RuntimeError("predict ran a CV")
-
-    monkeypatch.setattr(P, "cv_runs", no_cv)
+    common = ["--data", str(root), "--cache", str(tmp_path / "cache"), *FAST]
+    assert main(["train", *common, "--model", "late+concat", "--out", str(ck)]) == 0
+    monkeypatch.setattr(P, "cv_runs", lambda *a, **k: pytest.fail("predict ran a CV"))
     assert main(["predict", *common[:4], *RUN, "--checkpoint", str(ck), "--out", str(out)]) == 0
     assert out.is_file()
 
@@ -287,7 +276,7 @@ def test_evaluate_scores_a_checkpoint_on_the_validation_rows(dataset_factory, tm
     capsys.readouterr()
     assert main(["evaluate", *common[:4], *RUN, "--checkpoint", str(ck)]) == 0
     out = capsys.readouterr().out
-    model, cfg, _ = load_model(ck)
+    model, cfg = load_model(ck)
     ds = load_dataset(root)
     y, pred = validation_predictions(model, cfg, ds, load_features(ds, cfg))
     m = metrics(y, pred)
@@ -341,18 +330,6 @@ def test_a_corrupt_image_stops_feature_extraction_with_exit_2_naming_guid_and_pa
     assert "Traceback" not in err
     assert needle in _error_lines(err)[0] and "5.jpg" in _error_lines(err)[0]
     assert not (tmp_path / "pred.txt").exists()
-
-
-def test_the_plain_mean_is_the_default_and_finetuning_refuses_a_rule_fitted_on_a_cv():
-    from lab5.cli import build_parser, config_from_args
-
-    def cfg(*argv):
-        return config_from_args(build_parser().parse_args(["train", *argv]))
-
-    assert cfg().combine == "mean"  # the default: the members' plain mean, nothing fitted
-    assert cfg("--finetune", "--model", "concat", "--text-encoder", "minilm").combine == "mean"
-    with pytest.raises(ConfigError, match="--combine is fitted on cross-validation"):
-        cfg("--finetune", "--model", "concat", "--text-encoder", "minilm", "--combine", "mean+offsets")
 
 
 def test_reproduce_hands_its_folders_to_the_notebook_kernels(dataset_factory, tmp_path, monkeypatch, isolated):

@@ -53,8 +53,6 @@ def test_defaults_make_a_valid_config(isolated):
     ({"image_size": 128}, "efficientnet-lite0 is built for 224x224 inputs"),
     ({"image_encoder": "resnet50", "image_size": 16}, "--image-size must be 0 (the encoder's own) or at least 32, not 16"),
     ({"image_size": -1}, "--image-size must be at least 0"),
-    ({"combine": "vote"}, "unknown --combine 'vote'; use mean, mean+offsets"),
-    ({"combine": "mean+offsets", "model": "late", "finetune": True}, "--combine is fitted on cross-validation"),
     ({"text_encoder": "minilm+mpnet", "model": "late", "finetune": True}, "--finetune fine-tunes one text encoder"),
     ({"model": "late+gated", "finetune": True}, "ensembles train on cached features; drop --finetune"),
     ({"epochs": "3"}, "--epochs must be int, not '3'"),
@@ -67,8 +65,8 @@ def test_defaults_make_a_valid_config(isolated):
     ({"model": 3}, "--model must be str, not 3"),
 ], ids=lambda v: "-".join(f"{k}={v[k]}" for k in v) if isinstance(v, dict) else None)
 def test_each_bad_value_is_a_config_error_naming_the_option(changes, needle):
-    with pytest.raises(ConfigError) as e:  # on one text encoder and the plain mean, so each change makes one problem
-        Config(**{"text_encoder": "minilm", "combine": "mean", **changes})
+    with pytest.raises(ConfigError) as e:  # on one text encoder, so each change makes one problem
+        Config(**{"text_encoder": "minilm", **changes})
     assert len(e.value.problems) == 1, e.value.problems
     assert needle in e.value.problems[0]
 
@@ -116,7 +114,7 @@ def test_the_names_config_checks_are_the_registries_of_models_and_image_encoders
 
 # --------------------------------------------------------------------------- to and from dicts
 def test_config_round_trips_through_a_dict_and_json():
-    cfg = Config(model="gated", lr=3e-4, finetune=True, combine="mean", text_encoder="minilm", out_dir=Path("somewhere"))
+    cfg = Config(model="gated", lr=3e-4, finetune=True, text_encoder="minilm", out_dir=Path("somewhere"))
     assert Config.from_dict({**cfg.to_dict(), "some_future_key": 1}) == cfg
     assert Config.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     assert cfg.to_dict()["cache"] == str(cfg.cache)
@@ -126,8 +124,8 @@ def test_from_dict_applies_overrides_and_fills_missing_or_null_values_with_defau
     cfg = Config.from_dict({"model": "late", "epochs": 7, "out_dir": None, "cache": "/old/cache"}, cache=Path("/new"))
     assert cfg.model == "late" and cfg.epochs == 7
     assert cfg.cache == Path("/new") and cfg.out_dir == isolated["out"] and cfg.lr == Config().lr
-    with pytest.raises(ConfigError, match="unknown --combine"):
-        Config.from_dict({"model": "late"}, combine="vote")
+    with pytest.raises(ConfigError, match="unknown --device"):
+        Config.from_dict({"model": "late"}, device="tpu")
 
 
 # --------------------------------------------------------------------------- defaults from the environment

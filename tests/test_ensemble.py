@@ -9,7 +9,6 @@ from sklearn.metrics import f1_score
 from synthetic import GUIDS, LABELS_, small_config
 
 from lab5.batches import FeatureData, make_data
-from lab5.decisions import Decision
 from lab5.errors import ConfigError
 from lab5.models import Ensemble, build_model, member_names, members_of, uses_sequences
 from lab5.pipeline import load_model, save_checkpoint
@@ -56,8 +55,6 @@ def test_fitting_an_ensemble_trains_every_member_for_the_epochs_asked(feats, tmp
     pred = predict_logits(model, val, cfg).argmax(1).numpy()
     assert res.val_macro_f1 == pytest.approx(f1_score(LABELS_[24:], pred, average="macro"))
     assert res.val_macro_f1 > 0.9
-    # the training fits no decision rule of its own: the members' mean, decided by its argmax
-    assert res.decision.is_argmax
 
 
 def test_ensemble_checkpoint_round_trips_to_identical_logits(feats, tmp_path):
@@ -65,21 +62,15 @@ def test_ensemble_checkpoint_round_trips_to_identical_logits(feats, tmp_path):
     model = build_model(cfg, feats.dims())
     data = make_data(cfg, None, GUIDS, LABELS_, feats)
     res = fit(model, data, None, cfg)
-    save_checkpoint(tmp_path / "ck", model, cfg, res, Decision("mean+offsets", offsets=np.array([0.25, 0.5, 0.0])))
-    loaded, cfg2, decision = load_model(tmp_path / "ck")
+    save_checkpoint(tmp_path / "ck", model, cfg, res)
+    loaded, cfg2 = load_model(tmp_path / "ck")
     assert isinstance(loaded, Ensemble) and list(loaded.members) == ["late", "cross_attention"]
     assert torch.equal(predict_logits(loaded, data, cfg2), predict_logits(model, data, cfg))
-    assert decision.kind == "mean+offsets" and decision.offsets.tolist() == [0.25, 0.5, 0.0]
 
 
 def test_ensembles_refuse_end_to_end_finetuning(tmp_path):
     with pytest.raises(ConfigError, match="ensembles train on cached features"):
         small_config(tmp_path, model="late+gated", finetune=True)
-
-
-def test_an_ensemble_refuses_an_unknown_decision_rule_before_training(tmp_path):
-    with pytest.raises(ConfigError, match="unknown --combine 'vote'"):
-        small_config(tmp_path, model="text+image", combine="vote")
 
 
 # --------------------------------------------------------------------------- members on several text encoders
@@ -122,6 +113,6 @@ def test_an_ensemble_over_text_encoders_round_trips_through_a_checkpoint(two_tex
     data = make_data(cfg, None, GUIDS, LABELS_, f)
     fit(model, data, None, cfg)
     save_checkpoint(tmp_path / "ck", model, cfg)
-    again, _, _ = load_model(tmp_path / "ck")
+    again, _ = load_model(tmp_path / "ck")
     assert again.dims == model.dims == f.dims()
     torch.testing.assert_close(predict_logits(again, data, cfg), predict_logits(model, data, cfg), rtol=0, atol=0)

@@ -229,7 +229,7 @@ def test_settings_that_do_not_change_the_features_keep_the_key(six, tiny_text, m
     ds = load_dataset(root)
     first = F.text_features(ds, cfg, tiny_text)
     monkeypatch.setattr(F, "encode_texts", _no_encoding)
-    for other in (cfg.replace(model="late", lr=1e-2, epochs=9, combine="mean+offsets"), cfg.replace(progress=True)):
+    for other in (cfg.replace(model="late", lr=1e-2, epochs=9), cfg.replace(progress=True)):
         assert F.text_features(ds, other, tiny_text).key == first.key
 
 

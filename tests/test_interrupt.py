@@ -111,7 +111,7 @@ def test_sigint_during_training_keeps_the_old_predictions(tmp_path, isolated):
     out.write_bytes(OLD_PREDICTIONS)
     cache = isolated["cache"]
     args = ["predict", "--data", ds, "--out", out, "--no-progress", "--epochs", "200", "--batch-size", "2",
-            "--text-encoder", "minilm", "--combine", "mean", "--folds", "3"]
+            "--text-encoder", "minilm", "--folds", "3"]
     child = Child(tmp_path, args, cli_env(cache, isolated["out"]), "predict")
     try:
         # the CV's fold trainings have started once both feature files are complete

@@ -113,7 +113,7 @@ def test_build_model_makes_a_classifier_without_encoders_and_records_its_dims(fe
     assert isinstance(model, Classifier) and isinstance(model.head, MODELS["concat"])
     assert model.text_encoder is None and model.image_encoder is None
     assert model.dims == feats.dims()
-    assert all("logit_bias" not in k for k in model.state_dict())  # a decision rule lives beside the model
+    assert all("logit_bias" not in k for k in model.state_dict())  # no learned output bias
 
 
 def test_build_model_is_seeded_and_leaves_the_global_random_state_alone(feats, tmp_path):
@@ -152,14 +152,13 @@ def test_each_model_overfits_thirty_separable_samples(name, feats, tmp_path):
 
 
 def test_member_configs_give_each_member_its_head_and_encoder_and_the_models_other_values(tmp_path):
-    cfg = small_config(tmp_path, model="gated+late", text_encoder="minilm+mpnet", seed=5, hidden=8, epochs=5,
-                       combine="mean+offsets")
+    cfg = small_config(tmp_path, model="gated+late", text_encoder="minilm+mpnet", seed=5, hidden=8, epochs=5)
     configs = member_configs(cfg)
     assert list(configs) == ["gated@minilm", "late@minilm", "gated@mpnet", "late@mpnet"]
     assert [(c.model, c.text_encoder) for c in configs.values()] == [
         (h, e) for e in ("minilm", "mpnet") for h in ("gated", "late")]
-    for c in configs.values():  # deciding by its own argmax; every other value the model's, its seed included
-        assert c == cfg.replace(model=c.model, text_encoder=c.text_encoder, combine="mean")
+    for c in configs.values():  # every other value the model's, its seed included
+        assert c == cfg.replace(model=c.model, text_encoder=c.text_encoder)
         assert (c.seed, c.hidden, c.epochs) == (5, 8, 5)
 
 

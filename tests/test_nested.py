@@ -17,8 +17,7 @@ from lab5.evaluation import folds
 def test_no_model_and_no_rule_of_the_nested_cv_sees_the_outer_fold_it_is_scored_on(dataset_factory, tmp_path,
                                                                                      patched_encoders, monkeypatch):
     ds = load_dataset(dataset_factory(n_train=45, n_test=3))
-    cfg = small_config(tmp_path, data=ds.root, model="late+concat", epochs=2,
-                       combine="mean+offsets")
+    cfg = small_config(tmp_path, data=ds.root, model="late+concat", epochs=2)
     trained = []  # the guids every model of the nested CV trained on: inner fold models and refits alike
     real_fit, real_refit_fit = E.fit, N.fit
 
@@ -45,20 +44,21 @@ def test_no_model_and_no_rule_of_the_nested_cv_sees_the_outer_fold_it_is_scored_
 
 def test_the_bagged_rows_are_the_inner_fold_models_mean_decided_by_the_inner_oof_rule(dataset_factory, tmp_path,
                                                                                        patched_encoders):
-    from lab5.decisions import Decision
+    from lab5.experiments.offsets import fit_offsets, with_offsets
     from lab5.metrics import metrics
 
     ds = load_dataset(dataset_factory(n_train=45, n_test=3))
-    cfg = small_config(tmp_path, data=ds.root, model="late", epochs=2, combine="mean+offsets")
+    cfg = small_config(tmp_path, data=ds.root, model="late", epochs=2)
     table = N.nested_rows(ds, cfg).set_index(["fold", "procedure", "rule"])
     tr, te = folds(ds.train.label.to_numpy(), cfg.folds, cfg.fold_seed)[0]
     part = N.SimpleNamespace(train=ds.train.iloc[tr].reset_index(drop=True), test=ds.train.iloc[te].reset_index(drop=True))
     feats = E.load_features(ds, cfg)
-    (inner,) = E.train_folds([(feats, {"late": cfg.replace(combine="mean")})], part)
-    rule = Decision("mean+offsets").fit([np.asarray(inner["late"]["probs"])],
-                                                                    part.train.label.to_numpy())
-    want = metrics(part.test.label.to_numpy(), rule.predict([np.asarray(inner["late"]["test_probs"]["late"])]))
-    assert table.loc[(0, "bagged", "mean+offsets"), "accuracy"] == pytest.approx(want["accuracy"])
+    (inner,) = E.train_folds([(feats, {"late": cfg})], part)
+    offsets = fit_offsets([np.asarray(inner["late"]["probs"])], part.train.label.to_numpy())
+    bagged = [np.asarray(inner["late"]["test_probs"]["late"])]
+    for rule, shift in (("mean", np.zeros(3)), ("mean+offsets", offsets)):  # both rules, from the same inner OOF rows
+        want = metrics(part.test.label.to_numpy(), with_offsets(bagged, shift).argmax(1))
+        assert table.loc[(0, "bagged", rule), "accuracy"] == pytest.approx(want["accuracy"])
 
 
 def test_the_nested_command_writes_its_table_and_provenance_and_refuses_bad_seeds(dataset_factory, tmp_path,

@@ -241,7 +241,7 @@ DELIVERABLE = b"guid,tag\n1,positive\n2,negative\n"
 
 def _predict(project: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "lab5", "predict", *extra, "--epochs", "1", "--batch-size", "8",
-                           "--no-progress", "--model", "late", "--combine", "mean", "--folds", "3"],
+                           "--no-progress", "--model", "late", "--folds", "3"],
                           cwd=project, env=cli_env(cache), capture_output=True, text=True, timeout=300)
 
 

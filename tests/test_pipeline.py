@@ -19,8 +19,6 @@ import lab5.pipeline as P
 from lab5.batches import FeatureData, make_data
 from lab5.config import Config
 from lab5.data import LABELS, load_dataset
-from lab5.evaluation import cv_runs
-from lab5.decisions import Decision
 from lab5.errors import ConfigError
 from lab5.features import Dims, Features
 from lab5.heads import MODELS
@@ -91,7 +89,7 @@ def test_predict_test_bags_the_cv_fold_models_and_writes_the_test_files_order(da
     root = dataset_factory(n_train=45, n_test=5)
     (root / "test_without_label.txt").write_text("guid,tag\n48,null\n46,null\n50,null\n47,null\n49,null\n")
     ds = load_dataset(root)
-    cfg = small_config(tmp_path, data=root, model="late+concat", epochs=2, combine="mean+offsets")
+    cfg = small_config(tmp_path, data=root, model="late+concat", epochs=2)
     models, real_fit = [], E.fit
 
     def keep_fit(model, train, val, c):  # the CV's fold models: each member trained alone, fold by fold (jobs=1)
@@ -104,14 +102,12 @@ def test_predict_test_bags_the_cv_fold_models_and_writes_the_test_files_order(da
     tags = P.predict_test(cfg, ds, out=out)
     assert list(tags) == ["48", "46", "50", "47", "49"] and set(tags.values()) <= {"positive", "neutral", "negative"}
     assert read_predictions(out).to_dict("list") == {"guid": list(tags), "tag": list(tags.values())}
-    # the fold models' mean test probabilities, decided by the rule fitted on their OOF rows
+    # the fold models' mean test probabilities, decided by the argmax of the members' mean
     feats = P.load_features(ds, cfg)
     test = make_data(cfg, ds, list(ds.test.guid), None, feats)
     bagged = [np.mean([predict_logits(m, test.views["minilm"], cfg).softmax(1).numpy() for h2, m in models if h2 == h], 0)
               for h in ("late", "concat")]
-    run = cv_runs(ds, {"final": cfg})["final"]
-    decision = Decision("mean+offsets").fit(list(run.member_probs.values()), ds.train.label.to_numpy())
-    want = decision.predict(bagged)
+    want = np.mean(bagged, 0).argmax(1)
     assert len(models) == 2 * cfg.folds and list(tags.values()) == [LABELS[k] for k in want]
     assert not (cfg.cache / "splits").exists()  # nothing held out: no split drawn
 
@@ -120,43 +116,26 @@ def test_predict_test_with_a_model_uses_it_and_trains_nothing(dataset_factory, t
     root = dataset_factory(n_train=18, n_test=5)
     ds = load_dataset(root)
     cfg = small_config(tmp_path, data=root, model="text")
-    model = P.train_model(cfg, ds, P.load_features(ds, cfg)).model
+    feats = P.load_features(ds, cfg)
+    model = P.train_model(cfg, ds, feats).model
     monkeypatch.setattr(P, "train_model", lambda *a, **k: pytest.fail("trained although a model was given"))
-    neutral = Decision("mean+offsets", offsets=np.array([0.0, 100.0, 0.0]))  # whatever the head says: neutral
-    assert P.predict_test(cfg, ds, model, decision=neutral) == {g: "neutral" for g in ds.test.guid}
+    test = make_data(cfg, ds, list(ds.test.guid), None, feats, model)
+    want = predict_logits(model, test, cfg).argmax(1).tolist()
+    assert P.predict_test(cfg, ds, model) == {g: LABELS[k] for g, k in zip(ds.test.guid, want)}
     assert not (tmp_path / "out").exists()  # nothing written without ``out``
 
 
-def test_predict_test_with_a_models_fitted_decision_runs_no_cross_validation(dataset_factory, tmp_path, patched_encoders,
-                                                                             monkeypatch):
+def test_predict_with_an_ensemble_model_decides_by_its_members_mean_and_runs_no_cross_validation(
+        dataset_factory, tmp_path, patched_encoders, monkeypatch):
     ds = load_dataset(dataset_factory(n_train=45, n_test=6))
-    cfg = small_config(tmp_path, data=ds.root, model="late+concat", epochs=2, combine="mean+offsets")
-    model = P.train_model(cfg, ds, P.load_features(ds, cfg), list(ds.train.guid), []).model
-    fitted = P.fit_decision(cfg, ds)  # the rule a checkpoint of this config stores
-
-    def no_cv(*a, **k):
-        raise RuntimeError("ran a CV")
-
-    monkeypatch.setattr(P, "cv_runs", no_cv)
-    assert P.predict_test(cfg, ds, model, decision=fitted) == P.predict_test(cfg, ds, model, decision=Decision.from_dict(
-        fitted.to_dict()))
-    with pytest.raises(RuntimeError, match="ran a CV"):
-        P.predict_test(cfg, ds, model)  # without one, the rule of --combine mean+offsets is fitted on the CV
-
-
-def test_predict_with_a_fitted_combiner_decides_by_the_decision_fitted_on_the_cvs_oof_rows(dataset_factory, tmp_path,
-                                                                                        patched_encoders):
-    ds = load_dataset(dataset_factory(n_train=45, n_test=6))
-    cfg = small_config(tmp_path, data=ds.root, model="late+concat", epochs=2, combine="mean+offsets")
+    cfg = small_config(tmp_path, data=ds.root, model="late+concat", epochs=2)
     feats = P.load_features(ds, cfg)
     model = P.train_model(cfg, ds, feats, list(ds.train.guid), []).model
+    monkeypatch.setattr(P, "cv_runs", lambda *a, **k: pytest.fail("ran a CV"))
     tags = P.predict_test(cfg, ds, model)
-    run = cv_runs(ds, {"again": cfg})["again"]  # cached by predict_test: read, not trained again
-    assert list(run.member_probs) == ["late", "concat"]
-    decision = Decision("mean+offsets").fit(list(run.member_probs.values()), ds.train.label.to_numpy())
     test = make_data(cfg, ds, list(ds.test.guid), None, feats, model)
     members = [predict_logits(m, test.views["minilm"], cfg).softmax(1).numpy() for m in model.members.values()]
-    assert list(tags.values()) == [["negative", "neutral", "positive"][k] for k in decision.predict(members)]
+    assert list(tags.values()) == [LABELS[k] for k in np.mean(members, 0).argmax(1)]
 
 
 # --------------------------------------------------------------------------- trainings are cached
@@ -200,7 +179,6 @@ def test_a_second_identical_training_trains_nothing_and_gives_the_same_model(dat
     monkeypatch.setattr(P, "fit", lambda *a, **k: pytest.fail("trained again although the training is cached"))
     again = P.train_model(cfg, load_dataset(ds.root), feats)
     assert again.model is not first.model and not again.model.training
-    assert again.decision.to_dict() == first.decision.to_dict() and first.decision.is_argmax  # the rule it was trained with
     _same(again, first, cfg, ds, feats)
     untrained = TrainResult(P.new_model(cfg, feats), first.history, 0.0)
     assert not torch.equal(_logits(untrained, cfg, ds, feats), _logits(again, cfg, ds, feats))  # the weights were loaded
@@ -375,13 +353,10 @@ def test_a_finetuned_training_is_cached_and_keyed_by_the_pairs(dataset_factory, 
 def test_checkpoint_round_trip_gives_identical_logits(feats, tmp_path, model):
     res, cfg = _trained(feats, tmp_path, model=model)
     path = tmp_path / "ck"
-    fitted = Decision("mean+offsets", offsets=np.array([0.25, -0.5, 0.0]))
-    P.save_checkpoint(path, res.model, cfg, res, fitted)
-    loaded, cfg2, decision = P.load_model(path)
+    P.save_checkpoint(path, res.model, cfg, res)
+    loaded, cfg2 = P.load_model(path)
     assert cfg2 == cfg
     assert loaded.dims == res.model.dims == feats.dims()
-    assert decision.to_dict() == fitted.to_dict() and decision.kind == "mean+offsets"
-    assert decision.offsets.tolist() == [0.25, -0.5, 0.0]
     data = _data(feats, model)
     assert torch.equal(predict_logits(loaded, data, cfg2), predict_logits(res.model, data, cfg))
 
@@ -393,7 +368,7 @@ def test_checkpoint_records_config_dims_and_the_validation_macro_f1(feats, tmp_p
     assert meta["config"] == cfg.to_dict()
     assert meta["dims"] == {"minilm": {"text": 16, "image": 8, "text_seq": 16, "image_seq": 8}}
     assert meta["val_macro_f1"] == res.val_macro_f1 == res.history.val_macro_f1.iloc[-1]
-    assert Decision.from_dict(meta["decision"]).is_argmax  # the rule it was trained with: argmax
+    assert "decision" not in meta  # the plain mean decides: no rule to store
     P.save_checkpoint(tmp_path / "bare", res.model, cfg)
     assert "val_macro_f1" not in json.loads((tmp_path / "bare" / "config.json").read_text())
 
@@ -401,7 +376,7 @@ def test_checkpoint_records_config_dims_and_the_validation_macro_f1(feats, tmp_p
 def test_load_model_applies_overrides(feats, tmp_path):
     res, cfg = _trained(feats, tmp_path)
     P.save_checkpoint(tmp_path / "ck", res.model, cfg, res)
-    _, cfg2, _ = P.load_model(tmp_path / "ck", cache=tmp_path / "elsewhere", progress=True, device="cpu")
+    _, cfg2 = P.load_model(tmp_path / "ck", cache=tmp_path / "elsewhere", progress=True, device="cpu")
     assert cfg2 == cfg.replace(cache=tmp_path / "elsewhere", progress=True)
     with pytest.raises(ConfigError, match="unknown --device 'tpu'"):
         P.load_model(tmp_path / "ck", device="tpu")
@@ -427,7 +402,7 @@ def test_missing_or_truncated_checkpoint_is_a_config_error(feats, tmp_path):
         P.load_model(path)
 
 
-@pytest.mark.parametrize("damage", ["garbage model", "no dims", "dims not by text encoder", "no decision", "bad json",
+@pytest.mark.parametrize("damage", ["garbage model", "no dims", "dims not by text encoder", "bad json",
                                     "bad value"])
 def test_damaged_checkpoint_is_a_config_error(feats, tmp_path, damage):
     res, cfg = _trained(feats, tmp_path, epochs=1)
@@ -440,8 +415,6 @@ def test_damaged_checkpoint_is_a_config_error(feats, tmp_path, damage):
         (path / "config.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "dims"}))
     elif damage == "dims not by text encoder":  # one Dims, as checkpoints once held: no longer read
         (path / "config.json").write_text(json.dumps({**meta, "dims": meta["dims"]["minilm"]}))
-    elif damage == "no decision":  # the rule is part of every checkpoint
-        (path / "config.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "decision"}))
     elif damage == "bad json":
         (path / "config.json").write_text("{")
     else:
@@ -450,7 +423,7 @@ def test_damaged_checkpoint_is_a_config_error(feats, tmp_path, damage):
         P.load_model(path)
 
 
-@pytest.mark.parametrize("meta_change", [{"format": None}, {"format": 1}])
+@pytest.mark.parametrize("meta_change", [{"format": None}, {"format": 1}, {"format": 2}])
 def test_a_checkpoint_of_another_format_is_refused_rather_than_read_with_other_defaults(feats, tmp_path, meta_change):
     res, cfg = _trained(feats, tmp_path, epochs=1)
     path = tmp_path / "ck"
@@ -498,7 +471,7 @@ def test_finetuned_checkpoint_round_trips_to_identical_logits(dataset_factory, t
     assert not torch.equal(res.model.text_encoder.model.encoder.layer[0].output.dense.weight,
                            tiny_text.model.encoder.layer[0].output.dense.weight)  # trained, and only the copy
     P.save_checkpoint(tmp_path / "ck", res.model, cfg, res)
-    loaded, cfg2, _ = P.load_model(tmp_path / "ck")
+    loaded, cfg2 = P.load_model(tmp_path / "ck")
     data = make_data(cfg2, ds, list(ds.all.guid), None, None, loaded)
     assert torch.equal(predict_logits(loaded, data, cfg2), predict_logits(res.model, data, cfg))
 
@@ -529,7 +502,7 @@ def finetuned(tmp_path_factory, minilm, effnet):
     tmp = tmp_path_factory.mktemp("finetune")
     root = make_dataset(tmp, n_train=4, n_test=1)
     ds = load_dataset(root)
-    cfg = Config(data=root, cache=tmp / "cache", out_dir=tmp / "out", model="concat", finetune=True, combine="mean",
+    cfg = Config(data=root, cache=tmp / "cache", out_dir=tmp / "out", model="concat", finetune=True,
                  epochs=1, batch_size=4, device="cpu", progress=False, max_length=16, lr=1e-2, encoder_lr=1e-3,
                  text_features="tokens", text_encoder="minilm")
     steps = []
@@ -578,13 +551,13 @@ def test_finetune_leaves_frozen_cnn_blocks_batchnorm_statistics_unchanged(finetu
         assert torch.equal(after.get_submodule(n).running_mean, effnet.get_submodule(n).running_mean), n
 
 
-def test_predict_with_a_decision_fitted_on_cv_refuses_a_dataset_too_small_for_it_before_any_work(dataset_factory, tmp_path, monkeypatch):
+def test_predict_by_bagging_refuses_a_dataset_too_small_for_its_cv_before_any_work(dataset_factory, tmp_path, monkeypatch):
     from lab5.errors import DataError
 
     ds = load_dataset(dataset_factory(n_train=12, n_test=3))
     monkeypatch.setattr(P, "load_features", lambda *a, **k: pytest.fail("features were loaded"))
     with pytest.raises(DataError, match="too few for 5-fold cross-validation"):
-        P.predict_test(small_config(tmp_path, combine="mean+offsets", folds=5), ds)
+        P.predict_test(small_config(tmp_path, folds=5), ds)
 
 
 def test_predict_test_refuses_a_dataset_without_test_rows_before_any_training(dataset_factory, tmp_path,

@@ -1,5 +1,5 @@
 """lab5.training: the loop (determinism, a fixed number of epochs, scoped seeds and threads), the optimiser and
-schedule, evaluation, and the decision rule a training leaves (the plain argmax)."""
+schedule, evaluation, predicted labels."""
 from __future__ import annotations
 
 import math
@@ -13,7 +13,6 @@ from sklearn.metrics import f1_score
 from synthetic import GUIDS, LABELS_, small_config
 from torch import nn
 
-import lab5.decisions as D
 import lab5.training as T
 from lab5.batches import FeatureData
 from lab5.heads import MODELS
@@ -178,16 +177,9 @@ def test_predict_logits_keeps_the_data_order_and_is_batch_size_independent(feats
     assert T.predict_logits(model, _data(feats, "late", [], []), cfg).shape == (0, 3)
 
 
-# --------------------------------------------------------------------------- the decision rule of a training
-def test_fit_leaves_the_plain_argmax_and_predict_labels_decides_by_the_rule_it_is_given(feats, tmp_path, monkeypatch):
-    seen = []
-    real = D.tune_offsets
-    monkeypatch.setattr(D, "tune_offsets", lambda z, labels, **kw: seen.append(labels.tolist()) or real(z, labels, **kw))
+# --------------------------------------------------------------------------- predicted labels
+def test_predict_labels_is_the_argmax_of_the_models_probabilities(feats, tmp_path):
     plain, cfg = _train(feats, tmp_path, epochs=2)
-    assert seen == [] and plain.decision.is_argmax  # nothing is tuned on the validation rows
     val = _data(feats, "concat", GUIDS[24:], LABELS_[24:])
     probs = T.predict_logits(plain.model, val, cfg).softmax(1).numpy()
-    assert np.array_equal(T.predict_labels(plain.model, plain.decision, val, cfg), probs.argmax(1))
-    shifted = D.Decision("mean+offsets", offsets=np.array([0.0, 50.0, 0.0]))  # beyond any log-probability gap
-    labels = T.predict_labels(plain.model, shifted, val, cfg)
-    assert np.array_equal(labels, shifted.predict([probs])) and (labels == 1).all() and not (probs.argmax(1) == 1).all()
+    assert np.array_equal(T.predict_labels(plain.model, val, cfg), probs.argmax(1))

@@ -8,7 +8,7 @@ test set, and both procedures run on the training part only:
 * **refit** (what ``predict`` did before): every member trained once on the whole training part, decided by the
   same inner-OOF rule.
 
-Each is scored under the plain mean and under the offsets (``--combine mean+offsets``) on the outer fold, which
+Each is scored under the plain mean and under the offsets (:mod:`lab5.experiments.offsets`) on the outer fold, which
 no model and no rule saw. One row per (seed, outer fold, procedure):
 
     python -m lab5.experiments.nested --seeds 0,1,2     (writes figures/06_nested_cv.csv and its .json)
@@ -25,7 +25,6 @@ import pandas as pd
 from ..batches import make_data
 from ..cli import report_error
 from ..config import Config
-from ..decisions import Decision
 from ..errors import UserError
 from ..evaluation import folds, train_folds
 from ..features import load_features
@@ -35,6 +34,7 @@ from ..parallel import run_all
 from ..runtime import provenance, write_table
 from ..training import fit, member_probabilities
 from . import parser, prepare, seed_list
+from .offsets import fit_offsets, with_offsets
 
 PROCEDURES = ("bagged", "refit")
 #: the committed table notebook 6 reads
@@ -58,10 +58,10 @@ def nested_rows(ds, cfg: Config) -> pd.DataFrame:
         refit = run_all(lambda m: _refit(members[m], feats[m], part), list(members), cfg.jobs)
         y_in, y_out = part.train.label.to_numpy(), part.test.label.to_numpy()
         for rule in RULES:
-            decision = Decision(rule).fit([np.asarray(p) for p in oof], y_in)
+            offsets = fit_offsets([np.asarray(p) for p in oof], y_in) if rule == "mean+offsets" else np.zeros(3)
             for name, probs in (("bagged", bagged), ("refit", refit)):
                 rows.append({"fold": k, "procedure": name, "rule": rule,
-                             **metrics(y_out, decision.predict(probs))})
+                             **metrics(y_out, with_offsets(probs, offsets).argmax(1))})
     return pd.DataFrame(rows)
 
 

@@ -5,17 +5,18 @@ cross-validates them into a per-fold table like the one notebook 5 reads (``figu
 
 Each row changes one thing of its control, and each control is cross-validated too, so that the table binds to the
 notebook's live rows fold by fold. The rows here are the ones the core's options still make: recipe variants
-(widths, epochs), the searched values, the lexicon and offsets on late fusion, the final model with concat beside or
-in place of cross-attention. The committed table also holds rows of ideas whose code was deleted after measuring
-them (early stopping, class weights, tweet cleaning, the fine-tuned top layer, temperature scaling, stacking, and
-more); its ``.json`` names the commit whose ``python -m lab5 cv --rows experiments`` made every row.
+(widths, epochs), the searched values, the lexicon on late fusion, the final model with concat beside or in place of
+cross-attention. The committed table also holds rows of ideas whose code was deleted after measuring them (early
+stopping, class weights, tweet cleaning, the fine-tuned top layer, temperature scaling, stacking, and more) or left
+the core (the decision offsets, now :mod:`lab5.experiments.offsets`, scored by the nested CV); its ``.json`` names the commit whose ``python -m lab5 cv --rows experiments`` made
+every row.
 """
 from __future__ import annotations
 
 import sys
 import time
 
-from ..ablation import EXPERIMENTS_FILE, MEAN, OFFSETS, single_model_base, story
+from ..ablation import EXPERIMENTS_FILE, MEAN, single_model_base, story
 from ..cli import report_error
 from ..config import Config
 from ..errors import UserError
@@ -50,8 +51,7 @@ def experiment_rows(cfg: Config, tuned: dict[str, dict] | None = None) -> tuple[
                "cross_attention, 2 epochs": ("cross_attention", minilm.replace(model="cross_attention", epochs=2)),
                "cross_attention, width 256": ("cross_attention", minilm.replace(model="cross_attention", attention_hidden=256)),
                **{f"{m}, {e} epochs": (m, minilm.replace(model=m, epochs=e)) for m in ("gated", "late") for e in (2, 4)},
-               "late − VADER lexicon": ("late", late.replace(text_features="tokens")),
-               "late + OOF-tuned neutral offsets": ("late", late.replace(combine="mean+offsets"))}
+               "late − VADER lexicon": ("late", late.replace(text_features="tokens"))}
     rows = {name: c for name, (_, c) in changed.items()}
     controls = {name: control for name, (control, _) in changed.items()}
     for model, values in (tuned or {}).items():
@@ -60,9 +60,7 @@ def experiment_rows(cfg: Config, tuned: dict[str, dict] | None = None) -> tuple[
         rows[tuned_row(model)] = minilm.replace(model=model, **values)
         controls[tuned_row(model)] = control
     for name, model in MEMBER_SWAPS.items():
-        rows[f"offsets, {name}"] = cfg.replace(model=model, combine="mean+offsets")
-        controls[f"offsets, {name}"] = OFFSETS
-        rows[f"plain mean, {name}"] = cfg.replace(model=model, combine="mean")
+        rows[f"plain mean, {name}"] = cfg.replace(model=model)
         controls[f"plain mean, {name}"] = MEAN
     live = story(cfg).rows()
     needed = {c: live[c] for c in dict.fromkeys(controls.values()) if c not in rows}
