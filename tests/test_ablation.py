@@ -78,15 +78,19 @@ def test_also_tried_reads_each_row_beside_its_control_and_takes_missing_controls
 
 
 def test_experiment_rows_change_one_thing_of_a_control_that_the_table_carries_or_the_story_has(tmp_path):
-    from lab5.experiments.rows import MEMBER_SWAPS, experiment_rows, tuned_row
+    from lab5.experiments.rows import MEMBER_SWAPS, OFFSET_ROWS, OFFSETS, experiment_rows, tuned_row
 
     cfg = Config(data=tmp_path, cache=tmp_path, progress=False)
     tuned = {"gated+late": {"lr": 3e-3, "hidden": 512, "epochs": 3}, "cross_attention": {"attention_hidden": 256, "dropout": 0.1}}
     rows, controls = experiment_rows(cfg, tuned)
     live = story(cfg).rows()
-    assert set(controls) <= set(rows) and set(controls.values()) <= set(rows)  # every control is cross-validated too
+    # every control is cross-validated too; an offsets row is made from its plain row's run
+    assert set(controls) <= set(rows) | set(OFFSET_ROWS) and set(controls.values()) <= set(rows) | {OFFSETS}
+    assert set(OFFSET_ROWS.values()) <= set(rows)
     assert not (set(controls) & set(live))  # no story row is an experiment
     for row, control in controls.items():
+        if row in OFFSET_ROWS:
+            continue
         changed = _changed(rows[row], rows[control])
         assert changed, row
         if control in live:
@@ -95,3 +99,4 @@ def test_experiment_rows_change_one_thing_of_a_control_that_the_table_carries_or
     assert rows["gated+late on MiniLM"].fold_seed == cfg.fold_seed  # scored on the report's folds, not the search's
     for name in MEMBER_SWAPS:  # the final model's heads changed
         assert _changed(rows[f"plain mean, {name}"], cfg) == {"model"} and controls[f"plain mean, {name}"] == MEAN
+        assert controls[f"offsets, {name}"] == OFFSETS and OFFSET_ROWS[f"offsets, {name}"] == f"plain mean, {name}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -11,28 +12,33 @@ from lab5.config import Config
 from lab5.metrics import METRIC_COLUMNS
 
 
-def _fake_cv(seen):
-    def cv(ds, configs):  # one row per (config, fold): the table's shape without the trainings
-        seen.update(configs)
-        return pd.DataFrame([{"model": n, "fold": f, **{c: 0.5 for c in METRIC_COLUMNS}} for n in configs for f in range(3)])
-    return cv
-
-
 def test_the_experiments_command_writes_every_row_beside_its_control_with_its_provenance(
         dataset_factory, tmp_path, monkeypatch, capsys):
     import lab5.experiments.rows as R
 
+    from lab5.evaluation import CVRun
+
     root = dataset_factory(n_train=45, n_test=2)
     monkeypatch.setenv("LAB5_DATA", str(root))
     seen = {}
-    monkeypatch.setattr(R, "cross_validate", _fake_cv(seen))
+    rng = np.random.default_rng(0)
+
+    def fake_cv_runs(ds, configs):  # the runs' shape without the trainings: fold metrics, members' OOF rows
+        seen.update(configs)
+        folds = pd.DataFrame([{"fold": f, **{c: 0.5 for c in METRIC_COLUMNS}} for f in range(3)])
+        return {n: CVRun(folds, None, {"m": rng.dirichlet([1, 1, 1], len(ds.train))}) for n in configs}
+
+    monkeypatch.setattr(R, "cv_runs", fake_cv_runs)
     out = tmp_path / "exp.csv"
     assert R.main(["--out", str(out)]) == 0
     rows, controls = R.experiment_rows(Config(progress=False))
     assert seen == rows  # no committed searches for this dataset: no tuned rows
+    assert set(R.OFFSET_ROWS.values()) <= set(rows)  # each offsets row is made from its plain row's run
     table = pd.read_csv(out, keep_default_na=False)
     assert list(table.columns[:3]) == ["model", "control", "fold"]
-    assert dict(zip(table.model, table.control)) == {n: controls.get(n, "") for n in rows}
+    assert dict(zip(table.model, table.control)) == {n: controls.get(n, "") for n in [*rows, *R.OFFSET_ROWS]}
+    offsets = table[table.model.isin(list(R.OFFSET_ROWS))]
+    assert len(offsets) == Config().folds * len(R.OFFSET_ROWS) and offsets.accuracy.between(0, 1).all()
     made = json.loads(out.with_suffix(".json").read_text())
     assert made["command"] == f"python -m lab5.experiments.rows --out {out}" and made["wall_s"] >= 0
 

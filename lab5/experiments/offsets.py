@@ -4,9 +4,12 @@ accuracy and macro-F1, and cross-fitted over the CV folds so that no label decid
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..decisions import mean_probabilities
+from ..evaluation import folds
+from ..metrics import metrics
 
 
 def _log(p: np.ndarray) -> np.ndarray:
@@ -59,3 +62,15 @@ def cross_fit(members: list[np.ndarray], y: np.ndarray, fold_of: np.ndarray) -> 
         test = fold_of == f
         out[test] = with_offsets([m[test] for m in members], fit_offsets([m[~test] for m in members], y[~test]))
     return out
+
+
+def offsets_folds(ds, c, run) -> pd.DataFrame:
+    """Per-fold metrics of ``run`` (the CV of ``c`` on ``ds``) decided by offsets cross-fitted over its own folds
+    from its members' OOF probabilities: what ``--combine mean+offsets`` scored before it left the core."""
+    y = ds.train.label.to_numpy()
+    split = folds(y, c.folds, c.fold_seed)
+    fold_of = np.zeros(len(y), dtype=int)
+    for f, (_, te) in enumerate(split):
+        fold_of[te] = f
+    probs = cross_fit(list(run.member_probs.values()), y, fold_of)
+    return pd.DataFrame([{"fold": f, **metrics(y[te], probs[te].argmax(1))} for f, (_, te) in enumerate(split)])

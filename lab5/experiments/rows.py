@@ -6,9 +6,9 @@ cross-validates them into a per-fold table like the one notebook 5 reads (``figu
 Each row changes one thing of its control, and each control is cross-validated too, so that the table binds to the
 notebook's live rows fold by fold. The rows here are the ones the core's options still make: recipe variants
 (widths, epochs), the searched values, the lexicon on late fusion, the final model with concat beside or in place of
-cross-attention. The committed table also holds rows of ideas whose code was deleted after measuring them (early
-stopping, class weights, tweet cleaning, the fine-tuned top layer, temperature scaling, stacking, and more) or left
-the core (the decision offsets, now :mod:`lab5.experiments.offsets`, scored by the nested CV); its ``.json`` names the commit whose ``python -m lab5 cv --rows experiments`` made
+cross-attention, and OOF-tuned decision offsets (:mod:`lab5.experiments.offsets`) on some of them. The committed table also holds rows of ideas whose code was deleted after measuring them (early
+stopping, class weights, tweet cleaning, the fine-tuned top layer, temperature scaling, stacking, and more); its
+``.json`` names the commit whose ``python -m lab5 cv --rows experiments`` made
 every row.
 """
 from __future__ import annotations
@@ -16,15 +16,18 @@ from __future__ import annotations
 import sys
 import time
 
+import pandas as pd
+
 from ..ablation import EXPERIMENTS_FILE, MEAN, single_model_base, story
 from ..cli import report_error
 from ..config import Config
 from ..errors import UserError
-from ..evaluation import cross_validate
-from ..metrics import summarize
+from ..evaluation import cross_validate, cv_runs
+from ..metrics import METRIC_COLUMNS, summarize
 from ..runtime import provenance, write_table
 from ..tuning import chosen, read_table, table_path, trials_file
 from . import parser, prepare
+from .offsets import offsets_folds
 
 #: the committed searches whose chosen values get a row (``python -m lab5 tune --model ...``, one table each)
 SEARCHES = ("gated+late", "cross_attention")
@@ -33,6 +36,12 @@ MEMBER_SWAPS = {"concat in place of cross-attention": "concat+gated+late",
                 "concat as a fourth head": "concat+cross_attention+gated+late"}
 #: the final model with concat as a fourth head, by the plain mean: better on 4 of 5 folds on one seed
 FOURTH_HEAD = "plain mean, concat as a fourth head"
+#: the final model decided by per-class offsets tuned on its OOF rows (notebook 6's nested CV rejects them)
+OFFSETS = "mean + OOF-tuned offsets"
+#: the rows decided by offsets cross-fitted over the folds (:func:`lab5.experiments.offsets.offsets_folds`), each
+#: made from the CV run of the plain row named
+OFFSET_ROWS = {"late + OOF-tuned neutral offsets": "late", OFFSETS: MEAN,
+               **{f"offsets, {name}": f"plain mean, {name}" for name in MEMBER_SWAPS}}
 
 
 def tuned_row(model: str) -> str:
@@ -44,7 +53,8 @@ def tuned_row(model: str) -> str:
 def experiment_rows(cfg: Config, tuned: dict[str, dict] | None = None) -> tuple[dict[str, Config], dict[str, str]]:
     """The rows around the final model ``cfg`` that notebook 5 reads from the committed table, each with the control
     it changes one thing of (``tuned``: ``{searched model: values its search chose}``, :mod:`lab5.tuning`). The
-    controls that are notebook 5's own rows come first, so that the table carries them."""
+    controls that are notebook 5's own rows come first, so that the table carries them. The rows of
+    :data:`OFFSET_ROWS` have a control but no config: they are made from their plain row's run."""
     minilm = single_model_base(cfg)
     late = minilm.replace(model="late")
     changed = {"concat, width 128": ("concat", minilm.replace(model="concat", hidden=128)),
@@ -59,11 +69,14 @@ def experiment_rows(cfg: Config, tuned: dict[str, dict] | None = None) -> tuple[
         rows.setdefault(control, minilm.replace(model=model))
         rows[tuned_row(model)] = minilm.replace(model=model, **values)
         controls[tuned_row(model)] = control
+    controls["late + OOF-tuned neutral offsets"] = "late"
     for name, model in MEMBER_SWAPS.items():
+        controls[f"offsets, {name}"] = OFFSETS
         rows[f"plain mean, {name}"] = cfg.replace(model=model)
         controls[f"plain mean, {name}"] = MEAN
     live = story(cfg).rows()
-    needed = {c: live[c] for c in dict.fromkeys(controls.values()) if c not in rows}
+    bases = [*controls.values(), *OFFSET_ROWS.values()]
+    needed = {c: live[c] for c in dict.fromkeys(bases) if c not in rows and c not in OFFSET_ROWS}
     return {**needed, **rows}, controls
 
 
@@ -81,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     searches = {m: read_table(table_path(cfg, ds, trials_file(m))) for m in SEARCHES}
     rows, controls = experiment_rows(cfg, {m: chosen(t) for m, t in searches.items() if t is not None})
     made, t = provenance("lab5.experiments.rows", argv), time.perf_counter()
-    cv = cross_validate(ds, rows)
+    runs = cv_runs(ds, rows)
+    offsets = [offsets_folds(ds, rows[base], runs[base]).assign(model=name) for name, base in OFFSET_ROWS.items()]
+    cv = pd.concat([cross_validate(ds, rows, runs=runs), *offsets], ignore_index=True)[["model", "fold", *METRIC_COLUMNS]]
     cv.insert(1, "control", cv.model.map(controls).fillna(""))
     wall = time.perf_counter() - t
     print(summarize(cv, ["accuracy", "macro_f1", "f1_neutral"]).to_string())
