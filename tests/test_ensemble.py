@@ -1,8 +1,6 @@
 """Ensembles (``--model late+gated``): members trained one by one, probabilities averaged, saved and reloaded."""
 from __future__ import annotations
 
-
-import numpy as np
 import pytest
 import torch
 from sklearn.metrics import f1_score
