@@ -121,8 +121,7 @@ def train_key(cfg: Config, ds: Dataset, features: Features | None, train_guids: 
     else:
         inputs = {"text": {name: fs.key for name, fs in features.texts.items()}, "image": features.image.key}
         libraries = store.TRAINING_LIBRARIES
-    config = {**cfg.result_fields(), "combine": "mean"}  # a field since deleted: kept, so cached trainings stay valid
-    parts = {"kind": "train", "config": config, "inputs": inputs,
+    parts = {"kind": "train", "config": cfg.result_fields(), "inputs": inputs,
              "device": resolve_device(cfg.device).type, "rows": store.digest([rows(train_guids), rows(val_guids)])}
     return store.key(parts, libraries)
 
