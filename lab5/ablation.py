@@ -36,6 +36,20 @@ EXPERIMENTS_FILE = "05_experiments.csv"
 FINETUNED_FILE = "05_finetuned_minilm.csv"
 
 
+#: the adoption rule: a change is adopted when it is better than its control in mean accuracy and on at least this share
+#: of the folds they share (4 of 5 on one seed: the screen; 12 of 15 or 20 of 25 seed-folds: the confirmation over
+#: seeds); a fold tied with its control is not won
+WON_SHARE = 0.8
+
+
+def passes(differences) -> bool:
+    """Whether per-fold accuracy differences (row minus control) pass the adoption rule (:data:`WON_SHARE`)."""
+    import numpy as np
+
+    d = np.asarray(differences, dtype=float)
+    return bool(d.mean() > 0 and (d > 0).sum() >= np.ceil(WON_SHARE * len(d) - 1e-9))
+
+
 @dataclass(frozen=True)
 class Ablation:
     """The rows of each section (``models``, ``attention``, ``encoders``, ``ensembles``, ``without``), each row's

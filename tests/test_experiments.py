@@ -209,3 +209,21 @@ def test_the_words_command_scores_every_use_of_the_words_on_all_rows_and_on_thos
     summary = W.summary(table)
     assert summary.loc[W.CONTROL, "Δ accuracy"] == 0 and summary.loc[W.CONTROL, "won"] == "0/2"
     assert W.segmented("GLUEDWORDS ON 12") == "GLUED WORDS ON 12"
+
+
+def test_the_adoption_rule_asks_a_better_mean_and_four_of_every_five_folds_won():
+    from lab5.ablation import passes
+
+    assert passes([0.01, 0.01, 0.01, 0.01, -0.01]) and not passes([0.01, 0.01, 0.0, 0.0, 0.02])  # a tie is no win
+    assert not passes([0.01, 0.01, 0.01, 0.01, -0.05])  # worse on average
+    assert passes([0.01] * 12 + [-0.001] * 3) and not passes([0.01] * 11 + [-0.001] * 4)  # 12 of 15 seed-folds
+
+
+def test_confirmations_pair_each_row_with_its_control_on_every_seed_fold():
+    from lab5.experiments.seeds import confirmations
+
+    rows = [{"model": m, "seed": s, "fold_seed": 0, "fold": f, "accuracy": 0.7 + (0.01 if m == "a" and f else 0),
+             "macro_f1": 0.6} for m in ("a", "b") for s in (0, 1, 2) for f in range(5)]
+    table = confirmations(pd.DataFrame(rows), {"a over b": ("a", "b")})
+    assert table.loc["a over b", "seed-folds won"] == "12/15" and table.loc["a over b", "confirmed"]
+    assert table.loc["a over b", "Δ accuracy (points)"] == 0.8

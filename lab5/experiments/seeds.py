@@ -18,14 +18,15 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..ablation import MEAN, story
+from ..ablation import MEAN, NO_LEXICON, passes, story
 from ..cli import report_error
 from ..config import Config
 from ..errors import UserError
 from ..evaluation import cv_runs
 from ..runtime import provenance, write_table
+from ..tuning import chosen, read_table, table_path, trials_file
 from . import parser, prepare, seed_list
-from .rows import FOURTH_HEAD, experiment_rows
+from .rows import FOURTH_HEAD, SEARCHES, experiment_rows
 
 #: the rows repeated: notebook 5's headline rows (the committed table also holds the offsets row, whose code left)
 REPEATED = ("text", "image", "concat", "cross_attention", "gated", "late", MEAN)
@@ -35,8 +36,20 @@ REPEATS_FILE = "05_seed_repeats.csv"
 CANDIDATES = (MEAN, FOURTH_HEAD)
 #: the committed check of :data:`CANDIDATES` over seeds, in the figures folder
 CANDIDATES_FILE = "05_seed_candidates.csv"
+#: the changes confirmed over training seeds (``--rows confirm --seeds 1,2``): the parts of the final model, each
+#: against the model without it, the concat-or-attention question on equal inputs, and the rows that passed the
+#: one-seed screen and whose code remains: {what: (row, control)}
+CONFIRMATIONS = {"averaging the three heads": ("ensemble on MiniLM", "late"),
+                 "mpnet's heads beside MiniLM's": (MEAN, "ensemble on MiniLM"),
+                 "the image": (MEAN, "final − image (text heads only)"),
+                 "VADER scores": (MEAN, "final − VADER lexicon"),
+                 "cross-attention against concat, equal inputs": ("cross_attention", NO_LEXICON),
+                 "gated, 2 epochs": ("gated, 2 epochs", "gated"),
+                 "gated + late, searched values": ("gated+late on MiniLM, tuned values", "gated+late on MiniLM")}
+CONFIRM_FILE = "05_seed_confirmations.csv"
 #: what ``--rows`` names: the rows and the file they go to by default
-ROW_SETS = {"headline": (REPEATED, REPEATS_FILE), "candidates": (CANDIDATES, CANDIDATES_FILE)}
+ROW_SETS = {"headline": (REPEATED, REPEATS_FILE), "candidates": (CANDIDATES, CANDIDATES_FILE),
+            "confirm": (tuple(dict.fromkeys(r for pair in CONFIRMATIONS.values() for r in pair)), CONFIRM_FILE)}
 
 
 def seed_pairs(seed: int, fold_seed: int, seeds: list[int], fold_seeds: list[int]) -> list[tuple[int, int]]:
@@ -89,12 +102,28 @@ def paired_over_seeds(table: pd.DataFrame, row: str, control: str) -> pd.DataFra
     return pd.DataFrame({**per_pair, "all": line(d)}).T
 
 
+def confirmations(table: pd.DataFrame, pairs: dict[str, tuple[str, str]] = CONFIRMATIONS) -> pd.DataFrame:
+    """Each (row, control) of ``pairs`` over every (seed, fold seed, fold) of a :func:`repeats` table: the mean
+    differences (points), the seed-folds won in accuracy, and whether it passes the adoption rule
+    (:func:`lab5.ablation.passes`)."""
+    keys = ["seed", "fold_seed", "fold"]
+    out = {}
+    for what, (row, control) in pairs.items():
+        both = table[table.model == row].merge(table[table.model == control], on=keys, suffixes=("", "_control"))
+        d = both.accuracy - both.accuracy_control
+        out[what] = {"row": row, "control": control, "Δ accuracy (points)": round(100 * d.mean(), 2),
+                     "Δ macro-F1 (points)": round(100 * (both.macro_f1 - both.macro_f1_control).mean(), 2),
+                     "seed-folds won": f"{int((d > 0).sum())}/{len(d)}", "confirmed": passes(d)}
+    return pd.DataFrame(out).T
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser("python -m lab5.experiments.seeds", __doc__)
     p.add_argument("--seeds", type=seed_list, default=[], help="comma-separated training seeds, on the folds of fold seed 0")
     p.add_argument("--fold-seeds", type=seed_list, default=[], help="comma-separated fold seeds, with training seed 0")
     p.add_argument("--rows", choices=ROW_SETS, default="headline",
-                   help=f"headline: notebook 5's headline rows; candidates: the final model beside {FOURTH_HEAD!r}")
+                   help=f"headline: notebook 5's headline rows; candidates: the final model beside {FOURTH_HEAD!r}; "
+                        "confirm: the rows of CONFIRMATIONS")
     p.add_argument("--out", help=f"per-fold table (CSV; default <output root>/runs/seeds/{REPEATS_FILE} or "
                                  f"{CANDIDATES_FILE}); its provenance goes beside it as .json")
     argv = sys.argv[1:] if argv is None else argv
@@ -104,13 +133,16 @@ def main(argv: list[str] | None = None) -> int:
         cfg, ds, out = prepare(args.out, lambda root: root.run("seeds") / file)
     except UserError as e:
         return report_error(e)
-    rows = {**story(cfg).rows(), **experiment_rows(cfg)[0]}
+    searches = {m: read_table(table_path(cfg, ds, trials_file(m))) for m in SEARCHES}
+    rows = {**story(cfg).rows(), **experiment_rows(cfg, {m: chosen(t) for m, t in searches.items() if t is not None})[0]}
     made, t = provenance("lab5.experiments.seeds", argv), time.perf_counter()
     table = repeats(ds, {name: rows[name] for name in names}, args.seeds, args.fold_seeds)
     wall = time.perf_counter() - t
     print(seed_spread(table).round(4).to_string())
     if args.rows == "candidates":
         print(paired_over_seeds(table, FOURTH_HEAD, MEAN).to_string())
+    if args.rows == "confirm":
+        print(confirmations(table).to_string())
     write_table(out, table, made, t)
     print(f"-> {out} [{wall:.0f}s]")
     return 0
