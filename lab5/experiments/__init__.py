@@ -32,8 +32,9 @@ def parser(prog: str, doc: str) -> argparse.ArgumentParser:
     return Parser(prog=prog, description=doc.split("\n\n")[0])
 
 
-def prepare(out: str | None, default: Callable):
-    """What every command checks before any work: the final model's config, the dataset (large enough for its CV)
+def prepare(out: str | None, default: Callable, cv: bool = True):
+    """What every command checks before any work: the final model's config, the dataset (large enough for its CV,
+    unless ``cv`` is False)
     and the table's path (``out``, else ``default(output root)``), writable. Raises a UserError otherwise."""
     from ..config import Config
     from ..data import load_dataset
@@ -42,7 +43,8 @@ def prepare(out: str | None, default: Callable):
 
     cfg = Config(progress=False)
     ds = load_dataset(cfg.data)
-    check_cv_rows(ds, cfg.folds)
+    if cv:
+        check_cv_rows(ds, cfg.folds)
     path = Path(out) if out else default(output_root(cfg, ds))
     check_writable(path, folder=False, what="CSV file")
     return cfg, ds, path

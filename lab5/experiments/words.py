@@ -1,5 +1,5 @@
 """What reading the words in the images adds: the final model cross-validated with the words of each image
-(:mod:`lab5.ocr`) used three ways, over training seeds, each paired per fold with the final model as it was::
+(:mod:`lab5.experiments.ocr`) used three ways, over training seeds, each paired per fold with the final model as it was::
 
     python -m lab5.experiments.words --seeds 0,1,2     (writes figures/05_image_words.csv and its .json)
 
@@ -31,7 +31,7 @@ from ..features import Features, FeatureSet, encode_texts, load_features
 from ..encoders import text_encoder
 from ..metrics import metrics
 from ..models import member_configs
-from ..ocr import image_words, with_words
+from .ocr import image_words, with_words
 from ..runtime import provenance, resolve_device, write_table
 from ..text import lexicon_scores
 from . import parser, prepare, seed_list

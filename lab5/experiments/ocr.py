@@ -1,4 +1,8 @@
-"""The words in the picture: every image read once by an OCR engine and cached like the features.
+"""The words in the picture: every image read once by an OCR engine and cached like the features (measured in
+:mod:`lab5.experiments.words` and not adopted: the default run does not read them)::
+
+    python -m lab5.experiments.ocr     (reads the words; writes figures/01_image_words.csv, the counts by class)
+
 
 The engine is RapidOCR (``rapidocr-onnxruntime``): PP-OCRv4's text detector and recogniser, ONNX files inside its
 wheel, run on the CPU by onnxruntime, so it needs no model hub. Each image gives its recognised lines in reading
@@ -19,9 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import cache as store, profile
-from .parallel import run_all
-from .runtime import cpu_model
+from .. import cache as store, profile
+from ..parallel import run_all
+from ..runtime import cpu_model
 
 log = logging.getLogger("lab5")
 ENGINE = "rapidocr-onnxruntime"
@@ -66,11 +70,12 @@ def read_image(path: Path) -> dict:
     return {"words": " ".join(t for t, _ in lines), "confidence": round(confidence, 4), "boxes": len(lines), "error": ""}
 
 
-def image_words(ds, cache: Path, jobs: int = 1, progress: bool = False) -> pd.DataFrame:
+def image_words(ds, cache: Path, jobs: int = 1, progress: bool = False, *, cached_only: bool = False) -> pd.DataFrame | None:
     """The words of every listed image of ``ds`` (train then test, the feature caches' order): read from the cache,
-    or read now (``jobs`` processes side by side) and stored. Columns: :data:`COLUMNS`."""
-    from .encoders import file_fingerprint
-    from .features import image_input_fingerprint
+    or read now (``jobs`` processes side by side) and stored; with ``cached_only``, None when they are not cached.
+    Columns: :data:`COLUMNS`."""
+    from ..encoders import file_fingerprint
+    from ..features import image_input_fingerprint
 
     guids = list(ds.all.guid)
     key, parts = store.key({"engine": ENGINE, "models": file_fingerprint(*model_files()), "settings": SETTINGS,
@@ -85,6 +90,8 @@ def image_words(ds, cache: Path, jobs: int = 1, progress: bool = False) -> pd.Da
         return table
 
     table = store.load(path, read)
+    if table is None and cached_only:
+        return None
     if table is None:
         log.info("reading the words in %d images with %s -> %s", len(guids), ENGINE, path)
         chunks = [guids[s:s + CHUNK] for s in range(0, len(guids), CHUNK)]
@@ -119,3 +126,39 @@ def words_by_class(labels: pd.Series, words: pd.Series, min_words: int = 2) -> p
     out = pd.DataFrame({"pairs": g.size(), "with words": g.has.sum(), "share": g.has.mean(),
                         "mean words, when any": frame[frame.has].groupby("class", sort=False).words.mean()})
     return out.fillna(0).astype({"with words": int})
+
+
+#: the committed counts by class notebook 1 reads (counts only: the words themselves are course data)
+BY_CLASS_FILE = "01_image_words.csv"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Read the words in every image of the dataset (``LAB5_DATA``) and write their counts by class."""
+    import sys
+    import time
+
+    from ..cli import report_error
+    from ..errors import UserError
+    from ..runtime import provenance, write_table
+    from . import parser, prepare
+
+    p = parser("python -m lab5.experiments.ocr", __doc__)
+    p.add_argument("--out", help=f"counts by class (CSV; default <output root>/figures/{BY_CLASS_FILE}); its "
+                                 "provenance goes beside it as .json")
+    argv = sys.argv[1:] if argv is None else argv
+    args = p.parse_args(argv)
+    try:
+        cfg, ds, out = prepare(args.out, lambda root: root.figures / BY_CLASS_FILE, cv=False)
+    except UserError as e:
+        return report_error(e)
+    made, t = provenance("lab5.experiments.ocr", argv), time.perf_counter()
+    words = image_words(ds, cfg.cache, cfg.jobs)
+    table = words_by_class(ds.train.tag, words.words[:len(ds.train)]).reset_index()
+    write_table(out, table.round(4), made, t)
+    print(table.to_string(index=False))
+    print(f"{int((words.error != '').sum())} of {len(words)} images could not be read -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
