@@ -113,19 +113,30 @@ def reference_comparison(cv, models=SINGLE_MODELS):
     return table.loc[["always_positive", *models]]
 
 
-def also_tried(cv, tables, kept: tuple[str, ...] = ()):
-    """The "also tried" table of notebook 5: every row of the committed per-fold ``tables`` (each with a ``control``
-    column) but the ``kept`` rows, beside its control (:func:`paired_table`). A control missing from the
-    tables is taken from the live per-fold table ``cv``, rounded as the tables store them, so that a fold tied at 4
-    decimals is not won."""
+def also_tried(cv, tables: dict, kept: tuple[str, ...] = (), confirmed: dict[str, bool] | None = None,
+               live: tuple[str, ...] = ()):
+    """The "also tried" table of notebook 5: every row of the committed per-fold ``tables`` (``{the commit that made
+    it: table}``, each table with a ``control`` column) but the ``kept`` rows, beside its control
+    (:func:`paired_table`), with the stage it reached under the adoption rule (:func:`passes` on its folds, then
+    ``confirmed``: ``{row: whether its check over seeds passed}``) and what remakes it: HEAD for the ``live`` rows
+    (``python -m lab5.experiments.rows``), else the commit whose code made it. A control missing from the tables is
+    taken from the live per-fold table ``cv``, rounded as the tables store them, so that a fold tied at 4 decimals is
+    not won."""
     import pandas as pd
 
-    tables = [t for t in tables if t is not None]
-    pairs = {r: (r, c) for t in tables for r, c in t.dropna(subset=["control"]).groupby("model", sort=False)
+    tables = {commit: t for commit, t in tables.items() if t is not None}
+    made = {r: commit for commit, t in tables.items() for r in t.model}
+    pairs = {r: (r, c) for t in tables.values() for r, c in t.dropna(subset=["control"]).groupby("model", sort=False)
              .control.first().items() if r not in kept}
-    pool = pd.concat([cv.round(4), *tables])
-    tried = paired_table(pool.drop_duplicates(["model", "fold"]), pairs)
+    pool = pd.concat([cv.round(4), *tables.values()]).drop_duplicates(["model", "fold"])
+    tried = paired_table(pool, pairs)
     tried.insert(0, "control", [c for _, c in pairs.values()])
+    confirmed = confirmed or {}
+    tried["stage"] = ["screened out" if not passes(fold_differences(pool, r, c)) else
+                      "passed the screen, screen only" if r not in confirmed else
+                      f"passed the screen, {'confirmed' if confirmed[r] else 'not confirmed'} over seeds"
+                      for r, (_, c) in pairs.items()]
+    tried["remade by"] = ["HEAD" if r in live else f"commit {made[r]}" for r in pairs]
     return tried
 
 

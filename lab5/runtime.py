@@ -173,3 +173,11 @@ def write_table(path: Path, table, made: dict, started: float) -> None:
     atomic_write_bytes(path, table.to_csv(index=False).encode())
     wall = round(time.perf_counter() - started, 1)
     atomic_write_bytes(path.with_suffix(".json"), json.dumps({**made, "wall_s": wall}, indent=2).encode())
+
+
+def made_by(table: Path) -> str:
+    """The commit that made a committed table, from the provenance ``.json`` beside it (:func:`write_table`)."""
+    import json
+
+    meta = Path(table).with_suffix(".json")
+    return json.loads(meta.read_text())["commit"].split()[0] if meta.is_file() else "unknown"

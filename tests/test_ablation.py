@@ -70,11 +70,25 @@ def test_also_tried_reads_each_row_beside_its_control_and_takes_missing_controls
     table = pd.DataFrame({"model": ["late + x"] * 3 + ["late"] * 3, "control": ["late"] * 3 + [None] * 3,
                           "fold": [0, 1, 2] * 2, "accuracy": [0.7, 0.71, 0.72, 0.7, 0.7, 0.7],
                           "macro_f1": [0.5, 0.6, 0.4, 0.5, 0.5, 0.5]})
-    tried = also_tried(live, [table, None], kept=("late",))
+    tried = also_tried(live, {"abc1234": table, "def5678": None}, kept=("late",))
     assert list(tried.index) == ["late + x"] and tried.loc["late + x", "control"] == "late"
     assert tried.loc["late + x", "accuracy: folds won"] == "2/3"  # fold 0 ties once the live row is rounded
     assert tried.loc["late + x", "Δ accuracy (points)"] == pytest.approx(1.0)
-    assert also_tried(live, [table], kept=("late + x", "late")).empty
+    assert tried.loc["late + x", "stage"] == "screened out" and tried.loc["late + x", "remade by"] == "commit abc1234"
+    assert also_tried(live, {"abc1234": table}, kept=("late + x", "late")).empty
+
+
+def test_also_tried_gives_each_row_the_stage_it_reached_and_what_remakes_it():
+    from lab5.ablation import also_tried
+
+    folds = list(range(5))
+    table = pd.DataFrame({"model": ["a"] * 5 + ["b"] * 5 + ["c"] * 5 + ["late"] * 5, "control": ["late"] * 15 + [None] * 5,
+                          "fold": folds * 4, "accuracy": [0.71] * 4 + [0.69] + [0.71] * 5 + [0.72] * 5 + [0.7] * 5,
+                          "macro_f1": [0.5] * 20})
+    tried = also_tried(table.iloc[:0], {"abc1234": table}, kept=("late",), confirmed={"a": False, "b": True}, live=("b",))
+    assert tried.stage.to_dict() == {"a": "passed the screen, not confirmed over seeds",
+                                     "b": "passed the screen, confirmed over seeds", "c": "passed the screen, screen only"}
+    assert tried["remade by"].to_dict() == {"a": "commit abc1234", "b": "HEAD", "c": "commit abc1234"}
 
 
 def test_experiment_rows_change_one_thing_of_a_control_that_the_table_carries_or_the_story_has(tmp_path):

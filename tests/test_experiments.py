@@ -227,3 +227,20 @@ def test_confirmations_pair_each_row_with_its_control_on_every_seed_fold():
     table = confirmations(pd.DataFrame(rows), {"a over b": ("a", "b")})
     assert table.loc["a over b", "seed-folds won"] == "12/15" and table.loc["a over b", "confirmed"]
     assert table.loc["a over b", "Δ accuracy (points)"] == 0.8
+
+
+def test_the_also_tried_table_reads_the_committed_tables_with_their_stages(dataset_factory, monkeypatch, tmp_path):
+    import lab5.experiments.seeds as S
+    from lab5 import load_dataset
+
+    ds = load_dataset(dataset_factory(n_train=45, n_test=2))
+    figures = tmp_path / "out" / "figures"
+    figures.mkdir(parents=True)
+    rows = [{"model": m, "control": c, "fold": f, "accuracy": a + (0.01 if f else -0.01) * (m != "late"), "macro_f1": 0.5}
+            for m, c, a in (("late", None, 0.7), ("late, 2 epochs", "late", 0.71), ("late + gone", "late", 0.69))
+            for f in range(5)]
+    pd.DataFrame(rows).to_csv(figures / "05_experiments.csv", index=False)
+    (figures / "05_experiments.json").write_text('{"commit": "abc1234"}')
+    tried = S.tried_with_stages(Config(progress=False), ds, pd.DataFrame(rows).iloc[:0], kept=("late",))
+    assert tried.stage.to_dict() == {"late, 2 epochs": "passed the screen, screen only", "late + gone": "screened out"}
+    assert tried["remade by"].to_dict() == {"late, 2 epochs": "HEAD", "late + gone": "commit abc1234"}

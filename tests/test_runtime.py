@@ -144,3 +144,10 @@ def test_provenance_names_the_command_the_commit_the_date_and_the_cpu(tmp_path, 
     assert made["command"] == "python -m lab5 cv --models late"
     assert made["date"] == datetime.date.today().isoformat() and made["cpu"] == cpu_model() and made["cores"] >= 1
     assert isinstance(made["commit"], str)  # empty outside a git checkout (the tests run in a tmp folder)
+
+
+def test_made_by_reads_the_commit_beside_a_table(tmp_path):
+    from lab5.runtime import made_by
+
+    (tmp_path / "t.json").write_text('{"commit": "abc1234 (with changes)"}')
+    assert made_by(tmp_path / "t.csv") == "abc1234" and made_by(tmp_path / "u.csv") == "unknown"

@@ -117,6 +117,26 @@ def confirmations(table: pd.DataFrame, pairs: dict[str, tuple[str, str]] = CONFI
     return pd.DataFrame(out).T
 
 
+def tried_with_stages(cfg: Config, ds, cv: pd.DataFrame, kept: tuple[str, ...]) -> pd.DataFrame:
+    """Notebook 5's "also tried" table (:func:`lab5.ablation.also_tried`): every row of the committed experiment
+    tables but ``kept`` beside its control in the per-fold ``cv``, with the stage it reached (the confirmations over
+    seeds from :data:`CONFIRM_FILE` and :data:`CANDIDATES_FILE`) and what remakes it (HEAD for the rows
+    :func:`lab5.experiments.rows.experiment_rows` makes, else the commit in each table's provenance)."""
+    from ..ablation import EXPERIMENTS_FILE, FINETUNED_FILE, also_tried
+    from ..runtime import made_by
+
+    def table(name: str):
+        return read_table(table_path(cfg, ds, name))
+
+    searched = {m: chosen(t) for m in SEARCHES if (t := table(trials_file(m))) is not None}
+    confirm, candidates = table(CONFIRM_FILE), table(CANDIDATES_FILE)
+    checked = {**({r.row: r.confirmed for r in confirmations(confirm).itertuples()} if confirm is not None else {}),
+               **({FOURTH_HEAD: confirmations(candidates, {"": (FOURTH_HEAD, MEAN)}).confirmed.iloc[0]}
+                  if candidates is not None else {})}
+    made = {made_by(table_path(cfg, ds, n)): table(n) for n in (EXPERIMENTS_FILE, FINETUNED_FILE)}
+    return also_tried(cv, made, kept, checked, tuple(experiment_rows(cfg, searched)[0]))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser("python -m lab5.experiments.seeds", __doc__)
     p.add_argument("--seeds", type=seed_list, default=[], help="comma-separated training seeds, on the folds of fold seed 0")
