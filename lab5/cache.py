@@ -1,18 +1,8 @@
-"""The one cache: everything computed once and kept on disk (features, CV runs, trainings, the words in the images,
-drawn splits) is keyed, written, checked and rebuilt here.
+"""The one cache: features, CV runs, trainings, OCR words and splits, keyed, written, checked and rebuilt here.
 
-An entry is a payload file and a sidecar ``.json`` beside it holding the payload's sha256 and what made it (the
-parts of its key, and what the reader needs). Its key (:func:`key`) is the digest of the fields that decide the
-result, the versions of the libraries that compute it, the CPU numerics in force and :data:`FORMAT_VERSION`. Files
-are written atomically (:func:`atomic_write_bytes`), payload first, so an interrupted run never leaves an entry that
-a later run trusts; a damaged entry is rebuilt with one warning (:func:`load`).
-
-Why not ``joblib.Memory`` (which ships with scikit-learn): it keys a call by the function's source code and all its
-arguments, where these keys must leave out the fields no result depends on (paths, progress bars, jobs) and must
-change only with an explicit format version, not with an edit that keeps the numbers; hashing whole feature tensors
-as arguments would cost more than reading them; and it checks no checksum, so a flipped byte in a payload would be
-trusted, where here it is detected and rebuilt with a warning. Its pickles are not the readable CSV and JSON kept
-here either.
+An entry is a payload and a ``.json`` sidecar with its sha256 and key parts; writes are atomic, payload first, and a
+damaged entry is rebuilt with one warning. Not ``joblib.Memory``: it keys by source and all arguments, checks no
+checksum and stores pickles.
 """
 from __future__ import annotations
 

@@ -1,12 +1,5 @@
-"""Checks that notebooks run on their own results, so that ``pytest --nbval`` holds on any CPU yet still fails on a
-real regression.
-
-Float rounding differs between CPUs, and training turns a last-digit difference into slightly different weights,
-so a metric reproduces exactly only on the machine that produced it. A notebook therefore prints its raw metrics in
-a cell that nbval does not compare, and states each headline number as a check with an explicit tolerance: the
-check's printout is the same on every machine where the number is within the tolerance, and the cell raises
-:class:`RegressionError` where it is not. On a dataset other than the course data the committed values do not
-apply: the checks say so and pass.
+"""Checks notebooks run on their own results, so that ``pytest --nbval`` holds on any CPU yet fails on a
+real regression: each headline number is checked within an explicit tolerance (rounding differs between CPUs).
 """
 from __future__ import annotations
 

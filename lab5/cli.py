@@ -1,9 +1,6 @@
 """Command line: ``python -m lab5 {validate,features,train,cv,evaluate,predict,reproduce,tune}``.
 
-Each command offers exactly the :class:`lab5.config.Config` fields it reads (:data:`OPTIONS`), each built from its
-field alone, so an option reads and is checked the same everywhere; an option a command would not honour is refused.
-A user's mistake (bad data, a bad option value, missing weights) prints one ``error:`` line (problems beyond the
-first indented below it) and exits 2, before any work where the mistake is in the options; never a traceback.
+A user's mistake prints one ``error:`` line and exits 2, never a traceback.
 """
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""All configuration in one dataclass, every value checked in one place (:meth:`Config.__post_init__`).
+"""All configuration in one dataclass, every value checked in :meth:`Config.__post_init__`.
 
-Paths default from the environment and the current working directory, never from where the package is installed:
-``LAB5_DATA`` (the dataset), ``LAB5_CACHE`` (caches), ``LAB5_OUT`` (outputs; see :mod:`lab5.outputs`).
+Paths default from ``LAB5_DATA``, ``LAB5_CACHE``, ``LAB5_OUT`` and the working directory, never the install folder.
 """
 from __future__ import annotations
 

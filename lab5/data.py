@@ -1,7 +1,5 @@
-"""The dataset: labels files, the folder of pairs, and its identity (fingerprints).
-
-Everything a user can get wrong raises :class:`DataError`, whose message names the file and the guid;
-nothing is dropped silently: decoding fallbacks, replaced bytes and empty texts are counted in the dataset.
+"""The dataset: labels files, the folder of pairs, and its fingerprints; every user mistake is a
+:class:`DataError` naming the file and guid, and nothing is dropped silently.
 """
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""How an ensemble's members become one prediction (the plain mean of their probabilities), and how calibrated
-probabilities are."""
+"""How an ensemble's members become one prediction, and how calibrated probabilities are."""
 from __future__ import annotations
 
 import numpy as np

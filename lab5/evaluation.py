@@ -1,6 +1,4 @@
-"""Stratified k-fold cross-validation on cached features: the runner (every fold of every config in one pool of
-workers), its result cache, learning curves over training-set size, and the always-positive baseline on the same
-folds. Metrics and report tables live in :mod:`lab5.metrics`."""
+"""Stratified k-fold cross-validation on cached features: runner, result cache, learning curves, baseline."""
 from __future__ import annotations
 
 import functools

@@ -1,7 +1,4 @@
-"""What the fusion heads do with their two inputs: where cross-attention looks, how the gate weighs text against
-image, how the final model scores out of fold, and which errors it makes (sorted into kinds by what the
-single-modality models did); and the notebooks' row-by-row comparisons: of two models (notebook 4), of two
-predictions files (notebook 6), and the ImageNet check of the image encoder (notebook 3)."""
+"""What the fusion heads do with their inputs, out-of-fold scores, error kinds, and the notebooks' comparisons."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace

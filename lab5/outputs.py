@@ -1,10 +1,5 @@
-"""Where outputs go: one output root per run, never the package's install folder.
-
-* ``--out-dir`` / ``LAB5_OUT`` when given;
-* else, for the course data, the project folder found from the current directory (its committed ``figures/``,
-  ``test_with_label.txt`` and notebooks are the course deliverable);
-* else, for any other dataset, ``<project>/runs/<dataset-name>-<fingerprint>/``, so that the deliverable is never
-  overwritten by another dataset's results.
+"""Where outputs go: ``--out-dir``/``LAB5_OUT``, else the project folder for the course data, else
+``<project>/runs/<dataset-name>-<fingerprint>/``; never the package's install folder.
 """
 from __future__ import annotations
 

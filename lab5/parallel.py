@@ -1,12 +1,6 @@
-"""Independent trainings side by side: each in its own forked process, on one torch thread.
+"""Independent trainings side by side, each in its own forked process on one torch thread.
 
-A head trained on cached features is small: its matrix products are too short for a second thread to pay, so
-two such trainings in two processes of one thread each take about the time of one. Every training of a head runs
-on one thread wherever it runs (see :func:`lab5.training.training_threads`), so results are the same bit for bit
-for any number of jobs, and for a machine of any core count.
-
-Processes are forked (Linux): the children share the parent's loaded features instead of reading them again.
-Where fork is not available, or inside a worker, the tasks run one after another in this process.
+One thread per training keeps results bit-identical for any job count; without fork the tasks run in turn.
 """
 from __future__ import annotations
 

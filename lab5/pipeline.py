@@ -1,10 +1,4 @@
-"""The stages a user runs: train a model on the stored split (or on given rows), save and reload it, predict the
-test set.
-
-Trainings are cached like cross-validation results (:mod:`lab5.cache`): each is stored as ``<cache>/train/<key>.pt``
-(its weights) and ``.json`` (its history), keyed by everything the trained weights depend on (see :func:`train_key`),
-so a second run with the same config, rows and inputs reads the model back instead of training it again.
-"""
+"""The stages a user runs: train a model (cached by :func:`train_key`), save and reload it, predict the test set."""
 from __future__ import annotations
 
 import io

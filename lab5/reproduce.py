@@ -1,12 +1,6 @@
 """``python -m lab5 reproduce``: execute the project's notebooks in order for one dataset and output root.
 
-Each kernel gets ``LAB5_DATA``, ``LAB5_OUT``, ``LAB5_CACHE`` and the project folder first on ``PYTHONPATH``
-(:func:`kernel_env`), so a checkout's notebooks import that checkout's ``lab5`` and read and write where the run says.
-Executed notebooks replace the committed ones only when the output root is the project folder itself (the course data,
-no ``--out-dir``); otherwise they are written to ``<out>/notebooks/``. Cells tagged ``course-data`` (their output
-shows course images or tweets) are committed without output (and without an execution count). Consecutive prints to
-one stream are joined into one output, and text a carriage return overwrote is dropped, so that how the kernel
-happened to flush them never changes the committed file. Both are nbconvert's own preprocessors.
+``course-data`` cells are committed without output, and stream outputs are merged so flushing never changes a file.
 """
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""The process a run lives in: CPU numerics pinned before torch loads, seeds and threads in a scoped context,
-the device, and the library versions that results depend on.
+"""The process a run lives in: CPU numerics pinned before torch loads, scoped seeds and threads, device, versions.
 
-torch is imported inside the functions, never at module level: ``lab5/__init__`` imports this module to pin the
-numerics before torch loads. Nothing here changes process-wide state behind a caller's back: :func:`pin_numerics_env` sets environment
-defaults (it says so in its name; ``lab5/__init__`` calls it before anything imports torch), and
-:func:`reproducible` seeds and pins threads only inside its ``with`` block, restoring everything on exit.
+torch is imported inside functions: ``lab5/__init__`` imports this module to pin numerics before torch loads.
 """
 from __future__ import annotations
 

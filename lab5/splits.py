@@ -1,8 +1,5 @@
-"""The one train/validation split of the labelled rows, shared by every stage.
-
-The course data's split is committed in ``lab5/splits/`` (read only). Any other labels file gets its own seeded,
-stratified split, stored in the cache (``<cache>/splits/``) the first time a stage trains on it, so that every
-later stage reads the same rows.
+"""The one train/validation split of the labelled rows: committed for the course data, else drawn (seeded,
+stratified) and stored in the cache so every later stage reads the same rows.
 """
 from __future__ import annotations
 

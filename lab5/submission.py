@@ -1,5 +1,4 @@
-"""The predictions file: ``guid,tag`` lines in the test file's order, checked before anything is written (how it
-compares with another file is notebook 6's, in :mod:`lab5.explain`)."""
+"""The predictions file: ``guid,tag`` lines in the test file's order, checked before anything is written."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,10 +1,5 @@
-"""The training loop, read top to bottom: optimiser and schedule, one epoch, evaluation.
-
-AdamW (weight decay in the optimiser only, none on biases and norms), linear warm-up then cosine decay, a fixed
-number of epochs (the last weights are kept), gradient clipping at norm 1, bf16 autocast on CUDA; deterministic given the seed (seeds and threads are scoped to the fit, see
-:func:`lab5.runtime.reproducible`). A head on cached features trains on one thread (:func:`training_threads`), so
-the members of an ensemble can train side by side in worker processes (:func:`lab5.parallel.run_all`) with the
-same result as one after another.
+"""The training loop: AdamW, linear warm-up then cosine decay, fixed epochs (last weights kept), clipping at
+norm 1, bf16 autocast on CUDA; deterministic given the seed (:func:`lab5.runtime.reproducible`).
 """
 from __future__ import annotations
 

@@ -1,13 +1,7 @@
 """A seeded hyper-parameter search of the heads, scored by cross-validation (``python -m lab5 tune``).
 
-The search draws ``trials - 1`` distinct points of :data:`SPACE` with a seeded generator (trial 0 is the config's own
-values, the control) and cross-validates each on folds drawn with :data:`SEARCH_FOLD_SEED`, not the folds every row
-of notebook 5 is scored on (``fold_seed`` 0). The chosen values are then re-scored on those report folds beside the
-defaults: a fresh fold draw of the same rows, so that the gap between the trial's search score and its fresh score
-shows the optimism of picking the best of many (the rows are the same, so a little optimism remains).
-
-All trials run in one call of :func:`lab5.evaluation.cv_runs`, so their folds share one pool of workers and the
-CV cache: a trial already run is read back, and ``tune`` run twice trains nothing.
+Trials are scored on folds of :data:`SEARCH_FOLD_SEED`, and the chosen values re-scored on the report folds to
+show the optimism of picking the best of many.
 """
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Figures that compare models over cross-validation folds (notebook 5): the main ablation's scores fold by fold,
-paired per-fold differences and the learning curve over training-set size."""
+"""Figures that compare models over cross-validation folds (notebook 5)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt

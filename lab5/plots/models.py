@@ -1,5 +1,4 @@
-"""Figures of one trained model (notebooks 2, 3, 4 and 6): learning curves, confusion matrices, what the fusion
-heads do inside, its errors, its calibration and its predicted class shares."""
+"""Figures of one trained model (notebooks 2, 3, 4 and 6)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt

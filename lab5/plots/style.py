@@ -1,5 +1,4 @@
-"""The figures' palettes (the only colours of :mod:`lab5.plots`), saving figures and tables, and the helpers the
-figure modules share: panel grids, drawable text, the bulk of a set of ranges."""
+"""Palettes (the only colours of :mod:`lab5.plots`), saving, and helpers the figure modules share."""
 from __future__ import annotations
 
 import functools
