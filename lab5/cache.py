@@ -49,15 +49,12 @@ def sha256(data: bytes) -> str:
 
 
 def digest(parts) -> str:
-    """The first 16 hex digits of the sha256 of ``parts`` as sorted-key JSON (values JSON cannot hold, such as paths,
-    as their ``str``): equal parts give equal keys on every machine and in every process. Long parts (the labelled
-    rows) enter a key as their digest, so that the sidecar stays short."""
+    """The first 16 hex digits of the sha256 of ``parts`` as sorted-key JSON: equal on every machine."""
     return sha256(json.dumps(parts, sort_keys=True, default=str).encode())[:16]
 
 
 def key(parts: dict, libraries: tuple[str, ...] = ()) -> tuple[str, dict]:
-    """The key of an entry decided by ``parts`` and computed by ``libraries``, and what it is made of (``parts``, the
-    libraries' versions, the CPU numerics and :data:`FORMAT_VERSION`)."""
+    """The key of an entry decided by ``parts`` and computed by ``libraries``, and what it is made of."""
     made = {**parts, "libraries": versions(*libraries), "numerics": numerics(), "format": FORMAT_VERSION}
     return digest(made), made
 
@@ -78,8 +75,7 @@ def store(payload: Path, blob: bytes, made: dict) -> None:
 
 
 def load(payload: Path, read: Callable[[bytes, dict], Any]) -> Any:
-    """``read(blob, sidecar)`` of the entry at ``payload``; None when there is none, or when it is damaged, from
-    another version or refused by ``read`` (any exception), then with a warning."""
+    """``read(blob, sidecar)`` of the entry at ``payload``; None (with a warning if damaged) when unusable."""
     if not payload.is_file() and not sidecar(payload).is_file():
         return None
     try:

@@ -39,10 +39,9 @@ class Expectations:
         self._check(what, float(value) <= maximum, f"at most {maximum}", f"is {float(value):.4f}, above the allowed {maximum}")
 
     def folds_won(self, what: str, differences, won: int, tol: float = 0.005) -> None:
-        """The committed count ``won`` of folds where a row beat its control must fit the per-fold ``differences``
-        (row minus control) on this machine: a fold within ``tol`` of a tie may go either way (another processor's
-        rounding can flip a few rows of it), so ``won`` must lie between the folds won by more than ``tol`` and
-        those not lost by more than ``tol``."""
+        """The committed count ``won`` of folds beating the control must fit ``differences`` on this machine:
+        a fold within ``tol`` of a tie may go either way.
+        """
         d = [float(x) for x in differences]
         surely, maybe = sum(x > tol for x in d), sum(x > -tol for x in d)
         self._check(what, surely <= won <= maybe, f"{won} of {len(d)} folds, as committed (a fold within {tol} is a tie)",
@@ -57,8 +56,7 @@ class Expectations:
             print(f"{what}: {passed}")
 
     def cv_means(self, cv, committed: dict[str, tuple[float, float]], acc_tol: float = 0.02, f1_tol: float = 0.03) -> None:
-        """Each model's mean CV accuracy and macro-F1 (over the folds of ``cv``, a per-fold table) must lie within
-        the tolerances of its committed ``(accuracy, macro-F1)``."""
+        """Each model's mean CV accuracy and macro-F1 must lie within tolerance of its committed values."""
         means = cv.groupby("model", sort=False)[["accuracy", "macro_f1"]].mean()
         for m, (acc, f1) in committed.items():
             self.close(f"{m}: CV accuracy", means.loc[m, "accuracy"], acc, tol=acc_tol)

@@ -48,8 +48,7 @@ AT_MOST = {"max_length": 512, "seed": 2**32 - 1, "fold_seed": 2**32 - 1}
 
 
 def model_problem(model: str) -> str | None:
-    """Why ``model`` (head names joined by ``+``) names no model: an unknown head, or one named twice; None when it is
-    sound. The one home of this rule (:class:`Config` and :func:`lab5.models.member_names` ask it)."""
+    """Why ``model`` (head names joined by ``+``) names no model, or None: the one home of this rule."""
     names = model.split("+")
     unknown = [n for n in names if n not in MODEL_NAMES]
     if unknown or len(set(names)) != len(names):
@@ -59,8 +58,7 @@ def model_problem(model: str) -> str | None:
 
 
 def image_size_problem(image_encoder: str, image_size: int) -> str | None:
-    """Why ``image_size`` does not suit ``image_encoder`` (the EfficientNet-Lite models pad statically and accept only
-    their own size), or None; the one home of this rule (:class:`Config` and :mod:`lab5.encoders` ask it)."""
+    """Why ``image_size`` does not suit ``image_encoder`` (EfficientNet-Lite pads statically), or None."""
     native = NATIVE_IMAGE_SIZE.get(image_encoder)
     if image_encoder in FIXED_SIZE_ENCODERS and image_size > 0 and image_size != native:
         return f"{image_encoder} is built for {native}x{native} inputs (static padding); use --image-size {native} or 0"
@@ -68,14 +66,12 @@ def image_size_problem(image_encoder: str, image_size: int) -> str | None:
 
 
 def text_encoder_names(text_encoder: str) -> list[str]:
-    """The text encoders a ``--text-encoder`` value names: one, or several joined with ``+`` (an ensemble whose
-    heads are trained once on each encoder's features)."""
+    """The text encoders a ``--text-encoder`` value names: one, or several joined with ``+``."""
     return text_encoder.split("+")
 
 
 def find_project(start: Path | None = None) -> Path | None:
-    """The project folder holding the current directory: the nearest folder with ``notebooks/`` and
-    ``pyproject.toml``, looking upwards from ``start`` (default: the current directory); None outside one."""
+    """The nearest folder upwards from ``start`` with ``notebooks/`` and ``pyproject.toml``; None outside one."""
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "notebooks").is_dir() and (folder / "pyproject.toml").is_file():
@@ -199,22 +195,19 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict, **overrides) -> "Config":
-        """Inverse of :meth:`to_dict`, with the ``overrides`` that are not None applied; unknown keys are ignored,
-        missing ones take defaults."""
+        """Inverse of :meth:`to_dict`, with non-None ``overrides`` applied; unknown keys are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         given = {**d, **{k: v for k, v in overrides.items() if v is not None}}
         return cls(**{k: v for k, v in given.items() if k in names and v is not None})
 
     def result_fields(self) -> dict:
-        """The fields a result depends on, for the cache keys of trainings and CV runs (:func:`lab5.pipeline.train_key`,
-        :func:`lab5.evaluation.cv_key`): all but :data:`RUN_FIELDS`."""
+        """The fields a result depends on, for cache keys: all but :data:`RUN_FIELDS`."""
         return {k: v for k, v in self.to_dict().items() if k not in RUN_FIELDS}
 
 
 @functools.cache
 def field_types() -> dict[str, type]:
-    """Each Config field's type, evaluated (``int``, ``bool``, ``Path``, ``Path | None``, ...): what the checks and
-    the command line's options are built from, rather than annotation strings."""
+    """Each Config field's type, evaluated (``int``, ``Path | None``, ...), not as annotation strings."""
     return typing.get_type_hints(Config)
 
 

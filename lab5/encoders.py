@@ -130,8 +130,7 @@ def _resolved_dir(model: nn.Module, source: str | Path) -> Path:
 
 
 def text_encoder(name: str = "minilm", cache: Path | None = None) -> TextEncoder:
-    """Load a text encoder by registry name (``minilm``, ``mpnet``), Hugging Face id or local folder; ``cache`` is
-    where ``mpnet`` is unpacked (default: the cache folder of :func:`lab5.config.default_cache_dir`)."""
+    """A text encoder by registry name, Hugging Face id or folder; ``cache`` is where ``mpnet`` is unpacked."""
     if name == "minilm":
         return _load_bert("minilm", minilm_dir())
     if name == "mpnet":
