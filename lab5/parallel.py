@@ -18,19 +18,14 @@ _JOB: tuple[Callable, Sequence] | None = None
 
 
 def can_fork() -> bool:
-    """Whether tasks can go to forked workers here: fork exists, this process is not itself a worker, and it has not
-    started CUDA (which a forked child cannot use)."""
+    """Whether tasks can go to forked workers: fork exists, not in a worker, and CUDA not started."""
     torch = sys.modules.get("torch")
     cuda = torch is not None and torch.cuda.is_initialized()
     return "fork" in mp.get_all_start_methods() and not mp.current_process().daemon and not cuda
 
 
 def run_all(fn: Callable[[T], R], tasks: Sequence[T], jobs: int, progress: str | None = None) -> list[R]:
-    """``[fn(t) for t in tasks]``, with up to ``jobs`` tasks at a time in forked workers of one torch thread each.
-
-    Results come back in the order of ``tasks``; a task's exception is raised here; Ctrl-C stops the workers.
-    ``progress``: a description for a progress bar over the finished tasks (None: no bar).
-    """
+    """``[fn(t) for t in tasks]``, up to ``jobs`` at a time in forked one-thread workers, in order."""
     from tqdm.auto import tqdm
 
     global _JOB
