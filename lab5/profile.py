@@ -41,8 +41,7 @@ def read(path: Path) -> pd.DataFrame:
 
 
 def table(stages: pd.DataFrame) -> pd.DataFrame:
-    """Stages grouped by the kind before their first space (``features``, ``cv``, ``train``, ...) and by name:
-    runs and seconds, the most expensive first."""
+    """Stages grouped by kind (first word) and name: runs and seconds, the most expensive first."""
     g = stages.groupby("stage", sort=False).seconds.agg(runs="count", seconds="sum").reset_index()
     g["kind"] = g.stage.str.split(" ", n=1).str[0]
     g = g.sort_values("seconds", ascending=False)

@@ -32,8 +32,7 @@ COURSE_DATA_TAG = "course-data"
 
 
 def notebook_paths(folder: Path, only: str | None = None) -> list[Path]:
-    """The numbered notebooks of ``folder``, or those whose numbers ``only`` lists (``"1,3"``); an unknown number
-    is a ConfigError, raised before anything runs."""
+    """The numbered notebooks of ``folder``, or those ``only`` lists (``"1,3"``); unknown is a ConfigError."""
     paths = sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
     if not paths:
         raise ConfigError(f"no numbered notebooks in {folder}")
@@ -51,9 +50,9 @@ def notebook_paths(folder: Path, only: str | None = None) -> list[Path]:
 
 def kernel_env(project: Path, data: Path, out: Path, cache: Path | None = None,
                profile_to: Path | None = None) -> dict[str, str]:
-    """The environment of every notebook kernel: this one's, with the run's folders as absolute paths (a kernel runs in
-    ``notebooks/``), the project first on ``PYTHONPATH``, and with ``profile_to`` the profile's file. Without ``cache``
-    the kernels keep this environment's ``LAB5_CACHE`` (or the project's ``.cache/``)."""
+    """The environment of every notebook kernel: the run's folders as absolute paths, the project first on
+    ``PYTHONPATH``, and the profile's file.
+    """
     env = {**os.environ, "LAB5_DATA": str(Path(data).resolve()), "LAB5_OUT": str(Path(out).resolve()),
            "PYTHONPATH": os.pathsep.join([str(Path(project).resolve()), *filter(None, [os.environ.get("PYTHONPATH")])])}
     for name, path in (("LAB5_CACHE", cache), (profile.ENV, profile_to)):
@@ -64,11 +63,7 @@ def kernel_env(project: Path, data: Path, out: Path, cache: Path | None = None,
 
 def run_notebooks(project: Path, data: Path, out: Path, paths: list[Path], timeout: int = 3600,
                   profile_to: Path | None = None, cache: Path | None = None) -> list[tuple[str, float]]:
-    """Execute ``paths`` in order in kernels of :func:`kernel_env`; a failing cell raises
-    :class:`NotebookFailed` (one line, no colour codes). Returns (name, seconds) per notebook.
-
-    With ``profile_to``, every kernel records its stages there (:mod:`lab5.profile`), and each notebook's wall
-    time is recorded as stage ``notebook <name>``."""
+    """Execute ``paths`` in order; a failing cell raises :class:`NotebookFailed`. Returns (name, seconds)."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, DeadKernelError

@@ -29,16 +29,14 @@ ATTENTION_MODELS = ("cross_attention",)
 
 
 def space(model: str) -> dict[str, tuple]:
-    """The part of :data:`SPACE` that ``model``'s heads read: ``hidden`` for the heads that have it, ``attention_hidden``
-    for cross-attention (a width no head reads is not searched)."""
+    """The part of :data:`SPACE` that ``model``'s heads read."""
     attention = [h in ATTENTION_MODELS for h in model.split("+")]
     read = {"hidden": not all(attention), "attention_hidden": any(attention)}
     return {k: v for k, v in SPACE.items() if read.get(k, True)}
 
 
 def trials_file(model: str) -> str:
-    """The name of the trials table of a search of ``model`` (in the figures folder; committed for the course data),
-    e.g. ``05_tuning_trials_gated_late.csv``."""
+    """The name of the trials table of a search of ``model``."""
     return f"05_tuning_trials_{model.replace('+', '_')}.csv"
 
 
@@ -47,8 +45,7 @@ RANK_BY = ("accuracy", "macro_f1")
 
 
 def trial_configs(cfg: Config, trials: int, seed: int = 0) -> dict[int, Config]:
-    """Trial 0: ``cfg`` itself; trials 1.. : distinct points of the model's :func:`space` drawn by ``seed``, none equal
-    to ``cfg``'s own values. Every trial scores on the search folds."""
+    """Trial 0: ``cfg`` itself; then distinct points of :func:`space` drawn by ``seed``."""
     searched = space(cfg.model)
     own = tuple(getattr(cfg, k) for k in searched)
     grid = [p for p in itertools.product(*searched.values()) if p != own]
@@ -60,8 +57,7 @@ def trial_configs(cfg: Config, trials: int, seed: int = 0) -> dict[int, Config]:
 
 
 def search(ds, cfg: Config, trials: int, seed: int = 0) -> pd.DataFrame:
-    """Cross-validate every trial of :func:`trial_configs`: one row per trial with its values, its mean fold
-    accuracy, macro-F1 and neutral F1, the accuracy's std over folds, and its rank (1: chosen)."""
+    """Cross-validate every trial: its values, mean fold scores, accuracy std and rank (1: chosen)."""
     from .evaluation import cv_runs
 
     configs = trial_configs(cfg, trials, seed)
@@ -89,8 +85,7 @@ def chosen(trials: pd.DataFrame) -> dict:
 
 
 def search_summary(searches: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
-    """One row per committed search (``{model: trials table or None}``; a missing table is left out): its trial count,
-    the defaults' (trial 0) and the chosen trial's mean fold accuracy, the defaults' rank and the chosen values."""
+    """One row per committed search: trials, defaults' and chosen mean accuracy, defaults' rank, chosen values."""
     rows = {}
     for model, t in searches.items():
         if t is not None:
@@ -106,9 +101,7 @@ def read_table(path: Path) -> pd.DataFrame | None:
 
 
 def table_path(cfg: Config, ds, name: str) -> Path:
-    """Where a command wrote the table ``name`` for ``ds`` by default (``tune``: :func:`trials_file`): the output root's
-    figures folder, or, for the course data when that holds
-    none (the notebooks' temporary output root under pytest), the project's committed table."""
+    """Where a command wrote the table ``name`` for ``ds``: the output root's figures, else the committed one."""
     from .outputs import committed, is_course_data, output_root
 
     path = output_root(cfg, ds).figures / name
