@@ -104,8 +104,7 @@ def make_data(cfg: Config, ds: Dataset, guids, labels, features: Features | None
     return FeatureData(features, guids, labels, sequences)
 
 
-#: batches per bucket when batches are bucketed by token length (as Hugging Face's ``group_by_length`` does with
-#: mega-batches): rows are shuffled, cut into runs of this many batches, sorted by length within a run
+#: batches per run of shuffled rows sorted by token length (as Hugging Face's ``group_by_length``)
 BUCKET_BATCHES = 16
 
 

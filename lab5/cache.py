@@ -18,8 +18,7 @@ from .runtime import numerics, versions
 
 log = logging.getLogger("lab5")
 
-#: Bump when what an entry holds or means changes while every other part of its key stays (a training loop, a head,
-#: the fold recipe, how features are batched): every entry is then rebuilt. Source edits that keep the numbers keep it.
+#: Bump when what an entry means changes while the rest of its key stays: every entry is then rebuilt.
 FORMAT_VERSION = 1
 #: libraries whose versions can change a trained model or a CV run
 TRAINING_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")

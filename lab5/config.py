@@ -20,8 +20,7 @@ MODEL_NAMES = ("text", "image", "concat", "cross_attention", "reference_gate", "
 ATTENTION_HEADS = 4
 #: the image encoders of :data:`lab5.encoders.IMAGE_ENCODERS`
 IMAGE_ENCODER_NAMES = ("efficientnet-lite0", "resnet50", "resnet50-scratch")
-#: the input side each image encoder is built for (what ``--image-size 0`` means); the EfficientNet-Lite models pad
-#: statically and accept no other size
+#: the input side each image encoder is built for (what ``--image-size 0`` means)
 NATIVE_IMAGE_SIZE = {"efficientnet-lite0": 224, "resnet50": 224, "resnet50-scratch": 224}
 FIXED_SIZE_ENCODERS = ("efficientnet-lite0",)
 CHOICES = {
@@ -31,16 +30,14 @@ CHOICES = {
 }
 
 
-#: every :class:`Config` field in one of three groups (the command line offers each command the fields it reads under
-#: these headings; :data:`lab5.cli.OPTIONS`): where a run runs, what the model is, how it trains
+#: every :class:`Config` field in one of three groups, the command line's option headings
 GROUPS = {
     "run": ("data", "cache", "out_dir", "progress", "jobs", "device"),
     "model": ("text_encoder", "image_encoder", "model", "text_features", "max_length", "image_size", "hidden",
               "attention_hidden", "dropout", "finetune", "finetune_layers"),
     "training": ("epochs", "batch_size", "lr", "encoder_lr", "weight_decay", "train_rows", "seed", "fold_seed", "folds"),
 }
-#: the run fields no result depends on (all but the device, whose arithmetic rounds its own way), so no cache key
-#: holds them
+#: the run fields no result depends on (the device's arithmetic rounds its own way), kept out of cache keys
 RUN_FIELDS = tuple(f for f in GROUPS["run"] if f != "device")
 FLOATS = ("dropout", "lr", "encoder_lr", "weight_decay")
 #: upper bounds: BERT-family encoders have 512 positions; seeds are 32-bit (NumPy)

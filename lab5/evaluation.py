@@ -70,8 +70,7 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
         if c.train_rows > smallest:
             raise ConfigError(f"--train-rows {c.train_rows} asks for more rows than the {smallest} a training part of "
                               f"{c.folds}-fold cross-validation has")
-    # an ensemble's CV is made from its members' runs: every member of every such config joins the plain runs, so
-    # that all trainings of one call share one load of their features and one pool of workers
+    # an ensemble's CV is made from its members' runs, which join the plain runs to share features and workers
     members = {n: member_configs(c) for n, c in configs.items() if _decided_from_members(c)}
     plain = {n: c for n, c in configs.items() if n not in members}
     plain.update({(n, m): mc for n, ms in members.items() for m, mc in ms.items()})

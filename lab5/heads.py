@@ -87,9 +87,7 @@ class CrossAttentionFusion(Head):
         super().__init__()
         h = cfg.attention_hidden
         dts, dis = dims.text_seq, dims.image_seq  # token/region widths (pooled text may carry extra lexicon scores)
-        # no dropout on the (long) input sequences or attention maps: it cost more CPU time than it helped;
-        # the pooled vectors are dropped out before the classifier instead; the sequences' LayerNorms carry no
-        # scale and shift of their own (the projection absorbs them), which spares the backward pass into them
+        # no dropout on the long sequences or attention maps (it cost more CPU time than it helped)
         self.t, self.i = _proj(dts, h, 0.0, affine=False), _proj(dis, h, 0.0, affine=False)
         self.t2i = nn.MultiheadAttention(h, ATTENTION_HEADS, batch_first=True)
         self.i2t = nn.MultiheadAttention(h, ATTENTION_HEADS, batch_first=True)

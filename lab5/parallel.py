@@ -12,8 +12,7 @@ from typing import Callable, Sequence, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: the function and tasks of the running :func:`run_all`, read by the forked workers (never pickled, so closures
-#: over loaded features work); set only for the duration of one call
+#: the running :func:`run_all`'s function and tasks, inherited by forked workers (never pickled: closures work)
 _JOB: tuple[Callable, Sequence] | None = None
 
 

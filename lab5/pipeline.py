@@ -30,9 +30,7 @@ from .training import TrainResult, fit, predict_labels
 
 log = logging.getLogger("lab5")
 
-#: Bump when a checkpoint's config could mean something else to this version (2: options deleted, such as
-#: ``heads``, ``text_clean`` and ``early_stopping``; 3: ``combine`` and the stored decision rule deleted):
-#: :func:`load_model` refuses other formats rather than read them with other defaults.
+#: Bump when a checkpoint's config could mean something else: :func:`load_model` refuses other formats.
 CHECKPOINT_FORMAT = 3
 
 

@@ -26,8 +26,7 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
-#: the tag of a notebook cell whose output shows course data (images, tweets): the committed notebook keeps no
-#: output for it (the data is never committed); a run elsewhere, or in Jupyter, shows it
+#: the tag of a cell whose output shows course data: the committed notebook keeps no output for it
 COURSE_DATA_TAG = "course-data"
 
 

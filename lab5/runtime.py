@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Iterator
 
 
-#: Environment defaults that make every x86-64 CPU with AVX2 pick the same kernels (ATen's vectorised ops,
-#: MKL's BLAS in conditional-numerical-reproducibility mode, oneDNN's convolutions), so that float rounding,
-#: and with it every prediction, agrees across Intel and AMD machines of different generations. Measured on this
-#: project's 2-core AVX-512 machine: no slower than the native kernels (EfficientNet, MiniLM, head steps).
+#: Environment defaults that make every x86-64 CPU with AVX2 pick the same kernels, so that float rounding, and
+#: with it every prediction, agrees across Intel and AMD machines (no slower than the native kernels here).
 PINNED_NUMERICS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
@@ -81,8 +79,7 @@ def reproducible(seed: int, threads: int | None = None) -> Iterator[None]:
             np.random.seed(seed)
             torch.manual_seed(seed)
             torch.use_deterministic_algorithms(True, warn_only=True)
-            # deterministic mode would also fill every new tensor with NaN (5% of a head's training time); nothing
-            # here reads memory before writing it, so that costs time and changes no number
+            # NaN-filling new tensors costs time and changes no number: nothing reads memory before writing it
             torch.utils.deterministic.fill_uninitialized_memory = False
             torch.backends.cudnn.benchmark = False
             if threads:

@@ -14,13 +14,11 @@ import pandas as pd
 from .config import Config
 from .errors import ConfigError
 
-#: the values searched, per :class:`lab5.config.Config` field (every default is one of them); a model's own space
-#: (:func:`space`) keeps the width its heads have
+#: the values searched, per :class:`lab5.config.Config` field (every default is one of them)
 SPACE: dict[str, tuple] = {"lr": (3e-4, 1e-3, 3e-3), "dropout": (0.1, 0.3, 0.5), "hidden": (128, 256, 512),
                            "attention_hidden": (64, 128, 256), "weight_decay": (0.0, 0.01, 0.1),
                            "epochs": (2, 3, 4, 6), "batch_size": (32, 64, 128)}
-#: the per-fold table of the final model at its search's chosen values on the report's folds (``python -m lab5 cv
-#: --out figures/05_tuning_rescore.csv`` with those values)
+#: the per-fold table of the final model at its chosen values on the report's folds
 RESCORE_FILE = "05_tuning_rescore.csv"
 #: the fold draw the search scores on (the report's rows use ``Config.fold_seed`` 0)
 SEARCH_FOLD_SEED = 1

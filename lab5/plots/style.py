@@ -13,8 +13,7 @@ from .. import profile
 from ..cache import atomic_write_bytes
 
 
-# The two palettes, the only colours in this module. Classes: Okabe & Ito's colour-blind-safe vermillion and blue with a
-# grey between them; models and other series: Paul Tol's "muted" set, colour-blind safe, none of it a class colour.
+# Colour-blind-safe palettes: Okabe & Ito's for classes, Paul Tol's "muted" set for models and other series.
 #: one colour per class, the same in every figure
 CLASS_COLOURS = {"negative": "#D55E00", "neutral": "#888888", "positive": "#0072B2"}
 
