@@ -25,12 +25,7 @@ def _labels(labels, n: int) -> torch.Tensor:
 
 
 class FeatureData:
-    """Rows of cached features (of one text encoder) for ``guids``; ``batch(idx)`` gathers a feature dict (padding
-    trimmed).
-
-    With ``sequences``, ``lengths`` holds each row's token count, by which training batches are bucketed
-    (:func:`batch_order`); without, it is None.
-    """
+    """Rows of cached features (one text encoder) for ``guids``; ``batch(idx)`` gathers a padding-trimmed dict."""
 
     def __init__(self, features: Features, guids, labels=None, sequences: bool = True):
         self.guids = list(guids)
@@ -57,9 +52,7 @@ class FeatureData:
 
 
 class EnsembleData:
-    """The same rows for every text encoder of an ensemble: ``views`` holds one :class:`FeatureData` per encoder, and
-    ``batch(idx)`` gives one feature dict per encoder (what :class:`lab5.models.Ensemble` reads); each member trains
-    on the view of its own encoder."""
+    """The same rows for every text encoder of an ensemble: ``batch(idx)`` gives one feature dict per encoder."""
 
     def __init__(self, views: dict[str, FeatureData]):
         self.views = views
@@ -102,8 +95,7 @@ class RawData:
 
 def make_data(cfg: Config, ds: Dataset, guids, labels, features: Features | None = None, model=None,
               train: bool = False) -> Batches:
-    """Batches of cached features (one view per text encoder for an ensemble), or (``cfg.finetune``) of raw pairs for
-    the encoders attached to ``model``."""
+    """Batches of cached features, or (``cfg.finetune``) of raw pairs for the encoders attached to ``model``."""
     if cfg.finetune:
         return RawData(ds, guids, labels, model.text_encoder, model.image_encoder, cfg, train)
     sequences = uses_sequences(cfg.model)
@@ -112,19 +104,15 @@ def make_data(cfg: Config, ds: Dataset, guids, labels, features: Features | None
     return FeatureData(features, guids, labels, sequences)
 
 
-#: batches per bucket when batches are bucketed by token length (as Hugging Face's ``group_by_length`` does with
-#: mega-batches): rows are shuffled, cut into runs of this many batches, sorted by length within a run
+#: batches per run of shuffled rows sorted by token length (as Hugging Face's ``group_by_length``)
 BUCKET_BATCHES = 16
 
 
 def batch_order(data: Batches, batch_size: int, gen: torch.Generator | None = None, shuffle: bool = False,
                 lengths: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
-    """Index batches: in order, or shuffled by ``gen``.
+    """Index batches: in order, or shuffled by ``gen``; with ``lengths``, bucketed by token count.
 
-    Shuffled with ``lengths`` (token counts per row), batches are bucketed: the shuffled rows are cut into runs of
-    :data:`BUCKET_BATCHES` batches, each run sorted by length and cut into batches, and the batches shuffled, so a
-    batch holds texts of similar length and is padded (:meth:`FeatureData.batch`) to far fewer positions than the
-    longest of a random batch, while every epoch still sees every row once in a new order.
+    Runs of :data:`BUCKET_BATCHES` shuffled batches are sorted by length, so a batch pads to far fewer positions.
     """
     n = len(data)
     if shuffle:

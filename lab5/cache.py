@@ -1,18 +1,8 @@
-"""The one cache: everything computed once and kept on disk (features, CV runs, trainings, the words in the images,
-drawn splits) is keyed, written, checked and rebuilt here.
+"""The one cache: features, CV runs, trainings, OCR words and splits, keyed, written, checked and rebuilt here.
 
-An entry is a payload file and a sidecar ``.json`` beside it holding the payload's sha256 and what made it (the
-parts of its key, and what the reader needs). Its key (:func:`key`) is the digest of the fields that decide the
-result, the versions of the libraries that compute it, the CPU numerics in force and :data:`FORMAT_VERSION`. Files
-are written atomically (:func:`atomic_write_bytes`), payload first, so an interrupted run never leaves an entry that
-a later run trusts; a damaged entry is rebuilt with one warning (:func:`load`).
-
-Why not ``joblib.Memory`` (which ships with scikit-learn): it keys a call by the function's source code and all its
-arguments, where these keys must leave out the fields no result depends on (paths, progress bars, jobs) and must
-change only with an explicit format version, not with an edit that keeps the numbers; hashing whole feature tensors
-as arguments would cost more than reading them; and it checks no checksum, so a flipped byte in a payload would be
-trusted, where here it is detected and rebuilt with a warning. Its pickles are not the readable CSV and JSON kept
-here either.
+An entry is a payload and a ``.json`` sidecar with its sha256 and key parts; writes are atomic, payload first, and a
+damaged entry is rebuilt with one warning. Not ``joblib.Memory``: it keys by source and all arguments, checks no
+checksum and stores pickles.
 """
 from __future__ import annotations
 
@@ -28,8 +18,7 @@ from .runtime import numerics, versions
 
 log = logging.getLogger("lab5")
 
-#: Bump when what an entry holds or means changes while every other part of its key stays (a training loop, a head,
-#: the fold recipe, how features are batched): every entry is then rebuilt. Source edits that keep the numbers keep it.
+#: Bump when what an entry means changes while the rest of its key stays: every entry is then rebuilt.
 FORMAT_VERSION = 1
 #: libraries whose versions can change a trained model or a CV run
 TRAINING_LIBRARIES = ("torch", "numpy", "scikit-learn", "vaderSentiment")
@@ -59,15 +48,12 @@ def sha256(data: bytes) -> str:
 
 
 def digest(parts) -> str:
-    """The first 16 hex digits of the sha256 of ``parts`` as sorted-key JSON (values JSON cannot hold, such as paths,
-    as their ``str``): equal parts give equal keys on every machine and in every process. Long parts (the labelled
-    rows) enter a key as their digest, so that the sidecar stays short."""
+    """The first 16 hex digits of the sha256 of ``parts`` as sorted-key JSON: equal on every machine."""
     return sha256(json.dumps(parts, sort_keys=True, default=str).encode())[:16]
 
 
 def key(parts: dict, libraries: tuple[str, ...] = ()) -> tuple[str, dict]:
-    """The key of an entry decided by ``parts`` and computed by ``libraries``, and what it is made of (``parts``, the
-    libraries' versions, the CPU numerics and :data:`FORMAT_VERSION`)."""
+    """The key of an entry decided by ``parts`` and computed by ``libraries``, and what it is made of."""
     made = {**parts, "libraries": versions(*libraries), "numerics": numerics(), "format": FORMAT_VERSION}
     return digest(made), made
 
@@ -88,8 +74,7 @@ def store(payload: Path, blob: bytes, made: dict) -> None:
 
 
 def load(payload: Path, read: Callable[[bytes, dict], Any]) -> Any:
-    """``read(blob, sidecar)`` of the entry at ``payload``; None when there is none, or when it is damaged, from
-    another version or refused by ``read`` (any exception), then with a warning."""
+    """``read(blob, sidecar)`` of the entry at ``payload``; None (with a warning if damaged) when unusable."""
     if not payload.is_file() and not sidecar(payload).is_file():
         return None
     try:

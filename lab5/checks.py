@@ -1,12 +1,5 @@
-"""Checks that notebooks run on their own results, so that ``pytest --nbval`` holds on any CPU yet still fails on a
-real regression.
-
-Float rounding differs between CPUs, and training turns a last-digit difference into slightly different weights,
-so a metric reproduces exactly only on the machine that produced it. A notebook therefore prints its raw metrics in
-a cell that nbval does not compare, and states each headline number as a check with an explicit tolerance: the
-check's printout is the same on every machine where the number is within the tolerance, and the cell raises
-:class:`RegressionError` where it is not. On a dataset other than the course data the committed values do not
-apply: the checks say so and pass.
+"""Checks notebooks run on their own results, so that ``pytest --nbval`` holds on any CPU yet fails on a
+real regression: each headline number is checked within an explicit tolerance (rounding differs between CPUs).
 """
 from __future__ import annotations
 
@@ -46,10 +39,9 @@ class Expectations:
         self._check(what, float(value) <= maximum, f"at most {maximum}", f"is {float(value):.4f}, above the allowed {maximum}")
 
     def folds_won(self, what: str, differences, won: int, tol: float = 0.005) -> None:
-        """The committed count ``won`` of folds where a row beat its control must fit the per-fold ``differences``
-        (row minus control) on this machine: a fold within ``tol`` of a tie may go either way (another processor's
-        rounding can flip a few rows of it), so ``won`` must lie between the folds won by more than ``tol`` and
-        those not lost by more than ``tol``."""
+        """The committed count ``won`` of folds beating the control must fit ``differences`` on this machine:
+        a fold within ``tol`` of a tie may go either way.
+        """
         d = [float(x) for x in differences]
         surely, maybe = sum(x > tol for x in d), sum(x > -tol for x in d)
         self._check(what, surely <= won <= maybe, f"{won} of {len(d)} folds, as committed (a fold within {tol} is a tie)",
@@ -64,8 +56,7 @@ class Expectations:
             print(f"{what}: {passed}")
 
     def cv_means(self, cv, committed: dict[str, tuple[float, float]], acc_tol: float = 0.02, f1_tol: float = 0.03) -> None:
-        """Each model's mean CV accuracy and macro-F1 (over the folds of ``cv``, a per-fold table) must lie within
-        the tolerances of its committed ``(accuracy, macro-F1)``."""
+        """Each model's mean CV accuracy and macro-F1 must lie within tolerance of its committed values."""
         means = cv.groupby("model", sort=False)[["accuracy", "macro_f1"]].mean()
         for m, (acc, f1) in committed.items():
             self.close(f"{m}: CV accuracy", means.loc[m, "accuracy"], acc, tol=acc_tol)

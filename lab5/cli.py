@@ -1,9 +1,6 @@
 """Command line: ``python -m lab5 {validate,features,train,cv,evaluate,predict,reproduce,tune}``.
 
-Each command offers exactly the :class:`lab5.config.Config` fields it reads (:data:`OPTIONS`), each built from its
-field alone, so an option reads and is checked the same everywhere; an option a command would not honour is refused.
-A user's mistake (bad data, a bad option value, missing weights) prints one ``error:`` line (problems beyond the
-first indented below it) and exits 2, before any work where the mistake is in the options; never a traceback.
+A user's mistake prints one ``error:`` line and exits 2, never a traceback.
 """
 from __future__ import annotations
 
@@ -43,8 +40,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def report_error(e: Exception) -> int:
-    """Print a user's mistake as one ``error:`` line (any further problem indented below it, no colour codes); the
-    exit status 2. Every command line of the project reports this way (``python -m lab5``, :mod:`lab5.experiments`)."""
+    """Print a user's mistake as one ``error:`` line (further problems indented below it); the exit status 2."""
     lines = [strip_ansi(line) for line in (getattr(e, "problems", None) or str(e).splitlines() or [type(e).__name__])]
     print(f"error: {lines[0]}", file=sys.stderr)
     for line in lines[1:]:
@@ -53,8 +49,7 @@ def report_error(e: Exception) -> int:
 
 
 class OneLineHelp(argparse.HelpFormatter):
-    """``--help`` with one line per option, its help cut (…) to the terminal's width but for its default (of which a
-    deep path keeps its end)."""
+    """``--help`` with one line per option, its help cut to the terminal's width but for its default."""
 
     def _split_lines(self, text: str, width: int) -> list[str]:
         head, sep, default = text.rpartition(" (default: ")
@@ -67,8 +62,7 @@ class OneLineHelp(argparse.HelpFormatter):
 
 
 def _add_config_options(p, names: tuple[str, ...]) -> None:
-    """One option per named Config field (``--text-encoder``, ``--lr``, ``--finetune``, ``--out-dir``, ...); an
-    option not given is left out of the namespace (the field keeps its default)."""
+    """One option per named Config field; an option not given is left out of the namespace."""
     types, fields = field_types(), {f.name: f for f in dataclasses.fields(Config)}
     for name in names:
         f, flag = fields[name], "--" + name.replace("_", "-")

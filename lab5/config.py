@@ -1,7 +1,6 @@
-"""All configuration in one dataclass, every value checked in one place (:meth:`Config.__post_init__`).
+"""All configuration in one dataclass, every value checked in :meth:`Config.__post_init__`.
 
-Paths default from the environment and the current working directory, never from where the package is installed:
-``LAB5_DATA`` (the dataset), ``LAB5_CACHE`` (caches), ``LAB5_OUT`` (outputs; see :mod:`lab5.outputs`).
+Paths default from ``LAB5_DATA``, ``LAB5_CACHE``, ``LAB5_OUT`` and the working directory, never the install folder.
 """
 from __future__ import annotations
 
@@ -21,8 +20,7 @@ MODEL_NAMES = ("text", "image", "concat", "cross_attention", "reference_gate", "
 ATTENTION_HEADS = 4
 #: the image encoders of :data:`lab5.encoders.IMAGE_ENCODERS`
 IMAGE_ENCODER_NAMES = ("efficientnet-lite0", "resnet50", "resnet50-scratch")
-#: the input side each image encoder is built for (what ``--image-size 0`` means); the EfficientNet-Lite models pad
-#: statically and accept no other size
+#: the input side each image encoder is built for (what ``--image-size 0`` means)
 NATIVE_IMAGE_SIZE = {"efficientnet-lite0": 224, "resnet50": 224, "resnet50-scratch": 224}
 FIXED_SIZE_ENCODERS = ("efficientnet-lite0",)
 CHOICES = {
@@ -32,16 +30,14 @@ CHOICES = {
 }
 
 
-#: every :class:`Config` field in one of three groups (the command line offers each command the fields it reads under
-#: these headings; :data:`lab5.cli.OPTIONS`): where a run runs, what the model is, how it trains
+#: every :class:`Config` field in one of three groups, the command line's option headings
 GROUPS = {
     "run": ("data", "cache", "out_dir", "progress", "jobs", "device"),
     "model": ("text_encoder", "image_encoder", "model", "text_features", "max_length", "image_size", "hidden",
               "attention_hidden", "dropout", "finetune", "finetune_layers"),
     "training": ("epochs", "batch_size", "lr", "encoder_lr", "weight_decay", "train_rows", "seed", "fold_seed", "folds"),
 }
-#: the run fields no result depends on (all but the device, whose arithmetic rounds its own way), so no cache key
-#: holds them
+#: the run fields no result depends on (the device's arithmetic rounds its own way), kept out of cache keys
 RUN_FIELDS = tuple(f for f in GROUPS["run"] if f != "device")
 FLOATS = ("dropout", "lr", "encoder_lr", "weight_decay")
 #: upper bounds: BERT-family encoders have 512 positions; seeds are 32-bit (NumPy)
@@ -49,8 +45,7 @@ AT_MOST = {"max_length": 512, "seed": 2**32 - 1, "fold_seed": 2**32 - 1}
 
 
 def model_problem(model: str) -> str | None:
-    """Why ``model`` (head names joined by ``+``) names no model: an unknown head, or one named twice; None when it is
-    sound. The one home of this rule (:class:`Config` and :func:`lab5.models.member_names` ask it)."""
+    """Why ``model`` (head names joined by ``+``) names no model, or None: the one home of this rule."""
     names = model.split("+")
     unknown = [n for n in names if n not in MODEL_NAMES]
     if unknown or len(set(names)) != len(names):
@@ -60,8 +55,7 @@ def model_problem(model: str) -> str | None:
 
 
 def image_size_problem(image_encoder: str, image_size: int) -> str | None:
-    """Why ``image_size`` does not suit ``image_encoder`` (the EfficientNet-Lite models pad statically and accept only
-    their own size), or None; the one home of this rule (:class:`Config` and :mod:`lab5.encoders` ask it)."""
+    """Why ``image_size`` does not suit ``image_encoder`` (EfficientNet-Lite pads statically), or None."""
     native = NATIVE_IMAGE_SIZE.get(image_encoder)
     if image_encoder in FIXED_SIZE_ENCODERS and image_size > 0 and image_size != native:
         return f"{image_encoder} is built for {native}x{native} inputs (static padding); use --image-size {native} or 0"
@@ -69,14 +63,12 @@ def image_size_problem(image_encoder: str, image_size: int) -> str | None:
 
 
 def text_encoder_names(text_encoder: str) -> list[str]:
-    """The text encoders a ``--text-encoder`` value names: one, or several joined with ``+`` (an ensemble whose
-    heads are trained once on each encoder's features)."""
+    """The text encoders a ``--text-encoder`` value names: one, or several joined with ``+``."""
     return text_encoder.split("+")
 
 
 def find_project(start: Path | None = None) -> Path | None:
-    """The project folder holding the current directory: the nearest folder with ``notebooks/`` and
-    ``pyproject.toml``, looking upwards from ``start`` (default: the current directory); None outside one."""
+    """The nearest folder upwards from ``start`` with ``notebooks/`` and ``pyproject.toml``; None outside one."""
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "notebooks").is_dir() and (folder / "pyproject.toml").is_file():
@@ -200,22 +192,19 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict, **overrides) -> "Config":
-        """Inverse of :meth:`to_dict`, with the ``overrides`` that are not None applied; unknown keys are ignored,
-        missing ones take defaults."""
+        """Inverse of :meth:`to_dict`, with non-None ``overrides`` applied; unknown keys are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         given = {**d, **{k: v for k, v in overrides.items() if v is not None}}
         return cls(**{k: v for k, v in given.items() if k in names and v is not None})
 
     def result_fields(self) -> dict:
-        """The fields a result depends on, for the cache keys of trainings and CV runs (:func:`lab5.pipeline.train_key`,
-        :func:`lab5.evaluation.cv_key`): all but :data:`RUN_FIELDS`."""
+        """The fields a result depends on, for cache keys: all but :data:`RUN_FIELDS`."""
         return {k: v for k, v in self.to_dict().items() if k not in RUN_FIELDS}
 
 
 @functools.cache
 def field_types() -> dict[str, type]:
-    """Each Config field's type, evaluated (``int``, ``bool``, ``Path``, ``Path | None``, ...): what the checks and
-    the command line's options are built from, rather than annotation strings."""
+    """Each Config field's type, evaluated (``int``, ``Path | None``, ...), not as annotation strings."""
     return typing.get_type_hints(Config)
 
 

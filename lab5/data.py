@@ -1,7 +1,5 @@
-"""The dataset: labels files, the folder of pairs, and its identity (fingerprints).
-
-Everything a user can get wrong raises :class:`DataError`, whose message names the file and the guid;
-nothing is dropped silently: decoding fallbacks, replaced bytes and empty texts are counted in the dataset.
+"""The dataset: labels files, the folder of pairs, and its fingerprints; every user mistake is a
+:class:`DataError` naming the file and guid, and nothing is dropped silently.
 """
 from __future__ import annotations
 
@@ -35,11 +33,9 @@ def guid_key(guid: str):
 
 # --------------------------------------------------------------------------- labels files
 def parse_labels(text: str, path: Path | str, *, test: bool = False) -> pd.DataFrame:
-    """Parse the text of a ``guid,tag`` file into a frame with columns ``guid``, ``tag`` and ``label`` (-1 for test).
+    """Parse a ``guid,tag`` file into columns ``guid``, ``tag`` and ``label`` (-1 for test).
 
-    Tolerated and normalised: CRLF line endings, blank lines, upper-case or padded tags and guids.
-    Refused with a :class:`DataError` naming the file, line and guid: a missing header, a malformed line,
-    an unknown tag (in a test file every tag must be ``null``), a duplicate guid.
+    Tolerates CRLF, blank lines and padded or upper-case values; a :class:`DataError` names file, line and guid.
     """
     rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
     if not rows or [c.strip().lower() for c in rows[0]] != ["guid", "tag"]:
@@ -85,10 +81,7 @@ def read_labels(path: Path, *, test: bool = False) -> pd.DataFrame:
 # --------------------------------------------------------------------------- the dataset
 @dataclass
 class Dataset:
-    """A validated dataset folder: labelled ``train`` and unlabelled ``test`` frames with decoded texts.
-
-    Frames have columns ``guid, tag, label, text, encoding, replaced``; images load lazily with :meth:`image`.
-    """
+    """A validated dataset folder: ``train`` and ``test`` frames with decoded texts; images load lazily."""
 
     root: Path
     train: pd.DataFrame
@@ -110,14 +103,12 @@ class Dataset:
         return load_image(self.image_path(guid), guid, min_side)
 
     def rows(self, guids, *, labelled: bool = False) -> pd.DataFrame:
-        """The rows of ``guids``, in that order, indexed by guid: from :attr:`all`, or (``labelled``) from ``train``
-        alone, where a guid without a label is a KeyError (not label -1)."""
+        """The rows of ``guids``, in order, from :attr:`all` or (``labelled``) ``train`` alone."""
         return (self.train if labelled else self.all).set_index("guid").loc[list(guids)]
 
     @functools.cached_property
     def memo(self) -> dict:
-        """What has been computed from this dataset as loaded, kept for the life of the object (e.g. the features
-        :func:`lab5.features.load_features` read for a config, so that a notebook re-reads them only once)."""
+        """What has been computed from this dataset as loaded, kept for the life of the object."""
         return {}
 
     @functools.cached_property
@@ -142,9 +133,7 @@ class Dataset:
 
 
 def utf8_ignore_changes(ds: Dataset) -> int:
-    """How many listed texts would read differently had their bytes been decoded as UTF-8 with ``errors='ignore'``
-    (the reference report's reading) instead of by :func:`lab5.text.decode_text`: the texts that reading loses or
-    garbles characters of. A leading byte-order mark is not counted as a difference."""
+    """How many texts would read differently decoded as UTF-8 with ``errors='ignore'`` (a BOM aside)."""
     changed = 0
     for guid, text in zip(ds.all.guid, ds.all.text):
         path = ds.text_path(guid)
@@ -169,10 +158,7 @@ def _empty_labels() -> pd.DataFrame:
 
 
 def load_dataset(path: Path | str | None = None) -> Dataset:
-    """Load and validate a dataset folder (labels, texts, presence of every image).
-
-    All problems are collected and raised together as one :class:`DataError`. Reads only; writes nothing.
-    """
+    """Load and validate a dataset folder; all problems are raised together as one :class:`DataError`."""
     root = resolve_data_dir(path)
     train = read_labels(root / TRAIN_FILE)
     test = read_labels(root / TEST_FILE, test=True) if (root / TEST_FILE).is_file() else _empty_labels()

@@ -1,5 +1,4 @@
-"""How an ensemble's members become one prediction (the plain mean of their probabilities), and how calibrated
-probabilities are."""
+"""How an ensemble's members become one prediction, and how calibrated probabilities are."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,14 +7,12 @@ import torch
 
 
 def mean_probabilities(members: list):
-    """How an ensemble's members are combined, everywhere (:class:`lab5.models.Ensemble`, the CV of an ensemble, the
-    bagged prediction): the mean of their class probabilities, (N, 3) tensors or arrays."""
+    """How an ensemble's members are combined, everywhere: the mean of their class probabilities."""
     return torch.stack(members).mean(0) if isinstance(members[0], torch.Tensor) else np.mean(members, axis=0)
 
 
 def calibration_bins(p: np.ndarray, y: np.ndarray, bins: int = 10) -> pd.DataFrame:
-    """Rows grouped by the confidence of their predicted class into ``bins`` equal-width bins: per non-empty bin its
-    lower edge, row count, mean confidence and accuracy (what a reliability diagram draws)."""
+    """Per non-empty equal-width confidence bin: lower edge, rows, mean confidence and accuracy."""
     conf, right = p.max(1), p.argmax(1) == y
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)

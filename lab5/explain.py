@@ -1,7 +1,4 @@
-"""What the fusion heads do with their two inputs: where cross-attention looks, how the gate weighs text against
-image, how the final model scores out of fold, and which errors it makes (sorted into kinds by what the
-single-modality models did); and the notebooks' row-by-row comparisons: of two models (notebook 4), of two
-predictions files (notebook 6), and the ImageNet check of the image encoder (notebook 3)."""
+"""What the fusion heads do with their inputs, out-of-fold scores, error kinds, and the notebooks' comparisons."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -43,8 +40,7 @@ def _head(model, kind: type) -> torch.nn.Module:
 
 def _inside(model: Classifier, kind: type, cfg: Config, ds: Dataset, guids: list[str], features: Features | None,
             **flags) -> tuple[dict, tuple]:
-    """Run the head of a trained ``kind`` model on ``guids`` in one batch (eval mode, no gradients), asking it for
-    its insides with ``flags``: the batch it read and what it returned."""
+    """Run a trained ``kind`` model's head on ``guids`` in one eval batch with ``flags``: its batch and output."""
     head = _head(model, kind)
     model.eval()
     with torch.no_grad():
@@ -54,8 +50,7 @@ def _inside(model: Classifier, kind: type, cfg: Config, ds: Dataset, guids: list
 
 def cross_attention(model: Classifier, cfg: Config, ds: Dataset, guids: list[str],
                     features: Features | None = None) -> list[Attention]:
-    """The attention maps of a trained cross-attention model for ``guids``: over the text's tokens (from the image
-    regions) and over the ``REGION_GRID`` x ``REGION_GRID`` image regions (from the tokens)."""
+    """The attention maps of a trained cross-attention model for ``guids``: token->region and region->token."""
     b, (_, t2i, i2t) = _inside(model, CrossAttentionFusion, cfg, ds, guids, features, return_attention=True)
     enc = text_encoder(cfg.text_encoder, cfg.cache)  # t2i: (B, tokens, regions), i2t: (B, regions, tokens)
     texts = ds.rows(guids).text
@@ -70,16 +65,14 @@ def cross_attention(model: Classifier, cfg: Config, ds: Dataset, guids: list[str
 
 def mean_region_attention(model: Classifier, cfg: Config, ds: Dataset, guids: list[str],
                           features: Features | None = None) -> np.ndarray:
-    """The tokens' attention over the image regions, averaged over the tokens of each text and then over ``guids``:
-    a (grid, grid) map of where on the image the model looks on average (1/regions everywhere: no preference)."""
+    """The tokens' attention over image regions averaged over tokens then ``guids``: a (grid, grid) map."""
     per_row, _ = _region_attention_per_row(model, cfg, ds, guids, features)
     return per_row.mean(0).reshape(REGION_GRID, REGION_GRID).numpy()
 
 
 def _region_attention_per_row(model: Classifier, cfg: Config, ds: Dataset, guids: list[str],
                               features: Features | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per guid, the tokens' attention over the image regions averaged over the text's own tokens, (B, regions),
-    and the image's region mask, (B, regions)."""
+    """Per guid, token-averaged attention over the image regions (B, regions), and the region mask."""
     b, (_, t2i, _) = _inside(model, CrossAttentionFusion, cfg, ds, guids, features, return_attention=True)
     mask = b["text_mask"].float()[:, :, None]
     return (t2i * mask).sum(1) / mask.sum(1), b["image_mask"].bool()
@@ -87,11 +80,10 @@ def _region_attention_per_row(model: Classifier, cfg: Config, ds: Dataset, guids
 
 def region_attention_spread(model: Classifier, cfg: Config, ds: Dataset, guids: list[str],
                             features: Features | None = None) -> pd.DataFrame:
-    """Per guid, how sharply the text's tokens (averaged over them) choose among the image regions: the entropy of
-    that attention over the image's regions, in nats (``log regions`` for a flat choice, 0 for a single region),
-    and its largest weight (``1 / regions`` when flat). A mean map near uniform (:func:`mean_region_attention`)
-    can hide rows that each pick a region, if different rows pick different ones; these per-row numbers tell.
-    Columns: guid, regions, entropy, uniform_entropy, max_weight."""
+    """Per guid, how sharply the tokens choose among image regions: entropy (nats) and largest weight.
+
+    A near-uniform mean map can hide rows that each pick a different region; these per-row numbers tell.
+    """
     att, valid = _region_attention_per_row(model, cfg, ds, guids, features)
     att = torch.where(valid, att, torch.zeros_like(att)).double()
     entropy = -torch.special.xlogy(att, att).sum(1)
@@ -102,8 +94,7 @@ def region_attention_spread(model: Classifier, cfg: Config, ds: Dataset, guids: 
 
 def gate_text_share(model: Classifier, cfg: Config, ds: Dataset, guids: list[str],
                     features: Features | None = None) -> np.ndarray:
-    """Per guid, the gated-fusion gate averaged over its features: the share of the fused vector taken from the
-    text (1) rather than the image (0)."""
+    """Per guid, the gated-fusion gate averaged over features: the share taken from the text (1) vs image (0)."""
     _, (_, z) = _inside(model, GatedFusion, cfg, ds, guids, features, return_gate=True)
     return z.mean(1).numpy()
 
@@ -114,17 +105,14 @@ def late_text_weight(model: Classifier) -> float:
 
 
 def late_text_weight_at_start(cfg: Config) -> float:
-    """The weight a freshly built late-fusion head gives the text classifier, before any training step (the sigmoid
-    of its initial mixing parameter). Building the head draws random weights; the random state is restored, so
-    asking changes no later result."""
+    """The text weight of a freshly built late-fusion head (random state restored afterwards)."""
     with torch.random.fork_rng(devices=[]):
         dims = Dims(1, 1, 1, 1)
         return late_text_weight(Classifier(LateFusion(dims, cfg), {cfg.text_encoder: dims}))
 
 
 def display_crops(ds: Dataset, guids: list[str], cfg: Config) -> dict:
-    """Guid -> the part of its image the image encoder sees (resized and centre-cropped as for the features), for
-    drawing attention over it."""
+    """Guid -> the part of its image the image encoder sees, for drawing attention over it."""
     from torchvision import transforms as T
 
     spec = image_encoder(cfg.image_encoder, cfg.image_size, cfg.seed).spec
@@ -133,8 +121,7 @@ def display_crops(ds: Dataset, guids: list[str], cfg: Config) -> dict:
 
 
 def oof_scores(y, p: np.ndarray, name: str = "final model, out-of-fold") -> pd.DataFrame:
-    """One row of headline scores for (N, 3) probabilities ``p`` against labels ``y``, deciding by the most probable
-    class: rows, accuracy, macro-F1, weighted-F1, neutral F1 and the expected calibration error (ECE)."""
+    """One row of headline scores of (N, 3) probabilities ``p`` against ``y``, ECE included."""
     y = np.asarray(y)
     m = metrics(y, p.argmax(1))
     return pd.DataFrame({"rows": [len(y)], "accuracy": [m["accuracy"]], "macro_f1": [m["macro_f1"]],
@@ -151,9 +138,7 @@ def per_class_scores(y, pred) -> pd.DataFrame:
 
 
 def misses_by_class(y, pred) -> pd.DataFrame:
-    """Per true class: its rows, how many of them ``pred`` gets wrong (missed), that as a share of the class's rows,
-    and as a share of all errors. Unlike :func:`kind_counts`, every error counts for its true class, whatever
-    the other models said."""
+    """Per true class: rows, missed, missed share of the class and of all errors."""
     y, pred = np.asarray(y), np.asarray(pred)
     rows = np.bincount(y, minlength=len(LABELS))
     missed = np.bincount(y[pred != y], minlength=len(LABELS))
@@ -171,9 +156,7 @@ ERROR_KINDS = {
 
 
 def error_kinds(y, final, text, image) -> pd.DataFrame:
-    """Every row the final model got wrong, with its kind (:data:`ERROR_KINDS`). ``final``, ``text`` and ``image``
-    are (N, 3) probabilities (out-of-fold). Columns: row (position), true, predicted, confidence (the final model's
-    probability of its prediction), kind."""
+    """Every row the final model got wrong, with its kind (:data:`ERROR_KINDS`), from OOF probabilities."""
     y = np.asarray(y)
     pf, pt, pi = final.argmax(1), text.argmax(1), image.argmax(1)
     rows = []
@@ -192,8 +175,7 @@ def error_kinds(y, final, text, image) -> pd.DataFrame:
 
 
 def kind_counts(errors: pd.DataFrame) -> pd.DataFrame:
-    """Errors per kind (from :func:`error_kinds`), in :data:`ERROR_KINDS` order: count, share of all errors, and
-    what the kind means."""
+    """Errors per kind (from :func:`error_kinds`): count, share of all errors, and what the kind means."""
     counts = errors.groupby("kind").size().reindex(list(ERROR_KINDS), fill_value=0)
     return pd.DataFrame({"errors": counts, "share": (counts / max(1, len(errors))).round(3),
                          "what": list(ERROR_KINDS.values())}).rename_axis("kind")
@@ -231,8 +213,7 @@ def paired_comparison(y, pred_a, pred_b, names: tuple[str, str] = ("a", "b")) ->
 
 
 def decision_changes(y, control, preds: dict[str, np.ndarray]) -> pd.DataFrame:
-    """How often each model's label differs from the ``control`` model's on the same rows, and whether for the
-    better: rows changed, fixed (control wrong, model right), broken (control right, model wrong), and net."""
+    """Per model, rows whose label differs from ``control``'s: changed, fixed, broken and net."""
     y, control = np.asarray(y), np.asarray(control)
     rows = {}
     for name, p in preds.items():
@@ -255,17 +236,14 @@ def agreement(a: pd.DataFrame, b: pd.DataFrame) -> float | None:
 
 
 def agreeing_rows(a: pd.DataFrame, b: pd.DataFrame) -> int | None:
-    """How many rows two prediction frames give the same tag, or None when they do not list the same guids in
-    order (:func:`agreement` is this count over the number of rows)."""
+    """How many rows two prediction frames tag the same, or None when their guids differ in order."""
     if list(a.guid) != list(b.guid):
         return None
     return int((a.tag.to_numpy() == b.tag.to_numpy()).sum())
 
 
 def class_shares(columns: dict[str, object]) -> pd.DataFrame:
-    """Each column's share of every class, side by side: ``columns`` maps a name to labels, given as tags
-    (``"positive"``) or as label ids (0, 1, 2 in :data:`LABELS` order). Rows are :data:`LABELS` (a class a column
-    never has is 0); each column is named with its row count, e.g. ``"test predictions, n=511"``."""
+    """Each column's share of every class (rows :data:`LABELS`), columns named with their row count."""
     out = {}
     for name, labels in columns.items():
         values = pd.Series(np.asarray(labels))
@@ -279,15 +257,13 @@ def class_shares(columns: dict[str, object]) -> pd.DataFrame:
 
 
 def misnormalised(spec: ImageSpec) -> dict[str, ImageSpec]:
-    """The controls of the ImageNet check: ``spec`` with two wrong normalisations, by what they are. No normalisation
-    (pixels in [0, 1], as the reference report fed its ResNet50), and pixels left on the 0-255 scale."""
+    """The ImageNet check's controls: ``spec`` with no normalisation, and with pixels left on the 0-255 scale."""
     return {"no normalisation (the reference report's input)": replace(spec, mean=(0.0,) * 3, std=(1.0,) * 3),
             "pixels on the 0-255 scale": replace(spec, mean=(0.0,) * 3, std=(1 / 255,) * 3)}
 
 
 def imagenet_top1(enc: ImageEncoder, images: list, spec: ImageSpec | None = None) -> list[tuple[str, float]]:
-    """ImageNet class name and probability of each PIL image (a check that the weights and preprocessing fit),
-    preprocessed as ``spec`` says (default: the encoder's own; another spec is the check's control)."""
+    """ImageNet class name and probability of each PIL image, preprocessed as ``spec`` says."""
     from torchvision.models import ResNet50_Weights
 
     categories = ResNet50_Weights.IMAGENET1K_V2.meta["categories"]  # ships with torchvision, no download

@@ -1,10 +1,5 @@
-"""The feature cache: frozen-encoder outputs for every guid, computed once and stored on disk.
-
-A cache file's name holds a key (:func:`lab5.cache.key`) made of the encoder name, its weights fingerprint, its
-preprocessing, a fingerprint of the input files, the versions of the libraries that compute it, the CPU numerics in
-force, and the cache's format version (which also fixes how batches are cut and that each runs on one thread), so a
-changed file, encoder or library rebuilds it and nothing else does; a corrupt or truncated file is rebuilt with a
-warning.
+"""The feature cache: frozen-encoder outputs for every guid, computed once and stored on disk, keyed by
+everything they depend on (:func:`lab5.cache.key`).
 """
 from __future__ import annotations
 
@@ -113,12 +108,9 @@ def image_features(ds: Dataset, cfg: Config, encoder: ImageEncoder | None = None
 
 def encode_texts(enc: TextEncoder, texts: list[str], *, max_length: int, device: str = "cpu", jobs: int = 1,
                  progress: bool = False, batch_size: int = 64):
-    """Run the frozen text encoder over ``texts`` on ``device`` (the last layer's states).
+    """Run the frozen text encoder over ``texts`` (last layer's states), in the input order.
 
-    Texts are batched in order of token length and each batch is padded only to its longest text, so short tweets
-    do not pay for ``max_length`` positions; the batches run ``jobs`` at a time on one thread each
-    (:func:`lab5.parallel.run_all`). Outputs come back in the input order, token states right-padded with zeros to
-    ``max_length``.
+    Batches are sorted by length and padded to their longest text; states come back right-padded to ``max_length``.
     """
     enc = enc.to(device).eval()
     tok = enc.tokenize(texts, max_length)
@@ -156,10 +148,9 @@ class ImageFolder(torch.utils.data.Dataset):
 
 def encode_images(enc: ImageEncoder, ds: Dataset, guids: list[str], *, device: str = "cpu", jobs: int = 1,
                   progress: bool = False, batch_size: int = 32):
-    """Run the frozen image encoder on ``device`` over the images of ``guids`` in batches, in ``channels_last`` memory
-    format (the layout the CPU convolution kernels are fastest in; the features agree with the default layout to
-    ~1e-5). Each batch decodes its own images; the batches run ``jobs`` at a time on one thread each, which on two
-    cores is about 1.4 times faster than one batch at a time on two threads."""
+    """Run the frozen image encoder over the images of ``guids`` in ``channels_last`` batches, ``jobs`` at a
+    time on one thread each (faster on CPU than one batch on two threads).
+    """
     enc = enc.to(device, memory_format=torch.channels_last).eval()
     folder = ImageFolder(ds, guids, enc.spec.transform(), enc.spec.resize)
     batches = [range(s, min(s + batch_size, len(guids))) for s in range(0, len(guids), batch_size)]
@@ -189,9 +180,7 @@ class Dims:
 
 @dataclass
 class Features:
-    """Text and image features of one dataset, aligned by guid: the image features and one text feature set per text
-    encoder (``texts``, by encoder name, in the config's order). A config that joins text encoders with ``+`` for an
-    ensemble gets several, and each member reads its own (:meth:`of`)."""
+    """Image features and one text feature set per text encoder (``texts``), aligned by guid."""
 
     texts: dict[str, FeatureSet]
     image: FeatureSet
@@ -210,8 +199,7 @@ class Features:
         return Features({encoder: self.texts[encoder]}, self.image)
 
     def dims(self) -> dict[str, Dims]:
-        """Input widths by text encoder: pooled vectors (text may carry extra lexicon scores), token states and image
-        regions."""
+        """Input widths by text encoder: pooled vectors, token states and image regions."""
         i = self.image
         return {name: Dims(t.dim, i.dim, t.seq.shape[-1], i.seq.shape[-1]) for name, t in self.texts.items()}
 
@@ -234,12 +222,9 @@ def feature_fields(cfg: Config) -> tuple:
 
 
 def load_features(ds: Dataset, cfg: Config) -> Features:
-    """Both modalities' features, from the cache or computed once (``cfg.text_features`` picks the text view); every
-    text encoder of a joined ``cfg.text_encoder`` (``minilm+mpnet``) gives its own text features.
+    """Both modalities' features, from the cache or computed once; one text set per joined text encoder.
 
-    A dataset object keeps each feature set it read (:attr:`lab5.data.Dataset.memo`, by the values of
-    :data:`TEXT_FIELDS` or :data:`IMAGE_FIELDS`), so a notebook reads each from the cache only once: keying a cache
-    file means loading its encoder, which takes seconds.
+    Each set is kept in :attr:`lab5.data.Dataset.memo`: keying a cache file means loading its encoder (seconds).
     """
     def memo(key: tuple, load):
         if key not in ds.memo:

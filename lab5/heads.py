@@ -1,12 +1,7 @@
 """The classifier heads by name (:data:`MODELS`): two unimodal heads and six fusions.
 
-Every head reads a batch dict of features::
-
-    text_pooled (B, Dt)   text_seq (B, L, Dt)   text_mask (B, L)
-    image_pooled (B, Di)  image_seq (B, R, Di)  image_mask (B, R)
-
-and returns logits (B, 3). How a head is built into a model (fine-tuned encoder layers attached, several heads
-in an ensemble) is :mod:`lab5.models`.
+Each reads a batch dict (``text_pooled``, ``text_seq``, ``text_mask``, ``image_pooled``, ``image_seq``,
+``image_mask``) and returns logits (B, 3).
 """
 from __future__ import annotations
 
@@ -21,11 +16,10 @@ N_CLASSES = 3
 
 
 def _proj(d_in: int, d_out: int, dropout: float, affine: bool = True) -> nn.Sequential:
-    """LayerNorm, dropout, linear, GELU: brings encoder features of any scale to the head's width.
+    """LayerNorm, dropout, linear, GELU: encoder features of any scale to the head's width.
 
-    ``affine=False``: a LayerNorm without its own scale and shift, which the linear layer after it can absorb;
-    then no gradient flows back into the (frozen, cached) input, which on token sequences saves a third of the
-    projection's backward pass."""
+    ``affine=False`` stops gradients into the frozen input, saving a third of the backward pass on sequences.
+    """
     drop = [nn.Dropout(dropout)] if dropout else []
     return nn.Sequential(nn.LayerNorm(d_in, elementwise_affine=affine), *drop, nn.Linear(d_in, d_out), nn.GELU())
 
@@ -82,10 +76,9 @@ class ConcatFusion(Head):
 
 
 class CrossAttentionFusion(Head):
-    """Text tokens attend to image regions and regions attend to tokens (multi-head, padding masked).
+    """Text tokens attend to image regions and regions to tokens; pooled streams and their product to an MLP.
 
-    Each stream gets a residual + LayerNorm, is mean-pooled over its valid positions, and the two pooled
-    vectors with their product are classified by an MLP. It reads no pooled text vector, so no lexicon scores.
+    It reads no pooled text vector, so no lexicon scores.
     """
 
     uses_sequences = True
@@ -94,9 +87,7 @@ class CrossAttentionFusion(Head):
         super().__init__()
         h = cfg.attention_hidden
         dts, dis = dims.text_seq, dims.image_seq  # token/region widths (pooled text may carry extra lexicon scores)
-        # no dropout on the (long) input sequences or attention maps: it cost more CPU time than it helped;
-        # the pooled vectors are dropped out before the classifier instead; the sequences' LayerNorms carry no
-        # scale and shift of their own (the projection absorbs them), which spares the backward pass into them
+        # no dropout on the long sequences or attention maps (it cost more CPU time than it helped)
         self.t, self.i = _proj(dts, h, 0.0, affine=False), _proj(dis, h, 0.0, affine=False)
         self.t2i = nn.MultiheadAttention(h, ATTENTION_HEADS, batch_first=True)
         self.i2t = nn.MultiheadAttention(h, ATTENTION_HEADS, batch_first=True)
@@ -117,12 +108,9 @@ class CrossAttentionFusion(Head):
 
 
 class ReferenceGate(Head):
-    """A faithful copy of the reference report's "CMA" design, kept as a named variant for the ablation.
+    """A faithful copy of the reference report's "CMA" design (a gate over two pooled vectors), for the ablation.
 
-    Text and image -> 512 (Linear, ReLU, Dropout 0.1); weights = softmax(Linear(1024->512)([img; txt])) multiplied
-    element-wise into both 512-d vectors; concat -> Linear 1024->512 -> ReLU -> Linear 512->3. It is a gate over
-    two pooled vectors, not attention across tokens and regions. (Its bugs - re-tokenising inside forward and an
-    extra L2 term in the loss - are not copied.)
+    Its bugs (re-tokenising inside forward, an extra L2 loss term) are not copied.
     """
 
     def __init__(self, dims: Dims, cfg: Config):
@@ -140,8 +128,7 @@ class ReferenceGate(Head):
 
 
 class GatedFusion(Head):
-    """Gated multimodal unit: a learned per-feature gate z mixes tanh-projected text and image,
-    h = z * tanh(Wt t) + (1 - z) * tanh(Wi i), so each sample decides how much to trust each modality."""
+    """Gated multimodal unit: h = z * tanh(Wt t) + (1 - z) * tanh(Wi i), with a learned per-feature gate z."""
 
     def __init__(self, dims: Dims, cfg: Config):
         super().__init__()
@@ -161,8 +148,7 @@ class GatedFusion(Head):
 
 
 class LateFusion(Head):
-    """Late fusion: a text classifier and an image classifier whose probabilities are mixed with a learned
-    weight; the output is the log of the mixture (so cross-entropy on it is the mixture's likelihood)."""
+    """Text and image classifiers whose probabilities are mixed by a learned weight; returns the mixture's log."""
 
     def __init__(self, dims: Dims, cfg: Config):
         super().__init__()

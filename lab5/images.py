@@ -19,8 +19,7 @@ def _decode(path: Path, guid: str, draft: Callable[[tuple[int, int]], tuple[int,
             rgb: bool = True) -> tuple[Image.Image | None, tuple[int, int], str]:
     """Open and fully decode an image: (RGB image or None, original size, original mode).
 
-    ``draft`` maps the original size to a JPEG draft size (a reduced DCT decode, much faster on big photos).
-    A missing, truncated, foreign or oversized file raises :class:`DataError` naming the guid and the path.
+    ``draft`` maps the size to a JPEG draft size; a bad file raises :class:`DataError` naming guid and path.
     """
     path = Path(path)
     try:
@@ -43,11 +42,7 @@ def _decode(path: Path, guid: str, draft: Callable[[tuple[int, int]], tuple[int,
 
 
 def load_image(path: Path, guid: str, min_side: int | None = None) -> Image.Image:
-    """An image fully decoded as RGB (grayscale, CMYK, palette, PNG bytes under .jpg all load).
-
-    With ``min_side``, a JPEG is decoded at the smallest power-of-two reduction whose sides stay at least that
-    long (the encoder's transform resizes it afterwards anyway).
-    """
+    """An image fully decoded as RGB; with ``min_side``, a JPEG at the smallest reduction keeping that side."""
     def draft(size: tuple[int, int]) -> tuple[int, int]:
         w, h = size
         scale = max(1.0, min(w, h) / min_side)

@@ -1,6 +1,4 @@
-"""Metrics and report tables computed from labels and predictions alone (pure: no model, no data files): scores
-from scikit-learn, the always-positive baseline and summaries over folds (the notebooks' paired comparisons live in
-:mod:`lab5.ablation` and :mod:`lab5.explain`)."""
+"""Metrics and report tables computed from labels and predictions alone."""
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +38,7 @@ def always_positive(labels) -> dict:
 
 
 def fold_stats(cv: pd.DataFrame, columns: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Mean and std (ddof 1; 0 for a single fold) over the folds of each model of a per-fold CV table (row order
-    kept): the one computation behind every table of fold means, so a mean is rounded the same way wherever shown."""
+    """Mean and std (ddof 1; 0 for one fold) per model of a per-fold table: the one source of fold means."""
     g = cv.groupby("model", sort=False)[columns or METRIC_COLUMNS]
     return g.mean(), g.std(ddof=1).fillna(0.0)
 

@@ -1,10 +1,5 @@
-"""Models built from the heads of :mod:`lab5.heads`: a :class:`Classifier` (a head, with encoder layers attached
-when fine-tuning) or an :class:`Ensemble` of classifiers, each member a head paired with the features of its own
-text encoder.
-
-Over cached features a classifier reads the batch dict of :mod:`lab5.heads`; fine-tuned end to end, the encoders
-attached to it make that dict from raw inputs. An ensemble reads one such dict per text encoder
-(:class:`lab5.batches.EnsembleData`). All return logits (B, 3).
+"""Models built from :mod:`lab5.heads`: a :class:`Classifier` (with encoder layers when fine-tuning) or an
+:class:`Ensemble` of classifiers, one per text encoder. All return logits (B, 3).
 """
 from __future__ import annotations
 
@@ -20,11 +15,9 @@ from .runtime import reproducible
 
 
 class Classifier(nn.Module):
-    """A head, with the encoders attached when fine-tuning end to end.
+    """A head, with the encoders attached when fine-tuning end to end (then a batch holds raw inputs).
 
-    With encoders, a batch holds ``input_ids``, ``attention_mask`` and ``pixels`` and the encoders produce the
-    feature dict; without, the batch already is the feature dict (from the cache). ``dims``: the input widths
-    it was built for, by text encoder (saved with checkpoints).
+    ``dims``: the input widths it was built for, by text encoder (saved with checkpoints).
     """
 
     def __init__(self, head: Head, dims: dict[str, Dims], text_encoder: nn.Module | None = None,
@@ -46,9 +39,7 @@ class Classifier(nn.Module):
 
 
 class Ensemble(nn.Module):
-    """Several classifiers trained one after another on the same rows, each on the features of its own text encoder
-    (``text_encoders``: member -> encoder). A batch holds one feature dict per text encoder; the output is the log of
-    the members' mean probabilities (so argmax is the averaged vote)."""
+    """Classifiers each on its own text encoder's features; returns the log of the members' mean probabilities."""
 
     def __init__(self, members: dict[str, Classifier], text_encoders: dict[str, str]):
         super().__init__()
@@ -66,8 +57,7 @@ class Ensemble(nn.Module):
 
 
 def members_of(model: nn.Module) -> dict[str, tuple[Classifier, str]]:
-    """An :class:`Ensemble`'s members by name, each with the text encoder whose features it reads; empty for a single
-    classifier."""
+    """An :class:`Ensemble`'s members by name with their text encoders; empty for a single classifier."""
     if not isinstance(model, Ensemble):
         return {}
     return {n: (m, model.text_encoders[n]) for n, m in model.members.items()}
@@ -81,9 +71,7 @@ def member_names(model: str) -> list[str]:
 
 
 def ensemble_members(cfg: Config) -> dict[str, tuple[str, str]]:
-    """Member name -> (head, text encoder) of ``cfg``: every head of ``cfg.model`` on every text encoder of
-    ``cfg.text_encoder``. With one text encoder the members are named by their head alone (``late``); with several,
-    ``late@mpnet`` (a dot in an encoder's name, as in a folder path, becomes ``_``)."""
+    """Member name -> (head, text encoder): every head on every text encoder (``late`` or ``late@mpnet``)."""
     heads, encoders = member_names(cfg.model), text_encoder_names(cfg.text_encoder)
     if len(encoders) == 1:
         return {h: (h, encoders[0]) for h in heads}
@@ -91,9 +79,7 @@ def ensemble_members(cfg: Config) -> dict[str, tuple[str, str]]:
 
 
 def member_configs(cfg: Config) -> dict[str, Config]:
-    """Member name (as :func:`ensemble_members`) -> the config that member trains with, alone: its head on its text
-    encoder. An ensemble's member is built, seeded and trained exactly as this config alone
-    (so its CV run is its own)."""
+    """Member name -> the config that member trains with alone (so its CV run is its own)."""
     return {n: cfg.replace(model=h, text_encoder=e) for n, (h, e) in ensemble_members(cfg).items()}
 
 
@@ -109,10 +95,7 @@ def build_head(name: str, dims: Dims, cfg: Config) -> Head:
 
 
 def build_model(cfg: Config, dims: dict[str, Dims], encoders: tuple | None = None) -> nn.Module:
-    """A freshly initialised (seeded) model of ``cfg`` for inputs of widths ``dims`` (by text encoder, as
-    :meth:`lab5.features.Features.dims` gives them): a :class:`Classifier`, with the encoders attached when
-    fine-tuning end to end, or an :class:`Ensemble` of classifiers when ``cfg.model`` or ``cfg.text_encoder`` joins
-    names with ``+``."""
+    """A seeded fresh model of ``cfg`` for input widths ``dims``: a :class:`Classifier` or an :class:`Ensemble`."""
     members = ensemble_members(cfg)
     if missing := [e for e in text_encoder_names(cfg.text_encoder) if e not in dims]:
         raise ValueError(f"no input widths for text encoder {missing[0]!r} (given: {', '.join(dims)})")

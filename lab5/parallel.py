@@ -1,12 +1,6 @@
-"""Independent trainings side by side: each in its own forked process, on one torch thread.
+"""Independent trainings side by side, each in its own forked process on one torch thread.
 
-A head trained on cached features is small: its matrix products are too short for a second thread to pay, so
-two such trainings in two processes of one thread each take about the time of one. Every training of a head runs
-on one thread wherever it runs (see :func:`lab5.training.training_threads`), so results are the same bit for bit
-for any number of jobs, and for a machine of any core count.
-
-Processes are forked (Linux): the children share the parent's loaded features instead of reading them again.
-Where fork is not available, or inside a worker, the tasks run one after another in this process.
+One thread per training keeps results bit-identical for any job count; without fork the tasks run in turn.
 """
 from __future__ import annotations
 
@@ -18,25 +12,19 @@ from typing import Callable, Sequence, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: the function and tasks of the running :func:`run_all`, read by the forked workers (never pickled, so closures
-#: over loaded features work); set only for the duration of one call
+#: the running :func:`run_all`'s function and tasks, inherited by forked workers (never pickled: closures work)
 _JOB: tuple[Callable, Sequence] | None = None
 
 
 def can_fork() -> bool:
-    """Whether tasks can go to forked workers here: fork exists, this process is not itself a worker, and it has not
-    started CUDA (which a forked child cannot use)."""
+    """Whether tasks can go to forked workers: fork exists, not in a worker, and CUDA not started."""
     torch = sys.modules.get("torch")
     cuda = torch is not None and torch.cuda.is_initialized()
     return "fork" in mp.get_all_start_methods() and not mp.current_process().daemon and not cuda
 
 
 def run_all(fn: Callable[[T], R], tasks: Sequence[T], jobs: int, progress: str | None = None) -> list[R]:
-    """``[fn(t) for t in tasks]``, with up to ``jobs`` tasks at a time in forked workers of one torch thread each.
-
-    Results come back in the order of ``tasks``; a task's exception is raised here; Ctrl-C stops the workers.
-    ``progress``: a description for a progress bar over the finished tasks (None: no bar).
-    """
+    """``[fn(t) for t in tasks]``, up to ``jobs`` at a time in forked one-thread workers, in order."""
     from tqdm.auto import tqdm
 
     global _JOB

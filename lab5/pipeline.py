@@ -1,10 +1,4 @@
-"""The stages a user runs: train a model on the stored split (or on given rows), save and reload it, predict the
-test set.
-
-Trainings are cached like cross-validation results (:mod:`lab5.cache`): each is stored as ``<cache>/train/<key>.pt``
-(its weights) and ``.json`` (its history), keyed by everything the trained weights depend on (see :func:`train_key`),
-so a second run with the same config, rows and inputs reads the model back instead of training it again.
-"""
+"""The stages a user runs: train a model (cached by :func:`train_key`), save and reload it, predict the test set."""
 from __future__ import annotations
 
 import io
@@ -36,9 +30,7 @@ from .training import TrainResult, fit, predict_labels
 
 log = logging.getLogger("lab5")
 
-#: Bump when a checkpoint's config could mean something else to this version (2: options deleted, such as
-#: ``heads``, ``text_clean`` and ``early_stopping``; 3: ``combine`` and the stored decision rule deleted):
-#: :func:`load_model` refuses other formats rather than read them with other defaults.
+#: Bump when a checkpoint's config could mean something else: :func:`load_model` refuses other formats.
 CHECKPOINT_FORMAT = 3
 
 
@@ -52,8 +44,7 @@ def load_encoders(cfg: Config) -> tuple:
 
 
 def new_model(cfg: Config, features: Features | None = None, loaded: tuple | None = None) -> nn.Module:
-    """A fresh model of ``cfg``: over cached ``features``, or (``cfg.finetune``) with the encoders attached (those of
-    :func:`load_encoders`, or the ``loaded`` pair it gave)."""
+    """A fresh model of ``cfg``: over cached ``features``, or (``cfg.finetune``) with the encoders attached."""
     if cfg.finetune:
         t, i = loaded or load_encoders(cfg)
         return build_model(cfg, {cfg.text_encoder: Dims(t.dim, i.dim, t.dim, i.dim)}, (t, i))
@@ -61,9 +52,7 @@ def new_model(cfg: Config, features: Features | None = None, loaded: tuple | Non
 
 
 def training_rows(cfg: Config, ds: Dataset, train_guids=None, val_guids=None) -> tuple[list[str], list[str]]:
-    """The rows :func:`train_model` trains on and scores each epoch on: the given guids, else the stored split, the
-    training rows cut to a seeded, stratified ``cfg.train_rows``. Asking for more rows than there are is
-    a ConfigError, so a command can check it before any work."""
+    """The train and validation rows of :func:`train_model`; too many ``cfg.train_rows`` is a ConfigError."""
     if train_guids is None:
         split = get_split(ds, cfg.cache)
         train_guids, val_guids = split.train, split.val
@@ -74,13 +63,10 @@ def training_rows(cfg: Config, ds: Dataset, train_guids=None, val_guids=None) ->
 
 def train_model(cfg: Config, ds: Dataset, features: Features | None = None, train_guids=None, val_guids=None, *,
                 cache: bool = True) -> TrainResult:
-    """Train ``cfg.model`` on the rows of :func:`training_rows`; end to end through the encoders with
-    ``cfg.finetune``.
+    """Train ``cfg.model`` on the rows of :func:`training_rows`; end to end with ``cfg.finetune``.
 
-    With ``cache``, the trained weights and history are stored under ``<cache>/train/`` (see :func:`train_key`)
-    and a later call with the same key reads them back instead of training: the same model (its logits bit for bit),
-    history and validation macro-F1. A damaged or mismatching entry is trained again and overwritten,
-    with a warning. Without ``cache`` nothing is read or written."""
+    With ``cache``, weights and history are stored under ``<cache>/train/`` and read back bit for bit.
+    """
     train_guids, val_guids = training_rows(cfg, ds, train_guids, val_guids)
     loaded = load_encoders(cfg) if cfg.finetune else None
     model = new_model(cfg, features, loaded)
@@ -105,11 +91,7 @@ def train_model(cfg: Config, ds: Dataset, features: Features | None = None, trai
 
 def train_key(cfg: Config, ds: Dataset, features: Features | None, train_guids: list[str], val_guids: list[str],
               loaded: tuple | None = None) -> tuple[str, dict]:
-    """The key (:func:`lab5.cache.key`) of everything a training's weights depend on, and what it is made of: the
-    config less :data:`lab5.config.RUN_FIELDS` (paths, progress bars, parallel jobs: no result depends on them); the
-    feature cache keys, or (``cfg.finetune``, training on raw pairs through the ``loaded`` encoders) the dataset's input
-    fingerprints and the encoders' weights; the train and validation guids, in order, with their labels; the device
-    it trains on (``--device auto`` is resolved); the library versions and the CPU numerics in force."""
+    """The key of everything a training's weights depend on, and what it is made of (no run-only fields)."""
     def rows(guids: list[str]) -> list:
         return [list(guids), ds.rows(guids, labelled=True).label.astype(int).tolist()]
 
@@ -131,8 +113,7 @@ def _dims_json(dims: dict[str, Dims]) -> dict:
 
 
 def _store_training(entry: Path, result: TrainResult, made: dict) -> None:
-    """Store a training (:func:`lab5.cache.store`): its state dict, and beside it what made it, its history,
-    validation macro-F1 and dims."""
+    """Store a training: its state dict, and what made it, history, validation macro-F1 and dims."""
     buf = io.BytesIO()
     torch.save(result.model.state_dict(), buf)
     h = result.history
@@ -146,8 +127,7 @@ def _store_training(entry: Path, result: TrainResult, made: dict) -> None:
 
 
 def _reader(model: nn.Module, cfg: Config, touched: Callable) -> Callable[[bytes, dict], TrainResult]:
-    """How :func:`lab5.cache.load` reads a cached training into ``model`` (a fresh model of the same config): it
-    refuses one that does not fit, and calls ``touched`` once it writes into ``model``."""
+    """How :func:`lab5.cache.load` reads a cached training into ``model``; calls ``touched`` once it writes."""
     def read(blob: bytes, meta: dict) -> TrainResult:
         if meta["dims"] != _dims_json(model.dims):
             raise ValueError(f"built for inputs {meta['dims']}, not {_dims_json(model.dims)}")
@@ -169,13 +149,9 @@ def _reader(model: nn.Module, cfg: Config, touched: Callable) -> Callable[[bytes
 
 
 def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: Path | None = None) -> dict[str, str]:
-    """Predicted tag of every test guid. With ``out``, the ``guid,tag`` file is written (checked, atomically) in the
-    test file's order.
+    """Predicted tag of every test guid; with ``out``, the ``guid,tag`` file is written, checked, atomically.
 
-    Without a ``model`` (on cached features): k-fold bagging. The test probabilities of each member are the mean of
-    its ``cfg.folds`` fold models of the cross-validation (read from the CV cache, or trained now), decided by the
-    argmax of the members' mean: the procedure the CV scores, with nothing trained again on all rows. With a
-    ``model`` (a checkpoint, or ``cfg.finetune``: trained end to end on every labelled row), by that model.
+    Without a ``model``: k-fold bagging of the CV's fold models, argmax of the members' mean; with one, by it.
     """
     guids = list(ds.test.guid)
     if not guids:
@@ -205,8 +181,7 @@ def validation_predictions(model, cfg: Config, ds: Dataset, features: Features |
 
 # --------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path: Path, model: nn.Module, cfg: Config, result: TrainResult | None = None) -> None:
-    """Write ``path/model.pt`` (state dict) and ``path/config.json`` (config, input widths, validation macro-F1),
-    atomically."""
+    """Write ``path/model.pt`` and ``path/config.json`` (config, input widths, validation macro-F1) atomically."""
     path = Path(path)
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
@@ -218,9 +193,7 @@ def save_checkpoint(path: Path, model: nn.Module, cfg: Config, result: TrainResu
 
 
 def load_model(path: Path, **overrides) -> tuple[nn.Module, Config]:
-    """Rebuild a saved model (its predictions are identical to the saved model's), its config, with ``overrides``
-    (paths, device) applied; a missing, damaged or mismatched checkpoint raises
-    ConfigError."""
+    """Rebuild a saved model and its config with ``overrides``; a bad checkpoint raises ConfigError."""
     path = Path(path)
     try:
         meta = json.loads((path / "config.json").read_text())

@@ -1,9 +1,6 @@
-"""Where a run's time goes: named stages timed into a file, and the table made of them.
+"""Where a run's time goes: ``LAB5_PROFILE=<file>`` makes :func:`stage` append one JSON line per stage.
 
-``LAB5_PROFILE=<file>`` in the environment (``python -m lab5 reproduce --profile`` sets it for every notebook kernel)
-makes :func:`stage` append one JSON line per stage (name, seconds, process) to that file; without it, :func:`stage`
-only runs its block. Stages run in forked workers are recorded by the worker, so their seconds are core-seconds
-spent side by side, not wall time.
+Stages in forked workers record core-seconds, not wall time.
 """
 from __future__ import annotations
 
@@ -44,8 +41,7 @@ def read(path: Path) -> pd.DataFrame:
 
 
 def table(stages: pd.DataFrame) -> pd.DataFrame:
-    """Stages grouped by the kind before their first space (``features``, ``cv``, ``train``, ...) and by name:
-    runs and seconds, the most expensive first."""
+    """Stages grouped by kind (first word) and name: runs and seconds, the most expensive first."""
     g = stages.groupby("stage", sort=False).seconds.agg(runs="count", seconds="sum").reset_index()
     g["kind"] = g.stage.str.split(" ", n=1).str[0]
     g = g.sort_values("seconds", ascending=False)

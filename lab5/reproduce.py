@@ -1,12 +1,6 @@
 """``python -m lab5 reproduce``: execute the project's notebooks in order for one dataset and output root.
 
-Each kernel gets ``LAB5_DATA``, ``LAB5_OUT``, ``LAB5_CACHE`` and the project folder first on ``PYTHONPATH``
-(:func:`kernel_env`), so a checkout's notebooks import that checkout's ``lab5`` and read and write where the run says.
-Executed notebooks replace the committed ones only when the output root is the project folder itself (the course data,
-no ``--out-dir``); otherwise they are written to ``<out>/notebooks/``. Cells tagged ``course-data`` (their output
-shows course images or tweets) are committed without output (and without an execution count). Consecutive prints to
-one stream are joined into one output, and text a carriage return overwrote is dropped, so that how the kernel
-happened to flush them never changes the committed file. Both are nbconvert's own preprocessors.
+``course-data`` cells are committed without output, and stream outputs are merged so flushing never changes a file.
 """
 from __future__ import annotations
 
@@ -32,14 +26,12 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
-#: the tag of a notebook cell whose output shows course data (images, tweets): the committed notebook keeps no
-#: output for it (the data is never committed); a run elsewhere, or in Jupyter, shows it
+#: the tag of a cell whose output shows course data: the committed notebook keeps no output for it
 COURSE_DATA_TAG = "course-data"
 
 
 def notebook_paths(folder: Path, only: str | None = None) -> list[Path]:
-    """The numbered notebooks of ``folder``, or those whose numbers ``only`` lists (``"1,3"``); an unknown number
-    is a ConfigError, raised before anything runs."""
+    """The numbered notebooks of ``folder``, or those ``only`` lists (``"1,3"``); unknown is a ConfigError."""
     paths = sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
     if not paths:
         raise ConfigError(f"no numbered notebooks in {folder}")
@@ -57,9 +49,9 @@ def notebook_paths(folder: Path, only: str | None = None) -> list[Path]:
 
 def kernel_env(project: Path, data: Path, out: Path, cache: Path | None = None,
                profile_to: Path | None = None) -> dict[str, str]:
-    """The environment of every notebook kernel: this one's, with the run's folders as absolute paths (a kernel runs in
-    ``notebooks/``), the project first on ``PYTHONPATH``, and with ``profile_to`` the profile's file. Without ``cache``
-    the kernels keep this environment's ``LAB5_CACHE`` (or the project's ``.cache/``)."""
+    """The environment of every notebook kernel: the run's folders as absolute paths, the project first on
+    ``PYTHONPATH``, and the profile's file.
+    """
     env = {**os.environ, "LAB5_DATA": str(Path(data).resolve()), "LAB5_OUT": str(Path(out).resolve()),
            "PYTHONPATH": os.pathsep.join([str(Path(project).resolve()), *filter(None, [os.environ.get("PYTHONPATH")])])}
     for name, path in (("LAB5_CACHE", cache), (profile.ENV, profile_to)):
@@ -70,11 +62,7 @@ def kernel_env(project: Path, data: Path, out: Path, cache: Path | None = None,
 
 def run_notebooks(project: Path, data: Path, out: Path, paths: list[Path], timeout: int = 3600,
                   profile_to: Path | None = None, cache: Path | None = None) -> list[tuple[str, float]]:
-    """Execute ``paths`` in order in kernels of :func:`kernel_env`; a failing cell raises
-    :class:`NotebookFailed` (one line, no colour codes). Returns (name, seconds) per notebook.
-
-    With ``profile_to``, every kernel records its stages there (:mod:`lab5.profile`), and each notebook's wall
-    time is recorded as stage ``notebook <name>``."""
+    """Execute ``paths`` in order; a failing cell raises :class:`NotebookFailed`. Returns (name, seconds)."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, DeadKernelError

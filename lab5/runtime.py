@@ -1,10 +1,6 @@
-"""The process a run lives in: CPU numerics pinned before torch loads, seeds and threads in a scoped context,
-the device, and the library versions that results depend on.
+"""The process a run lives in: CPU numerics pinned before torch loads, scoped seeds and threads, device, versions.
 
-torch is imported inside the functions, never at module level: ``lab5/__init__`` imports this module to pin the
-numerics before torch loads. Nothing here changes process-wide state behind a caller's back: :func:`pin_numerics_env` sets environment
-defaults (it says so in its name; ``lab5/__init__`` calls it before anything imports torch), and
-:func:`reproducible` seeds and pins threads only inside its ``with`` block, restoring everything on exit.
+torch is imported inside functions: ``lab5/__init__`` imports this module to pin numerics before torch loads.
 """
 from __future__ import annotations
 
@@ -19,19 +15,15 @@ from pathlib import Path
 from typing import Iterator
 
 
-#: Environment defaults that make every x86-64 CPU with AVX2 pick the same kernels (ATen's vectorised ops,
-#: MKL's BLAS in conditional-numerical-reproducibility mode, oneDNN's convolutions), so that float rounding,
-#: and with it every prediction, agrees across Intel and AMD machines of different generations. Measured on this
-#: project's 2-core AVX-512 machine: no slower than the native kernels (EfficientNet, MiniLM, head steps).
+#: Environment defaults that make every x86-64 CPU with AVX2 pick the same kernels, so that float rounding, and
+#: with it every prediction, agrees across Intel and AMD machines (no slower than the native kernels here).
 PINNED_NUMERICS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
 def pin_numerics_env() -> bool:
-    """Set (where the user has not) :data:`PINNED_NUMERICS`, cuBLAS's deterministic workspace and a quiet tokenizer
-    thread pool in the environment.
+    """Set (where the user has not) :data:`PINNED_NUMERICS` and related defaults in the environment.
 
-    Effective only before torch is imported and only on x86-64; returns whether the CPU pins could take effect.
-    ``LAB5_NUMERICS=native`` in the environment leaves the machine's native kernels in place.
+    Effective only before torch is imported, on x86-64; returns whether the CPU pins could take effect.
     """
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     # workers are forked after the tokenizer ran (lab5.parallel): its own thread pool would warn at every fork
@@ -65,11 +57,9 @@ def versions(*packages: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def reproducible(seed: int, threads: int | None = None) -> Iterator[None]:
-    """Inside the block: Python, NumPy and torch seeded with ``seed``, deterministic algorithms, ``threads`` CPU
-    threads. On exit every one of them is restored, so a caller's random state and thread count are untouched.
+    """Inside the block: seeded RNGs, deterministic algorithms, ``threads`` threads; all restored on exit.
 
-    In a forked worker process (:mod:`lab5.parallel`) torch stays on one thread whatever ``threads`` says: after a
-    fork, OpenMP's thread pool cannot start again, and a parallel region would hang.
+    In a forked worker torch stays on one thread: OpenMP's pool cannot restart after a fork and would hang.
     """
     import numpy as np
     import torch
@@ -89,8 +79,7 @@ def reproducible(seed: int, threads: int | None = None) -> Iterator[None]:
             np.random.seed(seed)
             torch.manual_seed(seed)
             torch.use_deterministic_algorithms(True, warn_only=True)
-            # deterministic mode would also fill every new tensor with NaN (5% of a head's training time); nothing
-            # here reads memory before writing it, so that costs time and changes no number
+            # NaN-filling new tensors costs time and changes no number: nothing reads memory before writing it
             torch.utils.deterministic.fill_uninitialized_memory = False
             torch.backends.cudnn.benchmark = False
             if threads:
@@ -106,8 +95,7 @@ def reproducible(seed: int, threads: int | None = None) -> Iterator[None]:
 
 
 def resolve_device(name: str):
-    """The torch device of a ``Config.device`` (checked once, by :class:`lab5.config.Config`: a known name, and CUDA
-    present when asked for): ``auto`` picks CUDA when present, else the CPU."""
+    """The torch device of a ``Config.device``: ``auto`` picks CUDA when present, else the CPU."""
     import torch
 
     if name == "auto":
@@ -116,9 +104,7 @@ def resolve_device(name: str):
 
 
 def use_project_venv(missing: ModuleNotFoundError) -> None:
-    """Called when ``import lab5`` meets a missing requirement: under ``python -m lab5`` with another interpreter
-    than the project's ``.venv`` (made by ``make setup``), run the same command there; else raise an ImportError
-    that names the missing module and the set-up command."""
+    """On a missing requirement, rerun ``python -m lab5`` in the project's ``.venv``, else raise ImportError."""
     from .config import find_project
 
     project = find_project()
@@ -141,9 +127,7 @@ def cpu_model() -> str:
 
 
 def provenance(module: str, argv: list[str]) -> dict:
-    """Where a committed table comes from, taken when its command starts: the command, the commit (and whether the
-    tree had changes), the date, the CPU model and its cores (the caller adds the wall time). ``module``: what
-    ``python -m`` ran, ``argv`` its arguments."""
+    """Where a committed table comes from: command, commit, date, CPU model and cores."""
     import datetime
     import subprocess
 
@@ -163,8 +147,7 @@ def provenance(module: str, argv: list[str]) -> dict:
 
 
 def write_table(path: Path, table, made: dict, started: float) -> None:
-    """A command's table (a DataFrame) as CSV, and beside it (``.json``) its provenance ``made`` (:func:`provenance`)
-    with the wall time since ``started`` (``time.perf_counter()``): where a committed table came from."""
+    """A command's table as CSV, and beside it (``.json``) its provenance with the wall time."""
     import json
     import time
 

@@ -1,8 +1,5 @@
-"""The one train/validation split of the labelled rows, shared by every stage.
-
-The course data's split is committed in ``lab5/splits/`` (read only). Any other labels file gets its own seeded,
-stratified split, stored in the cache (``<cache>/splits/``) the first time a stage trains on it, so that every
-later stage reads the same rows.
+"""The one train/validation split of the labelled rows: committed for the course data, else drawn (seeded,
+stratified) and stored in the cache so every later stage reads the same rows.
 """
 from __future__ import annotations
 
@@ -32,8 +29,7 @@ class Split:
 
 
 def stratify_by(labels: np.ndarray, k: int) -> np.ndarray | None:
-    """What to stratify a draw of ``k`` of the rows whose classes are ``labels`` by: the labels when every class can
-    give a row to each side, else None (a tiny or lopsided set is drawn plainly)."""
+    """What to stratify a draw of ``k`` rows by: ``labels`` when every class can fill both sides, else None."""
     counts = np.unique(labels, return_counts=True)[1]
     return labels if counts.min() >= 2 and len(counts) <= k <= len(labels) - len(counts) else None
 
@@ -58,10 +54,9 @@ def split_path(ds: Dataset, cache: Path | None = None) -> Path:
 
 
 def get_split(ds: Dataset, cache: Path | None = None, *, store: bool = True) -> Split:
-    """The stored split of this labels file; drawn (seeded, stratified) when there is none, and stored in the
-    cache when ``store`` (``validate`` passes False: it reads and reports, and writes nothing).
+    """The stored split of this labels file; drawn and stored (when ``store``) when there is none.
 
-    A stored split that no longer matches the labels (a guid not in ``train.txt``) raises :class:`DataError`.
+    A stored split not matching the labels raises :class:`DataError`.
     """
     path = split_path(ds, cache)
     if path.is_file():
@@ -86,9 +81,7 @@ def get_split(ds: Dataset, cache: Path | None = None, *, store: bool = True) -> 
 
 
 def training_subset(labels, n: int, seed: int) -> np.ndarray:
-    """Positions of a seeded, stratified subset of ``n`` of the rows whose classes are ``labels`` (sorted; all rows
-    when ``n`` is 0): what ``Config.train_rows`` trains on, for learning curves. Asking for more rows than there
-    are raises :class:`ConfigError`."""
+    """Sorted positions of a seeded, stratified subset of ``n`` rows (all when 0); too many is a ConfigError."""
     labels = np.asarray(labels)
     if n == 0 or n == len(labels):
         return np.arange(len(labels))

@@ -1,5 +1,4 @@
-"""The predictions file: ``guid,tag`` lines in the test file's order, checked before anything is written (how it
-compares with another file is notebook 6's, in :mod:`lab5.explain`)."""
+"""The predictions file: ``guid,tag`` lines in the test file's order, checked before anything is written."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,10 +11,7 @@ from .cache import atomic_write_bytes
 
 
 def format_predictions(test: pd.DataFrame, predicted: dict[str, str]) -> str:
-    """``guid,tag`` lines in the order of the test file, ``null`` replaced by the predicted tag.
-
-    Checked: every test guid predicted, nothing else, only valid tags.
-    """
+    """``guid,tag`` lines in the test file's order, checked: every test guid, nothing else, valid tags."""
     missing = [g for g in test.guid if g not in predicted]
     extra = sorted(set(predicted) - set(test.guid), key=guid_key)
     bad = [(g, t) for g, t in predicted.items() if t not in LABELS]
@@ -26,8 +22,7 @@ def format_predictions(test: pd.DataFrame, predicted: dict[str, str]) -> str:
 
 
 def write_predictions(test: pd.DataFrame, predicted: dict[str, str], out: Path) -> Path:
-    """Write the predictions file atomically: an old file is replaced only by a complete one that parses back
-    to the test file's guids, in order."""
+    """Write the predictions file atomically, only once it parses back to the test file's guids."""
     text = format_predictions(test, predicted)
     back = parse_labels(text, out)
     if list(back.guid) != list(test.guid):

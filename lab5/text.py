@@ -18,10 +18,7 @@ class DecodedText:
 
 
 def decode_text(raw: bytes) -> DecodedText:
-    """Decode tweet bytes: UTF-8 (BOM allowed), else GB18030; never drop a byte.
-
-    Bytes valid in neither become U+FFFD and are counted in ``replaced``.
-    """
+    """Decode tweet bytes: UTF-8 (BOM allowed), else GB18030; invalid bytes become U+FFFD, counted."""
     try:
         return DecodedText(raw.decode("utf-8-sig").strip(), "utf-8", 0)
     except UnicodeDecodeError:
@@ -44,8 +41,7 @@ def read_text(path: Path, guid: str) -> DecodedText:
 
 
 def lexicon_scores(texts: list[str]) -> torch.Tensor:
-    """VADER's negative, neutral, positive and compound scores of each text (N, 4), each text scored once per
-    process; its lexicon ships in the package."""
+    """VADER's negative, neutral, positive and compound scores of each text (N, 4)."""
     return torch.tensor([_vader(t) for t in texts])
 
 

@@ -1,10 +1,5 @@
-"""The training loop, read top to bottom: optimiser and schedule, one epoch, evaluation.
-
-AdamW (weight decay in the optimiser only, none on biases and norms), linear warm-up then cosine decay, a fixed
-number of epochs (the last weights are kept), gradient clipping at norm 1, bf16 autocast on CUDA; deterministic given the seed (seeds and threads are scoped to the fit, see
-:func:`lab5.runtime.reproducible`). A head on cached features trains on one thread (:func:`training_threads`), so
-the members of an ensemble can train side by side in worker processes (:func:`lab5.parallel.run_all`) with the
-same result as one after another.
+"""The training loop: AdamW, linear warm-up then cosine decay, fixed epochs (last weights kept), clipping at
+norm 1, bf16 autocast on CUDA; deterministic given the seed (:func:`lab5.runtime.reproducible`).
 """
 from __future__ import annotations
 
@@ -42,11 +37,9 @@ class TrainResult:
 
 
 def training_threads(cfg: Config) -> int:
-    """Torch threads of a training or prediction: :data:`FINETUNE_THREADS` when fine-tuning the encoders end to end,
-    else one.
+    """Torch threads of a training: :data:`FINETUNE_THREADS` when fine-tuning, else one.
 
-    Heads on cached features are too small for a second thread to pay; on one thread their results do not depend
-    on the machine's core count, and independent trainings run side by side instead (``cfg.jobs``).
+    Heads are too small for a second thread; one keeps results independent of the core count.
     """
     return FINETUNE_THREADS if cfg.finetune else 1
 
@@ -118,8 +111,7 @@ def evaluate(model: nn.Module, data: Batches, cfg: Config) -> dict[str, float]:
 
 def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg: Config,
                      device: torch.device | None = None) -> TrainResult:
-    """Train one classifier on ``train`` for ``cfg.epochs`` epochs, scoring ``val`` (if given) after each; the last
-    weights are kept. ``device`` is where it trains (default: ``cfg.device`` resolved)."""
+    """Train one classifier for ``cfg.epochs`` epochs, scoring ``val`` after each; the last weights are kept."""
     has_val = val is not None and len(val) > 0
     device = device or resolve_device(cfg.device)
     with reproducible(cfg.seed, training_threads(cfg)):
@@ -140,8 +132,7 @@ def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg:
 
 
 def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> TrainResult:
-    """Train a classifier, or each member of an :class:`~lab5.models.Ensemble` on its own features (``cfg.jobs`` of
-    them side by side)."""
+    """Train a classifier, or each member of an ensemble on its own features."""
     device = resolve_device(cfg.device)
     model.to(device)
     ensemble = bool(members_of(model))
@@ -163,9 +154,7 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
 
 def _fit_members(model: Ensemble, train: EnsembleData, val: EnsembleData | None, cfg: Config,
                  device: torch.device) -> dict[str, TrainResult]:
-    """Train every member of ``model`` on the view of its own text encoder, with its own config
-    (:func:`lab5.models.member_configs`), up to ``cfg.jobs`` at once; the trained weights are loaded into ``model``'s
-    members."""
+    """Train every member of ``model`` on its own view and config, ``cfg.jobs`` at once; load the weights."""
     members, configs = list(members_of(model).items()), member_configs(cfg)
 
     def train_one(k: int):
@@ -195,14 +184,12 @@ def predict_logits(model: nn.Module, data: Batches, cfg: Config) -> torch.Tensor
 
 
 def member_probabilities(model: nn.Module, data: Batches, cfg: Config) -> list[np.ndarray]:
-    """Class probabilities (N, 3) of each member of an ensemble, in its order; of the model itself, alone in the
-    list, for a single classifier."""
+    """Class probabilities (N, 3) of each member of an ensemble; of the model alone for a classifier."""
     configs = member_configs(cfg)
     members = [(m, data.views[encoder], configs[n]) for n, (m, encoder) in members_of(model).items()] or [(model, data, cfg)]
     return [predict_logits(m, view, c).softmax(1).numpy() for m, view, c in members]
 
 
 def predict_labels(model: nn.Module, data: Batches, cfg: Config) -> np.ndarray:
-    """Predicted class of every row of ``data``: the argmax of the model's logits (an ensemble's are the log of its
-    members' mean)."""
+    """Predicted class of every row of ``data``: the argmax of the model's logits."""
     return predict_logits(model, data, cfg).argmax(1).numpy()

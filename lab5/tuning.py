@@ -1,13 +1,7 @@
 """A seeded hyper-parameter search of the heads, scored by cross-validation (``python -m lab5 tune``).
 
-The search draws ``trials - 1`` distinct points of :data:`SPACE` with a seeded generator (trial 0 is the config's own
-values, the control) and cross-validates each on folds drawn with :data:`SEARCH_FOLD_SEED`, not the folds every row
-of notebook 5 is scored on (``fold_seed`` 0). The chosen values are then re-scored on those report folds beside the
-defaults: a fresh fold draw of the same rows, so that the gap between the trial's search score and its fresh score
-shows the optimism of picking the best of many (the rows are the same, so a little optimism remains).
-
-All trials run in one call of :func:`lab5.evaluation.cv_runs`, so their folds share one pool of workers and the
-CV cache: a trial already run is read back, and ``tune`` run twice trains nothing.
+Trials are scored on folds of :data:`SEARCH_FOLD_SEED`, and the chosen values re-scored on the report folds to
+show the optimism of picking the best of many.
 """
 from __future__ import annotations
 
@@ -20,13 +14,11 @@ import pandas as pd
 from .config import Config
 from .errors import ConfigError
 
-#: the values searched, per :class:`lab5.config.Config` field (every default is one of them); a model's own space
-#: (:func:`space`) keeps the width its heads have
+#: the values searched, per :class:`lab5.config.Config` field (every default is one of them)
 SPACE: dict[str, tuple] = {"lr": (3e-4, 1e-3, 3e-3), "dropout": (0.1, 0.3, 0.5), "hidden": (128, 256, 512),
                            "attention_hidden": (64, 128, 256), "weight_decay": (0.0, 0.01, 0.1),
                            "epochs": (2, 3, 4, 6), "batch_size": (32, 64, 128)}
-#: the per-fold table of the final model at its search's chosen values on the report's folds (``python -m lab5 cv
-#: --out figures/05_tuning_rescore.csv`` with those values)
+#: the per-fold table of the final model at its chosen values on the report's folds
 RESCORE_FILE = "05_tuning_rescore.csv"
 #: the fold draw the search scores on (the report's rows use ``Config.fold_seed`` 0)
 SEARCH_FOLD_SEED = 1
@@ -35,16 +27,14 @@ ATTENTION_MODELS = ("cross_attention",)
 
 
 def space(model: str) -> dict[str, tuple]:
-    """The part of :data:`SPACE` that ``model``'s heads read: ``hidden`` for the heads that have it, ``attention_hidden``
-    for cross-attention (a width no head reads is not searched)."""
+    """The part of :data:`SPACE` that ``model``'s heads read."""
     attention = [h in ATTENTION_MODELS for h in model.split("+")]
     read = {"hidden": not all(attention), "attention_hidden": any(attention)}
     return {k: v for k, v in SPACE.items() if read.get(k, True)}
 
 
 def trials_file(model: str) -> str:
-    """The name of the trials table of a search of ``model`` (in the figures folder; committed for the course data),
-    e.g. ``05_tuning_trials_gated_late.csv``."""
+    """The name of the trials table of a search of ``model``."""
     return f"05_tuning_trials_{model.replace('+', '_')}.csv"
 
 
@@ -53,8 +43,7 @@ RANK_BY = ("accuracy", "macro_f1")
 
 
 def trial_configs(cfg: Config, trials: int, seed: int = 0) -> dict[int, Config]:
-    """Trial 0: ``cfg`` itself; trials 1.. : distinct points of the model's :func:`space` drawn by ``seed``, none equal
-    to ``cfg``'s own values. Every trial scores on the search folds."""
+    """Trial 0: ``cfg`` itself; then distinct points of :func:`space` drawn by ``seed``."""
     searched = space(cfg.model)
     own = tuple(getattr(cfg, k) for k in searched)
     grid = [p for p in itertools.product(*searched.values()) if p != own]
@@ -66,8 +55,7 @@ def trial_configs(cfg: Config, trials: int, seed: int = 0) -> dict[int, Config]:
 
 
 def search(ds, cfg: Config, trials: int, seed: int = 0) -> pd.DataFrame:
-    """Cross-validate every trial of :func:`trial_configs`: one row per trial with its values, its mean fold
-    accuracy, macro-F1 and neutral F1, the accuracy's std over folds, and its rank (1: chosen)."""
+    """Cross-validate every trial: its values, mean fold scores, accuracy std and rank (1: chosen)."""
     from .evaluation import cv_runs
 
     configs = trial_configs(cfg, trials, seed)
@@ -95,8 +83,7 @@ def chosen(trials: pd.DataFrame) -> dict:
 
 
 def search_summary(searches: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
-    """One row per committed search (``{model: trials table or None}``; a missing table is left out): its trial count,
-    the defaults' (trial 0) and the chosen trial's mean fold accuracy, the defaults' rank and the chosen values."""
+    """One row per committed search: trials, defaults' and chosen mean accuracy, defaults' rank, chosen values."""
     rows = {}
     for model, t in searches.items():
         if t is not None:
@@ -112,9 +99,7 @@ def read_table(path: Path) -> pd.DataFrame | None:
 
 
 def table_path(cfg: Config, ds, name: str) -> Path:
-    """Where a command wrote the table ``name`` for ``ds`` by default (``tune``: :func:`trials_file`): the output root's
-    figures folder, or, for the course data when that holds
-    none (the notebooks' temporary output root under pytest), the project's committed table."""
+    """Where a command wrote the table ``name`` for ``ds``: the output root's figures, else the committed one."""
     from .outputs import committed, is_course_data, output_root
 
     path = output_root(cfg, ds).figures / name

@@ -1,7 +1,4 @@
-"""Report figures and tables, each saved under a stable name in a figures folder the caller gives
-(:attr:`lab5.outputs.Outputs.figures`). One import for the notebooks (``from lab5 import plots``); the figures live in
-``style`` (palettes, saving, shared helpers), ``dataset`` (the data), ``models`` (one trained model) and ``cv``
-(comparisons over folds)."""
+"""Report figures and tables, saved under stable names in a figures folder the caller gives."""
 from .cv import METRIC_NAMES, main_ablation, paired_differences, training_size_curve
 from .dataset import captioned_images, class_balance, image_sizes, sample_grid, text_lengths
 from .models import attention_examples, confusion_matrices, error_gallery, fusion_internals, learning_curves

@@ -1,5 +1,4 @@
-"""Figures that compare models over cross-validation folds (notebook 5): the main ablation's scores fold by fold,
-paired per-fold differences and the learning curve over training-set size."""
+"""Figures that compare models over cross-validation folds (notebook 5)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -16,8 +15,7 @@ METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "weighted_f1": "
 
 
 def _grouped_rows(models: list[str], groups: dict[str, list[str]] | None) -> list[tuple[str, bool]]:
-    """``(name, is_header)`` from the top row down: the models in ``groups``' order, each group under its name (the
-    models in no group last, under "other"); without ``groups`` the models as they come, no headers."""
+    """``(name, is_header)`` from the top row down, group by group (ungrouped models last, under "other")."""
     if not groups:
         return [(m, False) for m in models]
     placed = {m for members in groups.values() for m in members}
@@ -30,9 +28,7 @@ def _grouped_rows(models: list[str], groups: dict[str, list[str]] | None) -> lis
 
 
 def _mark_beyond(ax: plt.Axes, y: float, row: pd.Series, colour: str) -> None:
-    """Mark the values of a paired-differences ``row`` (mean, min, max) beyond ``ax``'s x-limits: a triangle on the
-    edge they lie beyond and their values, in points, written above the row (with the folds' count where the best fold
-    lies beyond the right edge, since the count is written after the best fold)."""
+    """Mark a paired-differences ``row``'s values beyond ``ax``'s x-limits with a triangle and the value."""
     for side, edge, end in ((-1, ax.get_xlim()[0], "min"), (1, ax.get_xlim()[1], "max")):
         beyond = [(k, row[k]) for k in ("mean", end) if (row[k] - edge) * side > 0]
         if not beyond:
@@ -45,9 +41,7 @@ def _mark_beyond(ax: plt.Axes, y: float, row: pd.Series, colour: str) -> None:
 
 
 def _axis_range(values: list[float], far: float = 5.0) -> tuple[float, float]:
-    """The x-range of a paired-differences panel: the bulk (:func:`lab5.plots.style._bulk`) of ``values`` and 0,
-    after the far-out values are set aside (more than ``far`` interquartile ranges beyond the quartiles), so that rows
-    far from the rest on both sides at once are marked beyond the axis instead of squeezing every other whisker."""
+    """The x-range of a paired-differences panel: the bulk of ``values`` and 0, far-out values set aside."""
     v = np.asarray(values, float)
     q1, q3 = np.percentile(v, [25, 75])
     inside = v[(v >= q1 - far * (q3 - q1)) & (v <= q3 + far * (q3 - q1))]
@@ -56,12 +50,10 @@ def _axis_range(values: list[float], far: float = 5.0) -> tuple[float, float]:
 
 def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highlight: str | None = None,
                        groups: dict[str, list[str]] | None = None) -> plt.Figure:
-    """Dot-and-whisker plot of per-fold paired differences (from :func:`lab5.ablation.paired_differences`, in
-    fractions; drawn in points), one panel per metric: the dot is the mean difference, the whisker spans the worst to
-    the best fold, and the label says on how many folds the model beat its control. ``highlight`` draws one model (the
-    final one) in colour and names it "final" (its row reads "final: <its name>", a row it controls "vs final");
-    ``groups`` (name -> models) draws the models group by group under bold headers. Each axis leaves far-out values
-    aside (:func:`_axis_range`): a value beyond it is marked by a triangle on the edge, written."""
+    """Dot-and-whisker plot of per-fold paired differences (in points), one panel per metric.
+
+    Dot: mean; whisker: worst to best fold; label: folds won. ``highlight`` draws the final model in colour.
+    """
     control = next(iter(diffs.values()))["control"]
     rows = _grouped_rows(list(control.index), groups)
     y = np.arange(len(rows))[::-1]
@@ -107,10 +99,7 @@ def paired_differences(diffs: dict[str, pd.DataFrame], title: str = "", highligh
 
 
 def training_size_curve(curve: pd.DataFrame, title: str) -> plt.Figure:
-    """Out-of-fold accuracy and macro-F1 against the number of training rows (from
-    :func:`lab5.evaluation.learning_curve`), one colour per model (:data:`FINAL_COLOUR` for any other): the line joins
-    the means over the folds, the whisker spans the fold minimum to maximum (the legend says so); both axes run from
-    0 to 1."""
+    """OOF accuracy and macro-F1 against training rows, one colour per model: fold means, min-max whiskers."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     stats = curve.groupby(["model", "train_rows"], sort=False)[["accuracy", "macro_f1"]].agg(["mean", "min", "max"])
     for model in curve.model.unique():
@@ -136,11 +125,9 @@ def training_size_curve(curve: pd.DataFrame, title: str) -> plt.Figure:
 
 
 def main_ablation(cv: pd.DataFrame, rows: dict[str, str], title: str, highlight: str | None = None) -> plt.Figure:
-    """The main comparison at a glance: out-of-fold accuracy and macro-F1 (from 0 to 1) of the models of ``rows``
-    (model in ``cv`` -> label, top to bottom), one dot per fold (side by side where they would overlap) and a bar at
-    the mean, the mean written beside the best fold. ``cv``: one row per model and fold (``model``, ``fold``,
-    ``accuracy``, ``macro_f1``); a model has its :data:`MODEL_COLOURS` colour, ``highlight`` (the final model)
-    :data:`FINAL_COLOUR`, any other grey."""
+    """OOF accuracy and macro-F1 of the models of ``rows`` (``cv`` model -> label): a dot per fold, a bar at
+    the mean; ``highlight`` (the final model) in :data:`FINAL_COLOUR`.
+    """
     data = cv[cv.model.isin(rows)].assign(label=lambda d: d.model.map(rows))
     palette = {label: FINAL_COLOUR if m == highlight else MODEL_COLOURS.get(m, PLAIN_COLOUR)
                for m, label in rows.items()}

@@ -21,8 +21,7 @@ def class_balance(ds: Dataset) -> plt.Figure:
 
 
 def text_lengths(stats: pd.DataFrame) -> plt.Figure:
-    """Distribution of words per tweet by class (outlined, so the three classes stay readable where they overlap);
-    ``stats`` from :func:`text_stats`."""
+    """Distribution of words per tweet by class, outlined; ``stats`` from :func:`text_stats`."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     sns.histplot(stats, x="words", hue="tag", hue_order=LABELS, palette=CLASS_COLOURS, discrete=True, element="step",
                  fill=False, stat="density", common_norm=False, lw=1.6, ax=ax)
@@ -32,9 +31,7 @@ def text_lengths(stats: pd.DataFrame) -> plt.Figure:
 
 
 def image_sizes(sizes: pd.DataFrame, step: int = 50) -> plt.Figure:
-    """Width against height of each image, and how many images have each width and each height, in bins of ``step``
-    whole pixels at multiples of ``step`` (each holds as many pixel values: no comb), from the bin of the smallest
-    value to that of the largest; the axes span those bins."""
+    """Width against height of each image, and histograms of each in whole-pixel bins of ``step``."""
     edges = {side: np.arange(sizes[side].min() // step * step, sizes[side].max() // step * step + step + 1, step)
              for side in ("width", "height")}
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2))
@@ -68,8 +65,7 @@ def sample_grid(ds: Dataset, per_class: int = 4, seed: int = 0) -> plt.Figure:
 
 
 def captioned_images(ds: Dataset, captions: dict[str, str], columns: int = 3) -> plt.Figure:
-    """The images of some pairs, each under its caption (``captions``: guid -> caption). It shows course images:
-    save it to the figures folder, never commit it."""
+    """The images of some pairs under their captions. It shows course images: never commit it."""
     fig, axes = _panels(len(captions), columns, 3.0, 3.2)
     for ax, (guid, caption) in zip(axes, captions.items()):
         ax.imshow(ds.image(guid, 200))

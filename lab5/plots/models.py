@@ -1,5 +1,4 @@
-"""Figures of one trained model (notebooks 2, 3, 4 and 6): learning curves, confusion matrices, what the fusion
-heads do inside, its errors, its calibration and its predicted class shares."""
+"""Figures of one trained model (notebooks 2, 3, 4 and 6)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -13,10 +12,7 @@ from .style import CLASS_COLOURS, _drawable, _model_colour, _panels, _wrap
 
 
 def learning_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figure:
-    """Per epoch, for one or more runs: training loss (solid) and validation loss (dashed) on the left, validation
-    macro-F1 on the right; one colour per model (:data:`MODEL_COLOURS`), one legend entry per model under each panel
-    (the left panel's title says which line is which). Both y-axes start at 0 and macro-F1's ends at 1, so that a
-    difference of a point looks like one."""
+    """Per epoch: training and validation loss (left), validation macro-F1 (right); y-axes start at 0."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4 + 0.18 * len(histories)))  # room for a legend row a run
     colours = {name: _model_colour(name, k) for k, name in enumerate(histories)}
     for name, h in histories.items():
@@ -55,10 +51,9 @@ def confusion_matrices(matrices: dict[str, pd.DataFrame], title: str = "", colum
 
 
 def fusion_internals(region_mean: np.ndarray, gate: pd.DataFrame, title: str) -> plt.Figure:
-    """Left: the tokens' attention over the image regions averaged over rows, on a colour scale from 0 to twice the
-    uniform weight 1/regions (uniform is the pale middle, so a near-uniform map looks near-uniform; each cell prints
-    its weight). Right: the gated-fusion gate's share of the text, per true class (``gate``: columns label, the class
-    index, and text_share): the box spans the quartiles, the whiskers the smallest and the largest row."""
+    """Left: mean token attention over image regions (scale 0 to twice uniform). Right: the gate's text
+    share per true class.
+    """
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.8, 3.4), gridspec_kw={"width_ratios": [1, 1.5]})
     uniform = 1 / region_mean.size
     im = a.imshow(region_mean, cmap="RdBu_r", vmin=0, vmax=2 * uniform)
@@ -88,11 +83,10 @@ def fusion_internals(region_mean: np.ndarray, gate: pd.DataFrame, title: str) ->
 
 
 def attention_examples(maps: list, images: dict, labels: dict[str, str]) -> plt.Figure:
-    """Cross-attention of a few pairs (from :func:`lab5.explain.cross_attention`), one row each: the image the
-    encoder saw with the tokens' attention over its regions laid over it (colours stretched from the pair's lowest to
-    its highest region weight, both printed below), and the text's tokens shaded by the attention the image regions
-    pay them. ``images``: guid -> the displayed crop; ``labels``: guid -> caption.
-    It shows course images: save it to the figures folder, never commit it."""
+    """Cross-attention of a few pairs, one row each: attention over the image, and over the tokens.
+
+    It shows course images: save it to the figures folder, never commit it.
+    """
     fig, axes = plt.subplots(len(maps), 2, figsize=(10, 2.6 * len(maps)), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 2.6]})
     for (a, b), m in zip(axes, maps):
@@ -122,9 +116,7 @@ def attention_examples(maps: list, images: dict, labels: dict[str, str]) -> plt.
 
 
 def error_gallery(ds: Dataset, rows: pd.DataFrame, probs: np.ndarray, columns: int = 4) -> plt.Figure:
-    """Errors of a model, one panel each: the image, the start of the tweet, true and predicted class and the
-    model's probabilities (``rows`` from :func:`lab5.explain.gallery_rows`, ``probs`` (N, 3) in ``ds.train`` order).
-    It shows course data: save it to the figures folder, never commit it."""
+    """Errors of a model, one panel each, with image, tweet and probabilities. Never commit it (course data)."""
     fig, axes = _panels(len(rows), columns, 3.1, 3.9)
     for ax, (_, e) in zip(axes, rows.iterrows()):
         guid, text = ds.train.guid.iloc[e.row], ds.train.text.iloc[e.row]

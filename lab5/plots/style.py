@@ -1,5 +1,4 @@
-"""The figures' palettes (the only colours of :mod:`lab5.plots`), saving figures and tables, and the helpers the
-figure modules share: panel grids, drawable text, the bulk of a set of ranges."""
+"""Palettes (the only colours of :mod:`lab5.plots`), saving, and helpers the figure modules share."""
 from __future__ import annotations
 
 import functools
@@ -14,8 +13,7 @@ from .. import profile
 from ..cache import atomic_write_bytes
 
 
-# The two palettes, the only colours in this module. Classes: Okabe & Ito's colour-blind-safe vermillion and blue with a
-# grey between them; models and other series: Paul Tol's "muted" set, colour-blind safe, none of it a class colour.
+# Colour-blind-safe palettes: Okabe & Ito's for classes, Paul Tol's "muted" set for models and other series.
 #: one colour per class, the same in every figure
 CLASS_COLOURS = {"negative": "#D55E00", "neutral": "#888888", "positive": "#0072B2"}
 
@@ -39,9 +37,7 @@ LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "pad": 0.6}
 def save(fig: plt.Figure, name: str, folder: Path) -> None:
     """Save ``fig`` as ``{folder}/{name}.png`` (150 dpi, no software metadata).
 
-    Returns nothing, so a notebook cell ending in ``save(...)`` shows the figure and no machine-specific path.
-    A figure made of course images or tweets is shown in a cell tagged ``course-data``, which the committed notebook
-    keeps without output (:mod:`lab5.reproduce`); its file is git-ignored.
+    Returns nothing, so a notebook cell ending in ``save(...)`` shows no machine-specific path.
     """
     with profile.stage(f"plots {name}"):
         buf = io.BytesIO()
@@ -55,8 +51,7 @@ def save_table(df: pd.DataFrame, name: str, folder: Path) -> None:
 
 
 def _panels(n: int, columns: int, width: float, height: float) -> tuple[plt.Figure, list[plt.Axes]]:
-    """A grid of ``columns`` panels a row for ``n`` panels of ``width`` x ``height`` inches; the panels of the last
-    row left over are blank. Returns the figure and its first ``n`` axes."""
+    """A grid of ``columns`` panels a row for ``n`` panels; returns the figure and its first ``n`` axes."""
     rows = max(1, -(-n // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False)
     for ax in axes.flat[n:]:
@@ -77,8 +72,7 @@ def _font_chars() -> frozenset[int]:
 
 
 def _drawable(text: str) -> str:
-    """``text`` as matplotlib can draw it: ``$`` escaped (not maths), and a character the font lacks (Chinese, most
-    emoji) shown as a white square instead of a warning per glyph."""
+    """``text`` as matplotlib can draw it: ``$`` escaped, glyphs the font lacks as a white square."""
     chars = _font_chars()
     return "".join(c if ord(c) in chars or c.isspace() else "\u25a1" for c in text).replace("$", r"\$")
 
@@ -89,9 +83,7 @@ def _model_colour(name: str, k: int) -> str:
 
 
 def _bulk(spans: list[tuple[float, float]]) -> tuple[float, float]:
-    """The range of the ``spans`` (low, high) left when a span lying apart from all the others is set aside: one below
-    (or above) the rest by a gap wider than the rest's own range, from either end in turn, as long as more than half
-    of the spans and at least two remain. A flat rest (no range) sets nothing aside."""
+    """The range of ``spans`` left when spans lying apart from the rest (by more than its range) are set aside."""
     keep, least = sorted(spans), max(2, len(spans) // 2 + 1)
     for below in (True, False):
         while len(keep) > least:
