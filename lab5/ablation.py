@@ -27,7 +27,8 @@ NO_LEXICON = "concat − VADER lexicon"
 #: the rows of the final model with one input taken away, each against the final model
 WITHOUT = {"final − image (text heads only)": {"model": "text"},
            "final − VADER lexicon": {"text_features": "tokens"},
-           "final − mpnet (MiniLM only)": {"text_encoder": "minilm"}}
+           "final − mpnet (MiniLM only)": {"text_encoder": "minilm"},
+           "final − averaging (late heads only)": {"model": "late"}}
 #: the learning curve cuts each training part to these fractions (400, 800 and 1600 of 3200 rows on the course data)
 CURVE_FRACTIONS = (1 / 8, 1 / 4, 1 / 2)
 #: the committed per-fold tables of the ideas measured against this ablation's rows, each row beside its ``control``

@@ -39,7 +39,8 @@ CANDIDATES_FILE = "05_seed_candidates.csv"
 #: the changes confirmed over training seeds (``--rows confirm --seeds 1,2``): the parts of the final model, each
 #: against the model without it, the concat-or-attention question on equal inputs, and the rows that passed the
 #: one-seed screen and whose code remains: {what: (row, control)}
-CONFIRMATIONS = {"averaging the three heads": ("ensemble on MiniLM", "late"),
+CONFIRMATIONS = {"averaging the three heads": (MEAN, "final − averaging (late heads only)"),
+                 "averaging the three heads, on MiniLM (against late)": ("ensemble on MiniLM", "late"),
                  "mpnet's heads beside MiniLM's": (MEAN, "ensemble on MiniLM"),
                  "the image": (MEAN, "final − image (text heads only)"),
                  "VADER scores": (MEAN, "final − VADER lexicon"),
