@@ -145,7 +145,8 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         rows[name] = {**{c: g[c].mean() for c in ("accuracy", "macro_f1")},
                       **{f"Δ {c}": 100 * d[c].mean() for c in cols},
                       "won": f"{int((d.accuracy > 0).sum())}/{len(d)}"}
-    return pd.DataFrame(rows).T
+    out = pd.DataFrame(rows).T
+    return out.astype({c: float for c in out.columns if c != "won"})
 
 
 if __name__ == "__main__":
