@@ -3,7 +3,6 @@
 
     python -m lab5.experiments.ocr     (reads the words; writes figures/01_image_words.csv, the counts by class)
 
-
 The engine is RapidOCR (``rapidocr-onnxruntime``): PP-OCRv4's text detector and recogniser, ONNX files inside its
 wheel, run on the CPU by onnxruntime, so it needs no model hub. Each image gives its recognised lines in reading
 order, joined by spaces, with their mean confidence and the number of boxes. An image the engine cannot read gets no
@@ -29,9 +28,10 @@ from ..runtime import cpu_model
 
 log = logging.getLogger("lab5")
 ENGINE = "rapidocr-onnxruntime"
-#: the engine's settings: no angle classifier (tweets' images are upright), the detector's shorter side scaled to
-#: 320 px (the words a reader sees at a glance; 736 px, the default, reads small print at 3 times the cost), lines
-#: kept from a recognition score of 0.5; one onnxruntime thread per process, so the words repeat byte for byte
+#: the engine's settings: no angle classifier (tweets' images are upright); the detector enlarges an image whose
+#: shorter side is under 320 px to 320 (736, its default, would enlarge most of them) and reads larger ones as they
+#: are; lines kept from a recognition score of 0.5; one onnxruntime thread per process, so the words repeat byte for
+#: byte
 SETTINGS = {"use_cls": False, "det_limit_side_len": 320, "text_score": 0.5, "intra_op_num_threads": 1,
             "inter_op_num_threads": 1}
 COLUMNS = ["guid", "words", "confidence", "boxes", "error"]
