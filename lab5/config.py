@@ -9,6 +9,7 @@ import functools
 import math
 import os
 import typing
+from collections import namedtuple
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,10 @@ GROUPS = {
               "attention_hidden", "dropout", "finetune", "finetune_layers"),
     "training": ("epochs", "batch_size", "lr", "encoder_lr", "weight_decay", "train_rows", "seed", "fold_seed", "folds"),
 }
+#: read-only views of one group, what a layer is given: a head gets :class:`ModelGroup`, the training loop
+#: :class:`TrainingGroup` (:attr:`Config.model_group`, :attr:`Config.training_group`); neither sees paths
+ModelGroup = namedtuple("ModelGroup", GROUPS["model"])
+TrainingGroup = namedtuple("TrainingGroup", GROUPS["training"])
 #: the run fields no result depends on (the device's arithmetic rounds its own way), kept out of cache keys
 RUN_FIELDS = tuple(f for f in GROUPS["run"] if f != "device")
 FLOATS = ("dropout", "lr", "encoder_lr", "weight_decay")
@@ -181,6 +186,16 @@ class Config:
         if self.device == "cuda" and not _cuda_available():
             out.append("--device cuda was asked for, but torch sees no CUDA device (use --device cpu or auto)")
         return out
+
+    @property
+    def model_group(self) -> ModelGroup:
+        """What the model is: encoders, heads, widths, dropout."""
+        return ModelGroup(**{f: getattr(self, f) for f in ModelGroup._fields})
+
+    @property
+    def training_group(self) -> TrainingGroup:
+        """How it trains: epochs, batch size, learning rates, weight decay, seeds, folds."""
+        return TrainingGroup(**{f: getattr(self, f) for f in TrainingGroup._fields})
 
     def replace(self, **changes) -> "Config":
         """A copy with some fields changed (checked like any other config)."""

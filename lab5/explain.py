@@ -108,7 +108,7 @@ def late_text_weight_at_start(cfg: Config) -> float:
     """The text weight of a freshly built late-fusion head (random state restored afterwards)."""
     with torch.random.fork_rng(devices=[]):
         dims = Dims(1, 1, 1, 1)
-        return late_text_weight(Classifier(LateFusion(dims, cfg), {cfg.text_encoder: dims}))
+        return late_text_weight(Classifier(LateFusion(dims, cfg.model_group), {cfg.text_encoder: dims}))
 
 
 def display_crops(ds: Dataset, guids: list[str], cfg: Config) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import ATTENTION_HEADS, Config
+from .config import ATTENTION_HEADS, ModelGroup
 from .encoders import masked_mean
 from .features import Dims
 
@@ -41,9 +41,9 @@ class TextOnly(Head):
 
     uses_image = False
 
-    def __init__(self, dims: Dims, cfg: Config):
+    def __init__(self, dims: Dims, arch: ModelGroup):
         super().__init__()
-        self.net = nn.Sequential(_proj(dims.text, cfg.hidden, cfg.dropout), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, N_CLASSES))
+        self.net = nn.Sequential(_proj(dims.text, arch.hidden, arch.dropout), nn.Dropout(arch.dropout), nn.Linear(arch.hidden, N_CLASSES))
 
     def forward(self, b: dict) -> torch.Tensor:
         return self.net(b["text_pooled"])
@@ -54,9 +54,9 @@ class ImageOnly(Head):
 
     uses_text = False
 
-    def __init__(self, dims: Dims, cfg: Config):
+    def __init__(self, dims: Dims, arch: ModelGroup):
         super().__init__()
-        self.net = nn.Sequential(_proj(dims.image, cfg.hidden, cfg.dropout), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, N_CLASSES))
+        self.net = nn.Sequential(_proj(dims.image, arch.hidden, arch.dropout), nn.Dropout(arch.dropout), nn.Linear(arch.hidden, N_CLASSES))
 
     def forward(self, b: dict) -> torch.Tensor:
         return self.net(b["image_pooled"])
@@ -65,11 +65,11 @@ class ImageOnly(Head):
 class ConcatFusion(Head):
     """The reference report's "catmodel" done properly: projected text and image vectors, concatenated, MLP."""
 
-    def __init__(self, dims: Dims, cfg: Config):
+    def __init__(self, dims: Dims, arch: ModelGroup):
         super().__init__()
         dt, di = dims.text, dims.image
-        self.t, self.i = _proj(dt, cfg.hidden, cfg.dropout), _proj(di, cfg.hidden, cfg.dropout)
-        self.out = _mlp(2 * cfg.hidden, cfg.hidden, cfg.dropout)
+        self.t, self.i = _proj(dt, arch.hidden, arch.dropout), _proj(di, arch.hidden, arch.dropout)
+        self.out = _mlp(2 * arch.hidden, arch.hidden, arch.dropout)
 
     def forward(self, b: dict) -> torch.Tensor:
         return self.out(torch.cat([self.t(b["text_pooled"]), self.i(b["image_pooled"])], dim=-1))
@@ -83,17 +83,17 @@ class CrossAttentionFusion(Head):
 
     uses_sequences = True
 
-    def __init__(self, dims: Dims, cfg: Config):
+    def __init__(self, dims: Dims, arch: ModelGroup):
         super().__init__()
-        h = cfg.attention_hidden
+        h = arch.attention_hidden
         dts, dis = dims.text_seq, dims.image_seq  # token/region widths (pooled text may carry extra lexicon scores)
         # no dropout on the long sequences or attention maps (it cost more CPU time than it helped)
         self.t, self.i = _proj(dts, h, 0.0, affine=False), _proj(dis, h, 0.0, affine=False)
         self.t2i = nn.MultiheadAttention(h, ATTENTION_HEADS, batch_first=True)
         self.i2t = nn.MultiheadAttention(h, ATTENTION_HEADS, batch_first=True)
         self.norm_t, self.norm_i = nn.LayerNorm(h), nn.LayerNorm(h)
-        self.drop = nn.Dropout(cfg.dropout)
-        self.out = _mlp(3 * h, h, cfg.dropout)
+        self.drop = nn.Dropout(arch.dropout)
+        self.out = _mlp(3 * h, h, arch.dropout)
 
     def forward(self, b: dict, return_attention: bool = False):
         t, tm = self.t(b["text_seq"].float()), b["text_mask"].bool()
@@ -113,7 +113,7 @@ class ReferenceGate(Head):
     Its bugs (re-tokenising inside forward, an extra L2 loss term) are not copied.
     """
 
-    def __init__(self, dims: Dims, cfg: Config):
+    def __init__(self, dims: Dims, arch: ModelGroup):
         super().__init__()
         dt, di = dims.text, dims.image
         self.t = nn.Sequential(nn.Linear(dt, 512), nn.ReLU(), nn.Dropout(0.1))
@@ -130,15 +130,15 @@ class ReferenceGate(Head):
 class GatedFusion(Head):
     """Gated multimodal unit: h = z * tanh(Wt t) + (1 - z) * tanh(Wi i), with a learned per-feature gate z."""
 
-    def __init__(self, dims: Dims, cfg: Config):
+    def __init__(self, dims: Dims, arch: ModelGroup):
         super().__init__()
         dt, di = dims.text, dims.image
-        h = cfg.hidden
+        h = arch.hidden
         self.nt, self.ni = nn.LayerNorm(dt), nn.LayerNorm(di)
         self.t, self.i = nn.Linear(dt, h), nn.Linear(di, h)
         self.z = nn.Linear(dt + di, h)
-        self.drop = nn.Dropout(cfg.dropout)
-        self.out = _mlp(h, h, cfg.dropout)
+        self.drop = nn.Dropout(arch.dropout)
+        self.out = _mlp(h, h, arch.dropout)
 
     def forward(self, b: dict, return_gate: bool = False):
         t, i = self.drop(self.nt(b["text_pooled"])), self.drop(self.ni(b["image_pooled"]))
@@ -150,9 +150,9 @@ class GatedFusion(Head):
 class LateFusion(Head):
     """Text and image classifiers whose probabilities are mixed by a learned weight; returns the mixture's log."""
 
-    def __init__(self, dims: Dims, cfg: Config):
+    def __init__(self, dims: Dims, arch: ModelGroup):
         super().__init__()
-        self.text, self.image = TextOnly(dims, cfg), ImageOnly(dims, cfg)
+        self.text, self.image = TextOnly(dims, arch), ImageOnly(dims, arch)
         self.mix = nn.Parameter(torch.tensor(1.0))  # sigmoid(1) = 0.73 to the text side at the start
 
     def forward(self, b: dict) -> torch.Tensor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import Config, model_problem, text_encoder_names
+from .config import Config, ModelGroup, model_problem, text_encoder_names
 from .decisions import mean_probabilities
 from .errors import ConfigError
 from .features import Dims
@@ -88,10 +88,10 @@ def uses_sequences(model: str) -> bool:
     return any(MODELS[n].uses_sequences for n in member_names(model))
 
 
-def build_head(name: str, dims: Dims, cfg: Config) -> Head:
+def build_head(name: str, dims: Dims, arch: ModelGroup) -> Head:
     """A fresh head by name (see :data:`lab5.heads.MODELS`; one head, checked like any model name)."""
     (head,) = member_names(name)
-    return MODELS[head](dims, cfg)
+    return MODELS[head](dims, arch)
 
 
 def build_model(cfg: Config, dims: dict[str, Dims], encoders: tuple | None = None) -> nn.Module:
@@ -109,7 +109,7 @@ def build_model(cfg: Config, dims: dict[str, Dims], encoders: tuple | None = Non
 
 def _classifier(cfg: Config, dims: dict[str, Dims], encoders: tuple | None) -> Classifier:
     with reproducible(cfg.seed):  # the initial weights depend on the seed alone
-        head = build_head(cfg.model, dims[cfg.text_encoder], cfg)
+        head = build_head(cfg.model, dims[cfg.text_encoder], cfg.model_group)
     if encoders is None:
         return Classifier(head, dims)
     t, i = encoders

@@ -15,7 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .batches import Batches, EnsembleData, batch_order
-from .config import Config
+from .config import Config, TrainingGroup
 from .models import Ensemble, member_configs, members_of
 from .parallel import run_all
 from .runtime import reproducible, resolve_device
@@ -44,17 +44,17 @@ def training_threads(cfg: Config) -> int:
     return FINETUNE_THREADS if cfg.finetune else 1
 
 
-def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, training: TrainingGroup) -> torch.optim.Optimizer:
     """AdamW with a learning rate per part (head, fine-tuned encoders) and weight decay on weight matrices only."""
     groups: dict[tuple, list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        lr = cfg.encoder_lr if name.startswith(("text_encoder.", "image_encoder.")) else cfg.lr
+        lr = training.encoder_lr if name.startswith(("text_encoder.", "image_encoder.")) else training.lr
         decay = p.ndim > 1 and "norm" not in name.lower() and "bn" not in name.lower()
         groups.setdefault((lr, decay), []).append(p)
     return torch.optim.AdamW(foreach=True, params=
-        [{"params": ps, "lr": lr, "weight_decay": cfg.weight_decay if dec else 0.0} for (lr, dec), ps in groups.items()])
+        [{"params": ps, "lr": lr, "weight_decay": training.weight_decay if dec else 0.0} for (lr, dec), ps in groups.items()])
 
 
 def make_schedule(opt: torch.optim.Optimizer, warmup: float, total: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -82,12 +82,12 @@ def _to(b: dict, device: torch.device) -> dict:
     return {k: _to(v, device) if isinstance(v, dict) else v.to(device, non_blocking=True) for k, v in b.items()}
 
 
-def train_epoch(model: nn.Module, data: Batches, opt, sched, cfg: Config, gen: torch.Generator,
+def train_epoch(model: nn.Module, data: Batches, opt, sched, batch_size: int, gen: torch.Generator,
                 device: torch.device) -> list[float]:
     """One pass over ``data`` on ``device``; returns the batch losses."""
     train_mode(model)
     losses = []
-    for idx in batch_order(data, cfg.batch_size, gen, shuffle=True, lengths=data.lengths):
+    for idx in batch_order(data, batch_size, gen, shuffle=True, lengths=data.lengths):
         b = _to(data.batch(idx), device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(b)
@@ -101,32 +101,31 @@ def train_epoch(model: nn.Module, data: Batches, opt, sched, cfg: Config, gen: t
     return losses
 
 
-def evaluate(model: nn.Module, data: Batches, cfg: Config) -> dict[str, float]:
+def evaluate(model: nn.Module, data: Batches, training: TrainingGroup, threads: int = 1) -> dict[str, float]:
     """Validation loss, accuracy and macro-F1 of ``model`` on ``data``."""
-    logits = predict_logits(model, data, cfg)
+    logits = predict_logits(model, data, training, threads)
     pred, y = logits.argmax(1).numpy(), data.labels.numpy()
     return {"val_loss": float(F.cross_entropy(logits, data.labels)),
             "val_accuracy": float((pred == y).mean()), "val_macro_f1": float(f1_score(y, pred, average="macro"))}
 
 
-def train_classifier(model: nn.Module, train: Batches, val: Batches | None, cfg: Config,
-                     device: torch.device | None = None) -> TrainResult:
-    """Train one classifier for ``cfg.epochs`` epochs, scoring ``val`` after each; the last weights are kept."""
+def train_classifier(model: nn.Module, train: Batches, val: Batches | None, training: TrainingGroup, *,
+                     device: torch.device, threads: int = 1, progress: bool = False) -> TrainResult:
+    """Train one classifier for ``training.epochs`` epochs, scoring ``val`` after each; the last weights are kept."""
     has_val = val is not None and len(val) > 0
-    device = device or resolve_device(cfg.device)
-    with reproducible(cfg.seed, training_threads(cfg)):
+    with reproducible(training.seed, threads):
         model.to(device)
-        gen = torch.Generator().manual_seed(cfg.seed)
-        total = math.ceil(len(train) / cfg.batch_size) * cfg.epochs
-        opt = make_optimizer(model, cfg)
+        gen = torch.Generator().manual_seed(training.seed)
+        total = math.ceil(len(train) / training.batch_size) * training.epochs
+        opt = make_optimizer(model, training)
         sched = make_schedule(opt, WARMUP, total)
         rows = []
         name = type(getattr(model, "head", model)).__name__
-        for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"train {name}", disable=not cfg.progress):
-            losses = train_epoch(model, train, opt, sched, cfg, gen, device)
+        for epoch in tqdm(range(1, training.epochs + 1), desc=f"train {name}", disable=not progress):
+            losses = train_epoch(model, train, opt, sched, training.batch_size, gen, device)
             row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0]}
             if has_val:
-                row.update(evaluate(model, val, cfg))
+                row.update(evaluate(model, val, training, threads))
             rows.append(row)
     return TrainResult(model.eval(), pd.DataFrame(rows), rows[-1].get("val_macro_f1", float("nan")))
 
@@ -135,21 +134,15 @@ def fit(model: nn.Module, train: Batches, val: Batches | None, cfg: Config) -> T
     """Train a classifier, or each member of an ensemble on its own features."""
     device = resolve_device(cfg.device)
     model.to(device)
-    ensemble = bool(members_of(model))
+    if not members_of(model):
+        return train_classifier(model, train, val, cfg.training_group, device=device, threads=training_threads(cfg),
+                                progress=cfg.progress)
     has_val = val is not None and len(val) > 0
-    if ensemble:
-        runs = _fit_members(model, train, val if has_val else None, cfg, device)
-    else:
-        runs = {cfg.model: train_classifier(model, train, val, cfg, device=device)}
+    runs = _fit_members(model, train, val if has_val else None, cfg, device)
     model.eval()
-    if ensemble:
-        history = pd.concat([r.history.assign(member=n) for n, r in runs.items()], ignore_index=True)
-        f1 = float(f1_score(val.labels.numpy(), predict_logits(model, val, cfg).argmax(1).numpy(), average="macro")) \
-            if has_val else float("nan")
-        result = TrainResult(model, history, f1)
-    else:
-        result = runs[cfg.model]
-    return result
+    history = pd.concat([r.history.assign(member=n) for n, r in runs.items()], ignore_index=True)
+    f1 = float(f1_score(val.labels.numpy(), predict_labels(model, val, cfg), average="macro")) if has_val else float("nan")
+    return TrainResult(model, history, f1)
 
 
 def _fit_members(model: Ensemble, train: EnsembleData, val: EnsembleData | None, cfg: Config,
@@ -159,8 +152,9 @@ def _fit_members(model: Ensemble, train: EnsembleData, val: EnsembleData | None,
 
     def train_one(k: int):
         name, (m, encoder) = members[k]
-        r = train_classifier(m, train.views[encoder], val.views[encoder] if val is not None else None, configs[name],
-                             device=device)
+        c = configs[name]
+        r = train_classifier(m, train.views[encoder], val.views[encoder] if val is not None else None, c.training_group,
+                             device=device, threads=training_threads(c), progress=c.progress)
         return m.state_dict(), r.history, r.val_macro_f1
 
     runs = {}
@@ -171,13 +165,13 @@ def _fit_members(model: Ensemble, train: EnsembleData, val: EnsembleData | None,
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, data: Batches, cfg: Config) -> torch.Tensor:
+def predict_logits(model: nn.Module, data: Batches, training: TrainingGroup, threads: int = 1) -> torch.Tensor:
     """Logits (N, 3) on the CPU, in the data's order, computed on the device the model is on."""
     device = next(model.parameters()).device
     model.eval()
     out = []
-    with reproducible(cfg.seed, training_threads(cfg)):  # the thread count, like the seed, decides float rounding
-        for idx in batch_order(data, max(cfg.batch_size, 256)):
+    with reproducible(training.seed, threads):  # the thread count, like the seed, decides float rounding
+        for idx in batch_order(data, max(training.batch_size, 256)):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 out.append(model(_to(data.batch(idx), device)).float().cpu())
     return torch.cat(out) if out else torch.zeros(0, 3)
@@ -187,9 +181,9 @@ def member_probabilities(model: nn.Module, data: Batches, cfg: Config) -> list[n
     """Class probabilities (N, 3) of each member of an ensemble; of the model alone for a classifier."""
     configs = member_configs(cfg)
     members = [(m, data.views[encoder], configs[n]) for n, (m, encoder) in members_of(model).items()] or [(model, data, cfg)]
-    return [predict_logits(m, view, c).softmax(1).numpy() for m, view, c in members]
+    return [predict_logits(m, view, c.training_group, training_threads(c)).softmax(1).numpy() for m, view, c in members]
 
 
 def predict_labels(model: nn.Module, data: Batches, cfg: Config) -> np.ndarray:
     """Predicted class of every row of ``data``: the argmax of the model's logits."""
-    return predict_logits(model, data, cfg).argmax(1).numpy()
+    return predict_logits(model, data, cfg.training_group, training_threads(cfg)).argmax(1).numpy()

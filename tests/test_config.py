@@ -183,3 +183,21 @@ def test_every_field_is_in_exactly_one_group():
     grouped = [f for names in GROUPS.values() for f in names]
     assert sorted(grouped) == sorted(f.name for f in dataclasses.fields(Config))  # each once, none left out
     assert list(GROUPS) == ["run", "model", "training"]
+
+
+def test_heads_and_the_training_loop_are_given_only_their_group_of_the_config():
+    import typing
+
+    from lab5 import training as T
+    from lab5.config import ModelGroup, TrainingGroup
+    from lab5.heads import MODELS
+
+    cfg = Config(data="d", cache="c", hidden=32, lr=0.5)
+    assert cfg.model_group.hidden == 32 and cfg.training_group.lr == 0.5
+    for head in MODELS.values():
+        assert typing.get_type_hints(head.__init__)["arch"] is ModelGroup, head
+    for layer in (T.train_classifier, T.make_optimizer, T.evaluate, T.predict_logits):
+        assert typing.get_type_hints(layer)["training"] is TrainingGroup, layer
+        assert Config not in typing.get_type_hints(layer).values(), layer
+    with pytest.raises(AttributeError):
+        cfg.model_group.cache  # a head never sees a path

@@ -50,7 +50,7 @@ def test_fitting_an_ensemble_trains_every_member_for_the_epochs_asked(feats, tmp
         changed = [k for k, v in model.members[name].state_dict().items() if not torch.equal(v, start[f"members.{name}.{k}"])]
         assert changed, name
     # the reported score is the macro-F1 of the averaged vote, high on separable data
-    pred = predict_logits(model, val, cfg).argmax(1).numpy()
+    pred = predict_logits(model, val, cfg.training_group).argmax(1).numpy()
     assert res.val_macro_f1 == pytest.approx(f1_score(LABELS_[24:], pred, average="macro"))
     assert res.val_macro_f1 > 0.9
 
@@ -63,7 +63,7 @@ def test_ensemble_checkpoint_round_trips_to_identical_logits(feats, tmp_path):
     save_checkpoint(tmp_path / "ck", model, cfg, res)
     loaded, cfg2 = load_model(tmp_path / "ck")
     assert isinstance(loaded, Ensemble) and list(loaded.members) == ["late", "cross_attention"]
-    assert torch.equal(predict_logits(loaded, data, cfg2), predict_logits(model, data, cfg))
+    assert torch.equal(predict_logits(loaded, data, cfg2.training_group), predict_logits(model, data, cfg.training_group))
 
 
 def test_ensembles_refuse_end_to_end_finetuning(tmp_path):
@@ -113,4 +113,4 @@ def test_an_ensemble_over_text_encoders_round_trips_through_a_checkpoint(two_tex
     save_checkpoint(tmp_path / "ck", model, cfg)
     again, _ = load_model(tmp_path / "ck")
     assert again.dims == model.dims == f.dims()
-    torch.testing.assert_close(predict_logits(again, data, cfg), predict_logits(model, data, cfg), rtol=0, atol=0)
+    torch.testing.assert_close(predict_logits(again, data, cfg.training_group), predict_logits(model, data, cfg.training_group), rtol=0, atol=0)

@@ -20,7 +20,7 @@ def _batch(feats, n=8):
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_model_gives_three_logits_per_row_without_nan(name, feats, tmp_path):
     cfg = small_config(tmp_path, model=name)
-    head = build_head(name, feats.dims()["minilm"], cfg).eval()
+    head = build_head(name, feats.dims()["minilm"], cfg.model_group).eval()
     assert isinstance(head, MODELS[name])
     with torch.no_grad():
         out = head(_batch(feats))
@@ -32,7 +32,7 @@ def test_every_model_gives_three_logits_per_row_without_nan(name, feats, tmp_pat
 def test_each_head_reads_only_the_modalities_it_declares(name, feats, tmp_path):
     """Scrambling an unused modality leaves the logits unchanged; scrambling a used one changes them."""
     cfg = small_config(tmp_path, model=name)
-    head = build_head(name, feats.dims()["minilm"], cfg).eval()
+    head = build_head(name, feats.dims()["minilm"], cfg.model_group).eval()
     b = _batch(feats)
     with torch.no_grad():
         base = head(b)
@@ -48,7 +48,7 @@ def test_each_head_reads_only_the_modalities_it_declares(name, feats, tmp_path):
 def test_only_cross_attention_never_reads_the_pooled_text_vector_and_its_lexicon_scores(name, feats, tmp_path):
     """The lexicon scores join the pooled text vector: every head that reads text sees them but cross-attention,
     which reads only the token states (notebook 5 compares it with concat on equal inputs for that reason)."""
-    head = build_head(name, feats.dims()["minilm"], small_config(tmp_path, model=name)).eval()
+    head = build_head(name, feats.dims()["minilm"], small_config(tmp_path, model=name).model_group).eval()
     b = _batch(feats)
     with torch.no_grad():
         changed = not torch.allclose(head({**b, "text_pooled": b["text_pooled"].flip(0)}), head(b))
@@ -145,7 +145,7 @@ def test_each_model_overfits_thirty_separable_samples(name, feats, tmp_path):
     data = FeatureData(feats, GUIDS, LABELS_, sequences=MODELS[name].uses_sequences)
     model = build_model(cfg, feats.dims())
     res = fit(model, data, None, cfg)
-    pred = predict_logits(res.model, data, cfg).argmax(1)
+    pred = predict_logits(res.model, data, cfg.training_group).argmax(1)
     acc = float((pred == data.labels).float().mean())
     assert acc >= 0.9, f"{name}: training accuracy {acc:.2f}"
     assert res.history.train_loss.iloc[-1] < res.history.train_loss.iloc[0]
@@ -164,7 +164,7 @@ def test_member_configs_give_each_member_its_head_and_encoder_and_the_models_oth
 
 def test_cross_attention_reads_no_pooled_text_vector(feats, tmp_path):
     cfg = small_config(tmp_path, model="cross_attention")
-    head = build_head("cross_attention", feats.dims()["minilm"], cfg).eval()
+    head = build_head("cross_attention", feats.dims()["minilm"], cfg.model_group).eval()
     b = _batch(feats)
     with torch.no_grad():
         assert torch.equal(head({**b, "text_pooled": b["text_pooled"].flip(0)}), head(b))

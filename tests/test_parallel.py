@@ -78,7 +78,7 @@ def test_an_ensemble_trains_its_members_side_by_side_to_the_same_weights(tmp_pat
     untrained = build_model(cfg, f.dims()).state_dict()
     assert not all(torch.equal(untrained[k], s2[k]) for k in s2)  # the workers' weights reached the parent's model
     data = make_data(cfg, None, GUIDS, LABELS_, f)
-    assert torch.equal(predict_logits(models[1], data, cfg), predict_logits(models[2], data, cfg))
+    assert torch.equal(predict_logits(models[1], data, cfg.training_group), predict_logits(models[2], data, cfg.training_group))
 
 
 FORK_AFTER_THREADS = """

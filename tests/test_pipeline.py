@@ -24,7 +24,7 @@ from lab5.features import Dims, Features
 from lab5.heads import MODELS
 from lab5.models import Classifier, Ensemble, members_of, uses_sequences
 from lab5.explain import read_predictions
-from lab5.training import TrainResult, fit, predict_logits
+from lab5.training import TrainResult, fit, predict_logits, training_threads
 
 
 def _data(feats, model="concat", guids=GUIDS, labels=LABELS_):
@@ -105,7 +105,7 @@ def test_predict_test_bags_the_cv_fold_models_and_writes_the_test_files_order(da
     # the fold models' mean test probabilities, decided by the argmax of the members' mean
     feats = P.load_features(ds, cfg)
     test = make_data(cfg, ds, list(ds.test.guid), None, feats)
-    bagged = [np.mean([predict_logits(m, test.views["minilm"], cfg).softmax(1).numpy() for h2, m in models if h2 == h], 0)
+    bagged = [np.mean([predict_logits(m, test.views["minilm"], cfg.training_group).softmax(1).numpy() for h2, m in models if h2 == h], 0)
               for h in ("late", "concat")]
     want = np.mean(bagged, 0).argmax(1)
     assert len(models) == 2 * cfg.folds and list(tags.values()) == [LABELS[k] for k in want]
@@ -120,7 +120,7 @@ def test_predict_test_with_a_model_uses_it_and_trains_nothing(dataset_factory, t
     model = P.train_model(cfg, ds, feats).model
     monkeypatch.setattr(P, "train_model", lambda *a, **k: pytest.fail("trained although a model was given"))
     test = make_data(cfg, ds, list(ds.test.guid), None, feats, model)
-    want = predict_logits(model, test, cfg).argmax(1).tolist()
+    want = predict_logits(model, test, cfg.training_group).argmax(1).tolist()
     assert P.predict_test(cfg, ds, model) == {g: LABELS[k] for g, k in zip(ds.test.guid, want)}
     assert not (tmp_path / "out").exists()  # nothing written without ``out``
 
@@ -134,7 +134,7 @@ def test_predict_with_an_ensemble_model_decides_by_its_members_mean_and_runs_no_
     monkeypatch.setattr(P, "cv_runs", lambda *a, **k: pytest.fail("ran a CV"))
     tags = P.predict_test(cfg, ds, model)
     test = make_data(cfg, ds, list(ds.test.guid), None, feats, model)
-    members = [predict_logits(m, test.views["minilm"], cfg).softmax(1).numpy() for m in model.members.values()]
+    members = [predict_logits(m, test.views["minilm"], cfg.training_group).softmax(1).numpy() for m in model.members.values()]
     assert list(tags.values()) == [LABELS[k] for k in np.mean(members, 0).argmax(1)]
 
 
@@ -159,7 +159,7 @@ def fits(monkeypatch):
 
 
 def _logits(res, cfg, ds, feats):
-    return predict_logits(res.model, make_data(cfg, ds, list(ds.all.guid), None, feats, res.model), cfg)
+    return predict_logits(res.model, make_data(cfg, ds, list(ds.all.guid), None, feats, res.model), cfg.training_group)
 
 
 def _same(a, b, cfg, ds, feats):
@@ -342,7 +342,8 @@ def test_a_finetuned_training_is_cached_and_keyed_by_the_pairs(dataset_factory, 
     again = P.train_model(cfg, ds, None, *rows)
     assert len(fits) == 1
     data = make_data(cfg, ds, list(ds.all.guid), None, None, again.model)
-    assert torch.equal(predict_logits(again.model, data, cfg), predict_logits(first.model, data, cfg))
+    two = cfg.training_group, training_threads(cfg)  # fine-tuned models predict on two threads
+    assert torch.equal(predict_logits(again.model, data, *two), predict_logits(first.model, data, *two))
     ds.image_path(ds.train.guid[0]).write_bytes(jpeg_bytes(noise=1))  # another image: the encoders see other pixels
     P.train_model(cfg, load_dataset(root), None, *rows)
     assert len(fits) == 2
@@ -358,7 +359,7 @@ def test_checkpoint_round_trip_gives_identical_logits(feats, tmp_path, model):
     assert cfg2 == cfg
     assert loaded.dims == res.model.dims == feats.dims()
     data = _data(feats, model)
-    assert torch.equal(predict_logits(loaded, data, cfg2), predict_logits(res.model, data, cfg))
+    assert torch.equal(predict_logits(loaded, data, cfg2.training_group), predict_logits(res.model, data, cfg.training_group))
 
 
 def test_checkpoint_records_config_dims_and_the_validation_macro_f1(feats, tmp_path):
@@ -473,7 +474,8 @@ def test_finetuned_checkpoint_round_trips_to_identical_logits(dataset_factory, t
     P.save_checkpoint(tmp_path / "ck", res.model, cfg, res)
     loaded, cfg2 = P.load_model(tmp_path / "ck")
     data = make_data(cfg2, ds, list(ds.all.guid), None, None, loaded)
-    assert torch.equal(predict_logits(loaded, data, cfg2), predict_logits(res.model, data, cfg))
+    two = training_threads(cfg2)  # fine-tuned models predict on two threads
+    assert torch.equal(predict_logits(loaded, data, cfg2.training_group, two), predict_logits(res.model, data, cfg.training_group, two))
 
 
 def test_predict_test_when_finetuning_trains_on_every_labelled_row(dataset_factory, tmp_path, encoder_copies,

@@ -79,8 +79,8 @@ def test_the_last_epochs_weights_are_kept(feats, tmp_path):
     res, cfg = _train(feats, tmp_path, lr=3e-2, epochs=6, dropout=0.3)
     val = _data(feats, "concat", GUIDS[24:], LABELS_[24:])
     last = res.history.iloc[-1]
-    assert T.evaluate(res.model, val, cfg) == {k: last[k] for k in ("val_loss", "val_accuracy", "val_macro_f1")}
-    assert T.evaluate(res.model, val, cfg)["val_macro_f1"] == res.val_macro_f1
+    assert T.evaluate(res.model, val, cfg.training_group) == {k: last[k] for k in ("val_loss", "val_accuracy", "val_macro_f1")}
+    assert T.evaluate(res.model, val, cfg.training_group)["val_macro_f1"] == res.val_macro_f1
 
 
 def test_training_lowers_the_loss_and_learns_the_separable_classes(feats, tmp_path):
@@ -133,7 +133,7 @@ def test_optimizer_decays_weight_matrices_only_and_gives_each_part_its_lr(feats,
     cfg = small_config(tmp_path, model="concat", lr=1e-3, weight_decay=0.05)
     model = build_model(cfg, feats.dims())
     model.head.t[0].weight.requires_grad_(False)  # frozen parameters are left out
-    opt = T.make_optimizer(model, cfg)
+    opt = T.make_optimizer(model, cfg.training_group)
     by_param = {id(p): g for g in opt.param_groups for p in g["params"]}
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -157,8 +157,8 @@ def test_evaluate_reports_loss_accuracy_and_macro_f1_of_the_argmax(feats, tmp_pa
     cfg = small_config(tmp_path, model="text")
     model = build_model(cfg, feats.dims()).eval()
     data = _data(feats, "text")
-    logits = T.predict_logits(model, data, cfg)
-    m = T.evaluate(model, data, cfg)
+    logits = T.predict_logits(model, data, cfg.training_group)
+    m = T.evaluate(model, data, cfg.training_group)
     pred, y = logits.argmax(1).numpy(), np.array(LABELS_)
     assert m["val_accuracy"] == pytest.approx((pred == y).mean())
     assert m["val_macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"))
@@ -169,17 +169,17 @@ def test_predict_logits_keeps_the_data_order_and_is_batch_size_independent(feats
     cfg = small_config(tmp_path, model="late")
     model = build_model(cfg, feats.dims())
     data = _data(feats, "late")
-    full = T.predict_logits(model, data, cfg)
+    full = T.predict_logits(model, data, cfg.training_group)
     assert full.shape == (30, 3)
     with torch.no_grad():
         one = model.eval()(data.batch(torch.tensor([7])))
     torch.testing.assert_close(full[7:8], one)
-    assert T.predict_logits(model, _data(feats, "late", [], []), cfg).shape == (0, 3)
+    assert T.predict_logits(model, _data(feats, "late", [], []), cfg.training_group).shape == (0, 3)
 
 
 # --------------------------------------------------------------------------- predicted labels
 def test_predict_labels_is_the_argmax_of_the_models_probabilities(feats, tmp_path):
     plain, cfg = _train(feats, tmp_path, epochs=2)
     val = _data(feats, "concat", GUIDS[24:], LABELS_[24:])
-    probs = T.predict_logits(plain.model, val, cfg).softmax(1).numpy()
+    probs = T.predict_logits(plain.model, val, cfg.training_group).softmax(1).numpy()
     assert np.array_equal(T.predict_labels(plain.model, val, cfg), probs.argmax(1))
