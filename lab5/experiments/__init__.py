@@ -48,3 +48,29 @@ def prepare(out: str | None, default: Callable, cv: bool = True):
     path = Path(out) if out else default(output_root(cfg, ds))
     check_writable(path, folder=False, what="CSV file")
     return cfg, ds, path
+
+
+def run(p: argparse.ArgumentParser, argv: list[str] | None, out: str,
+        default: Callable[..., Path], build: Callable[..., tuple], cv: bool = True) -> int:
+    """A command: ``p`` and ``--out`` (help ``out``) parsed, :func:`prepare` (``default(output root, args)``), then
+    ``build(args, cfg, ds)`` -> (table, text) timed, the table written with its provenance, the text printed."""
+    import sys
+    import time
+
+    from ..cli import report_error
+    from ..errors import UserError
+    from ..runtime import provenance, write_table
+
+    p.add_argument("--out", help=f"{out}; its provenance goes beside it as .json")
+    argv = sys.argv[1:] if argv is None else argv
+    args = p.parse_args(argv)
+    try:
+        cfg, ds, path = prepare(args.out, lambda root: default(root, args), cv)
+    except UserError as e:
+        return report_error(e)
+    made, t = provenance(p.prog.removeprefix("python -m "), argv), time.perf_counter()
+    table, text = build(args, cfg, ds)
+    write_table(path, table, made, t)
+    print(text)
+    print(f"-> {path} [{time.perf_counter() - t:.0f}s]")
+    return 0

@@ -16,24 +16,20 @@ no model and no rule saw. One row per (seed, outer fold, procedure):
 from __future__ import annotations
 
 import sys
-import time
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from ..batches import make_data
-from ..cli import report_error
 from ..config import Config
-from ..errors import UserError
 from ..evaluation import folds, train_folds
 from ..features import load_features
 from ..metrics import metrics
 from ..models import build_model, member_configs
 from ..parallel import run_all
-from ..runtime import provenance, write_table
 from ..training import fit, member_probabilities
-from . import parser, prepare, seed_list
+from . import parser, run, seed_list
 from .offsets import fit_offsets, with_offsets
 
 PROCEDURES = ("bagged", "refit")
@@ -75,22 +71,13 @@ def _refit(c: Config, feats, part) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     p = parser("python -m lab5.experiments.nested", __doc__)
     p.add_argument("--seeds", type=seed_list, default="0,1,2", help="comma-separated training seeds (the folds keep fold seed 0)")
-    p.add_argument("--out", help=f"per-fold table (CSV; default <output root>/figures/{NESTED_FILE}); its provenance "
-                                 "goes beside it as .json")
-    argv = sys.argv[1:] if argv is None else argv
-    args = p.parse_args(argv)
-    try:
-        cfg, ds, out = prepare(args.out, lambda root: root.figures / NESTED_FILE)
-    except UserError as e:
-        return report_error(e)
-    configs = {s: cfg.replace(seed=s) for s in args.seeds}
-    made, t = provenance("lab5.experiments.nested", argv), time.perf_counter()
-    table = pd.concat([nested_rows(ds, c).assign(seed=s) for s, c in configs.items()], ignore_index=True)
-    wall = time.perf_counter() - t
-    write_table(out, table.round(4), made, t)
-    print(summary(table).to_string())
-    print(f"-> {out} [{wall:.0f}s]")
-    return 0
+
+    def build(args, cfg: Config, ds) -> tuple[pd.DataFrame, str]:
+        table = pd.concat([nested_rows(ds, cfg.replace(seed=s)).assign(seed=s) for s in args.seeds], ignore_index=True)
+        return table.round(4), summary(table).to_string()
+
+    return run(p, argv, f"per-fold table (CSV; default <output root>/figures/{NESTED_FILE})",
+               lambda root, args: root.figures / NESTED_FILE, build)
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:

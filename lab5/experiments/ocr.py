@@ -134,30 +134,17 @@ BY_CLASS_FILE = "01_image_words.csv"
 
 def main(argv: list[str] | None = None) -> int:
     """Read the words in every image of the dataset (``LAB5_DATA``) and write their counts by class."""
-    import sys
-    import time
+    from . import parser, run
 
-    from ..cli import report_error
-    from ..errors import UserError
-    from ..runtime import provenance, write_table
-    from . import parser, prepare
+    def build(args, cfg, ds) -> tuple[pd.DataFrame, str]:
+        words = image_words(ds, cfg.cache, cfg.jobs)
+        table = words_by_class(ds.train.tag, words.words[:len(ds.train)]).reset_index()
+        unread = f"{int((words.error != '').sum())} of {len(words)} images could not be read"
+        return table.round(4), f"{table.to_string(index=False)}\n{unread}"
 
-    p = parser("python -m lab5.experiments.ocr", __doc__)
-    p.add_argument("--out", help=f"counts by class (CSV; default <output root>/figures/{BY_CLASS_FILE}); its "
-                                 "provenance goes beside it as .json")
-    argv = sys.argv[1:] if argv is None else argv
-    args = p.parse_args(argv)
-    try:
-        cfg, ds, out = prepare(args.out, lambda root: root.figures / BY_CLASS_FILE, cv=False)
-    except UserError as e:
-        return report_error(e)
-    made, t = provenance("lab5.experiments.ocr", argv), time.perf_counter()
-    words = image_words(ds, cfg.cache, cfg.jobs)
-    table = words_by_class(ds.train.tag, words.words[:len(ds.train)]).reset_index()
-    write_table(out, table.round(4), made, t)
-    print(table.to_string(index=False))
-    print(f"{int((words.error != '').sum())} of {len(words)} images could not be read -> {out}")
-    return 0
+    return run(parser("python -m lab5.experiments.ocr", __doc__), argv,
+               f"counts by class (CSV; default <output root>/figures/{BY_CLASS_FILE})",
+               lambda root, args: root.figures / BY_CLASS_FILE, build, cv=False)
 
 
 if __name__ == "__main__":

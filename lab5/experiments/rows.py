@@ -14,19 +14,15 @@ every row.
 from __future__ import annotations
 
 import sys
-import time
 
 import pandas as pd
 
 from ..ablation import EXPERIMENTS_FILE, MEAN, single_model_base, story
-from ..cli import report_error
 from ..config import Config
-from ..errors import UserError
 from ..evaluation import cross_validate, cv_runs
 from ..metrics import METRIC_COLUMNS, summarize
-from ..runtime import provenance, write_table
 from ..tuning import chosen, read_table, table_path, trials_file
-from . import parser, prepare
+from . import parser, run
 from .offsets import offsets_folds
 
 #: the committed searches whose chosen values get a row (``python -m lab5 tune --model ...``, one table each)
@@ -82,27 +78,19 @@ def experiment_rows(cfg: Config, tuned: dict[str, dict] | None = None) -> tuple[
 
 def main(argv: list[str] | None = None) -> int:
     p = parser("python -m lab5.experiments.rows", __doc__)
-    p.add_argument("--out", help=f"per-fold table (CSV; default <output root>/runs/experiments/{EXPERIMENTS_FILE}, not "
-                                 "figures/, whose committed table also holds rows of deleted code; notebook 5 reads "
-                                 "<output root>/figures/); its provenance goes beside it as .json")
-    argv = sys.argv[1:] if argv is None else argv
-    args = p.parse_args(argv)
-    try:
-        cfg, ds, out = prepare(args.out, lambda root: root.run("experiments") / EXPERIMENTS_FILE)
-    except UserError as e:
-        return report_error(e)
-    searches = {m: read_table(table_path(cfg, ds, trials_file(m))) for m in SEARCHES}
-    rows, controls = experiment_rows(cfg, {m: chosen(t) for m, t in searches.items() if t is not None})
-    made, t = provenance("lab5.experiments.rows", argv), time.perf_counter()
-    runs = cv_runs(ds, rows)
-    offsets = [offsets_folds(ds, rows[base], runs[base]).assign(model=name) for name, base in OFFSET_ROWS.items()]
-    cv = pd.concat([cross_validate(ds, rows, runs=runs), *offsets], ignore_index=True)[["model", "fold", *METRIC_COLUMNS]]
-    cv.insert(1, "control", cv.model.map(controls).fillna(""))
-    wall = time.perf_counter() - t
-    print(summarize(cv, ["accuracy", "macro_f1", "f1_neutral"]).to_string())
-    write_table(out, cv.round(4), made, t)
-    print(f"-> {out} [{wall:.0f}s]")
-    return 0
+
+    def build(args, cfg: Config, ds) -> tuple[pd.DataFrame, str]:
+        searches = {m: read_table(table_path(cfg, ds, trials_file(m))) for m in SEARCHES}
+        rows, controls = experiment_rows(cfg, {m: chosen(t) for m, t in searches.items() if t is not None})
+        runs = cv_runs(ds, rows)
+        offsets = [offsets_folds(ds, rows[base], runs[base]).assign(model=name) for name, base in OFFSET_ROWS.items()]
+        cv = pd.concat([cross_validate(ds, rows, runs=runs), *offsets], ignore_index=True)[["model", "fold", *METRIC_COLUMNS]]
+        cv.insert(1, "control", cv.model.map(controls).fillna(""))
+        return cv.round(4), summarize(cv, ["accuracy", "macro_f1", "f1_neutral"]).to_string()
+
+    return run(p, argv, f"per-fold table (CSV; default <output root>/runs/experiments/{EXPERIMENTS_FILE}, not figures/, "
+                        "whose committed table also holds rows of deleted code; notebook 5 reads <output root>/figures/)",
+               lambda root, args: root.run("experiments") / EXPERIMENTS_FILE, build)
 
 
 if __name__ == "__main__":

@@ -13,19 +13,15 @@ macro-F1 alone, an option deleted since, so the command writes under ``runs/`` u
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 import pandas as pd
 
 from ..ablation import MEAN, NO_LEXICON, passes, story
-from ..cli import report_error
 from ..config import Config
-from ..errors import UserError
 from ..evaluation import cv_runs
-from ..runtime import provenance, write_table
 from ..tuning import chosen, read_table, table_path, trials_file
-from . import parser, prepare, seed_list
+from . import parser, run, seed_list
 from .rows import FOURTH_HEAD, SEARCHES, experiment_rows
 
 #: the rows repeated: notebook 5's headline rows (the committed table also holds the offsets row, whose code left)
@@ -145,28 +141,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", choices=ROW_SETS, default="headline",
                    help=f"headline: notebook 5's headline rows; candidates: the final model beside {FOURTH_HEAD!r}; "
                         "confirm: the rows of CONFIRMATIONS")
-    p.add_argument("--out", help=f"per-fold table (CSV; default <output root>/runs/seeds/{REPEATS_FILE} or "
-                                 f"{CANDIDATES_FILE}); its provenance goes beside it as .json")
-    argv = sys.argv[1:] if argv is None else argv
-    args = p.parse_args(argv)
-    names, file = ROW_SETS[args.rows]
-    try:
-        cfg, ds, out = prepare(args.out, lambda root: root.run("seeds") / file)
-    except UserError as e:
-        return report_error(e)
-    searches = {m: read_table(table_path(cfg, ds, trials_file(m))) for m in SEARCHES}
-    rows = {**story(cfg).rows(), **experiment_rows(cfg, {m: chosen(t) for m, t in searches.items() if t is not None})[0]}
-    made, t = provenance("lab5.experiments.seeds", argv), time.perf_counter()
-    table = repeats(ds, {name: rows[name] for name in names}, args.seeds, args.fold_seeds)
-    wall = time.perf_counter() - t
-    print(seed_spread(table).round(4).to_string())
-    if args.rows == "candidates":
-        print(paired_over_seeds(table, FOURTH_HEAD, MEAN).to_string())
-    if args.rows == "confirm":
-        print(confirmations(table).to_string())
-    write_table(out, table, made, t)
-    print(f"-> {out} [{wall:.0f}s]")
-    return 0
+
+    def build(args, cfg: Config, ds) -> tuple[pd.DataFrame, str]:
+        searches = {m: read_table(table_path(cfg, ds, trials_file(m))) for m in SEARCHES}
+        rows = {**story(cfg).rows(), **experiment_rows(cfg, {m: chosen(t) for m, t in searches.items() if t is not None})[0]}
+        table = repeats(ds, {name: rows[name] for name in ROW_SETS[args.rows][0]}, args.seeds, args.fold_seeds)
+        shown = [seed_spread(table).round(4)]
+        if args.rows == "candidates":
+            shown.append(paired_over_seeds(table, FOURTH_HEAD, MEAN))
+        if args.rows == "confirm":
+            shown.append(confirmations(table))
+        return table, "\n".join(t.to_string() for t in shown)
+
+    return run(p, argv, f"per-fold table (CSV; default <output root>/runs/seeds/{REPEATS_FILE} or {CANDIDATES_FILE})",
+               lambda root, args: root.run("seeds") / ROW_SETS[args.rows][1], build)
 
 
 if __name__ == "__main__":

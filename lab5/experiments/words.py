@@ -17,24 +17,21 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..cli import report_error
 from ..config import Config, text_encoder_names
-from ..errors import UserError
 from ..evaluation import cv_runs, folds, train_folds
 from ..features import Features, FeatureSet, encode_texts, load_features
 from ..encoders import text_encoder
 from ..metrics import metrics
 from ..models import member_configs
 from .ocr import image_words, with_words
-from ..runtime import provenance, resolve_device, write_table
+from ..runtime import resolve_device
 from ..text import lexicon_scores
-from . import parser, prepare, seed_list
+from . import parser, run, seed_list
 
 WORDS_FILE = "05_image_words.csv"
 CONTROL = "final model"
@@ -117,20 +114,13 @@ def word_rows(ds, cfg: Config, seeds: list[int]) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     p = parser("python -m lab5.experiments.words", __doc__)
     p.add_argument("--seeds", type=seed_list, default="0,1,2", help="comma-separated training seeds (fold seed 0)")
-    p.add_argument("--out", help=f"per-fold table (CSV; default <output root>/figures/{WORDS_FILE}); its provenance "
-                                 "goes beside it as .json")
-    argv = sys.argv[1:] if argv is None else argv
-    args = p.parse_args(argv)
-    try:
-        cfg, ds, out = prepare(args.out, lambda root: root.figures / WORDS_FILE)
-    except UserError as e:
-        return report_error(e)
-    made, t = provenance("lab5.experiments.words", argv), time.perf_counter()
-    table = word_rows(ds, cfg, args.seeds)
-    write_table(out, table.round(4), made, t)
-    print(summary(table).to_string())
-    print(f"-> {out} [{time.perf_counter() - t:.0f}s]")
-    return 0
+
+    def build(args, cfg: Config, ds) -> tuple[pd.DataFrame, str]:
+        table = word_rows(ds, cfg, args.seeds)
+        return table.round(4), summary(table).to_string()
+
+    return run(p, argv, f"per-fold table (CSV; default <output root>/figures/{WORDS_FILE})",
+               lambda root, args: root.figures / WORDS_FILE, build)
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
