@@ -6,7 +6,7 @@ from typing import Iterator, Protocol
 import numpy as np
 import torch
 
-from .config import Config, text_encoder_names
+from .config import ModelGroup, text_encoder_names
 from .data import Dataset
 from .features import Features
 from .models import ensemble_members, uses_sequences
@@ -69,12 +69,12 @@ class EnsembleData:
 class RawData:
     """Raw pairs for end-to-end fine-tuning: tokenised text and transformed images, made per batch."""
 
-    def __init__(self, ds: Dataset, guids, labels, text_encoder, image_encoder, cfg: Config, train: bool):
+    def __init__(self, ds: Dataset, guids, labels, text_encoder, image_encoder, max_length: int, train: bool):
         self.ds, self.guids = ds, list(guids)
         self.lengths = None  # not bucketed
         self.tokens = None
         if text_encoder is not None:
-            self.tokens = text_encoder.tokenize(list(ds.rows(self.guids).text), cfg.max_length)
+            self.tokens = text_encoder.tokenize(list(ds.rows(self.guids).text), max_length)
         self.transform = image_encoder.spec.transform(train=train) if image_encoder is not None else None
         self.min_side = image_encoder.spec.resize if image_encoder is not None else None
         self.labels = _labels(labels, len(self.guids))
@@ -93,14 +93,14 @@ class RawData:
         return b
 
 
-def make_data(cfg: Config, ds: Dataset, guids, labels, features: Features | None = None, model=None,
+def make_data(arch: ModelGroup, ds: Dataset, guids, labels, features: Features | None = None, model=None,
               train: bool = False) -> Batches:
-    """Batches of cached features, or (``cfg.finetune``) of raw pairs for the encoders attached to ``model``."""
-    if cfg.finetune:
-        return RawData(ds, guids, labels, model.text_encoder, model.image_encoder, cfg, train)
-    sequences = uses_sequences(cfg.model)
-    if len(ensemble_members(cfg)) > 1:
-        return EnsembleData({e: FeatureData(features.of(e), guids, labels, sequences) for e in text_encoder_names(cfg.text_encoder)})
+    """Batches of cached features, or (``arch.finetune``) of raw pairs for the encoders attached to ``model``."""
+    if arch.finetune:
+        return RawData(ds, guids, labels, model.text_encoder, model.image_encoder, arch.max_length, train)
+    sequences = uses_sequences(arch.model)
+    if len(ensemble_members(arch)) > 1:
+        return EnsembleData({e: FeatureData(features.of(e), guids, labels, sequences) for e in text_encoder_names(arch.text_encoder)})
     return FeatureData(features, guids, labels, sequences)
 
 

@@ -181,10 +181,10 @@ def train_folds(groups: list[tuple[Features, dict[str, Config]]], ds: Dataset) -
         with profile.stage(f"cv {_stage_name(c)}"):
             tr = tr[training_subset(y[tr], c.train_rows, c.fold_seed)]
             model = build_model(c, feats.dims())
-            result = fit(model, make_data(c, ds, guids[tr], y[tr], feats), None, c)
-            members = member_probabilities(model, make_data(c, ds, guids[te], y[te], feats), c)
+            result = fit(model, make_data(c.model_group, ds, guids[tr], y[tr], feats), None, c)
+            members = member_probabilities(model, make_data(c.model_group, ds, guids[te], y[te], feats), c)
             names = list(members_of(model))  # empty for a single classifier
-            test = member_probabilities(model, make_data(c, ds, test_guids, None, feats), c) if test_guids else []
+            test = member_probabilities(model, make_data(c.model_group, ds, test_guids, None, feats), c) if test_guids else []
             return {"probs": mean_probabilities(members), "member_probs": dict(zip(names, members)),
                     "test_probs": (dict(zip(names, test)) if names else {c.model: mean_probabilities(test)})
                     if test_guids else {}}

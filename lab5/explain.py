@@ -44,7 +44,7 @@ def _inside(model: Classifier, kind: type, cfg: Config, ds: Dataset, guids: list
     head = _head(model, kind)
     model.eval()
     with torch.no_grad():
-        b = model.encode(make_data(cfg, ds, guids, None, features, model).batch(torch.arange(len(guids))))
+        b = model.encode(make_data(cfg.model_group, ds, guids, None, features, model).batch(torch.arange(len(guids))))
         return b, head(b, **flags)
 
 

@@ -70,7 +70,7 @@ def member_names(model: str) -> list[str]:
     return model.split("+")
 
 
-def ensemble_members(cfg: Config) -> dict[str, tuple[str, str]]:
+def ensemble_members(cfg: Config | ModelGroup) -> dict[str, tuple[str, str]]:
     """Member name -> (head, text encoder): every head on every text encoder (``late`` or ``late@mpnet``)."""
     heads, encoders = member_names(cfg.model), text_encoder_names(cfg.text_encoder)
     if len(encoders) == 1:

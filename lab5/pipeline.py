@@ -80,8 +80,8 @@ def train_model(cfg: Config, ds: Dataset, features: Features | None = None, trai
         if touched:  # a load that failed half-way may have written into the model (and its encoders): start afresh
             model = new_model(cfg, features)
     y_train, y_val = (ds.rows(guids, labelled=True).label.to_numpy() for guids in (train_guids, val_guids))
-    tr = make_data(cfg, ds, train_guids, y_train, features, model, train=True)
-    va = make_data(cfg, ds, val_guids, y_val, features, model) if val_guids else None
+    tr = make_data(cfg.model_group, ds, train_guids, y_train, features, model, train=True)
+    va = make_data(cfg.model_group, ds, val_guids, y_val, features, model) if val_guids else None
     with profile.stage(f"train {cfg.model}@{cfg.text_encoder}"):
         result = fit(model, tr, va, cfg)
     if entry is not None:
@@ -164,7 +164,7 @@ def predict_test(cfg: Config, ds: Dataset, model: nn.Module | None = None, out: 
         if model is None:
             model = train_model(cfg, ds, None, list(ds.train.guid), []).model  # end to end, on every labelled row
         feats = None if cfg.finetune else load_features(ds, cfg)
-        pred = predict_labels(model, make_data(cfg, ds, guids, None, feats, model), cfg).tolist()
+        pred = predict_labels(model, make_data(cfg.model_group, ds, guids, None, feats, model), cfg).tolist()
     tags = {g: LABELS[p] for g, p in zip(guids, pred)}
     if out is not None:
         write_predictions(ds.test, tags, out)
@@ -175,7 +175,7 @@ def validation_predictions(model, cfg: Config, ds: Dataset, features: Features |
     """(true labels, predicted labels) of ``model`` on the stored validation split."""
     val = list(get_split(ds, cfg.cache).val)
     y = ds.rows(val, labelled=True).label.to_numpy()
-    pred = predict_labels(model, make_data(cfg, ds, val, y, features, model), cfg)
+    pred = predict_labels(model, make_data(cfg.model_group, ds, val, y, features, model), cfg)
     return y, pred
 
 

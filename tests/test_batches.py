@@ -61,7 +61,7 @@ def test_pooled_only_batches_skip_the_sequences_and_unlabelled_rows_get_minus_on
 @pytest.mark.parametrize("model, sequences", [("concat", False), ("cross_attention", True), ("late+gated", False),
                                              ("late+cross_attention", True)])
 def test_make_data_gathers_sequences_only_for_models_that_read_them(feats, tmp_path, model, sequences):
-    data = make_data(small_config(tmp_path, model=model), None, GUIDS[:4], LABELS_[:4], feats)
+    data = make_data(small_config(tmp_path, model=model).model_group, None, GUIDS[:4], LABELS_[:4], feats)
     view = data.views["minilm"] if "+" in model else data  # an ensemble's data: one view per text encoder
     assert isinstance(view, FeatureData)
     assert ("text_seq" in view.tensors) == sequences
@@ -74,7 +74,7 @@ def test_make_data_when_finetuning_feeds_the_models_encoders_raw_pairs(dataset_f
     cfg = small_config(tmp_path, data=root, model="concat", finetune=True)
     model = build_model(cfg, {"minilm": Dims(16, 12, 16, 12)}, (tiny_text, tiny_image))
     guids = ["3", "1", "5"]
-    data = make_data(cfg, ds, guids, [0, 2, 1], None, model, train=False)
+    data = make_data(cfg.model_group, ds, guids, [0, 2, 1], None, model, train=False)
     assert isinstance(data, RawData) and len(data) == 3
     b = data.batch(torch.tensor([0, 2]))
     assert b["pixels"].shape == (2, 3, 32, 32) and b["label"].tolist() == [0, 1]
@@ -83,7 +83,7 @@ def test_make_data_when_finetuning_feeds_the_models_encoders_raw_pairs(dataset_f
     expected = tiny_text.tokenize(texts, cfg.max_length)
     n = int(expected["attention_mask"].sum(1).max())
     assert torch.equal(b["input_ids"], expected["input_ids"][:, :n]) and torch.equal(b["attention_mask"], expected["attention_mask"][:, :n])
-    text_only = make_data(cfg.replace(model="text"), ds, guids, None,
+    text_only = make_data(cfg.replace(model="text").model_group, ds, guids, None,
                           model=build_model(cfg.replace(model="text"), {"minilm": Dims(16, 12, 16, 12)}, (tiny_text, tiny_image)))
     tb = text_only.batch(torch.arange(3))
     assert "pixels" not in tb and tb["label"].tolist() == [-1, -1, -1]
@@ -133,7 +133,7 @@ def test_an_ensemble_over_two_text_encoders_gets_one_view_per_encoder_each_with_
 
     other = make_features(GUIDS, LABELS_, dt=12, length=4, seed=5).text
     cfg = small_config(tmp_path, model="late+cross_attention", text_encoder="minilm+other")
-    data = make_data(cfg, None, GUIDS, LABELS_, Features({"minilm": feats.text, "other": other}, feats.image))
+    data = make_data(cfg.model_group, None, GUIDS, LABELS_, Features({"minilm": feats.text, "other": other}, feats.image))
     assert isinstance(data, EnsembleData) and list(data.views) == ["minilm", "other"] and len(data) == len(GUIDS)
     b = data.batch(torch.arange(5))
     for name, fs in (("minilm", feats.text), ("other", other)):

@@ -185,10 +185,11 @@ def test_every_field_is_in_exactly_one_group():
     assert list(GROUPS) == ["run", "model", "training"]
 
 
-def test_heads_and_the_training_loop_are_given_only_their_group_of_the_config():
+def test_heads_batches_and_the_training_loop_are_given_only_their_group_of_the_config():
     import typing
 
     from lab5 import training as T
+    from lab5.batches import make_data
     from lab5.config import ModelGroup, TrainingGroup
     from lab5.heads import MODELS
 
@@ -199,5 +200,6 @@ def test_heads_and_the_training_loop_are_given_only_their_group_of_the_config():
     for layer in (T.train_classifier, T.make_optimizer, T.evaluate, T.predict_logits):
         assert typing.get_type_hints(layer)["training"] is TrainingGroup, layer
         assert Config not in typing.get_type_hints(layer).values(), layer
+    assert typing.get_type_hints(make_data)["arch"] is ModelGroup  # the batches read what the model is, no paths
     with pytest.raises(AttributeError):
         cfg.model_group.cache  # a head never sees a path

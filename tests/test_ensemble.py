@@ -41,8 +41,8 @@ def test_fitting_an_ensemble_trains_every_member_for_the_epochs_asked(feats, tmp
     cfg = small_config(tmp_path, model="text+concat", epochs=3)
     model = build_model(cfg, feats.dims())
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    data = make_data(cfg, None, GUIDS[:24], LABELS_[:24], feats)
-    val = make_data(cfg, None, GUIDS[24:], LABELS_[24:], feats)
+    data = make_data(cfg.model_group, None, GUIDS[:24], LABELS_[:24], feats)
+    val = make_data(cfg.model_group, None, GUIDS[24:], LABELS_[24:], feats)
     res = fit(model, data, val, cfg)
     assert res.model is model and set(res.history.member) == {"text", "concat"}
     assert list(res.history.epoch) == [1, 2, 3, 1, 2, 3]
@@ -58,7 +58,7 @@ def test_fitting_an_ensemble_trains_every_member_for_the_epochs_asked(feats, tmp
 def test_ensemble_checkpoint_round_trips_to_identical_logits(feats, tmp_path):
     cfg = small_config(tmp_path, model="late+cross_attention", epochs=2)
     model = build_model(cfg, feats.dims())
-    data = make_data(cfg, None, GUIDS, LABELS_, feats)
+    data = make_data(cfg.model_group, None, GUIDS, LABELS_, feats)
     res = fit(model, data, None, cfg)
     save_checkpoint(tmp_path / "ck", model, cfg, res)
     loaded, cfg2 = load_model(tmp_path / "ck")
@@ -93,7 +93,7 @@ def test_joined_text_encoders_give_every_head_a_member_on_each_reading_its_own_f
     assert {n: e for n, (_, e) in members_of(model).items()} == {
         "late@first": "first", "cross_attention@first": "first", "late@other": "other", "cross_attention@other": "other"}
     assert model.members["late@other"].dims == {"other": dims["other"]} and model.dims == dims
-    data = make_data(cfg, None, GUIDS, LABELS_, f)
+    data = make_data(cfg.model_group, None, GUIDS, LABELS_, f)
     b = data.batch(torch.arange(8))
     assert b["first"]["text_pooled"].shape[1] == 16 and b["other"]["text_pooled"].shape[1] == 12
     assert torch.equal(b["first"]["image_seq"], b["other"]["image_seq"])
@@ -108,7 +108,7 @@ def test_an_ensemble_over_text_encoders_round_trips_through_a_checkpoint(two_tex
     f = two_text_encoders
     cfg = small_config(tmp_path, model="late", text_encoder="first+other", epochs=1)
     model = build_model(cfg, f.dims())
-    data = make_data(cfg, None, GUIDS, LABELS_, f)
+    data = make_data(cfg.model_group, None, GUIDS, LABELS_, f)
     fit(model, data, None, cfg)
     save_checkpoint(tmp_path / "ck", model, cfg)
     again, _ = load_model(tmp_path / "ck")

@@ -337,7 +337,7 @@ def test_validation_predictions_score_the_stored_validation_rows_by_the_models_a
     y, argmax = validation_predictions(model, cfg, ds, feats)
     split = get_split(ds, cfg.cache)
     assert y.tolist() == ds.train.set_index("guid").loc[list(split.val), "label"].tolist() and len(y) == 6
-    assert argmax.tolist() == predict_logits(model, make_data(cfg, ds, list(split.val), y, feats, model), cfg.training_group).argmax(1).tolist()
+    assert argmax.tolist() == predict_logits(model, make_data(cfg.model_group, ds, list(split.val), y, feats, model), cfg.training_group).argmax(1).tolist()
 
 
 def test_misclassified_samples_wrong_validation_rows_with_their_texts(trained):

@@ -128,7 +128,7 @@ def test_late_fusions_text_weight_is_the_share_of_the_text_probabilities_in_its_
     model = train_model(c, ds, feats, list(ds.train.guid), []).model.eval()
     model.head.mix.data.fill_(mix)
     guids = list(ds.train.guid)
-    b = make_data(c, ds, guids, None, feats, model).batch(torch.arange(len(guids)))
+    b = make_data(c.model_group, ds, guids, None, feats, model).batch(torch.arange(len(guids)))
     with torch.no_grad():
         out = model(b).exp()
         p_text, p_image = torch.softmax(model.head.text(b), -1), torch.softmax(model.head.image(b), -1)

@@ -72,12 +72,12 @@ def test_an_ensemble_trains_its_members_side_by_side_to_the_same_weights(tmp_pat
     models = {}
     for jobs in (1, 2):
         models[jobs] = build_model(cfg.replace(jobs=jobs), f.dims())
-        fit(models[jobs], make_data(cfg, None, GUIDS, LABELS_, f), None, cfg.replace(jobs=jobs))
+        fit(models[jobs], make_data(cfg.model_group, None, GUIDS, LABELS_, f), None, cfg.replace(jobs=jobs))
     s1, s2 = models[1].state_dict(), models[2].state_dict()
     assert s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
     untrained = build_model(cfg, f.dims()).state_dict()
     assert not all(torch.equal(untrained[k], s2[k]) for k in s2)  # the workers' weights reached the parent's model
-    data = make_data(cfg, None, GUIDS, LABELS_, f)
+    data = make_data(cfg.model_group, None, GUIDS, LABELS_, f)
     assert torch.equal(predict_logits(models[1], data, cfg.training_group), predict_logits(models[2], data, cfg.training_group))
 
 

@@ -104,7 +104,7 @@ def test_predict_test_bags_the_cv_fold_models_and_writes_the_test_files_order(da
     assert read_predictions(out).to_dict("list") == {"guid": list(tags), "tag": list(tags.values())}
     # the fold models' mean test probabilities, decided by the argmax of the members' mean
     feats = P.load_features(ds, cfg)
-    test = make_data(cfg, ds, list(ds.test.guid), None, feats)
+    test = make_data(cfg.model_group, ds, list(ds.test.guid), None, feats)
     bagged = [np.mean([predict_logits(m, test.views["minilm"], cfg.training_group).softmax(1).numpy() for h2, m in models if h2 == h], 0)
               for h in ("late", "concat")]
     want = np.mean(bagged, 0).argmax(1)
@@ -119,7 +119,7 @@ def test_predict_test_with_a_model_uses_it_and_trains_nothing(dataset_factory, t
     feats = P.load_features(ds, cfg)
     model = P.train_model(cfg, ds, feats).model
     monkeypatch.setattr(P, "train_model", lambda *a, **k: pytest.fail("trained although a model was given"))
-    test = make_data(cfg, ds, list(ds.test.guid), None, feats, model)
+    test = make_data(cfg.model_group, ds, list(ds.test.guid), None, feats, model)
     want = predict_logits(model, test, cfg.training_group).argmax(1).tolist()
     assert P.predict_test(cfg, ds, model) == {g: LABELS[k] for g, k in zip(ds.test.guid, want)}
     assert not (tmp_path / "out").exists()  # nothing written without ``out``
@@ -133,7 +133,7 @@ def test_predict_with_an_ensemble_model_decides_by_its_members_mean_and_runs_no_
     model = P.train_model(cfg, ds, feats, list(ds.train.guid), []).model
     monkeypatch.setattr(P, "cv_runs", lambda *a, **k: pytest.fail("ran a CV"))
     tags = P.predict_test(cfg, ds, model)
-    test = make_data(cfg, ds, list(ds.test.guid), None, feats, model)
+    test = make_data(cfg.model_group, ds, list(ds.test.guid), None, feats, model)
     members = [predict_logits(m, test.views["minilm"], cfg.training_group).softmax(1).numpy() for m in model.members.values()]
     assert list(tags.values()) == [LABELS[k] for k in np.mean(members, 0).argmax(1)]
 
@@ -159,7 +159,7 @@ def fits(monkeypatch):
 
 
 def _logits(res, cfg, ds, feats):
-    return predict_logits(res.model, make_data(cfg, ds, list(ds.all.guid), None, feats, res.model), cfg.training_group)
+    return predict_logits(res.model, make_data(cfg.model_group, ds, list(ds.all.guid), None, feats, res.model), cfg.training_group)
 
 
 def _same(a, b, cfg, ds, feats):
@@ -341,7 +341,7 @@ def test_a_finetuned_training_is_cached_and_keyed_by_the_pairs(dataset_factory, 
     first = P.train_model(cfg, ds, None, *rows)
     again = P.train_model(cfg, ds, None, *rows)
     assert len(fits) == 1
-    data = make_data(cfg, ds, list(ds.all.guid), None, None, again.model)
+    data = make_data(cfg.model_group, ds, list(ds.all.guid), None, None, again.model)
     two = cfg.training_group, training_threads(cfg)  # fine-tuned models predict on two threads
     assert torch.equal(predict_logits(again.model, data, *two), predict_logits(first.model, data, *two))
     ds.image_path(ds.train.guid[0]).write_bytes(jpeg_bytes(noise=1))  # another image: the encoders see other pixels
@@ -473,7 +473,7 @@ def test_finetuned_checkpoint_round_trips_to_identical_logits(dataset_factory, t
                            tiny_text.model.encoder.layer[0].output.dense.weight)  # trained, and only the copy
     P.save_checkpoint(tmp_path / "ck", res.model, cfg, res)
     loaded, cfg2 = P.load_model(tmp_path / "ck")
-    data = make_data(cfg2, ds, list(ds.all.guid), None, None, loaded)
+    data = make_data(cfg2.model_group, ds, list(ds.all.guid), None, None, loaded)
     two = training_threads(cfg2)  # fine-tuned models predict on two threads
     assert torch.equal(predict_logits(loaded, data, cfg2.training_group, two), predict_logits(res.model, data, cfg.training_group, two))
 

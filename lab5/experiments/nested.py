@@ -64,8 +64,8 @@ def nested_rows(ds, cfg: Config) -> pd.DataFrame:
 def _refit(c: Config, feats, part) -> np.ndarray:
     """One member trained on every row of ``part.train``; its probabilities on ``part.test``."""
     model = build_model(c, feats.dims())
-    fit(model, make_data(c, part, part.train.guid.to_numpy(), part.train.label.to_numpy(), feats), None, c)
-    return member_probabilities(model, make_data(c, part, list(part.test.guid), None, feats), c)[0]
+    fit(model, make_data(c.model_group, part, part.train.guid.to_numpy(), part.train.label.to_numpy(), feats), None, c)
+    return member_probabilities(model, make_data(c.model_group, part, list(part.test.guid), None, feats), c)[0]
 
 
 def main(argv: list[str] | None = None) -> int:
